@@ -1,0 +1,108 @@
+"""One configuration object for every runner: the command line and an optional YAML file fill it.
+
+The Trainer's part (`hparams`) travels to the Trainer as custom_config, so it is recorded in
+ML Metadata with each run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Dict, List, Mapping, Optional
+
+from components.hparams import HParams
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_SCHEMA = os.path.join(REPO_ROOT, "schema", "schema.pbtxt")
+
+# The demo: a small synthetic run that finishes in a few minutes on 2 CPU cores.
+DEMO_OVERRIDES: Dict[str, Any] = {
+    "pipeline_name": "eurosat-demo",
+    "data": "synthetic:2000",
+    "min_accuracy": 0.7,
+    "min_macro_f1": 0.7,
+}
+DEMO_HPARAMS: Dict[str, Any] = {
+    "weights": "none",
+    "epochs": 8,
+    "batch_size": 32,
+    "learning_rate": 2e-3,
+    "early_stopping_patience": 8,
+}
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    pipeline_name: str = "eurosat"
+    # A folder of TFRecords of tf.Example, or synthetic[:N].
+    data: str = "synthetic:2000"
+    output_dir: str = "outputs"
+    schema_path: str = DEFAULT_SCHEMA
+    model_name: str = "eurosat"
+    hparams: HParams = dataclasses.field(default_factory=HParams)
+    # Blessing: absolute bars, and the largest drop allowed against the latest blessed model.
+    min_accuracy: float = 0.8
+    min_macro_f1: float = 0.8
+    max_drop: float = 0.01
+    enable_cache: bool = True
+    # Beam DirectRunner locally: 'in_memory', 'multi_threading' or 'multi_processing'.
+    beam_direct_running_mode: str = "multi_processing"
+    beam_num_workers: int = 0  # 0: one per CPU core
+    extra_beam_args: List[str] = dataclasses.field(default_factory=list)
+
+    # Where things go; all under output_dir.
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.output_dir, "pipelines", self.pipeline_name)
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.output_dir, "metadata", f"{self.pipeline_name}.sqlite")
+
+    @property
+    def serving_dir(self) -> str:
+        """TF Serving's model base path: <serving_dir>/<version>/saved_model.pb."""
+        return os.path.join(self.output_dir, "serving", self.model_name)
+
+    @property
+    def data_cache_dir(self) -> str:
+        return os.path.join(self.output_dir, "data")
+
+    def beam_pipeline_args(self) -> List[str]:
+        args = [f"--direct_running_mode={self.beam_direct_running_mode}"]
+        if self.beam_direct_running_mode == "multi_processing":
+            args.append(f"--direct_num_workers={self.beam_num_workers}")
+        return args + list(self.extra_beam_args)
+
+    def replace(self, **changes: Any) -> "PipelineConfig":
+        hp = changes.pop("hparams", None)
+        cfg = dataclasses.replace(self, **changes)
+        if hp:
+            cfg = dataclasses.replace(cfg, hparams=dataclasses.replace(cfg.hparams, **hp))
+        return cfg
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "PipelineConfig":
+        values = dict(values)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown configuration keys {sorted(unknown)}; known: {sorted(known)}")
+        hp = HParams.from_dict(values.pop("hparams", None) or {})
+        return cls(hparams=hp, **values)
+
+
+def load_yaml(path: str) -> Dict[str, Any]:
+    import yaml
+
+    with open(path) as f:
+        values = yaml.safe_load(f) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping of configuration keys, got {type(values).__name__}")
+    return values
+
+
+def demo_config(base: Optional[PipelineConfig] = None) -> PipelineConfig:
+    return (base or PipelineConfig()).replace(**DEMO_OVERRIDES, hparams=DEMO_HPARAMS)

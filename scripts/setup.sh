@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# One-command set-up: platform fix (only where needed), virtual environment, pinned TFX stack.
+# Idempotent: a second run checks what is there and returns quickly.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$ROOT/.venv}"
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+GLIBC_NEEDED="2.38"          # tfx 1.21's ml-metadata / TFDV wheels are manylinux_2_39
+GLIBCXX_NEEDED="GLIBCXX_3.4.32"
+
+log() { printf '[setup] %s\n' "$*"; }
+
+glibc_version() { getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}'; }
+version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" = "$2" ]; }
+libstdcxx_ok() {
+  local lib
+  lib="$(ldconfig -p 2>/dev/null | awk '/libstdc\+\+\.so\.6 /{print $NF; exit}')"
+  [ -n "$lib" ] && grep -aq "$GLIBCXX_NEEDED" "$lib"
+}
+
+platform_fix() {
+  local have; have="$(glibc_version)"
+  if version_ge "$have" "$GLIBC_NEEDED" && libstdcxx_ok; then
+    log "glibc $have and libstdc++ ($GLIBCXX_NEEDED) are new enough: no platform fix needed."
+    return
+  fi
+  log "glibc $have < $GLIBC_NEEDED: TFX 1.21's ml-metadata/TFDV wheels need newer libc6/libstdc++6, installing them from Debian 13 (trixie, pinned low so nothing else moves)."
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  if ! grep -rqs "trixie" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    echo "deb http://deb.debian.org/debian trixie main" | $SUDO tee /etc/apt/sources.list.d/trixie.list >/dev/null
+  fi
+  printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' | $SUDO tee /etc/apt/preferences.d/trixie-pin >/dev/null
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -t trixie libc6 libstdc++6 >/dev/null
+  log "now glibc $(glibc_version)."
+}
+
+venv_ok() {
+  [ -x "$VENV/bin/python" ] && [ -f "$VENV/.setup-stamp" ] \
+    && cmp -s "$VENV/.setup-stamp" <(cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" | sha256sum) \
+    && "$VENV/bin/python" -c "import tfx, tensorflow_transform, tensorflow_model_analysis, tensorflow_hub, pipeline, components, serving" >/dev/null 2>&1
+}
+
+main() {
+  case "$(uname -s)" in Linux) platform_fix ;; esac
+  if venv_ok; then
+    log "environment $VENV is intact; nothing to do."
+    return
+  fi
+  log "creating $VENV and installing the pinned stack (first time: ~5-10 min, mostly downloads)."
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade "pip>=24" wheel
+  "$VENV/bin/pip" install -q --progress-bar off -e "$ROOT[test]" 2>&1 | grep -v "is ignored: it is neither" || true
+  # tfx pins tensorflow-hub<0.16, but 0.15 does not import on TF 2.21.
+  "$VENV/bin/pip" install -q --no-deps "tensorflow-hub==0.16.1"
+  "$VENV/bin/python" -c "import tfx, tensorflow as tf; print('[setup] tfx', tfx.__version__, 'tensorflow', tf.__version__)"
+  cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" | sha256sum > "$VENV/.setup-stamp"
+  log "done. Activate with: source $VENV/bin/activate"
+}
+main "$@"

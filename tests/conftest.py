@@ -1,0 +1,17 @@
+"""Shared test set-up: legacy Keras before any TensorFlow import, quiet logs, tiny data."""
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def synthetic_records(tmp_path_factory):
+    """A small synthetic EuroSAT TFRecord folder (100 images)."""
+    from components.synthetic import write_synthetic_tfrecords
+
+    folder = tmp_path_factory.mktemp("synthetic")
+    write_synthetic_tfrecords(str(folder), 100, seed=3)
+    return str(folder)

@@ -1,0 +1,80 @@
+import pytest
+
+import pipeline_runner
+from pipeline.config import DEMO_HPARAMS, PipelineConfig, demo_config
+from pipeline.data import parse_synthetic, resolve_data
+
+
+def _config(*argv):
+    return pipeline_runner.config_from_args(pipeline_runner.build_parser().parse_args(list(argv)))
+
+
+def test_defaults():
+    cfg = _config()
+    assert cfg == PipelineConfig()
+    assert cfg.hparams.backbone == "EfficientNetV2B0" and cfg.hparams.weights == "imagenet"
+
+
+def test_flags_reach_the_config_and_hparams():
+    cfg = _config("--data", "synthetic:300", "--output-dir", "/tmp/x", "--epochs", "3",
+                  "--batch-size", "16", "--backbone", "EfficientNetV2B1", "--weights", "none",
+                  "--learning-rate", "0.01", "--min-accuracy", "0.5", "--no-cache")
+    assert cfg.data == "synthetic:300" and cfg.output_dir == "/tmp/x" and not cfg.enable_cache
+    assert cfg.min_accuracy == 0.5
+    hp = cfg.hparams
+    assert (hp.epochs, hp.batch_size, hp.backbone, hp.weights, hp.learning_rate) == (
+        3, 16, "EfficientNetV2B1", "none", 0.01)
+
+
+def test_demo_is_small_synthetic_and_offline():
+    cfg = _config("--demo")
+    assert cfg == demo_config()
+    assert cfg.data.startswith("synthetic:") and cfg.hparams.weights == "none"
+    assert cfg.hparams.epochs == DEMO_HPARAMS["epochs"]
+    assert _config("--demo", "--epochs", "2").hparams.epochs == 2  # flags override the demo
+
+
+def test_yaml_config_then_flags(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data: synthetic:400\nmin_macro_f1: 0.6\nhparams:\n  epochs: 4\n  batch_size: 8\n")
+    cfg = _config("--config", str(path), "--epochs", "5")
+    assert cfg.data == "synthetic:400" and cfg.min_macro_f1 == 0.6
+    assert cfg.hparams.epochs == 5 and cfg.hparams.batch_size == 8
+
+
+def test_bad_config_values_are_clear_errors(tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text("dataa: x\n")
+    assert pipeline_runner.main(["--config", str(path)]) == 2
+    assert "unknown configuration keys ['dataa']" in capsys.readouterr().err
+    assert pipeline_runner.main(["--epochs", "0"]) == 2
+    assert "epochs must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        pipeline_runner.main(["--backbone", "ResNet50"])
+
+
+def test_paths_live_under_the_output_dir():
+    cfg = PipelineConfig(output_dir="/o", pipeline_name="p", model_name="m")
+    assert cfg.pipeline_root == "/o/pipelines/p"
+    assert cfg.metadata_path == "/o/metadata/p.sqlite"
+    assert cfg.serving_dir == "/o/serving/m"
+
+
+def test_beam_args_use_all_cores_by_default():
+    assert PipelineConfig().beam_pipeline_args() == [
+        "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+    assert PipelineConfig(beam_direct_running_mode="in_memory").beam_pipeline_args() == [
+        "--direct_running_mode=in_memory"]
+
+
+def test_data_specs(tmp_path):
+    assert parse_synthetic("synthetic") == 2000 and parse_synthetic("synthetic:50") == 50
+    assert parse_synthetic(str(tmp_path)) is None
+    with pytest.raises(ValueError, match="synthetic:N"):
+        parse_synthetic("synthetic:lots")
+    with pytest.raises(FileNotFoundError, match="holds no TFRecord"):
+        resolve_data(str(tmp_path), str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match="neither an existing folder"):
+        resolve_data(str(tmp_path / "nope"), str(tmp_path / "cache"))
+    folder = resolve_data("synthetic:20", str(tmp_path / "cache"))
+    assert resolve_data(folder, str(tmp_path / "cache")) == folder

@@ -1,0 +1,62 @@
+"""One real end-to-end run of the TFX DAG on tiny synthetic data (a few minutes)."""
+import os
+
+import pytest
+
+import pipeline_runner
+from components import features
+from components.evaluation import summarize
+from pipeline.results import latest_results
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("e2e"))
+    argv = ["--data", "synthetic:300", "--output-dir", out, "--pipeline-name", "e2e",
+            "--weights", "none", "--epochs", "1", "--batch-size", "16",
+            "--min-accuracy", "0", "--min-macro-f1", "0"]
+    assert pipeline_runner.main(argv) == 0
+    return out, argv
+
+
+def test_model_is_pushed_in_serving_layout(tiny_run):
+    out, _ = tiny_run
+    results = latest_results(os.path.join(out, "metadata", "e2e.sqlite"), "e2e")
+    assert results.blessed and results.pushed
+    base = os.path.join(out, "serving", "eurosat")
+    versions = [v for v in os.listdir(base) if v.isdigit()]
+    assert len(versions) == 1
+    assert os.path.exists(os.path.join(base, versions[0], "saved_model.pb"))
+    assert results.pushed_destination.startswith(base)
+
+
+def test_evaluation_has_overall_and_per_class_metrics(tiny_run):
+    out, _ = tiny_run
+    results = latest_results(os.path.join(out, "metadata", "e2e.sqlite"), "e2e")
+    summary = summarize(results.evaluation_uri)
+    overall = summary["overall"]
+    assert 0.0 <= overall["accuracy"] <= 1.0 and 0.0 <= overall["macro_f1"] <= 1.0
+    assert 40 <= overall["example_count"] <= 80  # ~20% of 300 by hash of the source name
+    assert set(overall["per_class"]) == set(features.CLASS_NAMES)
+    for name in features.CLASS_NAMES:
+        assert "accuracy" in summary[name], f"no slice for {name}"
+        assert summary[name]["example_count"] >= 1
+
+
+def test_rerun_reuses_cached_components(tiny_run):
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+    from tfx import v1 as tfx
+
+    out, argv = tiny_run
+    assert pipeline_runner.main(argv) == 0
+    store = metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            os.path.join(out, "metadata", "e2e.sqlite")))
+    executions = store.get_executions()
+    trainer_runs = [e for e in executions if e.type_id == store.get_execution_type("tfx.components.trainer.component.Trainer").id]
+    states = [e.last_known_state for e in trainer_runs]
+    assert states.count(metadata_store_pb2.Execution.CACHED) == 1, states
+    assert states.count(metadata_store_pb2.Execution.COMPLETE) == 1, states

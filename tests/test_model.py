@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components import model as model_lib
+from components.hparams import HParams
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    return model_lib.build_model(HParams(weights="none", augment=True))
+
+
+def test_model_maps_images_to_class_probabilities(small_model):
+    probs = small_model(tf.random.uniform((2, 64, 64, 3)), training=False).numpy()
+    assert probs.shape == (2, 10)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_backbone_is_fed_the_pixel_range_it_was_trained_for(small_model):
+    """Keras EfficientNetV2 (built-in preprocessing) expects [0, 255]; Transform gives [0, 1]."""
+    to_range = small_model.get_layer("to_backbone_range")
+    probe = tf.keras.Model(small_model.input, to_range.output)
+    out = probe(tf.ones((1, 64, 64, 3)), training=False).numpy()
+    np.testing.assert_allclose(out, 255.0)
+    backbone = small_model.get_layer("efficientnetv2-b0")
+    assert any(isinstance(layer, tf.keras.layers.Rescaling) for layer in backbone.layers[:3])
+
+
+def test_augmentation_only_in_training(small_model):
+    aug = small_model.get_layer("augmentation")
+    x = tf.random.uniform((4, 64, 64, 3), seed=1)
+    np.testing.assert_array_equal(aug(x, training=False).numpy(), x.numpy())
+    assert not np.allclose(aug(x, training=True).numpy(), x.numpy())
+
+
+def test_upscaling_input_size():
+    m = model_lib.build_model(HParams(weights="none", image_size=96, augment=False))
+    assert m.get_layer("upscale").output.shape[1:3] == (96, 96)
+
+
+def test_missing_weights_file_names_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--weights none"):
+        model_lib.build_model(HParams(weights=str(tmp_path / "missing.h5")))
+
+
+def test_unavailable_pretrained_weights_are_loud(monkeypatch):
+    def offline(*args, weights=None, **kwargs):
+        if weights == "imagenet":
+            raise OSError("URL fetch failure: no network")
+        return real(*args, weights=weights, **kwargs)
+
+    real = tf.keras.applications.EfficientNetV2B0
+    monkeypatch.setattr(tf.keras.applications, "EfficientNetV2B0", offline)
+    with pytest.raises(model_lib.PretrainedWeightsUnavailable, match="--weights none"):
+        model_lib.build_model(HParams(weights="imagenet"))
+    m = model_lib.build_model(HParams(weights="imagenet", allow_random_init=True))
+    assert m.output.shape[-1] == 10
+
+
+def test_local_weights_file_is_loaded(tmp_path):
+    hp = HParams(weights="none")
+    source = model_lib.build_backbone(hp)
+    path = str(tmp_path / "backbone.h5")
+    source.save_weights(path)
+    loaded = model_lib.build_backbone(HParams(weights=path))
+    for a, b in zip(source.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_compile_uses_adamw_and_label_smoothing(small_model):
+    hp = HParams(weights="none", label_smoothing=0.2)
+    m = model_lib.compile_model(small_model, hp, steps_per_epoch=10)
+    assert "AdamW" in type(m.optimizer).__name__
+    assert m.loss.get_config()["label_smoothing"] == 0.2
+
+
+def test_hparams_validation():
+    with pytest.raises(ValueError, match="unknown backbone"):
+        HParams(backbone="ResNet50")
+    with pytest.raises(ValueError, match="epochs"):
+        HParams(epochs=0)
+    with pytest.raises(ValueError, match="unknown hyperparameters"):
+        HParams.from_dict({"epochz": 3})
+    assert HParams.from_dict(HParams(epochs=3).to_dict()) == HParams(epochs=3)

@@ -1,0 +1,50 @@
+from components.evaluation import make_eval_config
+from pipeline.config import PipelineConfig
+from pipeline.pipeline import create_pipeline
+
+
+def test_dag_has_every_stage_wired(tmp_path):
+    cfg = PipelineConfig(output_dir=str(tmp_path))
+    p = create_pipeline(cfg, data_root=str(tmp_path))
+    ids = sorted(c.id for c in p.components)  # topologically sorted by TFX
+    assert ids == sorted(["ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
+                   "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"])
+    by_id = {c.id: c for c in p.components}
+    upstream = {i: {u.id for u in c.upstream_nodes} for i, c in by_id.items()}
+    assert upstream["Transform"] == {"ImportExampleGen", "ImportSchemaGen"}
+    assert upstream["Trainer"] == {"Transform", "ImportSchemaGen"}
+    assert upstream["Evaluator"] == {"ImportExampleGen", "Trainer", "latest_blessed_model_resolver"}
+    assert upstream["Pusher"] == {"Trainer", "Evaluator"}
+    trainer = by_id["Trainer"].exec_properties
+    assert trainer["run_fn"] == "components.trainer.run_fn"
+    assert '"epochs": 10' in trainer["custom_config"]  # hyperparameters recorded in metadata
+    assert by_id["Transform"].exec_properties["preprocessing_fn"] == "components.transform.preprocessing_fn"
+    assert p.beam_pipeline_args == cfg.beam_pipeline_args()
+
+
+def test_splits_are_60_20_20_by_source_hash(tmp_path):
+    p = create_pipeline(PipelineConfig(), data_root=str(tmp_path))
+    example_gen = p.components[0]
+    output = example_gen.exec_properties["output_config"]
+    assert '"partition_feature_name": "source"' in output
+    for name, buckets in (("train", 6), ("eval", 2), ("test", 2)):
+        assert f'"hash_buckets": {buckets}' in output and f'"name": "{name}"' in output
+
+
+def test_eval_config_blesses_on_overall_accuracy_and_macro_f1():
+    cfg = make_eval_config(min_accuracy=0.9, min_macro_f1=0.85, max_drop=0.02)
+    assert [list(s.feature_keys) for s in cfg.slicing_specs] == [[], ["class_name"]]
+    gated = {
+        m.class_name: m.per_slice_thresholds[0]
+        for spec in cfg.metrics_specs for m in spec.metrics if m.per_slice_thresholds
+    }
+    assert set(gated) == {"SparseCategoricalAccuracy", "F1Score"}
+    for name, bar in (("SparseCategoricalAccuracy", 0.9), ("F1Score", 0.85)):
+        assert gated[name].threshold.value_threshold.lower_bound.value == bar
+        assert gated[name].threshold.change_threshold.absolute.value == -0.02
+        assert list(gated[name].slicing_specs) == [cfg.slicing_specs[0]]  # overall slice only
+    macro = next(s for s in cfg.metrics_specs if s.aggregate.macro_average)
+    assert not macro.HasField("binarize") and len(macro.aggregate.class_weights) == 10
+    per_class = next(s for s in cfg.metrics_specs if s.HasField("binarize"))
+    assert list(per_class.binarize.class_ids.values) == list(range(10))
+    assert not any(m.per_slice_thresholds or m.HasField("threshold") for m in per_class.metrics)
