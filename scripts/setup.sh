@@ -37,26 +37,39 @@ platform_fix() {
   log "now glibc $(glibc_version)."
 }
 
-venv_ok() {
-  [ -x "$VENV/bin/python" ] && [ -f "$VENV/.setup-stamp" ] \
-    && cmp -s "$VENV/.setup-stamp" <(cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" | sha256sum) \
-    && "$VENV/bin/python" -c "import tfx, tensorflow_transform, tensorflow_model_analysis, tensorflow_hub, pipeline, components, serving" >/dev/null 2>&1
+imports_ok() {
+  "$VENV/bin/python" -c "import tfx, tensorflow_transform, tensorflow_model_analysis, tensorflow_hub, tensorflow_serving" >/dev/null 2>&1
 }
+stack_ok() {  # installed from this very pyproject.toml/setup.sh, and importable
+  [ -x "$VENV/bin/python" ] && [ -f "$VENV/.setup-stamp" ] \
+    && [ "$(cat "$VENV/.setup-stamp")" = "$(stamp)" ] && imports_ok
+}
+quiet_pip() { "$VENV/bin/pip" "$@" 2>&1 | grep -v "is ignored: it is neither a file" || true; }
+project_ok() {  # the editable install points at this checkout (CI reuses one environment across clones)
+  [ "$(cd / && "$VENV/bin/python" -c 'import pipeline, os; print(os.path.dirname(os.path.dirname(pipeline.__file__)))' 2>/dev/null)" = "$ROOT" ]
+}
+stamp() { cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" | sha256sum; }
 
 main() {
   case "$(uname -s)" in Linux) platform_fix ;; esac
-  if venv_ok; then
-    log "environment $VENV is intact; nothing to do."
+  if stack_ok; then
+    if project_ok; then
+      log "environment $VENV is intact; nothing to do."
+    else
+      log "environment $VENV is intact; pointing it at this checkout ($ROOT)."
+      quiet_pip install -q --no-deps -e "$ROOT"
+    fi
     return
   fi
-  log "creating $VENV and installing the pinned stack (first time: ~5-10 min, mostly downloads)."
+  log "creating $VENV and installing the pinned stack (first time: ~4 min, mostly downloads)."
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade "pip>=24" wheel
-  "$VENV/bin/pip" install -q --progress-bar off -e "$ROOT[test]" 2>&1 | grep -v "is ignored: it is neither" || true
+  quiet_pip install -q --upgrade "pip>=24" wheel
+  quiet_pip install -q --progress-bar off -e "$ROOT[test]"
   # tfx pins tensorflow-hub<0.16, but 0.15 does not import on TF 2.21.
-  "$VENV/bin/pip" install -q --no-deps "tensorflow-hub==0.16.1"
-  "$VENV/bin/python" -c "import tfx, tensorflow as tf; print('[setup] tfx', tfx.__version__, 'tensorflow', tf.__version__)"
-  cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" | sha256sum > "$VENV/.setup-stamp"
+  quiet_pip install -q --no-deps "tensorflow-hub==0.16.1"
+  "$VENV/bin/python" -c "import tfx, tensorflow as tf; print('[setup] tfx', tfx.__version__, 'tensorflow', tf.__version__)" 2>/dev/null
+  imports_ok || { log "the environment does not import the stack; see the pip output above."; exit 1; }
+  stamp > "$VENV/.setup-stamp"
   log "done. Activate with: source $VENV/bin/activate"
 }
 main "$@"
