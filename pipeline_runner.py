@@ -37,7 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="small synthetic run (synthetic:2000, no pretrained weights, 8 epochs) "
                    "that completes in a few minutes on 2 CPU cores")
     p.add_argument("--data", help="where examples come from: a folder of TFRecords of EuroSAT "
-                   f"tf.Examples, or synthetic[:N] (default {_DEFAULTS.data})")
+                   "tf.Examples, a folder or .zip of class folders of images (the EuroSAT RGB archive; "
+                   f"converted once), or synthetic[:N] (default {_DEFAULTS.data})")
+    p.add_argument("--max-bad-fraction", type=float, help="image folders: stop when more than this "
+                   "fraction of files cannot be used (each is listed in conversion_report.json) "
+                   f"(default {_DEFAULTS.max_bad_fraction})")
     p.add_argument("--output-dir", help="pipeline root, metadata, serving directory and reports "
                    f"(default {_DEFAULTS.output_dir})")
     p.add_argument("--pipeline-name", help=f"name of the pipeline in metadata (default {_DEFAULTS.pipeline_name})")
@@ -66,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _HPARAM_FLAGS = ("backbone", "weights", "allow_random_init", "epochs", "batch_size", "learning_rate", "image_size")
-_CONFIG_FLAGS = ("data", "output_dir", "pipeline_name", "model_name", "min_accuracy", "min_macro_f1",
+_CONFIG_FLAGS = ("data", "max_bad_fraction", "output_dir", "pipeline_name", "model_name", "min_accuracy", "min_macro_f1",
                  "max_drop", "beam_direct_running_mode", "beam_num_workers")
 
 
@@ -93,7 +97,9 @@ def run_local(config: PipelineConfig) -> None:
 
     log = logging.getLogger("pipeline_runner")
     start = time.time()
-    data_root = resolve_data(config.data, config.data_cache_dir, seed=config.hparams.seed)
+    data_root = resolve_data(config.data, config.data_cache_dir, seed=config.hparams.seed,
+                             max_bad_fraction=config.max_bad_fraction,
+                             beam_args=config.beam_pipeline_args())
     log.info("data: %s -> %s", config.data, data_root)
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
     pipeline = create_pipeline(
@@ -150,7 +156,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    run_local(config)
+    from components.convert import ConversionError
+
+    try:
+        run_local(config)
+    except (ConversionError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -35,6 +35,8 @@ class PipelineConfig:
     pipeline_name: str = "eurosat"
     # A folder of TFRecords of tf.Example, or synthetic[:N].
     data: str = "synthetic:2000"
+    # Image folders/zips: fail the conversion when more than this fraction of files is unusable.
+    max_bad_fraction: float = 0.01
     output_dir: str = "outputs"
     schema_path: str = DEFAULT_SCHEMA
     model_name: str = "eurosat"

@@ -1,7 +1,13 @@
-"""Turn the `--data` value into a folder of TFRecords that ImportExampleGen can read."""
+"""Turn the `--data` value into a folder of TFRecords that ImportExampleGen can read.
+
+`--data` may be: a folder of TFRecords of EuroSAT tf.Examples (used as it is), `synthetic[:N]`
+(generated once), or a folder / .zip of class folders of images, such as the EuroSAT RGB archive
+(converted once by components.convert into <cache_dir>/<name>-<fingerprint>/, then reused).
+"""
 from __future__ import annotations
 
 import os
+from typing import List, Optional
 
 import tensorflow as tf
 
@@ -21,8 +27,18 @@ def parse_synthetic(spec: str) -> int | None:
     return int(size)
 
 
-def resolve_data(spec: str, cache_dir: str, seed: int = 0) -> str:
-    """The folder of TFRecords for `spec`, generating synthetic data on first use."""
+def _holds_tfrecords(spec: str) -> bool:
+    return tf.io.gfile.isdir(spec) and any("tfrecord" in f for f in tf.io.gfile.listdir(spec))
+
+
+def resolve_data(
+    spec: str,
+    cache_dir: str,
+    seed: int = 0,
+    max_bad_fraction: Optional[float] = None,
+    beam_args: Optional[List[str]] = None,
+) -> str:
+    """The folder of TFRecords for `spec`, generating or converting it on first use."""
     n = parse_synthetic(spec)
     if n is not None:
         from components.synthetic import write_synthetic_tfrecords
@@ -30,14 +46,19 @@ def resolve_data(spec: str, cache_dir: str, seed: int = 0) -> str:
         folder = os.path.join(cache_dir, f"synthetic-{n}-seed{seed}")
         write_synthetic_tfrecords(folder, n, seed=seed, num_shards=max(1, min(8, n // 2000)))
         return os.path.abspath(folder)
-    if not tf.io.gfile.isdir(spec):
+    if _holds_tfrecords(spec):
+        return spec if "://" in spec else os.path.abspath(spec)
+    from components import convert
+
+    if "://" not in spec and convert.holds_class_folders(spec):
+        fraction = convert.DEFAULT_MAX_BAD_FRACTION if max_bad_fraction is None else max_bad_fraction
+        return convert.convert_source(spec, cache_dir, fraction, beam_args)
+    if not tf.io.gfile.exists(spec):
         raise FileNotFoundError(
-            f"--data {spec!r} is neither an existing folder of TFRecords nor synthetic[:N]."
+            f"--data {spec!r} does not exist; give a folder of TFRecords, a folder or .zip of "
+            "class folders of images (the EuroSAT RGB archive), or synthetic[:N]."
         )
-    records = [f for f in tf.io.gfile.listdir(spec) if "tfrecord" in f]
-    if not records:
-        raise FileNotFoundError(
-            f"--data {spec!r} holds no TFRecord files (*.tfrecord*); convert your images first "
-            "or use synthetic[:N]."
-        )
-    return spec if "://" in spec else os.path.abspath(spec)
+    raise FileNotFoundError(
+        f"--data {spec!r} holds neither TFRecord files (*.tfrecord*) nor class folders of images "
+        "(<ClassName>/*.jpg, as in the EuroSAT RGB archive); give one of those, or synthetic[:N]."
+    )

@@ -1,0 +1,167 @@
+"""Image folders (the EuroSAT RGB archive layout) -> TFRecords, including every kind of bad input."""
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from components import convert, features
+from pipeline.data import resolve_data
+
+BEAM = ["--direct_running_mode=in_memory"]
+
+
+def _image(seed: int, size=(64, 64), mode="RGB", fmt="JPEG") -> bytes:
+    rng = np.random.default_rng(seed)
+    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+    arr = rng.integers(0, 255, (size[1], size[0], channels), dtype=np.uint8)
+    img = Image.fromarray(arr[..., 0] if channels == 1 else arr, mode)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _write(path, data: bytes):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def make_archive(root, per_class=3, classes=features.CLASS_NAMES):
+    """A EuroSAT RGB archive look-alike: <root>/EuroSAT_RGB/2750/<Class>/<Class>_<i>.jpg."""
+    class_root = os.path.join(root, "EuroSAT_RGB", "2750")
+    for c, name in enumerate(classes):
+        for i in range(1, per_class + 1):
+            _write(os.path.join(class_root, name, f"{name}_{i}.jpg"), _image(100 * c + i))
+    return class_root
+
+
+def test_finds_class_folder_level_and_labels_in_eurosat_order(tmp_path):
+    class_root = make_archive(tmp_path, per_class=1)
+    assert convert.find_class_root(str(tmp_path)) == class_root
+    files, empty = convert.list_source(class_root)
+    assert empty == []
+    assert [(f.source, f.label) for f in files][:2] == [("AnnualCrop/AnnualCrop_1.jpg", 0), ("Forest/Forest_1.jpg", 1)]
+    assert convert.eurosat_class("sealake") == "SeaLake"  # folder names match case-insensitively
+
+
+def test_prepare_image_keeps_64px_rgb_jpeg_and_normalizes_the_rest():
+    jpeg = _image(1)
+    kept = convert.prepare_image(jpeg)
+    assert kept.image == jpeg and kept.normalized is None  # stored byte for byte
+    for data, reason in ((_image(2, size=(100, 80)), "size 100x80 resized to 64x64"),
+                         (_image(3, mode="L"), "mode L converted to RGB"),
+                         (_image(4, mode="RGBA", fmt="PNG"), "mode RGBA converted to RGB"),
+                         (_image(5, fmt="BMP"), "BMP re-encoded as PNG")):
+        out = convert.prepare_image(data)
+        assert reason in out.normalized
+        img = Image.open(io.BytesIO(out.image))
+        assert (img.format, img.mode, img.size) == ("PNG", "RGB", (64, 64))
+    for data in (jpeg[: len(jpeg) // 2], b"not an image at all", b""):
+        with pytest.raises(ValueError, match="cannot decode image"):
+            convert.prepare_image(data)
+
+
+def test_bad_fraction_error_names_the_report_and_the_flag():
+    assert convert.bad_fraction_error(1, 100, 0.01, "r.json") is None
+    msg = convert.bad_fraction_error(2, 100, 0.01, "r.json")
+    assert "2 of 100" in msg and "r.json" in msg and "--max-bad-fraction" in msg
+
+
+def test_converts_archive_once_and_reuses_it(tmp_path):
+    make_archive(tmp_path / "src", per_class=2)
+    cache = str(tmp_path / "cache")
+    out = convert.convert_source(str(tmp_path / "src"), cache, beam_args=BEAM)
+    assert os.path.basename(out).startswith("src-") and convert.is_complete(out)
+    examples = list(convert.iter_examples(out))
+    assert len(examples) == 20
+    sources = sorted(e.features.feature["source"].bytes_list.value[0].decode() for e in examples)
+    assert sources[0] == "AnnualCrop/AnnualCrop_1.jpg"
+    for e in examples:
+        f = e.features.feature
+        name = f["class_name"].bytes_list.value[0].decode()
+        assert features.class_id(name) == f["label"].int64_list.value[0]
+        assert f["source"].bytes_list.value[0].decode().startswith(name + "/")
+    shards = sorted(os.listdir(out))
+    stamp = os.path.getmtime(os.path.join(out, convert.COMPLETE_MARKER))
+    # Idempotent: the same source is not converted again, and nothing is duplicated.
+    assert convert.convert_source(str(tmp_path / "src"), cache, beam_args=BEAM) == out
+    assert sorted(os.listdir(out)) == shards
+    assert os.path.getmtime(os.path.join(out, convert.COMPLETE_MARKER)) == stamp
+    assert len(list(convert.iter_examples(out))) == 20
+    # A changed source gets a new folder.
+    _write(str(tmp_path / "src/EuroSAT_RGB/2750/Forest/Forest_99.jpg"), _image(999))
+    assert convert.convert_source(str(tmp_path / "src"), cache, beam_args=BEAM) != out
+
+
+def test_every_kind_of_bad_input_is_reported_and_nothing_else_is_lost(tmp_path):
+    class_root = make_archive(tmp_path, per_class=3, classes=features.CLASS_NAMES[:9])  # SeaLake empty
+    os.makedirs(os.path.join(class_root, "SeaLake"))
+    good = _image(7)
+    _write(f"{class_root}/Forest/corrupt.jpg", b"\xff\xd8\xff garbage")
+    _write(f"{class_root}/Forest/truncated.jpg", good[: len(good) // 2])
+    _write(f"{class_root}/Forest/notes.txt", b"hello")
+    _write(f"{class_root}/Forest/.DS_Store", b"ignored")
+    _write(f"{class_root}/Forest/big.png", _image(8, size=(120, 90), fmt="PNG"))
+    _write(f"{class_root}/Forest/gray.jpg", _image(9, mode="L"))
+    _write(f"{class_root}/Forest/rgba.png", _image(10, mode="RGBA", fmt="PNG"))
+    _write(f"{class_root}/Forest/Forest_1_copy.jpg", open(f"{class_root}/Forest/Forest_1.jpg", "rb").read())
+    _write(f"{class_root}/River/dup_in_two_classes.jpg", open(f"{class_root}/Highway/Highway_2.jpg", "rb").read())
+    _write(f"{class_root}/Clouds/Clouds_1.jpg", _image(11))
+    out = str(tmp_path / "out")
+    with pytest.raises(convert.ConversionError, match="--max-bad-fraction"):
+        convert.convert_folder(str(tmp_path), out, max_bad_fraction=0.01, beam_args=BEAM)
+    assert not convert.is_complete(out)  # never used by a later run
+    summary = convert.convert_folder(str(tmp_path), out, max_bad_fraction=0.5, beam_args=BEAM)
+    report = json.load(open(os.path.join(out, convert.REPORT_NAME)))
+    reasons = {r["path"]: r["reason"] for r in report["bad"]}
+    assert "cannot decode" in reasons["Forest/corrupt.jpg"]
+    assert "cannot decode" in reasons["Forest/truncated.jpg"]
+    assert "not an image" in reasons["Forest/notes.txt"]
+    assert "unknown class folder 'Clouds'" in reasons["Clouds/Clouds_1.jpg"]
+    assert "different classes" in reasons["River/dup_in_two_classes.jpg"]
+    assert "different classes" in reasons["Highway/Highway_2.jpg"]
+    assert len(reasons) == 6
+    assert report["duplicates"] == [{"path": "Forest/Forest_1_copy.jpg",
+                                     "reason": "duplicate of Forest/Forest_1.jpg (same bytes)"}]
+    assert {r["path"] for r in report["normalized"]} == {"Forest/big.png", "Forest/gray.jpg", "Forest/rgba.png"}
+    assert summary["empty_classes"] == ["SeaLake"]
+    # 27 archive images + 9 added files (.DS_Store ignored): each is an example, bad, or a duplicate.
+    assert summary["files"] == 27 + 9 == summary["examples"] + summary["bad"] + summary["duplicates"]
+    examples = list(convert.iter_examples(out))
+    assert len(examples) == summary["examples"] == 36 - 6 - 1
+    import tensorflow as tf
+
+    for e in examples:  # everything written decodes with the contract's decoder to 64x64x3
+        img = features.decode_image(tf.constant(e.features.feature["image"].bytes_list.value[0]))
+        assert img.shape == (64, 64, 3)
+
+
+def test_empty_or_foreign_sources_fail_clearly(tmp_path):
+    os.makedirs(tmp_path / "empty" / "Forest")
+    with pytest.raises(convert.ConversionError, match="no usable images"):
+        convert.convert_folder(str(tmp_path / "empty"), str(tmp_path / "o1"), beam_args=BEAM)
+    _write(str(tmp_path / "cats/Cat/c.jpg"), _image(1))
+    with pytest.raises(convert.ConversionError, match="EuroSAT class names"):
+        convert.convert_folder(str(tmp_path / "cats"), str(tmp_path / "o2"), beam_args=BEAM)
+    with pytest.raises(FileNotFoundError, match="neither TFRecord files"):
+        resolve_data(str(tmp_path / "empty"), str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        resolve_data(str(tmp_path / "missing"), str(tmp_path / "cache"))
+
+
+def test_resolve_data_converts_a_zipped_archive(tmp_path):
+    make_archive(tmp_path / "src", per_class=1)
+    zpath = tmp_path / "EuroSAT_RGB.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for dirpath, _, files in os.walk(tmp_path / "src"):
+            for fn in files:
+                full = os.path.join(dirpath, fn)
+                zf.write(full, os.path.relpath(full, tmp_path / "src"))
+    out = resolve_data(str(zpath), str(tmp_path / "cache"), beam_args=BEAM)
+    assert os.path.basename(out).startswith("EuroSAT_RGB-")
+    assert len(list(convert.iter_examples(out))) == 10
+    assert resolve_data(out, str(tmp_path / "cache")) == out  # a converted folder is a TFRecord folder
