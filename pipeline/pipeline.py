@@ -9,6 +9,7 @@ from typing import List, Optional  # noqa: E402
 
 from tfx import v1 as tfx  # noqa: E402
 
+from components.anomaly_check import AnomalyCheck  # noqa: E402
 from components.evaluation import make_eval_config  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 
@@ -28,7 +29,7 @@ def create_pipeline(
     metadata_connection_config=None,
     beam_pipeline_args: Optional[List[str]] = None,
 ) -> tfx.dsl.Pipeline:
-    """The DAG: ImportExampleGen -> statistics/schema/validation -> Transform -> Trainer ->
+    """The DAG: ImportExampleGen -> statistics/schema/validation (anomalies stop the run) -> Transform -> Trainer ->
     Evaluator (vs. latest blessed model) -> Pusher."""
     example_gen = tfx.components.ImportExampleGen(
         input_base=data_root,
@@ -50,6 +51,8 @@ def create_pipeline(
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
+    # ExampleValidator records anomalies; AnomalyCheck fails the run on them, before Transform.
+    anomaly_check = AnomalyCheck(anomalies=example_validator.outputs["anomalies"])
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
@@ -58,6 +61,7 @@ def create_pipeline(
             analyze=["train"], transform=[name for name, _ in SPLITS]
         ),
     )
+    transform.add_upstream_node(anomaly_check)
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
@@ -94,6 +98,7 @@ def create_pipeline(
             statistics_gen,
             schema_gen,
             example_validator,
+            anomaly_check,
             transform,
             trainer,
             model_resolver,

@@ -8,10 +8,11 @@ def test_dag_has_every_stage_wired(tmp_path):
     p = create_pipeline(cfg, data_root=str(tmp_path))
     ids = sorted(c.id for c in p.components)  # topologically sorted by TFX
     assert ids == sorted(["ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-                   "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"])
+                   "AnomalyCheck", "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"])
     by_id = {c.id: c for c in p.components}
     upstream = {i: {u.id for u in c.upstream_nodes} for i, c in by_id.items()}
-    assert upstream["Transform"] == {"ImportExampleGen", "ImportSchemaGen"}
+    assert upstream["Transform"] == {"ImportExampleGen", "ImportSchemaGen", "AnomalyCheck"}
+    assert upstream["AnomalyCheck"] == {"ExampleValidator"}  # anomalies stop the run before Transform
     assert upstream["Trainer"] == {"Transform", "ImportSchemaGen"}
     assert upstream["Evaluator"] == {"ImportExampleGen", "Trainer", "latest_blessed_model_resolver"}
     assert upstream["Pusher"] == {"Trainer", "Evaluator"}
