@@ -38,10 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "that completes in a few minutes on 2 CPU cores")
     p.add_argument("--data", help="where examples come from: a folder of TFRecords of EuroSAT "
                    "tf.Examples, a folder or .zip of class folders of images (the EuroSAT RGB archive; "
-                   f"converted once), or synthetic[:N] (default {_DEFAULTS.data})")
+                   f"converted once), tfds:eurosat/rgb, or synthetic[:N] (default {_DEFAULTS.data})")
     p.add_argument("--max-bad-fraction", type=float, help="image folders: stop when more than this "
                    "fraction of files cannot be used (each is listed in conversion_report.json) "
                    f"(default {_DEFAULTS.max_bad_fraction})")
+    p.add_argument("--tfds-data-dir", help="--data tfds:eurosat/rgb: TFDS data dir holding the prepared "
+                   "dataset (offline) or receiving the download (default: TFDS's own)")
     p.add_argument("--output-dir", help="pipeline root, metadata, serving directory and reports "
                    f"(default {_DEFAULTS.output_dir})")
     p.add_argument("--pipeline-name", help=f"name of the pipeline in metadata (default {_DEFAULTS.pipeline_name})")
@@ -70,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _HPARAM_FLAGS = ("backbone", "weights", "allow_random_init", "epochs", "batch_size", "learning_rate", "image_size")
-_CONFIG_FLAGS = ("data", "max_bad_fraction", "output_dir", "pipeline_name", "model_name", "min_accuracy", "min_macro_f1",
+_CONFIG_FLAGS = ("data", "max_bad_fraction", "tfds_data_dir", "output_dir", "pipeline_name", "model_name", "min_accuracy", "min_macro_f1",
                  "max_drop", "beam_direct_running_mode", "beam_num_workers")
 
 
@@ -99,7 +101,8 @@ def run_local(config: PipelineConfig) -> None:
     start = time.time()
     data_root = resolve_data(config.data, config.data_cache_dir, seed=config.hparams.seed,
                              max_bad_fraction=config.max_bad_fraction,
-                             beam_args=config.beam_pipeline_args())
+                             beam_args=config.beam_pipeline_args(),
+                             tfds_data_dir=config.tfds_data_dir)
     log.info("data: %s -> %s", config.data, data_root)
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
     pipeline = create_pipeline(
@@ -157,10 +160,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     from components.convert import ConversionError
+    from components.tfds_source import TfdsUnavailableError
 
     try:
         run_local(config)
-    except (ConversionError, FileNotFoundError) as err:
+    except (ConversionError, TfdsUnavailableError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

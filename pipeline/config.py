@@ -37,6 +37,8 @@ class PipelineConfig:
     data: str = "synthetic:2000"
     # Image folders/zips: fail the conversion when more than this fraction of files is unusable.
     max_bad_fraction: float = 0.01
+    # tfds:eurosat/rgb: a TFDS data dir where the dataset is (or is to be) prepared; "" = TFDS default.
+    tfds_data_dir: str = ""
     output_dir: str = "outputs"
     schema_path: str = DEFAULT_SCHEMA
     model_name: str = "eurosat"

@@ -1,7 +1,7 @@
 """Turn the `--data` value into a folder of TFRecords that ImportExampleGen can read.
 
 `--data` may be: a folder of TFRecords of EuroSAT tf.Examples (used as it is), `synthetic[:N]`
-(generated once), or a folder / .zip of class folders of images, such as the EuroSAT RGB archive
+(generated once), `tfds:eurosat/rgb` (tensorflow-datasets, written once), or a folder / .zip of class folders of images, such as the EuroSAT RGB archive
 (converted once by components.convert into <cache_dir>/<name>-<fingerprint>/, then reused).
 """
 from __future__ import annotations
@@ -37,6 +37,7 @@ def resolve_data(
     seed: int = 0,
     max_bad_fraction: Optional[float] = None,
     beam_args: Optional[List[str]] = None,
+    tfds_data_dir: Optional[str] = None,
 ) -> str:
     """The folder of TFRecords for `spec`, generating or converting it on first use."""
     n = parse_synthetic(spec)
@@ -46,6 +47,11 @@ def resolve_data(
         folder = os.path.join(cache_dir, f"synthetic-{n}-seed{seed}")
         write_synthetic_tfrecords(folder, n, seed=seed, num_shards=max(1, min(8, n // 2000)))
         return os.path.abspath(folder)
+    from components import tfds_source
+
+    tfds_name = tfds_source.parse_tfds(spec)
+    if tfds_name is not None:
+        return tfds_source.write_tfds_tfrecords(tfds_name, cache_dir, tfds_data_dir)
     if _holds_tfrecords(spec):
         return spec if "://" in spec else os.path.abspath(spec)
     from components import convert
@@ -56,9 +62,10 @@ def resolve_data(
     if not tf.io.gfile.exists(spec):
         raise FileNotFoundError(
             f"--data {spec!r} does not exist; give a folder of TFRecords, a folder or .zip of "
-            "class folders of images (the EuroSAT RGB archive), or synthetic[:N]."
+            "class folders of images (the EuroSAT RGB archive), tfds:eurosat/rgb, or synthetic[:N]."
         )
     raise FileNotFoundError(
         f"--data {spec!r} holds neither TFRecord files (*.tfrecord*) nor class folders of images "
-        "(<ClassName>/*.jpg, as in the EuroSAT RGB archive); give one of those, or synthetic[:N]."
+        "(<ClassName>/*.jpg, as in the EuroSAT RGB archive); give one of those, tfds:eurosat/rgb, "
+        "or synthetic[:N]."
     )

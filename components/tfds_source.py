@@ -1,0 +1,118 @@
+"""`--data tfds:eurosat/rgb`: EuroSAT through tensorflow-datasets, written in the example contract.
+
+TFDS downloads the archive when online, or reads a dataset already prepared in `--tfds-data-dir`.
+Offline with nothing prepared, it fails at once with a message naming the alternatives, instead
+of letting the download retry (and hang) until a network timeout.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import logging  # noqa: E402
+import socket  # noqa: E402
+from typing import Callable, Optional  # noqa: E402
+from urllib.parse import urlparse  # noqa: E402
+
+from components import features  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+PREFIX = "tfds:"
+SUPPORTED = ("eurosat/rgb",)
+NUM_SHARDS = 8
+
+
+class TfdsUnavailableError(RuntimeError):
+    """The TFDS dataset is neither prepared locally nor downloadable now."""
+
+
+def parse_tfds(spec: str) -> Optional[str]:
+    """`tfds:eurosat/rgb` -> 'eurosat/rgb'; other specs -> None; unsupported names -> TfdsUnavailableError."""
+    if not spec.startswith(PREFIX):
+        return None
+    name = spec[len(PREFIX):]
+    if name == "eurosat/all":
+        raise TfdsUnavailableError(
+            "--data tfds:eurosat/all is the 13-band variant; the example contract is RGB only so far "
+            "(components/features.py). Use tfds:eurosat/rgb, or the RGB archive as --data."
+        )
+    if name not in SUPPORTED:
+        raise TfdsUnavailableError(f"--data {spec!r}: supported TFDS datasets are {', '.join(PREFIX + s for s in SUPPORTED)}")
+    return name
+
+
+def reachable(url: str, timeout_s: float = 3.0) -> bool:
+    """Whether a TCP connection to the URL's host opens within `timeout_s` (no data sent)."""
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _source_name(filename: str, label: int) -> str:
+    """TFDS keeps the archive's file name (Forest_1.jpg); the contract's source is Forest/Forest_1.jpg,
+    as in the archive, so splits and split files agree across sources."""
+    return f"{features.class_name(label)}/{os.path.basename(filename)}"
+
+
+def prepare_builder(name: str, data_dir: Optional[str], is_reachable: Callable[[str], bool] = reachable):
+    """The TFDS builder, prepared (downloading only when the download host answers)."""
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name, data_dir=data_dir or None)
+    if builder.is_prepared():
+        return builder
+    url = builder.builder_config.download_url
+    if not is_reachable(url):
+        raise TfdsUnavailableError(
+            f"tfds:{name} is not prepared in {builder.data_dir!r} and {url} cannot be reached (offline?). "
+            "Alternatives: pass --tfds-data-dir pointing at a data dir where eurosat was prepared; or "
+            f"download {os.path.basename(url)} elsewhere and give it (zipped or unpacked) as --data; "
+            "or use --data synthetic[:N] to try the pipeline."
+        )
+    log.info("downloading and preparing tfds:%s into %s", name, builder.data_dir)
+    builder.download_and_prepare()
+    return builder
+
+
+def write_tfds_tfrecords(
+    name: str,
+    cache_dir: str,
+    data_dir: Optional[str] = None,
+    is_reachable: Callable[[str], bool] = reachable,
+) -> str:
+    """Write the TFDS dataset (all of its examples; ExampleGen splits them) as contract TFRecords
+    into <cache_dir>/tfds-<name>-<version>/, once; reused when complete."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    builder = prepare_builder(name, data_dir, is_reachable)
+    out = os.path.join(cache_dir, f"tfds-{name.replace('/', '-')}-{builder.version}")
+    marker = os.path.join(out, "_COMPLETE")
+    if os.path.exists(marker):
+        return os.path.abspath(out)
+    tf.io.gfile.makedirs(out)
+    ds = builder.as_dataset(split="+".join(builder.info.splits), decoders={"image": tfds.decode.SkipDecoding()})
+    paths = [os.path.join(out, f"eurosat-{s:05d}-of-{NUM_SHARDS:05d}.tfrecord.gz") for s in range(NUM_SHARDS)]
+    writers = [tf.io.TFRecordWriter(p, options="GZIP") for p in paths]
+    count = 0
+    try:
+        for count, ex in enumerate(ds.as_numpy_iterator(), start=1):
+            label = int(ex["label"])
+            example = features.make_example(ex["image"], label, _source_name(ex["filename"].decode(), label))
+            writers[count % NUM_SHARDS].write(example.SerializeToString())
+            if count % 5000 == 0:
+                log.info("tfds:%s: %d examples written", name, count)
+    finally:
+        for w in writers:
+            w.close()
+    with open(marker, "w") as f:
+        f.write(f"{count}\n")
+    log.info("tfds:%s: %d examples in %s", name, count, out)
+    return os.path.abspath(out)
+
