@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                    f"(default {_DEFAULTS.max_bad_fraction})")
     p.add_argument("--tfds-data-dir", help="--data tfds:eurosat/rgb: TFDS data dir holding the prepared "
                    "dataset (offline) or receiving the download (default: TFDS's own)")
+    p.add_argument("--split-files", help="published split lists train.txt,val.txt,test.txt (one image "
+                   "per line, e.g. Forest/Forest_1.jpg) instead of the 60/20/20 hash split")
     p.add_argument("--output-dir", help="pipeline root, metadata, serving directory and reports "
                    f"(default {_DEFAULTS.output_dir})")
     p.add_argument("--pipeline-name", help=f"name of the pipeline in metadata (default {_DEFAULTS.pipeline_name})")
@@ -72,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _HPARAM_FLAGS = ("backbone", "weights", "allow_random_init", "epochs", "batch_size", "learning_rate", "image_size")
-_CONFIG_FLAGS = ("data", "max_bad_fraction", "tfds_data_dir", "output_dir", "pipeline_name", "model_name", "min_accuracy", "min_macro_f1",
+_CONFIG_FLAGS = ("data", "max_bad_fraction", "tfds_data_dir", "split_files", "output_dir", "pipeline_name", "model_name", "min_accuracy", "min_macro_f1",
                  "max_drop", "beam_direct_running_mode", "beam_num_workers")
 
 
@@ -94,7 +96,7 @@ def run_local(config: PipelineConfig) -> None:
     from tfx import v1 as tfx
 
     from pipeline.data import resolve_data
-    from pipeline.pipeline import create_pipeline
+    from pipeline.pipeline import create_pipeline, describe_split
     from pipeline.results import latest_results
 
     log = logging.getLogger("pipeline_runner")
@@ -102,8 +104,8 @@ def run_local(config: PipelineConfig) -> None:
     data_root = resolve_data(config.data, config.data_cache_dir, seed=config.hparams.seed,
                              max_bad_fraction=config.max_bad_fraction,
                              beam_args=config.beam_pipeline_args(),
-                             tfds_data_dir=config.tfds_data_dir)
-    log.info("data: %s -> %s", config.data, data_root)
+                             tfds_data_dir=config.tfds_data_dir, split_files=config.split_files)
+    log.info("data: %s -> %s (%s)", config.data, data_root, describe_split(config))
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
     pipeline = create_pipeline(
         config,
@@ -115,7 +117,8 @@ def run_local(config: PipelineConfig) -> None:
     log.info("running pipeline %r locally; artifacts under %s", config.pipeline_name, config.pipeline_root)
     tfx.orchestration.LocalDagRunner().run(pipeline)
     results = latest_results(config.metadata_path, config.pipeline_name)
-    summary = {"wall_time_s": round(time.time() - start, 1), **results.__dict__}
+    summary = {"wall_time_s": round(time.time() - start, 1), "split": describe_split(config),
+               **results.__dict__}
     if results.evaluation_uri:
         from components.evaluation import summarize
 

@@ -39,6 +39,8 @@ class PipelineConfig:
     max_bad_fraction: float = 0.01
     # tfds:eurosat/rgb: a TFDS data dir where the dataset is (or is to be) prepared; "" = TFDS default.
     tfds_data_dir: str = ""
+    # Published split lists "train.txt,val.txt,test.txt" instead of the 60/20/20 hash split.
+    split_files: str = ""
     output_dir: str = "outputs"
     schema_path: str = DEFAULT_SCHEMA
     model_name: str = "eurosat"

@@ -38,8 +38,19 @@ def resolve_data(
     max_bad_fraction: Optional[float] = None,
     beam_args: Optional[List[str]] = None,
     tfds_data_dir: Optional[str] = None,
+    split_files: str = "",
 ) -> str:
-    """The folder of TFRecords for `spec`, generating or converting it on first use."""
+    """The folder of TFRecords for `spec`, generating or converting it on first use; with
+    `split_files`, its per-split copy (train/, eval/, test/ sub-folders)."""
+    records = _resolve_records(spec, cache_dir, seed, max_bad_fraction, beam_args, tfds_data_dir)
+    if not split_files:
+        return records
+    from components.splits import resolve_split
+
+    return resolve_split(records, split_files, cache_dir, beam_args)
+
+
+def _resolve_records(spec, cache_dir, seed, max_bad_fraction, beam_args, tfds_data_dir) -> str:
     n = parse_synthetic(spec)
     if n is not None:
         from components.synthetic import write_synthetic_tfrecords

@@ -5,7 +5,7 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from typing import List, Optional  # noqa: E402
+from typing import Any, Dict, List, Optional  # noqa: E402
 
 from tfx import v1 as tfx  # noqa: E402
 
@@ -18,9 +18,40 @@ from pipeline.config import PipelineConfig  # noqa: E402
 PREPROCESSING_FN = "components.transform.preprocessing_fn"
 RUN_FN = "components.trainer.run_fn"
 
-# ExampleGen splits: 60/20/20 by hash of the source file name (stable across runs).
+# ExampleGen splits: 60/20/20 by hash of the source file name (stable across runs), unless
+# published split files are given.
 SPLITS = (("train", 6), ("eval", 2), ("test", 2))
 RECORD_PATTERN = "*tfrecord*"
+
+
+def example_gen_split_configs(presplit: bool) -> Dict[str, Any]:
+    """ExampleGen's input/output configs: hash buckets on the source name, or, with published
+    split files (--split-files), the per-split sub-folders that pipeline.data wrote."""
+    if presplit:
+        return {"input_config": tfx.proto.Input(splits=[
+            tfx.proto.Input.Split(name=name, pattern=f"{name}/{RECORD_PATTERN}") for name, _ in SPLITS
+        ])}
+    return {
+        "input_config": tfx.proto.Input(
+            splits=[tfx.proto.Input.Split(name="all", pattern=RECORD_PATTERN)]
+        ),
+        "output_config": tfx.proto.Output(
+            split_config=tfx.proto.SplitConfig(
+                splits=[
+                    tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets)
+                    for name, buckets in SPLITS
+                ],
+                partition_feature_name="source",
+            )
+        ),
+    }
+
+
+def describe_split(config: PipelineConfig) -> str:
+    """Which split a run used, for its summary."""
+    if config.split_files:
+        return f"split files {config.split_files}"
+    return "60/20/20 by hash of the source file name"
 
 
 def create_pipeline(
@@ -32,19 +63,7 @@ def create_pipeline(
     """The DAG: ImportExampleGen -> statistics/schema/validation (anomalies stop the run) -> Transform -> Trainer ->
     Evaluator (vs. latest blessed model) -> Pusher."""
     example_gen = tfx.components.ImportExampleGen(
-        input_base=data_root,
-        input_config=tfx.proto.Input(
-            splits=[tfx.proto.Input.Split(name="all", pattern=RECORD_PATTERN)]
-        ),
-        output_config=tfx.proto.Output(
-            split_config=tfx.proto.SplitConfig(
-                splits=[
-                    tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets)
-                    for name, buckets in SPLITS
-                ],
-                partition_feature_name="source",
-            )
-        ),
+        input_base=data_root, **example_gen_split_configs(bool(config.split_files))
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_path)
