@@ -72,9 +72,9 @@ def test_data_specs(tmp_path):
     assert parse_synthetic(str(tmp_path)) is None
     with pytest.raises(ValueError, match="synthetic:N"):
         parse_synthetic("synthetic:lots")
-    with pytest.raises(FileNotFoundError, match="holds no TFRecord"):
+    with pytest.raises(FileNotFoundError, match="holds neither TFRecord files"):
         resolve_data(str(tmp_path), str(tmp_path / "cache"))
-    with pytest.raises(FileNotFoundError, match="neither an existing folder"):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
         resolve_data(str(tmp_path / "nope"), str(tmp_path / "cache"))
     folder = resolve_data("synthetic:20", str(tmp_path / "cache"))
     assert resolve_data(folder, str(tmp_path / "cache")) == folder
