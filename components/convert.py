@@ -180,12 +180,20 @@ def prepare_image(data: bytes, image_size: int = features.IMAGE_SIZE) -> Prepare
     return Prepared(data, hashlib.sha256(data).hexdigest(), "; ".join(reasons) or None)
 
 
+_decode_fn = None
+
+
 def _check_contract_decode(data: bytes) -> None:
-    """The stored bytes must decode with the contract's decoder (what Transform and serving use)."""
+    """The stored bytes must decode with the contract's decoder (what Transform and serving use).
+
+    Traced once per process: calling the decoder eagerly costs as much as the rest of the check."""
+    global _decode_fn
     import tensorflow as tf
 
+    if _decode_fn is None:
+        _decode_fn = tf.function(features.decode_image, input_signature=[tf.TensorSpec([], tf.string)])
     try:
-        features.decode_image(tf.constant(data))
+        _decode_fn(tf.constant(data))
     except tf.errors.InvalidArgumentError as err:
         raise ValueError(f"TensorFlow cannot decode image: {err.message.splitlines()[0]}") from None
 
