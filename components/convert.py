@@ -228,8 +228,7 @@ def _read_and_prepare(item: Tuple[str, str, int]):
         Metrics.counter("convert", "bad").inc()
         yield beam.pvalue.TaggedOutput(BAD_TAG, {"path": source, "reason": str(err)})
         return
-    read = Metrics.counter("convert", "read")
-    read.inc()
+    Metrics.counter("convert", "read").inc()
     if prepared.normalized:
         Metrics.counter("convert", "normalized").inc()
     yield prepared.sha256, (source, label, prepared.image, prepared.normalized)
@@ -290,27 +289,33 @@ def run_conversion(
     parts = os.path.join(output_dir, "_report_parts")
     kinds = (BAD_TAG, "duplicate", "normalized")
     options = PipelineOptions(beam_args or ["--direct_running_mode=in_memory"])
-    with beam.Pipeline(options=options) as p:
-        prepared = (
-            p
-            | "ListFiles" >> beam.Create(usable, reshuffle=True)
-            | "ReadAndValidate" >> beam.FlatMap(_read_and_prepare).with_outputs(BAD_TAG, main="ok")
-        )
-        examples = (
-            prepared.ok
-            | "Progress" >> beam.Map(_LogProgress())
-            | "GroupIdenticalBytes" >> beam.GroupByKey()
-            | "DropDuplicates" >> beam.FlatMap(_resolve_duplicates).with_outputs(
-                BAD_TAG, "duplicate", "normalized", main="examples")
-        )
-        _ = examples.examples | "WriteTFRecords" >> beam.io.WriteToTFRecord(
-            os.path.join(output_dir, RECORD_PREFIX), file_name_suffix=".tfrecord.gz",
-            num_shards=num_shards)
-        bad = (prepared[BAD_TAG], examples[BAD_TAG]) | "AllBad" >> beam.Flatten()
-        for kind, pcoll in ((BAD_TAG, bad), ("duplicate", examples.duplicate),
-                            ("normalized", examples.normalized)):
-            _ = (pcoll | f"Json{kind}" >> beam.Map(json.dumps)
-                 | f"Write{kind}" >> beam.io.WriteToText(os.path.join(parts, kind), shard_name_template=""))
+    p = beam.Pipeline(options=options)
+    prepared = (
+        p
+        | "ListFiles" >> beam.Create(usable, reshuffle=True)
+        | "ReadAndValidate" >> beam.FlatMap(_read_and_prepare).with_outputs(BAD_TAG, main="ok")
+    )
+    examples = (
+        prepared.ok
+        | "Progress" >> beam.Map(_LogProgress())
+        | "GroupIdenticalBytes" >> beam.GroupByKey()
+        | "DropDuplicates" >> beam.FlatMap(_resolve_duplicates).with_outputs(
+            BAD_TAG, "duplicate", "normalized", main="examples")
+    )
+    _ = examples.examples | "WriteTFRecords" >> beam.io.WriteToTFRecord(
+        os.path.join(output_dir, RECORD_PREFIX), file_name_suffix=".tfrecord.gz",
+        num_shards=num_shards)
+    bad = (prepared[BAD_TAG], examples[BAD_TAG]) | "AllBad" >> beam.Flatten()
+    for kind, pcoll in ((BAD_TAG, bad), ("duplicate", examples.duplicate),
+                        ("normalized", examples.normalized)):
+        _ = (pcoll | f"Json{kind}" >> beam.Map(json.dumps)
+             | f"Write{kind}" >> beam.io.WriteToText(os.path.join(parts, kind), shard_name_template=""))
+    result = p.run()
+    result.wait_until_finish()
+    counters: Dict[str, int] = {}
+    for c in result.metrics().query()["counters"]:  # summed over steps ("bad" comes from two)
+        counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + c.result
+    log.info("conversion counters: %s", json.dumps(counters, sort_keys=True))
     records = {}
     for kind in kinds:
         with open(os.path.join(parts, kind)) as f:

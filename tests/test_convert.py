@@ -1,6 +1,7 @@
 """Image folders (the EuroSAT RGB archive layout) -> TFRecords, including every kind of bad input."""
 import io
 import json
+import logging
 import os
 import zipfile
 
@@ -71,10 +72,12 @@ def test_bad_fraction_error_names_the_report_and_the_flag():
     assert "2 of 100" in msg and "r.json" in msg and "--max-bad-fraction" in msg
 
 
-def test_converts_archive_once_and_reuses_it(tmp_path):
+def test_converts_archive_once_and_reuses_it(tmp_path, caplog):
     make_archive(tmp_path / "src", per_class=2)
     cache = str(tmp_path / "cache")
+    caplog.set_level(logging.INFO, logger="components.convert")
     out = convert.convert_source(str(tmp_path / "src"), cache, beam_args=BEAM)
+    assert 'conversion counters: {"read": 20, "written": 20}' in caplog.text  # progress in the log
     assert os.path.basename(out).startswith("src-") and convert.is_complete(out)
     examples = list(convert.iter_examples(out))
     assert len(examples) == 20
