@@ -174,7 +174,9 @@ def prepare_image(data: bytes, image_size: int = features.IMAGE_SIZE) -> Prepare
                 buf = io.BytesIO()
                 rgb.save(buf, format="PNG")
                 data = buf.getvalue()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except UnidentifiedImageError:
+        raise ValueError("cannot decode image: not a recognised image format") from None
+    except (OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"cannot decode image: {err}") from None
     _check_contract_decode(data)
     return Prepared(data, hashlib.sha256(data).hexdigest(), "; ".join(reasons) or None)
