@@ -93,6 +93,8 @@ def run_local(config: PipelineConfig) -> None:
 
     log = logging.getLogger("pipeline_runner")
     start = time.time()
+    if "://" not in config.output_dir:  # artifact URIs in metadata should not depend on the cwd
+        config = config.replace(output_dir=os.path.abspath(config.output_dir))
     data_root = resolve_data(config.data, config.data_cache_dir, seed=config.hparams.seed)
     log.info("data: %s -> %s", config.data, data_root)
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
