@@ -19,6 +19,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from typing import List, Optional  # noqa: E402
 
+from components.errors import UserError  # noqa: E402
 from components.hparams import BACKBONES, HParams  # noqa: E402
 from pipeline.config import PipelineConfig, demo_config, load_yaml  # noqa: E402
 
@@ -152,7 +153,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    run_local(config)
+    try:
+        run_local(config)
+    except UserError as err:
+        # Bad input or configuration (also raised inside components, e.g. missing weights):
+        # the message names the thing and the fix; the traceback would only hide it.
+        logging.getLogger("pipeline_runner").debug("user error", exc_info=True)
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

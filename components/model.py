@@ -15,16 +15,13 @@ import logging  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from components import features  # noqa: E402
+from components.errors import PretrainedWeightsUnavailable  # noqa: E402,F401 (re-exported)
 from components.hparams import HParams  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 # Keras EfficientNetV2 (include_preprocessing=True) rescales [0, 255] to [-1, 1] itself.
 KERAS_PIXEL_SCALE = 255.0
-
-
-class PretrainedWeightsUnavailable(RuntimeError):
-    """Raised when the requested pretrained weights cannot be loaded."""
 
 
 def augmentation(seed: int) -> tf.keras.Sequential:

@@ -5,6 +5,8 @@ import os
 
 import tensorflow as tf
 
+from components.errors import DataError, DataNotFound
+
 SYNTHETIC = "synthetic"
 DEFAULT_SYNTHETIC_SIZE = 2000
 
@@ -17,7 +19,7 @@ def parse_synthetic(spec: str) -> int | None:
     if not size:
         return DEFAULT_SYNTHETIC_SIZE
     if not size.isdigit() or int(size) <= 0:
-        raise ValueError(f"--data {spec!r}: expected synthetic:N with N a positive number of images")
+        raise DataError(f"--data {spec!r}: expected synthetic:N with N a positive number of images")
     return int(size)
 
 
@@ -31,12 +33,12 @@ def resolve_data(spec: str, cache_dir: str, seed: int = 0) -> str:
         write_synthetic_tfrecords(folder, n, seed=seed, num_shards=max(1, min(8, n // 2000)))
         return os.path.abspath(folder)
     if not tf.io.gfile.isdir(spec):
-        raise FileNotFoundError(
+        raise DataNotFound(
             f"--data {spec!r} is neither an existing folder of TFRecords nor synthetic[:N]."
         )
     records = [f for f in tf.io.gfile.listdir(spec) if "tfrecord" in f]
     if not records:
-        raise FileNotFoundError(
+        raise DataNotFound(
             f"--data {spec!r} holds no TFRecord files (*.tfrecord*); convert your images first "
             "or use synthetic[:N]."
         )

@@ -78,3 +78,12 @@ def test_data_specs(tmp_path):
         resolve_data(str(tmp_path / "nope"), str(tmp_path / "cache"))
     folder = resolve_data("synthetic:20", str(tmp_path / "cache"))
     assert resolve_data(folder, str(tmp_path / "cache")) == folder
+
+
+def test_bad_data_is_a_clear_error_not_a_traceback(tmp_path, capsys):
+    code = pipeline_runner.main(["--data", "synthetic:5", "--output-dir", str(tmp_path)])
+    assert code == 2
+    assert "at least 10" in capsys.readouterr().err
+    code = pipeline_runner.main(["--data", str(tmp_path / "missing"), "--output-dir", str(tmp_path)])
+    assert code == 2
+    assert "neither an existing folder" in capsys.readouterr().err
