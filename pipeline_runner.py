@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pipeline-name", help=f"name of the pipeline in metadata (default {_DEFAULTS.pipeline_name})")
     p.add_argument("--model-name", help=f"TF Serving model name (default {_DEFAULTS.model_name})")
     g = p.add_argument_group("training")
-    g.add_argument("--backbone", choices=BACKBONES, help=f"Keras application (default {_HP.backbone})")
+    g.add_argument("--backbone", help=f"Keras application ({', '.join(BACKBONES)}) or a TF Hub "
+                   f"feature-vector handle, URL or local folder (default {_HP.backbone})")
     g.add_argument("--weights", help="'imagenet' (Keras download), a local weights file, or 'none' "
                    f"(default {_HP.weights})")
     g.add_argument("--allow-random-init", action="store_true", default=None,
@@ -52,7 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=int, help=f"training epochs (default {_HP.epochs})")
     g.add_argument("--batch-size", type=int, help=f"batch size (default {_HP.batch_size})")
     g.add_argument("--learning-rate", type=float, help=f"peak learning rate (default {_HP.learning_rate})")
-    g.add_argument("--image-size", type=int, help=f"model input size; >64 upscales (default {_HP.image_size})")
+    g.add_argument("--image-size", type=int, help="model input size; >64 upscales (default: 64 for "
+                   "Keras backbones, the Hub model's own size, e.g. 512 for EfficientNetV2-XL)")
+    g.add_argument("--head-epochs", type=int, help="pretrained backbones: epochs training only the new "
+                   f"head before fine-tuning everything (default {_HP.head_epochs}; 0 = one phase)")
+    g.add_argument("--precision", choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
+                   help="'auto': mixed float16 on GPUs, float32 on CPUs (default auto)")
+    g.add_argument("--no-augment", dest="augment", action="store_false", default=None,
+                   help="switch off flips/rotations/colour jitter")
     g = p.add_argument_group("evaluation and blessing")
     g.add_argument("--min-accuracy", type=float, help=f"bless only above this test accuracy (default {_DEFAULTS.min_accuracy})")
     g.add_argument("--min-macro-f1", type=float, help=f"bless only above this macro F1 (default {_DEFAULTS.min_macro_f1})")
@@ -66,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_HPARAM_FLAGS = ("backbone", "weights", "allow_random_init", "epochs", "batch_size", "learning_rate", "image_size")
+_HPARAM_FLAGS = ("backbone", "weights", "allow_random_init", "epochs", "batch_size", "learning_rate",
+                 "image_size", "head_epochs", "precision", "augment")
 _CONFIG_FLAGS = ("data", "output_dir", "pipeline_name", "model_name", "min_accuracy", "min_macro_f1",
                  "max_drop", "beam_direct_running_mode", "beam_num_workers")
 
