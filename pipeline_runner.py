@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="EuroSAT land-use classification as a TFX pipeline "
         "(ExampleGen -> statistics/schema/validation -> Transform -> Trainer -> Evaluator -> Pusher).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", help="YAML file with configuration keys (flags given override it)")
     p.add_argument("--demo", action="store_true",
@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'auto': mixed float16 on GPUs, float32 on CPUs (default auto)")
     g.add_argument("--no-augment", dest="augment", action="store_false", default=None,
                    help="switch off flips/rotations/colour jitter")
+    g.add_argument("--tune", action="store_true", default=None,
+                   help="add a KerasTuner stage (learning rate, dropout, label smoothing) before the Trainer")
+    g.add_argument("--tuner-trials", type=int, help=f"Tuner trials (default {_DEFAULTS.tuner_trials})")
     g = p.add_argument_group("evaluation and blessing")
     g.add_argument("--min-accuracy", type=float, help=f"bless only above this test accuracy (default {_DEFAULTS.min_accuracy})")
     g.add_argument("--min-macro-f1", type=float, help=f"bless only above this macro F1 (default {_DEFAULTS.min_macro_f1})")
@@ -76,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _HPARAM_FLAGS = ("backbone", "weights", "allow_random_init", "epochs", "batch_size", "learning_rate",
                  "image_size", "head_epochs", "precision", "augment")
-_CONFIG_FLAGS = ("data", "output_dir", "pipeline_name", "model_name", "min_accuracy", "min_macro_f1",
+_CONFIG_FLAGS = ("tune", "tuner_trials", "data", "output_dir", "pipeline_name", "model_name", "min_accuracy", "min_macro_f1",
                  "max_drop", "beam_direct_running_mode", "beam_num_workers")
 
 

@@ -200,6 +200,10 @@ def run_fn(fn_args) -> None:
     from serving.signatures import make_serving_signatures
 
     hp = HParams.from_dict((fn_args.custom_config or {}).get("hparams", {}))
+    if fn_args.hyperparameters:  # from the optional Tuner
+        from components.tuner import apply_tuned
+
+        hp = apply_tuned(hp, fn_args.hyperparameters)
     log.info("training %s with %s", hp.backbone, json.dumps(hp.to_dict()))
     tf.keras.utils.set_random_seed(hp.seed)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)

@@ -44,6 +44,10 @@ class PipelineConfig:
     min_macro_f1: float = 0.8
     max_drop: float = 0.01
     enable_cache: bool = True
+    # Optional KerasTuner stage before the Trainer (components/tuner.py).
+    tune: bool = False
+    tuner_trials: int = 4
+    tuner_epochs: int = 2
     # Beam DirectRunner locally: 'in_memory', 'multi_threading' or 'multi_processing'.
     beam_direct_running_mode: str = "multi_processing"
     beam_num_workers: int = 0  # 0: one per CPU core

@@ -16,6 +16,7 @@ from pipeline.config import PipelineConfig  # noqa: E402
 # component image, where the project is installed.
 PREPROCESSING_FN = "components.transform.preprocessing_fn"
 RUN_FN = "components.trainer.run_fn"
+TUNER_FN = "components.tuner.tuner_fn"
 
 # ExampleGen splits: 60/20/20 by hash of the source file name (stable across runs).
 SPLITS = (("train", 6), ("eval", 2), ("test", 2))
@@ -58,14 +59,27 @@ def create_pipeline(
             analyze=["train"], transform=[name for name, _ in SPLITS]
         ),
     )
+    trainer_config = {"hparams": config.hparams.to_dict()}
+    tuner = None
+    if config.tune:
+        tuner = tfx.components.Tuner(
+            tuner_fn=TUNER_FN,
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            train_args=tfx.proto.TrainArgs(splits=["train"]),
+            eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+            custom_config={**trainer_config, "tuner_trials": config.tuner_trials,
+                           "tuner_epochs": config.tuner_epochs},
+        )
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={"hparams": config.hparams.to_dict()},
+        custom_config=trainer_config,
     )
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -95,6 +109,7 @@ def create_pipeline(
             schema_gen,
             example_validator,
             transform,
+            *([tuner] if tuner else []),
             trainer,
             model_resolver,
             evaluator,
