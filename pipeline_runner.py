@@ -3,6 +3,9 @@
 
     python pipeline_runner.py --demo          # small synthetic run, a few minutes on 2 cores
     python pipeline_runner.py --data DIR      # a folder of EuroSAT TFRecords
+    python pipeline_runner.py --runner kubeflow --output eurosat.json --data gs://B/eurosat \
+        --pipeline-root gs://B/root --image IMAGE            # compile for Kubeflow Pipelines v2
+    python pipeline_runner.py --runner vertex --project P --region R ... [--dry-run]
     python pipeline_runner.py --help
 """
 from __future__ import annotations
@@ -19,6 +22,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from typing import List, Optional  # noqa: E402
 
+from components.errors import UserError  # noqa: E402
 from components.hparams import BACKBONES, HParams  # noqa: E402
 from pipeline.config import PipelineConfig, demo_config, load_yaml  # noqa: E402
 
@@ -30,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="EuroSAT land-use classification as a TFX pipeline "
         "(ExampleGen -> statistics/schema/validation -> Transform -> Trainer -> Evaluator -> Pusher).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", help="YAML file with configuration keys (flags given override it)")
     p.add_argument("--demo", action="store_true",
@@ -51,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pipeline-name", help=f"name of the pipeline in metadata (default {_DEFAULTS.pipeline_name})")
     p.add_argument("--model-name", help=f"TF Serving model name (default {_DEFAULTS.model_name})")
     g = p.add_argument_group("training")
-    g.add_argument("--backbone", choices=BACKBONES, help=f"Keras application (default {_HP.backbone})")
+    g.add_argument("--backbone", help=f"Keras application ({', '.join(BACKBONES)}) or a TF Hub "
+                   f"feature-vector handle, URL or local folder (default {_HP.backbone})")
     g.add_argument("--weights", help="'imagenet' (Keras download), a local weights file, or 'none' "
                    f"(default {_HP.weights})")
     g.add_argument("--allow-random-init", action="store_true", default=None,
@@ -59,7 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=int, help=f"training epochs (default {_HP.epochs})")
     g.add_argument("--batch-size", type=int, help=f"batch size (default {_HP.batch_size})")
     g.add_argument("--learning-rate", type=float, help=f"peak learning rate (default {_HP.learning_rate})")
-    g.add_argument("--image-size", type=int, help=f"model input size; >64 upscales (default {_HP.image_size})")
+    g.add_argument("--image-size", type=int, help="model input size; >64 upscales (default: 64 for "
+                   "Keras backbones, the Hub model's own size, e.g. 512 for EfficientNetV2-XL)")
+    g.add_argument("--head-epochs", type=int, help="pretrained backbones: epochs training only the new "
+                   f"head before fine-tuning everything (default {_HP.head_epochs}; 0 = one phase)")
+    g.add_argument("--precision", choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
+                   help="'auto': mixed float16 on GPUs, float32 on CPUs (default auto)")
+    g.add_argument("--no-augment", dest="augment", action="store_false", default=None,
+                   help="switch off flips/rotations/colour jitter")
+    g.add_argument("--tune", action="store_true", default=None,
+                   help="add a KerasTuner stage (learning rate, dropout, label smoothing) before the Trainer")
+    g.add_argument("--tuner-trials", type=int, help=f"Tuner trials (default {_DEFAULTS.tuner_trials})")
     g = p.add_argument_group("evaluation and blessing")
     g.add_argument("--min-accuracy", type=float, help=f"bless only above this test accuracy (default {_DEFAULTS.min_accuracy})")
     g.add_argument("--min-macro-f1", type=float, help=f"bless only above this macro F1 (default {_DEFAULTS.min_macro_f1})")
@@ -70,12 +85,45 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--beam-direct-running-mode", choices=["in_memory", "multi_threading", "multi_processing"],
                    help=f"Beam DirectRunner mode (default {_DEFAULTS.beam_direct_running_mode})")
     g.add_argument("--beam-num-workers", type=int, help="DirectRunner workers, 0 = one per core")
+    add_cloud_arguments(p)
     return p
 
 
-_HPARAM_FLAGS = ("backbone", "weights", "allow_random_init", "epochs", "batch_size", "learning_rate", "image_size")
-_CONFIG_FLAGS = ("data", "max_bad_fraction", "tfds_data_dir", "split_files", "output_dir", "pipeline_name", "model_name", "min_accuracy", "min_macro_f1",
+def add_cloud_arguments(p: argparse.ArgumentParser) -> None:
+    """--runner and the settings of Kubeflow Pipelines, Vertex AI, Dataflow and Vertex AI Training."""
+    g = p.add_argument_group("runners: Kubeflow Pipelines v2, Vertex AI Pipelines, Dataflow, Vertex AI Training")
+    g.add_argument("--runner", choices=["local", "kubeflow", "vertex"], default="local",
+                   help="local: run here; kubeflow: compile a KFP v2 pipeline spec; vertex: compile and "
+                   "submit to Vertex AI Pipelines")
+    g.add_argument("--output", help="compiled pipeline spec (.json or .yaml) "
+                   "(default <output-dir>/<pipeline-name>_pipeline.json)")
+    g.add_argument("--dry-run", action="store_true", help="vertex: compile only, do not submit (no credentials needed)")
+    g.add_argument("--pipeline-root", dest="pipeline_root_uri",
+                   help="artifacts folder of cloud runs, gs://BUCKET/PATH (pushed models go under it too)")
+    g.add_argument("--project", help="Google Cloud project (Vertex AI, Dataflow)")
+    g.add_argument("--region", help="Google Cloud region, e.g. europe-west4")
+    g.add_argument("--image", help="component image built from the Dockerfile; the compiled spec runs it")
+    g.add_argument("--service-account", help="service account Vertex AI Pipelines runs as")
+    g.add_argument("--beam-runner", choices=["direct", "dataflow"],
+                   help=f"Beam runner of ExampleGen/StatisticsGen/Transform/Evaluator (default {_DEFAULTS.beam_runner})")
+    g.add_argument("--temp-location", help="Dataflow staging folder (default <pipeline-root>/tmp)")
+    g.add_argument("--vertex-training", action="store_true", default=None,
+                   help="run the Trainer as a Vertex AI Training job (machine and GPUs below)")
+    g.add_argument("--machine-type", dest="training_machine_type",
+                   help=f"Vertex AI Training machine (default {_DEFAULTS.training_machine_type})")
+    g.add_argument("--accelerator-type", dest="training_accelerator_type",
+                   help="Vertex AI Training GPU, e.g. NVIDIA_TESLA_T4, NVIDIA_L4, NVIDIA_TESLA_A100")
+    g.add_argument("--accelerator-count", dest="training_accelerator_count", type=int,
+                   help="GPUs per training machine (the Trainer mirrors over all of them)")
+
+
+_HPARAM_FLAGS = ("backbone", "weights", "allow_random_init", "epochs", "batch_size", "learning_rate",
+                 "image_size", "head_epochs", "precision", "augment")
+_CONFIG_FLAGS = ("tune", "tuner_trials", "data", "max_bad_fraction", "tfds_data_dir", "split_files", "output_dir", "pipeline_name", "model_name", "min_accuracy", "min_macro_f1",
                  "max_drop", "beam_direct_running_mode", "beam_num_workers")
+_CLOUD_FLAGS = ("pipeline_root_uri", "project", "region", "image", "service_account", "beam_runner",
+                "temp_location", "vertex_training", "training_machine_type", "training_accelerator_type",
+                "training_accelerator_count")
 
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
@@ -85,7 +133,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         values = load_yaml(args.config)
         hp = {**config.hparams.to_dict(), **(values.pop("hparams", None) or {})}
         config = PipelineConfig.from_dict({**config.to_dict(), **values, "hparams": hp})
-    changes = {k: getattr(args, k) for k in _CONFIG_FLAGS if getattr(args, k) is not None}
+    changes = {k: getattr(args, k) for k in _CONFIG_FLAGS + _CLOUD_FLAGS if getattr(args, k) is not None}
     hp_changes = {k: getattr(args, k) for k in _HPARAM_FLAGS if getattr(args, k) is not None}
     if args.no_cache:
         changes["enable_cache"] = False
@@ -101,6 +149,8 @@ def run_local(config: PipelineConfig) -> None:
 
     log = logging.getLogger("pipeline_runner")
     start = time.time()
+    if "://" not in config.output_dir:  # artifact URIs in metadata should not depend on the cwd
+        config = config.replace(output_dir=os.path.abspath(config.output_dir))
     data_root = resolve_data(config.data, config.data_cache_dir, seed=config.hparams.seed,
                              max_bad_fraction=config.max_bad_fraction,
                              beam_args=config.beam_pipeline_args(),
@@ -162,14 +212,38 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from components.convert import ConversionError
-    from components.tfds_source import TfdsUnavailableError
+    return run_or_compile(args, config)
+
+
+def run_or_compile(args: argparse.Namespace, config: PipelineConfig) -> int:
+    """local: run the pipeline here; kubeflow: write its spec; vertex: write it and submit it."""
+    from pipeline import runners
 
     try:
-        run_local(config)
-    except (ConversionError, TfdsUnavailableError, FileNotFoundError) as err:
+        runners.check_config(config, args.runner)
+    except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.runner == runners.LOCAL:
+        try:
+            run_local(config)
+        except UserError as err:
+            # Bad input or configuration (also raised inside components, e.g. missing weights):
+            # the message names the thing and the fix; the traceback would only hide it.
+            logging.getLogger("pipeline_runner").debug("user error", exc_info=True)
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return 0
+    output = args.output or os.path.join(config.output_dir, f"{config.pipeline_name}_pipeline.json")
+    runners.compile_pipeline(config, output)
+    print(f"compiled {config.pipeline_name!r} for {args.runner} to {output}")
+    if args.runner == runners.VERTEX and not args.dry_run:
+        try:
+            job = runners.submit_vertex(config, output)
+        except RuntimeError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        print(f"submitted to Vertex AI Pipelines: {job.resource_name}")
     return 0
 
 

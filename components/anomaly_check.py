@@ -15,10 +15,12 @@ from typing import Dict, List  # noqa: E402
 from tensorflow_metadata.proto.v0 import anomalies_pb2  # noqa: E402
 from tfx import v1 as tfx  # noqa: E402
 
+from components.errors import DataError  # noqa: E402
+
 ANOMALIES_FILE = "SchemaDiff.pb"  # what ExampleValidator writes under Split-<name>/
 
 
-class DataAnomaliesError(RuntimeError):
+class DataAnomaliesError(DataError):
     """The examples do not match the schema; the message says where and how."""
 
 

@@ -43,6 +43,7 @@ import zipfile  # noqa: E402
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple  # noqa: E402
 
 from components import features  # noqa: E402
+from components.errors import DataError  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ CONVERTER_VERSION = "1"  # part of the fingerprint: a changed conversion does no
 _CLASS_BY_FOLDED_NAME = {n.lower(): n for n in features.CLASS_NAMES}
 
 
-class ConversionError(RuntimeError):
+class ConversionError(DataError):
     """The source cannot be converted; the message says what and how to fix it."""
 
 

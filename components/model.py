@@ -1,8 +1,9 @@
-"""The classifier: a Keras-applications EfficientNetV2 backbone with a EuroSAT head.
+"""The classifier: an EfficientNetV2 backbone (Keras applications or TF Hub) with a EuroSAT head.
 
-Inputs are the Transform's images in [0, 1]; the model itself rescales them to the pixel range
-the backbone was trained for (Keras EfficientNetV2 with its built-in preprocessing expects
-[0, 255]), resizes them to the configured input size, and augments them only in training.
+Inputs are the Transform's images: RGB scaled to [0, 1], or per-band standardised multispectral
+bands. The model itself feeds each backbone what it was trained on: Keras EfficientNetV2 with its
+built-in preprocessing expects RGB in [0, 255]; TF Hub image models expect [0, 1] at their own
+input size (512x512 for the tutorial's EfficientNetV2-XL). Augmentation runs only in training.
 """
 from __future__ import annotations
 
@@ -11,51 +12,117 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import logging  # noqa: E402
+from typing import Optional  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
 
 from components import features  # noqa: E402
+from components.errors import PretrainedWeightsUnavailable  # noqa: E402,F401 (re-exported)
 from components.hparams import HParams  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-# Keras EfficientNetV2 (include_preprocessing=True) rescales [0, 255] to [-1, 1] itself.
+# Keras EfficientNetV2 (include_preprocessing=True) rescales [0, 255] itself.
 KERAS_PIXEL_SCALE = 255.0
+BACKBONE_LAYER = "backbone"
 
 
-class PretrainedWeightsUnavailable(RuntimeError):
-    """Raised when the requested pretrained weights cannot be loaded."""
+@tf.keras.utils.register_keras_serializable(package="eurosat")
+class RandomRot90(tf.keras.layers.Layer):
+    """Rotate each image by a random multiple of 90 degrees (training only).
+
+    Overhead imagery has no 'up': every 90-degree rotation is a real-looking patch, and unlike
+    arbitrary angles it needs no interpolation or corner filling.
+    """
+
+    def __init__(self, seed: Optional[int] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+
+        def rotate(image):
+            k = tf.random.uniform([], 0, 4, dtype=tf.int32, seed=self.seed)
+            return tf.image.rot90(image, k)
+
+        return tf.map_fn(rotate, images)
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
 
 
-def augmentation(seed: int) -> tf.keras.Sequential:
-    """Augmentations that suit overhead imagery: any flip and any 90-degree rotation look real."""
-    return tf.keras.Sequential(
-        [
-            tf.keras.layers.RandomFlip("horizontal_and_vertical", seed=seed),
-            tf.keras.layers.RandomRotation(0.25, fill_mode="reflect", seed=seed),
-        ],
-        name="augmentation",
+def augmentation(hp: HParams, channels: int) -> tf.keras.Sequential:
+    """Flips + 90-degree rotations; mild brightness/contrast jitter for RGB in [0, 1]."""
+    layers = [
+        tf.keras.layers.RandomFlip("horizontal_and_vertical", seed=hp.seed),
+        RandomRot90(seed=hp.seed),
+    ]
+    if hp.colour_jitter > 0 and channels == features.RGB_CHANNELS:
+        layers += [
+            tf.keras.layers.RandomBrightness(hp.colour_jitter, value_range=(0.0, 1.0), seed=hp.seed),
+            tf.keras.layers.RandomContrast(hp.colour_jitter, seed=hp.seed),
+        ]
+    return tf.keras.Sequential(layers, name="augmentation")
+
+
+def _check_weights_file(hp: HParams) -> None:
+    if hp.pretrained and hp.weights != "imagenet" and not tf.io.gfile.exists(hp.weights):
+        raise PretrainedWeightsUnavailable(
+            f"weights file {hp.weights!r} does not exist; pass --weights imagenet, a local "
+            "weights file, or --weights none to train from scratch."
+        )
+
+
+def _keras_backbone(hp: HParams, channels: int, weights: Optional[str]) -> tf.keras.Model:
+    constructor = getattr(tf.keras.applications, hp.backbone)
+    return constructor(
+        include_top=False,
+        weights=weights,
+        input_shape=(hp.input_size, hp.input_size, channels),
+        pooling="avg",
+        # RGB: the backbone's own [0, 255] preprocessing. Multispectral: inputs arrive
+        # standardised per band by Transform, so none.
+        include_preprocessing=channels == features.RGB_CHANNELS,
     )
+
+
+def _adapt_to_channels(rgb: tf.keras.Model, target: tf.keras.Model) -> None:
+    """Copy pretrained RGB weights into a many-band backbone wherever shapes allow.
+
+    The stem convolution's RGB kernel is averaged over its input channels and spread over all
+    bands (scaled so activations keep their magnitude); every other layer is copied as is.
+    """
+    rgb_layers = {layer.name: layer for layer in rgb.layers}
+    for layer in target.layers:
+        source = rgb_layers.get(layer.name)
+        if source is None or not layer.weights:
+            continue
+        new = []
+        for w_src, w_dst in zip(source.get_weights(), layer.get_weights()):
+            if w_src.shape == w_dst.shape:
+                new.append(w_src)
+            elif w_src.ndim == 4 and w_src.shape[:2] == w_dst.shape[:2] and w_src.shape[3] == w_dst.shape[3]:
+                mean = w_src.mean(axis=2, keepdims=True)
+                new.append((mean * w_src.shape[2] / w_dst.shape[2]).repeat(w_dst.shape[2], axis=2))
+            else:
+                new.append(w_dst)
+        layer.set_weights(new)
 
 
 def build_backbone(hp: HParams, channels: int = features.RGB_CHANNELS) -> tf.keras.Model:
-    """The Keras application without its top, loading the requested weights."""
-    constructor = getattr(tf.keras.applications, hp.backbone)
+    """The Keras application without its top, with the requested weights (loudly)."""
+    _check_weights_file(hp)
     weights = hp.weights if hp.pretrained else None
-    if weights and weights != "imagenet" and not tf.io.gfile.exists(weights):
-        raise FileNotFoundError(
-            f"weights file {weights!r} does not exist; pass --weights imagenet, a local "
-            "weights file, or --weights none to train from scratch."
-        )
-    kwargs = dict(
-        include_top=False,
-        input_shape=(hp.image_size, hp.image_size, channels),
-        pooling="avg",
-        include_preprocessing=True,
-    )
     try:
-        return constructor(weights=weights, **kwargs)
-    except Exception as err:  # download or file errors
+        if channels == features.RGB_CHANNELS or weights is None:
+            return _keras_backbone(hp, channels, weights)
+        backbone = _keras_backbone(hp, channels, None)
+        _adapt_to_channels(_keras_backbone(hp, features.RGB_CHANNELS, weights), backbone)
+        log.info("adapted %s's RGB weights to %d input bands", hp.backbone, channels)
+        return backbone
+    except Exception as err:  # download, file or format errors
         if not hp.allow_random_init:
             raise PretrainedWeightsUnavailable(
                 f"could not load {weights!r} weights for {hp.backbone} ({type(err).__name__}: {err}). "
@@ -67,44 +134,98 @@ def build_backbone(hp: HParams, channels: int = features.RGB_CHANNELS) -> tf.ker
             "because allow_random_init is set. Expect lower accuracy.",
             weights, hp.backbone, err,
         )
-        return constructor(weights=None, **kwargs)
+        return _keras_backbone(hp, channels, None)
+
+
+def build_hub_backbone(hp: HParams, channels: int) -> tf.keras.layers.Layer:
+    """A TF Hub feature-vector model (URL or local SavedModel path); expects [0, 1] RGB."""
+    import tensorflow_hub as hub
+
+    if channels != features.RGB_CHANNELS:
+        raise ValueError(
+            f"TF Hub image models take RGB; this data has {channels} bands. Use a Keras "
+            "EfficientNetV2 backbone (--backbone EfficientNetV2B0 ...) for multispectral data."
+        )
+    try:
+        return hub.KerasLayer(hp.backbone, trainable=True, name=BACKBONE_LAYER)
+    except Exception as err:
+        raise PretrainedWeightsUnavailable(
+            f"could not load the TF Hub model {hp.backbone!r} ({type(err).__name__}: {err}). "
+            "Download it once and pass its local folder, or set TFHUB_CACHE_DIR to a cache "
+            "that holds it."
+        ) from err
 
 
 def build_model(hp: HParams, channels: int = features.RGB_CHANNELS) -> tf.keras.Model:
-    """EfficientNetV2 classifier: [0, 1] images of any size in, class probabilities out."""
+    """EfficientNetV2 classifier: transformed images in, class probabilities out."""
     inputs = tf.keras.Input(
         shape=(features.IMAGE_SIZE, features.IMAGE_SIZE, channels),
         name=features.TRANSFORMED_IMAGE_KEY,
     )
     x = inputs
     if hp.augment:
-        x = augmentation(hp.seed)(x)
-    if hp.image_size != features.IMAGE_SIZE:
-        x = tf.keras.layers.Resizing(hp.image_size, hp.image_size, name="upscale")(x)
-    x = tf.keras.layers.Rescaling(KERAS_PIXEL_SCALE, name="to_backbone_range")(x)
-    x = build_backbone(hp, channels)(x)
+        x = augmentation(hp, channels)(x)
+    if hp.input_size != features.IMAGE_SIZE:
+        x = tf.keras.layers.Resizing(hp.input_size, hp.input_size, name="upscale")(x)
+    if hp.hub:
+        x = build_hub_backbone(hp, channels)(x)  # [0, 1] as TF Hub image models expect
+    else:
+        if channels == features.RGB_CHANNELS:
+            x = tf.keras.layers.Rescaling(KERAS_PIXEL_SCALE, name="to_backbone_range")(x)
+        backbone = build_backbone(hp, channels)
+        backbone._name = BACKBONE_LAYER  # one name for every backbone: freezing finds it
+        # Pretrained: BatchNorm stays in inference mode even when unfrozen, so fine-tuning
+        # does not wreck the statistics learned on ImageNet. From scratch it must learn them.
+        x = backbone(x, training=False) if hp.pretrained else backbone(x)
     x = tf.keras.layers.Dropout(hp.dropout, seed=hp.seed)(x)
     # float32 output even under mixed precision: softmax and the loss need the range.
     outputs = tf.keras.layers.Dense(
         features.NUM_CLASSES, activation="softmax", dtype="float32", name="probabilities"
     )(x)
-    return tf.keras.Model(inputs, outputs, name=f"eurosat_{hp.backbone.lower()}")
+    name = "hub" if hp.hub else hp.backbone.lower()
+    return tf.keras.Model(inputs, outputs, name=f"eurosat_{name}")
 
 
-def compile_model(model: tf.keras.Model, hp: HParams, steps_per_epoch: int) -> tf.keras.Model:
-    """AdamW with warm-up + cosine decay, label-smoothed cross-entropy."""
-    total = max(1, hp.epochs * steps_per_epoch)
-    warmup = min(max(1, steps_per_epoch), total // 5)
-    schedule = tf.keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=hp.learning_rate / 10,
-        decay_steps=max(1, total - warmup),
+def set_backbone_trainable(model: tf.keras.Model, trainable: bool) -> None:
+    model.get_layer(BACKBONE_LAYER).trainable = trainable
+
+
+def learning_rate_schedule(hp: HParams, peak: float, steps: int, warmup_steps: int):
+    """Warm-up then cosine decay over `steps` (or a constant rate, the tutorial's)."""
+    if hp.lr_schedule == "constant":
+        return peak
+    warmup = min(warmup_steps, steps // 5)
+    return tf.keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=peak / 10 if warmup else peak,
+        decay_steps=max(1, steps - warmup),
         alpha=0.01,
-        warmup_target=hp.learning_rate,
+        warmup_target=peak if warmup else None,
         warmup_steps=warmup,
     )
+
+
+def compile_model(
+    model: tf.keras.Model,
+    hp: HParams,
+    steps_per_epoch: int,
+    epochs: Optional[int] = None,
+    learning_rate: Optional[float] = None,
+    jit_compile: Optional[bool] = None,
+) -> tf.keras.Model:
+    """AdamW (or Adam) with warm-up + cosine decay, label-smoothed cross-entropy."""
+    epochs = hp.epochs if epochs is None else epochs
+    peak = hp.learning_rate if learning_rate is None else learning_rate
+    schedule = learning_rate_schedule(
+        hp, peak, max(1, epochs * steps_per_epoch), int(hp.warmup_epochs * steps_per_epoch)
+    )
+    if hp.optimizer == "adamw":
+        optimizer = tf.keras.optimizers.AdamW(learning_rate=schedule, weight_decay=hp.weight_decay)
+    else:
+        optimizer = tf.keras.optimizers.Adam(learning_rate=schedule)
     model.compile(
-        optimizer=tf.keras.optimizers.AdamW(learning_rate=schedule, weight_decay=hp.weight_decay),
+        optimizer=optimizer,
         loss=tf.keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
         metrics=[tf.keras.metrics.CategoricalAccuracy(name="accuracy")],
+        jit_compile=jit_compile,
     )
     return model

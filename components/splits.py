@@ -20,6 +20,7 @@ import shutil  # noqa: E402
 from typing import Dict, List, Optional, Sequence  # noqa: E402
 
 from components import features  # noqa: E402
+from components.errors import DataError, DataNotFound  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +38,10 @@ def parse_split_files(spec: str) -> List[str]:
     """`train.txt,val.txt,test.txt` -> the three paths, checked to exist."""
     paths = [p.strip() for p in spec.split(",") if p.strip()]
     if len(paths) != len(SPLIT_NAMES):
-        raise ValueError(f"--split-files {spec!r}: expected three files, train,val,test (comma-separated)")
+        raise DataError(f"--split-files {spec!r}: expected three files, train,val,test (comma-separated)")
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
-        raise FileNotFoundError(f"--split-files: {', '.join(missing)} not found")
+        raise DataNotFound(f"--split-files: {', '.join(missing)} not found")
     return paths
 
 
@@ -54,7 +55,7 @@ def read_split_lists(paths: Sequence[str]) -> Dict[str, str]:
                     continue
                 key = split_key(line)
                 if split_of.get(key, split) != split:
-                    raise ValueError(f"{line.strip()!r} is listed in both the {split_of[key]} and the "
+                    raise DataError(f"{line.strip()!r} is listed in both the {split_of[key]} and the "
                                      f"{split} split files ({path}): a split must not leak into another")
                 split_of[key] = split
     return split_of
@@ -118,7 +119,7 @@ def resolve_split(records_dir: str, split_files: str, cache_dir: str,
     shutil.rmtree(out, ignore_errors=True)
     counts = write_presplit(os.path.join(records_dir, "*tfrecord*"), split_of, out, beam_args)
     if not all(counts[s] for s in SPLIT_NAMES):
-        raise ValueError(f"--split-files: the splits got {counts} examples; every split needs some. "
+        raise DataError(f"--split-files: the splits got {counts} examples; every split needs some. "
                          "Do the files name this data set's images (e.g. Forest/Forest_1.jpg)?")
     if counts[UNASSIGNED]:
         log.warning("%d examples are in no split file and are left out", counts[UNASSIGNED])

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from components import features
+from components.errors import DataError
 
 Painter = Callable[[np.random.Generator, int], np.ndarray]
 
@@ -168,7 +169,7 @@ def write_synthetic_tfrecords(
     import tensorflow as tf
 
     if num_examples < features.NUM_CLASSES:
-        raise ValueError(
+        raise DataError(
             f"synthetic:{num_examples} is too small: ask for at least {features.NUM_CLASSES} "
             "examples (one per class), e.g. synthetic:500."
         )

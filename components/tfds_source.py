@@ -16,6 +16,7 @@ from typing import Callable, Optional  # noqa: E402
 from urllib.parse import urlparse  # noqa: E402
 
 from components import features  # noqa: E402
+from components.errors import DataError  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ SUPPORTED = ("eurosat/rgb",)
 NUM_SHARDS = 8
 
 
-class TfdsUnavailableError(RuntimeError):
+class TfdsUnavailableError(DataError):
     """The TFDS dataset is neither prepared locally nor downloadable now."""
 
 

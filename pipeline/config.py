@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import posixpath
 from typing import Any, Dict, List, Mapping, Optional
 
 from components.hparams import HParams
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SCHEMA = os.path.join(REPO_ROOT, "schema", "schema.pbtxt")
+# Where the Dockerfile puts the project inside the component image (WORKDIR there).
+IMAGE_PROJECT_DIR = "/pipeline"
+IMAGE_SCHEMA = IMAGE_PROJECT_DIR + "/schema/schema.pbtxt"
+BEAM_RUNNERS = ("direct", "dataflow")
 
 # The demo: a small synthetic run that finishes in a few minutes on 2 CPU cores.
 DEMO_OVERRIDES: Dict[str, Any] = {
@@ -50,14 +55,47 @@ class PipelineConfig:
     min_macro_f1: float = 0.8
     max_drop: float = 0.01
     enable_cache: bool = True
+    # Optional KerasTuner stage before the Trainer (components/tuner.py).
+    tune: bool = False
+    tuner_trials: int = 4
+    tuner_epochs: int = 2
     # Beam DirectRunner locally: 'in_memory', 'multi_threading' or 'multi_processing'.
     beam_direct_running_mode: str = "multi_processing"
     beam_num_workers: int = 0  # 0: one per CPU core
     extra_beam_args: List[str] = dataclasses.field(default_factory=list)
 
-    # Where things go; all under output_dir.
+    # Cloud runs (Kubeflow Pipelines v2, Vertex AI Pipelines, Dataflow, Vertex AI Training).
+    # The pipeline root components share; a gs:// folder for cloud runs (pushed models go there too).
+    pipeline_root_uri: str = ""
+    project: str = ""  # Google Cloud project id
+    region: str = ""  # e.g. europe-west4: Vertex AI Pipelines, Training and Dataflow
+    image: str = ""  # component image built from the Dockerfile, e.g. europe-docker.pkg.dev/p/r/eurosat-tfx:1
+    service_account: str = ""  # Vertex AI Pipelines runs as this account ("" = the default one)
+    # Beam-based components (ExampleGen, StatisticsGen, Transform, Evaluator): 'direct' or 'dataflow'.
+    beam_runner: str = "direct"
+    temp_location: str = ""  # Dataflow's staging folder; default <pipeline root>/tmp
+    # The Trainer as a Vertex AI Training custom job instead of in the component's process.
+    vertex_training: bool = False
+    training_machine_type: str = "n1-standard-8"
+    training_accelerator_type: str = ""  # e.g. NVIDIA_TESLA_T4, NVIDIA_L4; "" = CPU only
+    training_accelerator_count: int = 0
+
+    def __post_init__(self) -> None:
+        if self.beam_runner not in BEAM_RUNNERS:
+            raise ValueError(f"beam_runner must be one of {', '.join(BEAM_RUNNERS)}, got {self.beam_runner!r}")
+        if self.training_accelerator_count < 0:
+            raise ValueError(f"training_accelerator_count must be >= 0, got {self.training_accelerator_count}")
+        if bool(self.training_accelerator_type) != (self.training_accelerator_count > 0):
+            raise ValueError(
+                "set both --accelerator-type and --accelerator-count (>= 1) for GPU training, or neither; got "
+                f"type={self.training_accelerator_type!r}, count={self.training_accelerator_count}"
+            )
+
+    # Where things go; all under output_dir unless a pipeline root is given.
     @property
     def pipeline_root(self) -> str:
+        if self.pipeline_root_uri:
+            return self.pipeline_root_uri
         return os.path.join(self.output_dir, "pipelines", self.pipeline_name)
 
     @property
@@ -66,14 +104,37 @@ class PipelineConfig:
 
     @property
     def serving_dir(self) -> str:
-        """TF Serving's model base path: <serving_dir>/<version>/saved_model.pb."""
+        """TF Serving's model base path: <serving_dir>/<version>/saved_model.pb.
+
+        With a pipeline root given (cloud runs) it lies under that root, where the Pusher's
+        container can write; otherwise under output_dir."""
+        if self.pipeline_root_uri:
+            return posixpath.join(self.pipeline_root_uri, "serving", self.model_name)
         return os.path.join(self.output_dir, "serving", self.model_name)
+
+    @property
+    def dataflow_temp_location(self) -> str:
+        return self.temp_location or posixpath.join(self.pipeline_root, "tmp")
 
     @property
     def data_cache_dir(self) -> str:
         return os.path.join(self.output_dir, "data")
 
     def beam_pipeline_args(self) -> List[str]:
+        """Arguments every Beam-based component gets: Dataflow, or the DirectRunner on all cores.
+
+        Dataflow workers run the component image (sdk_container_image), so they import the same
+        preprocessing_fn as the Transform container."""
+        if self.beam_runner == "dataflow":
+            args = [
+                "--runner=DataflowRunner",
+                f"--project={self.project}",
+                f"--region={self.region}",
+                f"--temp_location={self.dataflow_temp_location}",
+            ]
+            if self.image:
+                args.append(f"--sdk_container_image={self.image}")
+            return args + list(self.extra_beam_args)
         args = [f"--direct_running_mode={self.beam_direct_running_mode}"]
         if self.beam_direct_running_mode == "multi_processing":
             args.append(f"--direct_num_workers={self.beam_num_workers}")

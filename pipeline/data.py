@@ -11,6 +11,8 @@ from typing import List, Optional
 
 import tensorflow as tf
 
+from components.errors import DataError, DataNotFound
+
 SYNTHETIC = "synthetic"
 DEFAULT_SYNTHETIC_SIZE = 2000
 
@@ -23,7 +25,7 @@ def parse_synthetic(spec: str) -> int | None:
     if not size:
         return DEFAULT_SYNTHETIC_SIZE
     if not size.isdigit() or int(size) <= 0:
-        raise ValueError(f"--data {spec!r}: expected synthetic:N with N a positive number of images")
+        raise DataError(f"--data {spec!r}: expected synthetic:N with N a positive number of images")
     return int(size)
 
 
@@ -71,11 +73,11 @@ def _resolve_records(spec, cache_dir, seed, max_bad_fraction, beam_args, tfds_da
         fraction = convert.DEFAULT_MAX_BAD_FRACTION if max_bad_fraction is None else max_bad_fraction
         return convert.convert_source(spec, cache_dir, fraction, beam_args)
     if not tf.io.gfile.exists(spec):
-        raise FileNotFoundError(
+        raise DataNotFound(
             f"--data {spec!r} does not exist; give a folder of TFRecords, a folder or .zip of "
             "class folders of images (the EuroSAT RGB archive), tfds:eurosat/rgb, or synthetic[:N]."
         )
-    raise FileNotFoundError(
+    raise DataNotFound(
         f"--data {spec!r} holds neither TFRecord files (*.tfrecord*) nor class folders of images "
         "(<ClassName>/*.jpg, as in the EuroSAT RGB archive); give one of those, tfds:eurosat/rgb, "
         "or synthetic[:N]."

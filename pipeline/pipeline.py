@@ -17,11 +17,45 @@ from pipeline.config import PipelineConfig  # noqa: E402
 # component image, where the project is installed.
 PREPROCESSING_FN = "components.transform.preprocessing_fn"
 RUN_FN = "components.trainer.run_fn"
+TUNER_FN = "components.tuner.tuner_fn"
 
 # ExampleGen splits: 60/20/20 by hash of the source file name (stable across runs), unless
 # published split files are given.
 SPLITS = (("train", 6), ("eval", 2), ("test", 2))
 RECORD_PATTERN = "*tfrecord*"
+
+
+def vertex_training_job(config: PipelineConfig) -> Dict[str, Any]:
+    """The Vertex AI CustomJob the cloud Trainer launches: one worker on the chosen machine/GPUs,
+    running the component image (the project is installed there, so run_fn imports)."""
+    machine_spec: Dict[str, Any] = {"machine_type": config.training_machine_type}
+    if config.training_accelerator_count:
+        machine_spec["accelerator_type"] = config.training_accelerator_type
+        machine_spec["accelerator_count"] = config.training_accelerator_count
+    return {
+        "project": config.project,
+        "worker_pool_specs": [
+            {
+                "machine_spec": machine_spec,
+                "replica_count": 1,
+                "container_spec": {"image_uri": config.image},
+            }
+        ],
+    }
+
+
+def trainer_custom_config(config: PipelineConfig) -> Dict[str, Any]:
+    """The hyperparameters (recorded in metadata, read by run_fn), plus the Vertex AI Training
+    job when the Trainer runs there (TFX's Google Cloud extension reads those keys)."""
+    custom_config: Dict[str, Any] = {"hparams": config.hparams.to_dict()}
+    if config.vertex_training:
+        gcp = tfx.extensions.google_cloud_ai_platform
+        custom_config.update({
+            gcp.ENABLE_VERTEX_KEY: True,
+            gcp.VERTEX_REGION_KEY: config.region,
+            gcp.TRAINING_ARGS_KEY: vertex_training_job(config),
+        })
+    return custom_config
 
 
 def example_gen_split_configs(presplit: bool) -> Dict[str, Any]:
@@ -81,14 +115,30 @@ def create_pipeline(
         ),
     )
     transform.add_upstream_node(anomaly_check)
-    trainer = tfx.components.Trainer(
+    tuner = None
+    if config.tune:
+        tuner = tfx.components.Tuner(
+            tuner_fn=TUNER_FN,
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            train_args=tfx.proto.TrainArgs(splits=["train"]),
+            eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+            custom_config={"hparams": config.hparams.to_dict(), "tuner_trials": config.tuner_trials,
+                           "tuner_epochs": config.tuner_epochs},
+        )
+    # In process (any runner), or as a Vertex AI Training job on GPUs: same inputs, same run_fn.
+    trainer_class = (
+        tfx.extensions.google_cloud_ai_platform.Trainer if config.vertex_training else tfx.components.Trainer
+    )
+    trainer = trainer_class(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={"hparams": config.hparams.to_dict()},
+        custom_config=trainer_custom_config(config),
     )
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -119,6 +169,7 @@ def create_pipeline(
             example_validator,
             anomaly_check,
             transform,
+            *([tuner] if tuner else []),
             trainer,
             model_resolver,
             evaluator,

@@ -18,12 +18,16 @@ def test_defaults():
 def test_flags_reach_the_config_and_hparams():
     cfg = _config("--data", "synthetic:300", "--output-dir", "/tmp/x", "--epochs", "3",
                   "--batch-size", "16", "--backbone", "EfficientNetV2B1", "--weights", "none",
-                  "--learning-rate", "0.01", "--min-accuracy", "0.5", "--no-cache")
+                  "--learning-rate", "0.01", "--min-accuracy", "0.5", "--no-cache",
+                  "--head-epochs", "0", "--precision", "mixed_bfloat16", "--no-augment")
     assert cfg.data == "synthetic:300" and cfg.output_dir == "/tmp/x" and not cfg.enable_cache
     assert cfg.min_accuracy == 0.5
     hp = cfg.hparams
     assert (hp.epochs, hp.batch_size, hp.backbone, hp.weights, hp.learning_rate) == (
         3, 16, "EfficientNetV2B1", "none", 0.01)
+    assert (hp.head_epochs, hp.precision, hp.augment) == (0, "mixed_bfloat16", False)
+    assert _config("--backbone", "https://tfhub.dev/google/imagenet/efficientnet_v2_imagenet21k_xl/feature_vector/2"
+                   ).hparams.input_size == 512
 
 
 def test_demo_is_small_synthetic_and_offline():
@@ -49,8 +53,8 @@ def test_bad_config_values_are_clear_errors(tmp_path, capsys):
     assert "unknown configuration keys ['dataa']" in capsys.readouterr().err
     assert pipeline_runner.main(["--epochs", "0"]) == 2
     assert "epochs must be >= 1" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        pipeline_runner.main(["--backbone", "ResNet50"])
+    assert pipeline_runner.main(["--backbone", "ResNet50"]) == 2
+    assert "unknown backbone 'ResNet50'" in capsys.readouterr().err
 
 
 def test_paths_live_under_the_output_dir():
@@ -78,3 +82,12 @@ def test_data_specs(tmp_path):
         resolve_data(str(tmp_path / "nope"), str(tmp_path / "cache"))
     folder = resolve_data("synthetic:20", str(tmp_path / "cache"))
     assert resolve_data(folder, str(tmp_path / "cache")) == folder
+
+
+def test_bad_data_is_a_clear_error_not_a_traceback(tmp_path, capsys):
+    code = pipeline_runner.main(["--data", "synthetic:5", "--output-dir", str(tmp_path)])
+    assert code == 2
+    assert "at least 10" in capsys.readouterr().err
+    code = pipeline_runner.main(["--data", str(tmp_path / "missing"), "--output-dir", str(tmp_path)])
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -23,24 +23,35 @@ def test_backbone_is_fed_the_pixel_range_it_was_trained_for(small_model):
     probe = tf.keras.Model(small_model.input, to_range.output)
     out = probe(tf.ones((1, 64, 64, 3)), training=False).numpy()
     np.testing.assert_allclose(out, 255.0)
-    backbone = small_model.get_layer("efficientnetv2-b0")
+    backbone = small_model.get_layer(model_lib.BACKBONE_LAYER)
     assert any(isinstance(layer, tf.keras.layers.Rescaling) for layer in backbone.layers[:3])
 
 
 def test_augmentation_only_in_training(small_model):
     aug = small_model.get_layer("augmentation")
-    x = tf.random.uniform((4, 64, 64, 3), seed=1)
+    x = tf.random.uniform((8, 64, 64, 3), seed=1)
     np.testing.assert_array_equal(aug(x, training=False).numpy(), x.numpy())
     assert not np.allclose(aug(x, training=True).numpy(), x.numpy())
 
 
+def test_rotations_are_multiples_of_90_degrees():
+    layer = model_lib.RandomRot90(seed=0)
+    x = tf.reshape(tf.range(2 * 4 * 4 * 1, dtype=tf.float32), (2, 4, 4, 1))
+    out = layer(tf.tile(x, [8, 1, 1, 1]), training=True).numpy()
+    rotations = [np.rot90(x.numpy()[i % 2], k) for k in range(4) for i in range(2)]
+    for i, image in enumerate(out):
+        assert any(np.array_equal(image, r) for r in rotations[(i % 2)::2])
+    np.testing.assert_array_equal(layer(x, training=False).numpy(), x.numpy())
+
+
 def test_upscaling_input_size():
+    assert HParams(weights="none").input_size == 64  # EuroSAT's native size by default
     m = model_lib.build_model(HParams(weights="none", image_size=96, augment=False))
     assert m.get_layer("upscale").output.shape[1:3] == (96, 96)
 
 
 def test_missing_weights_file_names_the_fix(tmp_path):
-    with pytest.raises(FileNotFoundError, match="--weights none"):
+    with pytest.raises(model_lib.PretrainedWeightsUnavailable, match="--weights none"):
         model_lib.build_model(HParams(weights=str(tmp_path / "missing.h5")))
 
 
@@ -73,6 +84,23 @@ def test_compile_uses_adamw_and_label_smoothing(small_model):
     m = model_lib.compile_model(small_model, hp, steps_per_epoch=10)
     assert "AdamW" in type(m.optimizer).__name__
     assert m.loss.get_config()["label_smoothing"] == 0.2
+
+
+def test_thirteen_band_model_reuses_rgb_weights(tmp_path):
+    rgb = model_lib.build_backbone(HParams(weights="none"))
+    path = str(tmp_path / "rgb.h5")
+    rgb.save_weights(path)
+    multi = model_lib.build_backbone(HParams(weights=path), channels=13)
+    stem_rgb = rgb.get_layer("stem_conv").get_weights()[0]
+    stem_multi = multi.get_layer("stem_conv").get_weights()[0]
+    assert stem_multi.shape == stem_rgb.shape[:2] + (13,) + stem_rgb.shape[3:]
+    np.testing.assert_allclose(stem_multi.sum(axis=2), stem_rgb.sum(axis=2), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(
+        rgb.get_layer("stem_bn").get_weights()[0], multi.get_layer("stem_bn").get_weights()[0])
+    model = model_lib.build_model(HParams(weights="none", augment=True), channels=13)
+    assert model(tf.zeros((2, 64, 64, 13))).shape == (2, 10)
+    with pytest.raises(ValueError):  # multispectral inputs are standardised, not [0, 255]
+        model.get_layer("to_backbone_range")
 
 
 def test_hparams_validation():

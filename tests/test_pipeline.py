@@ -49,3 +49,25 @@ def test_eval_config_blesses_on_overall_accuracy_and_macro_f1():
     per_class = next(s for s in cfg.metrics_specs if s.HasField("binarize"))
     assert list(per_class.binarize.class_ids.values) == list(range(10))
     assert not any(m.per_slice_thresholds or m.HasField("threshold") for m in per_class.metrics)
+
+
+def test_tuner_stage_feeds_the_trainer_when_asked(tmp_path):
+    plain = create_pipeline(PipelineConfig(), data_root=str(tmp_path))
+    assert "Tuner" not in {c.id for c in plain.components}
+    tuned = create_pipeline(PipelineConfig(tune=True, tuner_trials=2), data_root=str(tmp_path))
+    by_id = {c.id: c for c in tuned.components}
+    assert by_id["Tuner"].exec_properties["tuner_fn"] == "components.tuner.tuner_fn"
+    assert "Tuner" in {u.id for u in by_id["Trainer"].upstream_nodes}
+    assert '"tuner_trials": 2' in by_id["Tuner"].exec_properties["custom_config"]
+
+
+def test_tuned_values_override_only_the_searched_knobs():
+    from components.hparams import HParams
+    from components.tuner import apply_tuned, search_space
+
+    base = HParams(learning_rate=2e-3, dropout=0.25, epochs=7)
+    space = search_space(base)
+    assert space.get("learning_rate") == 2e-3 and space.get("dropout") == 0.25  # defaults = config
+    tuned = apply_tuned(base, {"values": {"learning_rate": 5e-4, "dropout": 0.1, "label_smoothing": 0.0,
+                                          "tuner/epochs": 2}})
+    assert (tuned.learning_rate, tuned.dropout, tuned.label_smoothing, tuned.epochs) == (5e-4, 0.1, 0.0, 7)

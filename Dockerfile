@@ -1,0 +1,28 @@
+# The component image of the EuroSAT pipeline on Kubeflow Pipelines, Vertex AI Pipelines,
+# Vertex AI Training and Dataflow workers: the official TFX image of the very TFX version the
+# pipeline is compiled with, plus this project (so components.transform.preprocessing_fn and
+# components.trainer.run_fn import). The TFX image keeps Beam's worker boot as its entrypoint,
+# which is what lets Dataflow use it as sdk_container_image.
+#
+#   docker build -t REGION-docker.pkg.dev/PROJECT/REPO/eurosat-tfx:TAG .
+#   docker push REGION-docker.pkg.dev/PROJECT/REPO/eurosat-tfx:TAG
+#   python pipeline_runner.py --runner vertex --image REGION-docker.pkg.dev/PROJECT/REPO/eurosat-tfx:TAG ...
+FROM gcr.io/tfx-oss-public/tfx:1.21.0
+
+# Keras 2 (tf_keras) for TFX/TFMA, as everywhere else in the project.
+ENV TF_USE_LEGACY_KERAS=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+# pipeline.config.IMAGE_PROJECT_DIR: the compiled spec reads the schema at /pipeline/schema/schema.pbtxt.
+WORKDIR /pipeline
+COPY pyproject.toml README.md ./
+COPY components ./components
+COPY pipeline ./pipeline
+COPY schema ./schema
+COPY serving ./serving
+
+# The TFX stack is already in the base image at the pinned versions; install the project on top.
+# tfx pins tensorflow-hub<0.16, but 0.15 does not import on TensorFlow 2.21 (see scripts/setup.sh).
+RUN python -m pip install --no-cache-dir . \
+ && python -m pip install --no-cache-dir --no-deps "tensorflow-hub==0.16.1" \
+ && python -c "import components.transform, components.trainer, pipeline.pipeline"

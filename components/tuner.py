@@ -1,0 +1,73 @@
+"""Tuner module file: `tuner_fn` searches the recipe's most sensitive knobs with KerasTuner.
+
+Optional (`--tune`): the Tuner component runs before the Trainer and hands it the best values,
+which run_fn applies on top of the configured hyperparameters.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import dataclasses  # noqa: E402
+import math  # noqa: E402
+from typing import Any, Mapping  # noqa: E402
+
+import keras_tuner  # noqa: E402
+
+from components.hparams import HParams  # noqa: E402
+
+TUNED = ("learning_rate", "dropout", "label_smoothing")
+
+
+def search_space(base: HParams) -> keras_tuner.HyperParameters:
+    """Learning rate (log scale), dropout and label smoothing around the configured values."""
+    hps = keras_tuner.HyperParameters()
+    hps.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=base.learning_rate)
+    hps.Choice("dropout", sorted({0.1, 0.2, 0.3, base.dropout}), default=base.dropout)
+    hps.Choice("label_smoothing", sorted({0.0, 0.1, base.label_smoothing}), default=base.label_smoothing)
+    return hps
+
+
+def apply_tuned(base: HParams, values: Mapping[str, Any]) -> HParams:
+    """`base` with the tuned values (a KerasTuner config or a plain {name: value}) applied."""
+    values = values.get("values", values)
+    return dataclasses.replace(base, **{k: values[k] for k in TUNED if k in values})
+
+
+def tuner_fn(fn_args):
+    """TFX Tuner entry point: a RandomSearch over `search_space`, each trial a short training."""
+    import tensorflow_transform as tft
+    from tfx import v1 as tfx
+
+    from components.model import build_model, compile_model
+    from components.trainer import count_records, input_fn, model_feature_spec
+
+    config = fn_args.custom_config or {}
+    base = HParams.from_dict(config.get("hparams", {}))
+    spec = model_feature_spec(tft.TFTransformOutput(fn_args.transform_graph_path).transformed_feature_spec())
+    channels = int(spec["image_xf"].shape[-1])
+    steps = math.ceil(count_records(fn_args.train_files) / base.batch_size)
+    epochs = int(config.get("tuner_epochs", 2))
+
+    def build(hps: keras_tuner.HyperParameters):
+        hp = apply_tuned(dataclasses.replace(base, epochs=epochs, head_epochs=0), hps.values)
+        return compile_model(build_model(hp, channels), hp, steps)
+
+    tuner = keras_tuner.RandomSearch(
+        build,
+        hyperparameters=search_space(base),
+        objective=keras_tuner.Objective("val_accuracy", "max"),
+        max_trials=int(config.get("tuner_trials", 4)),
+        directory=fn_args.working_dir,
+        project_name="eurosat",
+        seed=base.seed,
+    )
+    return tfx.components.TunerFnResult(
+        tuner=tuner,
+        fit_kwargs={
+            "x": input_fn(fn_args.train_files, spec, base.batch_size, training=True, seed=base.seed),
+            "validation_data": input_fn(fn_args.eval_files, spec, base.batch_size, training=False),
+            "epochs": epochs,
+        },
+    )

@@ -1,0 +1,256 @@
+"""Kubeflow Pipelines v2 / Vertex AI: the one create_pipeline compiled offline, read back as JSON."""
+import dataclasses
+import json
+
+import pytest
+
+import pipeline_runner
+from pipeline import pipeline as dag
+from pipeline import runners
+from pipeline.config import IMAGE_SCHEMA, PipelineConfig
+
+IMAGE = "europe-docker.pkg.dev/my-proj/ml/eurosat-tfx:1"
+DATA = "gs://my-bucket/eurosat/tfrecords"
+ROOT = "gs://my-bucket/eurosat/root"
+CLOUD = ["--data", DATA, "--pipeline-root", ROOT, "--image", IMAGE]
+VERTEX = ["--project", "my-proj", "--region", "europe-west4"]
+
+# Every task of the compiled DAG and the tasks it waits for (the resolver becomes two KFP tasks).
+EXPECTED_DAG = {
+    "ImportExampleGen": set(),
+    "ImportSchemaGen": set(),
+    "StatisticsGen": {"ImportExampleGen"},
+    "ExampleValidator": {"StatisticsGen", "ImportSchemaGen"},
+    "AnomalyCheck": {"ExampleValidator"},  # anomalies stop the run before Transform
+    "Transform": {"ImportExampleGen", "ImportSchemaGen", "AnomalyCheck"},
+    "Trainer": {"Transform", "ImportSchemaGen"},
+    "latest_blessed_model_resolver-model-blessing-resolver": set(),
+    "latest_blessed_model_resolver-model-resolver": set(),
+    "Evaluator": {"ImportExampleGen", "Trainer", "latest_blessed_model_resolver-model-resolver"},
+    "Pusher": {"Trainer", "Evaluator"},
+}
+BEAM_COMPONENTS = ("ImportExampleGen", "StatisticsGen", "Transform", "Evaluator")
+
+
+@pytest.fixture(scope="module")
+def spy():
+    """Records every create_pipeline call (config, pipeline) while the module's tests run."""
+    calls = []
+    real = dag.create_pipeline
+
+    def recording(config, *args, **kwargs):
+        built = real(config, *args, **kwargs)
+        calls.append((config, built))
+        return built
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dag, "create_pipeline", recording)
+        yield calls
+
+
+def _compile(tmp_path_factory, spy, name, argv):
+    out = tmp_path_factory.mktemp(name) / "pipeline.json"
+    n = len(spy)
+    assert pipeline_runner.main(argv + ["--output", str(out)]) == 0
+    assert len(spy) == n + 1, "the compiled pipeline must come from pipeline.pipeline.create_pipeline"
+    return json.loads(out.read_text()), spy[-1][0]
+
+
+@pytest.fixture(scope="module")
+def kubeflow_spec(tmp_path_factory, spy):
+    return _compile(tmp_path_factory, spy, "kubeflow",
+                    ["--runner", "kubeflow", *CLOUD, "--epochs", "7", "--batch-size", "16"])
+
+
+@pytest.fixture(scope="module")
+def vertex_spec(tmp_path_factory, spy):
+    """Vertex dry run with Dataflow for the Beam components and the Trainer on 2 T4 GPUs."""
+    return _compile(tmp_path_factory, spy, "vertex",
+                    ["--runner", "vertex", "--dry-run", *CLOUD, *VERTEX, "--beam-runner", "dataflow",
+                     "--vertex-training", "--machine-type", "n1-standard-16",
+                     "--accelerator-type", "NVIDIA_TESLA_T4", "--accelerator-count", "2"])
+
+
+def _tasks(spec):
+    return spec["pipelineSpec"]["root"]["dag"]["tasks"]
+
+
+def _param(spec, task, name):
+    return _tasks(spec)[task]["inputs"]["parameters"][name]["runtimeValue"]["constantValue"]["stringValue"]
+
+
+def _container(spec, task):
+    return spec["pipelineSpec"]["deploymentSpec"]["executors"][f"{task}_executor"]["container"]
+
+
+@pytest.mark.parametrize("which", ["kubeflow_spec", "vertex_spec"])
+def test_compiled_dag_wires_every_component(which, request):
+    spec, _ = request.getfixturevalue(which)
+    tasks = _tasks(spec)
+    assert {name: set(t.get("dependentTasks", [])) for name, t in tasks.items()} == EXPECTED_DAG
+    trainer_inputs = tasks["Trainer"]["inputs"]["artifacts"]
+    assert trainer_inputs["examples"]["taskOutputArtifact"] == {
+        "producerTask": "Transform", "outputArtifactKey": "transformed_examples"}
+    # Every container runs the given image; the project's code is named by import path.
+    containers = [e["container"] for e in spec["pipelineSpec"]["deploymentSpec"]["executors"].values()
+                  if "container" in e]
+    assert len(containers) == 9 and {c["image"] for c in containers} == {IMAGE}  # 8 TFX + AnomalyCheck
+    assert _param(spec, "Transform", "preprocessing_fn") == dag.PREPROCESSING_FN
+    assert _param(spec, "Trainer", "run_fn") == dag.RUN_FN
+    assert "module_file" not in tasks["Trainer"]["inputs"]["parameters"]
+    # Inputs and outputs: data from GCS, schema from the image, artifacts and pushes under the root.
+    assert _param(spec, "ImportExampleGen", "input_base") == DATA
+    assert _param(spec, "ImportSchemaGen", "schema_file") == IMAGE_SCHEMA
+    assert spec["runtimeConfig"]["gcsOutputDirectory"] == ROOT
+    push = json.loads(_param(spec, "Pusher", "push_destination"))
+    assert push["filesystem"]["base_directory"] == f"{ROOT}/serving/eurosat"
+    assert spec["pipelineSpec"]["pipelineInfo"]["name"] == "eurosat"
+
+
+def test_kubeflow_spec_carries_the_hyperparameters_and_local_beam(kubeflow_spec):
+    spec, config = kubeflow_spec
+    custom = json.loads(_param(spec, "Trainer", "custom_config"))
+    assert custom == {"hparams": config.hparams.to_dict()}
+    assert (custom["hparams"]["epochs"], custom["hparams"]["batch_size"]) == (7, 16)
+    assert _container(spec, "Trainer")["args"][1] == "tfx.components.trainer.executor.GenericExecutor"
+    # DirectRunner on every core of the component's pod.
+    for task in BEAM_COMPONENTS:
+        args = _container(spec, task)["args"]
+        assert "--direct_running_mode=multi_processing" in args and "--direct_num_workers=0" in args
+        assert not any(a.startswith("--runner=") for a in args)
+
+
+def test_dataflow_arguments_reach_every_beam_component(vertex_spec):
+    spec, _ = vertex_spec
+    expected = ["--runner=DataflowRunner", "--project=my-proj", "--region=europe-west4",
+                f"--temp_location={ROOT}/tmp", f"--sdk_container_image={IMAGE}"]
+    for task in BEAM_COMPONENTS:
+        args = _container(spec, task)["args"]
+        assert args[args.index("{{$}}") + 1:] == expected, task
+
+
+def test_vertex_training_job_runs_the_image_on_the_chosen_gpus(vertex_spec):
+    spec, config = vertex_spec
+    assert _container(spec, "Trainer")["args"][1] == (
+        "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor")
+    custom = json.loads(_param(spec, "Trainer", "custom_config"))
+    assert custom["hparams"] == config.hparams.to_dict()  # run_fn still reads them there
+    assert custom["ai_platform_enable_vertex"] is True
+    assert custom["ai_platform_vertex_region"] == "europe-west4"
+    assert custom["ai_platform_training_args"] == {
+        "project": "my-proj",
+        "worker_pool_specs": [{
+            "machine_spec": {"machine_type": "n1-standard-16", "accelerator_type": "NVIDIA_TESLA_T4",
+                             "accelerator_count": 2},
+            "replica_count": 1,
+            "container_spec": {"image_uri": IMAGE},
+        }],
+    }
+
+
+def test_local_and_compiled_pipelines_come_from_the_same_function(kubeflow_spec, spy, tmp_path, monkeypatch):
+    from tfx import v1 as tfx
+
+    class Captured(Exception):
+        pass
+
+    class FakeLocalRunner:
+        def run(self, pipeline):
+            raise Captured(pipeline)
+
+    monkeypatch.setattr(tfx.orchestration, "LocalDagRunner", FakeLocalRunner)
+    config = PipelineConfig(output_dir=str(tmp_path), data="synthetic:20")
+    with pytest.raises(Captured) as caught:
+        pipeline_runner.run_local(config)
+    local_config, local = spy[-1]
+    assert caught.value.args[0] is local and local_config == config
+    compiled_ids = set(_tasks(kubeflow_spec[0]))
+    local_ids = {c.id for c in local.components}
+    assert local_ids - {"latest_blessed_model_resolver"} == compiled_ids - {
+        "latest_blessed_model_resolver-model-blessing-resolver", "latest_blessed_model_resolver-model-resolver"}
+
+
+def test_vertex_submission_sends_the_compiled_spec(vertex_spec, tmp_path, monkeypatch):
+    """The real aiplatform.PipelineJob parses our spec offline; only the API call is replaced."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform
+
+    spec, config = vertex_spec
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    submitted = {}
+    monkeypatch.setattr(aiplatform.PipelineJob, "submit",
+                        lambda self, service_account=None: submitted.update(sa=service_account, job=self))
+    config = dataclasses.replace(config, service_account="runner@my-proj.iam.gserviceaccount.com")
+    job = runners.submit_vertex(config, str(path), credentials=AnonymousCredentials())
+    assert submitted["job"] is job and submitted["sa"] == config.service_account
+    assert (job.project, job.location) == ("my-proj", "europe-west4")
+    assert job._gca_resource.runtime_config.gcs_output_directory == ROOT
+    assert set(job._gca_resource.pipeline_spec["root"]["dag"]["tasks"]) == set(EXPECTED_DAG)
+
+
+def test_dry_run_does_not_submit(tmp_path, monkeypatch):
+    def fail(*_, **__):
+        raise AssertionError("--dry-run must not submit")
+
+    monkeypatch.setattr(runners, "submit_vertex", fail)
+    monkeypatch.setattr(runners, "compile_pipeline", lambda config, output: None)
+    argv = ["--runner", "vertex", "--dry-run", *CLOUD, *VERTEX, "--output", str(tmp_path / "p.json")]
+    assert pipeline_runner.main(argv) == 0
+
+
+@pytest.mark.parametrize("runner, drop, flag", [
+    ("vertex", "--project", "--project"),
+    ("vertex", "--region", "--region"),
+    ("vertex", "--pipeline-root", "--pipeline-root"),
+    ("vertex", "--image", "--image"),
+    ("kubeflow", "--pipeline-root", "--pipeline-root"),
+])
+def test_missing_cloud_settings_are_named(runner, drop, flag, capsys):
+    argv = ["--runner", runner, "--dry-run", *CLOUD, *VERTEX]
+    i = argv.index(drop)
+    del argv[i:i + 2]
+    assert pipeline_runner.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"missing {flag} " in err and "Traceback" not in err
+    assert err.count("missing") == 1  # only what is actually missing
+
+
+def test_synthetic_or_local_data_with_a_cloud_runner_is_refused(tmp_path, capsys):
+    base = ["--runner", "kubeflow", "--pipeline-root", ROOT, "--image", IMAGE]
+    assert pipeline_runner.main(base + ["--data", "synthetic:500"]) == 2
+    assert "synthetic data is local-only" in capsys.readouterr().err
+    assert pipeline_runner.main(base + ["--data", str(tmp_path)]) == 2
+    assert "pass --data gs://" in capsys.readouterr().err
+
+
+def test_cloud_problems_for_dataflow_gpus_and_roots():
+    ok = PipelineConfig(data=DATA, pipeline_root_uri=ROOT, image=IMAGE, project="p", region="r")
+    assert runners.cloud_problems(ok, runners.VERTEX) == []
+    assert runners.cloud_problems(PipelineConfig(), runners.LOCAL) == []
+    dataflow = runners.cloud_problems(PipelineConfig(beam_runner="dataflow"), runners.LOCAL)
+    assert [p.split(" (")[0] for p in dataflow] == [
+        "missing --project", "missing --region", "missing --image", "missing --temp-location"]
+    local_root = dataclasses.replace(ok, pipeline_root_uri="/tmp/root")
+    assert any("must be a gs:// folder" in p for p in runners.cloud_problems(local_root, runners.VERTEX))
+    assert runners.cloud_problems(local_root, runners.KUBEFLOW) == []  # e.g. a cluster volume or MinIO
+    gpus = PipelineConfig(training_accelerator_type="NVIDIA_L4", training_accelerator_count=1)
+    assert "add --vertex-training" in runners.cloud_problems(gpus, runners.LOCAL)[0]
+    with pytest.raises(ValueError, match="--accelerator-type and --accelerator-count"):
+        PipelineConfig(training_accelerator_type="NVIDIA_L4")
+    with pytest.raises(ValueError, match="beam_runner must be one of direct, dataflow"):
+        PipelineConfig(beam_runner="flink")
+
+
+def test_cloud_settings_come_from_yaml_too(tmp_path):
+    path = tmp_path / "cloud.yaml"
+    path.write_text(f"project: my-proj\nregion: europe-west4\npipeline_root_uri: {ROOT}\n"
+                    f"image: {IMAGE}\nbeam_runner: dataflow\nvertex_training: true\n"
+                    "training_accelerator_type: NVIDIA_L4\ntraining_accelerator_count: 1\n")
+    config = pipeline_runner.config_from_args(
+        pipeline_runner.build_parser().parse_args(["--config", str(path), "--region", "us-central1"]))
+    assert (config.project, config.region, config.pipeline_root) == ("my-proj", "us-central1", ROOT)
+    assert config.beam_pipeline_args()[:3] == ["--runner=DataflowRunner", "--project=my-proj",
+                                               "--region=us-central1"]
+    job = dag.vertex_training_job(config)
+    assert job["worker_pool_specs"][0]["machine_spec"]["accelerator_type"] == "NVIDIA_L4"

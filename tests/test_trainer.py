@@ -1,0 +1,153 @@
+"""The Trainer's recipe on tiny in-memory data: phases, precision, resume, Hub backbones."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components import model as model_lib
+from components import trainer
+from components.hparams import TUTORIAL_RECIPE, HParams
+
+
+def _tiny_data(n=40, channels=3):
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % 10
+    x = rng.random((n, 64, 64, channels), dtype=np.float32) * 0.1 + (y / 10.0)[:, None, None, None]
+    ds = tf.data.Dataset.from_tensor_slices((x, tf.one_hot(y, 10))).batch(20)
+    return ds, int(np.ceil(n / 20))
+
+
+@pytest.fixture()
+def local_weights(tmp_path):
+    """A local weights file standing in for the ImageNet download (no network here)."""
+    path = str(tmp_path / "pretrained.h5")
+    model_lib.build_backbone(HParams(weights="none")).save_weights(path)
+    return path
+
+
+def test_two_phase_freezes_then_unfreezes_the_backbone(local_weights, tmp_path, monkeypatch):
+    seen = []
+    real_fit = tf.keras.Model.fit
+
+    def spy_fit(self, *args, **kwargs):
+        seen.append((self.get_layer(model_lib.BACKBONE_LAYER).trainable, kwargs["epochs"],
+                     float(tf.keras.backend.get_value(self.optimizer.learning_rate(0)
+                           if callable(self.optimizer.learning_rate) else self.optimizer.learning_rate))))
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(tf.keras.Model, "fit", spy_fit)
+    ds, steps = _tiny_data()
+    hp = HParams(weights=local_weights, epochs=3, head_epochs=1, batch_size=20, warmup_epochs=0)
+    model, history = trainer.train(hp, ds, ds, steps, backup_dir=str(tmp_path / "resume"))
+    assert [(t, e) for t, e, _ in seen] == [(False, 1), (True, 2)]
+    assert seen[1][2] == pytest.approx(seen[0][2] * hp.fine_tune_lr_factor)
+    assert len(history["loss"]) == 3 and len(history["val_loss"]) == 3
+    assert not (tmp_path / "resume").exists()  # finished: nothing left to resume
+
+
+def test_from_scratch_is_one_phase_with_trainable_batchnorm():
+    hp = HParams(weights="none", epochs=1, batch_size=20)
+    assert not hp.two_phase
+    ds, steps = _tiny_data()
+    model, history = trainer.train(hp, ds, ds, steps)
+    assert model.get_layer(model_lib.BACKBONE_LAYER).trainable and len(history["loss"]) == 1
+
+
+def test_interrupted_training_resumes_from_its_backup(tmp_path):
+    ds, steps = _tiny_data()
+    hp = HParams(weights="none", epochs=3, batch_size=20, early_stopping_patience=5)
+    backup = str(tmp_path / "resume")
+
+    class Interrupt(tf.keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    real_fit = tf.keras.Model.fit
+    calls = []
+
+    def interrupted_fit(self, *args, **kwargs):
+        calls.append(kwargs["epochs"])
+        if len(calls) == 1:
+            kwargs["callbacks"] = kwargs["callbacks"] + [Interrupt()]
+        return real_fit(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tf.keras.Model, "fit", interrupted_fit)
+        with pytest.raises(KeyboardInterrupt):
+            trainer.train(hp, ds, ds, steps, backup_dir=backup)
+        assert (tmp_path / "resume" / "epochs").exists()
+        _, history = trainer.train(hp, ds, ds, steps, backup_dir=backup)
+    assert len(history["loss"]) == 1  # epochs 1-2 restored from the backup, only the 3rd ran
+
+
+def test_precision_and_xla_defaults():
+    hp = HParams()
+    assert trainer.resolve_precision(hp, has_gpu=True) == "mixed_float16"
+    assert trainer.resolve_precision(hp, has_gpu=False) == "float32"
+    assert trainer.resolve_precision(HParams(precision="mixed_bfloat16"), False) == "mixed_bfloat16"
+    assert trainer.resolve_jit(hp, True) and not trainer.resolve_jit(hp, False)
+    assert trainer.resolve_jit(HParams(jit_compile=True), False)
+
+
+def test_mixed_precision_keeps_float32_probabilities():
+    ds, steps = _tiny_data()
+    model, _ = trainer.train(HParams(weights="none", epochs=1, batch_size=20, precision="mixed_bfloat16"),
+                             ds, ds, steps)
+    assert model.output.dtype == tf.float32
+    assert tf.keras.mixed_precision.global_policy().name == "float32"  # no global side effect
+
+
+def test_tutorial_recipe_is_plain_adam():
+    hp = HParams(weights="none", **TUTORIAL_RECIPE)
+    model = model_lib.compile_model(model_lib.build_model(hp), hp, steps_per_epoch=5)
+    assert type(model.optimizer).__name__ == "Adam" and not hp.augment
+    assert float(tf.keras.backend.get_value(model.optimizer.learning_rate)) == pytest.approx(hp.learning_rate)
+
+
+def test_resume_dir_is_stable_per_inputs():
+    a = trainer.resume_dir("/root/Trainer/model_run/7", HParams(), ["/t/*"])
+    assert a == trainer.resume_dir("/root/Trainer/model_run/9", HParams(), ["/t/*"])
+    assert a != trainer.resume_dir("/root/Trainer/model_run/7", HParams(epochs=3), ["/t/*"])
+    assert a.startswith("/root/Trainer/resume/")
+
+
+@pytest.fixture(scope="module")
+def fake_hub_model(tmp_path_factory):
+    """A feature-vector SavedModel in TF Hub's format; its 'features' expose what it was fed."""
+    path = str(tmp_path_factory.mktemp("hub") / "efficientnet_v2_imagenet21k_xl_feature_vector")
+
+    class FeatureVector(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = tf.Variable(1.0)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+        def __call__(self, images):
+            size = tf.cast(tf.shape(images)[1], tf.float32)
+            return self.scale * tf.stack(
+                [tf.reduce_max(images, axis=[1, 2, 3]), tf.reduce_min(images, axis=[1, 2, 3]),
+                 tf.fill(tf.shape(images)[:1], size)], axis=1)
+
+    tf.saved_model.save(FeatureVector(), path)
+    return path
+
+
+def test_hub_backbone_gets_unit_range_at_its_own_size(fake_hub_model):
+    hp = HParams(backbone=fake_hub_model, augment=False, dropout=0.0)
+    assert hp.hub and hp.input_size == 512  # the tutorial's XL model is built for 512x512
+    model = model_lib.build_model(hp)
+    probe = tf.keras.Model(model.input, model.get_layer(model_lib.BACKBONE_LAYER).output)
+    images = tf.concat([tf.ones((1, 64, 64, 3)), tf.zeros((1, 64, 64, 3))], axis=0)
+    feats = probe(images).numpy()
+    np.testing.assert_allclose(feats[0, :2], [1.0, 1.0], atol=1e-5)  # [0, 1], not [0, 255]
+    assert feats[0, 2] == 512
+    assert model(images).shape == (2, 10)
+
+
+def test_hub_errors_are_clear(fake_hub_model, tmp_path):
+    with pytest.raises(model_lib.PretrainedWeightsUnavailable, match="local folder"):
+        model_lib.build_model(HParams(backbone=str(tmp_path / "no_such_model")))
+    with pytest.raises(ValueError, match="Keras EfficientNetV2 backbone"):
+        model_lib.build_model(HParams(backbone=fake_hub_model), channels=13)
+    with pytest.raises(ValueError, match="carry their own weights"):
+        HParams(backbone=fake_hub_model, weights="none")

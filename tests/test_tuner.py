@@ -1,0 +1,41 @@
+"""The Tuner's tuner_fn runs a real (tiny) KerasTuner search on transformed-format records."""
+import os
+import sys
+import types
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components import tuner as tuner_lib
+from components.hparams import HParams
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
+from train_throughput import write_transformed  # noqa: E402
+
+
+def test_tuner_fn_searches_and_returns_best_values(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    y = np.eye(10, dtype=np.float32)[np.arange(20) % 10]
+    x = rng.random((20, 64, 64, 3), dtype=np.float32)
+    files, spec = write_transformed(x, y, str(tmp_path / "train"), shards=1)
+
+    class FakeTransformOutput(tft.TFTransformOutput):  # only the transformed spec is read
+        def __init__(self, path):
+            pass
+
+        def transformed_feature_spec(self):
+            return dict(spec)
+
+    monkeypatch.setattr(tft, "TFTransformOutput", FakeTransformOutput)
+    fn_args = types.SimpleNamespace(
+        custom_config={"hparams": HParams(weights="none", batch_size=10).to_dict(),
+                       "tuner_trials": 1, "tuner_epochs": 1},
+        transform_graph_path="unused", train_files=files, eval_files=files,
+        working_dir=str(tmp_path / "tuning"))
+    result = tuner_lib.tuner_fn(fn_args)
+    result.tuner.search(**result.fit_kwargs, verbose=0)
+    best = result.tuner.get_best_hyperparameters(1)[0]
+    tuned = tuner_lib.apply_tuned(HParams(weights="none"), best.get_config())
+    assert 1e-4 <= tuned.learning_rate <= 1e-2 and tuned.dropout in (0.1, 0.2, 0.3)
+    assert isinstance(result.fit_kwargs["x"], tf.data.Dataset)
