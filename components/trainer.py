@@ -86,7 +86,7 @@ class ProgressLog(tf.keras.callbacks.Callback):
 
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point (GenericExecutor)."""
-    from serving.signatures import make_serving_signatures
+    from serving.signatures import export_serving_model
 
     hp = HParams.from_dict((fn_args.custom_config or {}).get("hparams", {}))
     log.info("training %s with %s", hp.backbone, json.dumps(hp.to_dict()))
@@ -115,6 +115,5 @@ def run_fn(fn_args) -> None:
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
         json.dump({k: [float(v) for v in vs] for k, vs in history.history.items()}, f)
 
-    signatures = make_serving_signatures(model, tft_output)
-    model.save(fn_args.serving_model_dir, save_format="tf", signatures=signatures)
+    export_serving_model(model, tft_output, fn_args.serving_model_dir)
     log.info("saved the serving model to %s", fn_args.serving_model_dir)
