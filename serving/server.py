@@ -15,7 +15,7 @@ rules over the Pusher's directory:
   half-copied version is never loaded (a load that still fails is retried when the file changes);
 - the version's ``assets.extra/tf_serving_warmup_requests`` are replayed before it is served;
 - errors carry TF Serving's gRPC status codes (NOT_FOUND for an unknown model or version,
-  INVALID_ARGUMENT for bad input, RESOURCE_EXHAUSTED for an over-size message from gRPC itself).
+  INVALID_ARGUMENT for bad input, FAILED_PRECONDITION for an unknown signature, RESOURCE_EXHAUSTED for an over-size message from gRPC itself).
 
 What it does not do: cross-request batching (the batching parameters file is for TF Serving),
 model config files with several models, version labels, and the REST API.
@@ -83,10 +83,11 @@ class ModelVersion:
 
     def signature(self, name: str):
         if name not in self.loaded.signatures:
+            # TF Serving's code and wording (predict_util.cc)
             raise ServingError(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f'Serving signature name: "{name}" not found in signature def; '
-                f"this model has: {', '.join(sorted(self.loaded.signatures))}",
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f'Serving signature key "{name}" not found. '
+                f"This model has: {', '.join(sorted(self.loaded.signatures))}",
             )
         return self.loaded.signatures[name]
 

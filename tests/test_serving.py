@@ -255,7 +255,7 @@ def test_bad_requests_get_tf_serving_status_codes_and_the_server_keeps_serving(s
         "empty request": (lambda: stub.Predict(_request({})), grpc.StatusCode.INVALID_ARGUMENT, "no inputs"),
         "wrong tensor type": (lambda: stub.Predict(_request({"images": floats})), grpc.StatusCode.INVALID_ARGUMENT, "must be string"),
         "wrong input name": (lambda: stub.Predict(_request({"pixels": good})), grpc.StatusCode.INVALID_ARGUMENT, "unknown"),
-        "unknown signature": (lambda: stub.Predict(_request({"images": good}, signature="nope")), grpc.StatusCode.INVALID_ARGUMENT, '"nope" not found'),
+        "unknown signature": (lambda: stub.Predict(_request({"images": good}, signature="nope")), grpc.StatusCode.FAILED_PRECONDITION, '"nope" not found'),
         "unknown model": (lambda: stub.Predict(_request({"images": good}, name="nope")), grpc.StatusCode.NOT_FOUND, "'nope'"),
         "unknown version": (lambda: stub.Predict(_request({"images": good}, version=99)), grpc.StatusCode.NOT_FOUND, "version 99"),
     }
