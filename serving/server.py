@@ -75,11 +75,7 @@ class ModelVersion:
 
     @classmethod
     def load(cls, name: str, version: int, path: str) -> "ModelVersion":
-        saved_model = saved_model_pb2.SavedModel()
-        with tf.io.gfile.GFile(os.path.join(path, signatures.SAVED_MODEL_FILE), "rb") as f:
-            saved_model.ParseFromString(f.read())
-        defs = dict(saved_model.meta_graphs[0].signature_def)
-        return cls(name, version, path, tf.saved_model.load(path), defs)
+        return cls(name, version, path, tf.saved_model.load(path), read_signature_defs(path))
 
     def signature(self, name: str):
         if name not in self.loaded.signatures:
@@ -90,6 +86,14 @@ class ModelVersion:
                 f"This model has: {', '.join(sorted(self.loaded.signatures))}",
             )
         return self.loaded.signatures[name]
+
+
+def read_signature_defs(export_dir: str) -> Dict[str, object]:
+    """The SignatureDefs of a SavedModel (with their method names), read from saved_model.pb."""
+    saved_model = saved_model_pb2.SavedModel()
+    with tf.io.gfile.GFile(os.path.join(export_dir, signatures.SAVED_MODEL_FILE), "rb") as f:
+        saved_model.ParseFromString(f.read())
+    return dict(saved_model.meta_graphs[0].signature_def)
 
 
 def complete_versions(base_path: str) -> Dict[int, str]:

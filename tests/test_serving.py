@@ -56,9 +56,9 @@ def test_export_has_tf_serving_layout_and_warmup(exported):
         ("predict_log", signatures.SERVING_DEFAULT),
         ("classify_log", signatures.CLASSIFY),
     ]
-    version = serving_server.ModelVersion.load(MODEL, 1, exported.export_dir)
-    assert version.signature_defs[signatures.CLASSIFY].method_name == signatures.CLASSIFY_METHOD_NAME
-    assert version.signature_defs[signatures.PREDICT_IMAGES].method_name == "tensorflow/serving/predict"
+    signature_defs = serving_server.read_signature_defs(exported.export_dir)
+    assert signature_defs[signatures.CLASSIFY].method_name == signatures.CLASSIFY_METHOD_NAME
+    assert signature_defs[signatures.PREDICT_IMAGES].method_name == "tensorflow/serving/predict"
 
 
 def _signature_of(log):
@@ -117,13 +117,17 @@ def _start_dev_server(base_path):
         sys.executable, "-m", "serving.server", "--model-base-path", base_path, "--model-name", MODEL,
         "--port", "0", "--max-message-bytes", str(DEV_SERVER_MAX_MESSAGE),
     ]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = process.stdout.readline()  # printed once the model is loaded and the port is open
-    match = re.search(r"on (\S+):(\d+)$", line.strip())
-    if not match:
-        process.kill()
-        raise RuntimeError(f"serving.server did not start: {line!r}")
-    return process, f"localhost:{match.group(2)}"
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = []
+    for line in process.stdout:  # "serving model ... on host:port" once loaded and listening
+        output.append(line)
+        match = re.search(r"^serving model .* on (\S+):(\d+)$", line.strip())
+        if match:
+            # keep draining the server's log so it never blocks on a full pipe
+            threading.Thread(target=process.stdout.read, daemon=True).start()
+            return process, f"localhost:{match.group(2)}"
+    process.kill()
+    raise RuntimeError("serving.server did not start:\n" + "".join(output[-20:]))
 
 
 def _free_port():
