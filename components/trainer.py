@@ -197,7 +197,7 @@ def run_fn(fn_args) -> None:
     """TFX Trainer entry point (GenericExecutor)."""
     import tensorflow_transform as tft
 
-    from serving.signatures import make_serving_signatures
+    from serving.signatures import export_serving_model
 
     hp = HParams.from_dict((fn_args.custom_config or {}).get("hparams", {}))
     if fn_args.hyperparameters:  # from the optional Tuner
@@ -225,6 +225,5 @@ def run_fn(fn_args) -> None:
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
         json.dump(history, f)
 
-    signatures = make_serving_signatures(model, tft_output)
-    model.save(fn_args.serving_model_dir, save_format="tf", signatures=signatures)
+    export_serving_model(model, tft_output, fn_args.serving_model_dir)
     log.info("saved the serving model to %s", fn_args.serving_model_dir)

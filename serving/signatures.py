@@ -4,9 +4,11 @@
   What the Evaluator and TF Serving's Predict use.
 - ``predict_images``: encoded image bytes (``images``, JPEG/PNG) -> ``probabilities``,
   ``class_id`` and ``class_name``. For clients that have files, not tf.Examples.
+- ``classify``: serialized tf.Example (``inputs``) -> ``classes`` (class names) and ``scores``,
+  method name ``tensorflow/serving/classify``: TF Serving's Classify API.
 - ``transform_features``: serialized tf.Example -> the Transform's outputs (debugging, TFMA).
 
-Both prediction signatures run the Transform graph (TFT layer), so the decode and scaling are
+All prediction signatures run the Transform graph (TFT layer), so the decode and scaling are
 the very ops used to make the training data.
 """
 from __future__ import annotations
@@ -23,11 +25,18 @@ from components import features  # noqa: E402
 SERVING_DEFAULT = "serving_default"
 PREDICT_IMAGES = "predict_images"
 TRANSFORM_FEATURES = "transform_features"
+CLASSIFY = "classify"
 EXAMPLES_INPUT = "examples"
 IMAGES_INPUT = "images"
 PROBABILITIES = "probabilities"
 CLASS_ID = "class_id"
 CLASS_NAME = "class_name"
+# TF Serving's Classify API names (tensorflow/cc/saved_model/signature_constants.h).
+CLASSIFY_INPUTS = "inputs"
+CLASSIFY_CLASSES = "classes"
+CLASSIFY_SCORES = "scores"
+CLASSIFY_METHOD_NAME = "tensorflow/serving/classify"
+SAVED_MODEL_FILE = "saved_model.pb"
 
 
 def make_serving_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOutput) -> dict:
@@ -54,6 +63,13 @@ def make_serving_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOu
             CLASS_NAME: tf.gather(class_names, class_id),
         }
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=CLASSIFY_INPUTS)])
+    def classify(inputs):
+        raw = tf.io.parse_example(inputs, features.serving_feature_spec())
+        scores = predict(raw)
+        classes = tf.tile(class_names[tf.newaxis, :], [tf.shape(scores)[0], 1])
+        return {CLASSIFY_CLASSES: classes, CLASSIFY_SCORES: scores}
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
     def transform_features(examples):
         raw = tf.io.parse_example(examples, tft_output.raw_feature_spec())
@@ -62,5 +78,40 @@ def make_serving_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOu
     return {
         SERVING_DEFAULT: serve_examples,
         PREDICT_IMAGES: serve_images,
+        CLASSIFY: classify,
         TRANSFORM_FEATURES: transform_features,
     }
+
+
+def set_classify_method_name(export_dir: str, signature_name: str = CLASSIFY) -> None:
+    """Mark `signature_name` as a classification signature in the SavedModel on disk.
+
+    TF2's saver gives every signature the Predict method name, but TF Serving's Classify API
+    only accepts signatures whose method_name is tensorflow/serving/classify. The SignatureDef
+    is plain metadata (the loader ignores method_name), so it is set in saved_model.pb itself.
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    path = os.path.join(export_dir, SAVED_MODEL_FILE)
+    saved_model = saved_model_pb2.SavedModel()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        saved_model.ParseFromString(f.read())
+    for meta_graph in saved_model.meta_graphs:
+        if signature_name not in meta_graph.signature_def:
+            raise ValueError(f"{path} has no {signature_name!r} signature to mark as classify.")
+        meta_graph.signature_def[signature_name].method_name = CLASSIFY_METHOD_NAME
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(saved_model.SerializeToString())
+
+
+def export_serving_model(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir: str) -> str:
+    """Save `model` with the serving signatures and TF Serving's warm-up requests.
+
+    The one export the Trainer (and the tests) use, so what is tested is what is pushed.
+    """
+    from serving import warmup
+
+    model.save(export_dir, save_format="tf", signatures=make_serving_signatures(model, tft_output))
+    set_classify_method_name(export_dir)
+    warmup.write_warmup_requests(export_dir)
+    return export_dir

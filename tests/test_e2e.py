@@ -29,6 +29,9 @@ def test_model_is_pushed_in_serving_layout(tiny_run):
     versions = [v for v in os.listdir(base) if v.isdigit()]
     assert len(versions) == 1
     assert os.path.exists(os.path.join(base, versions[0], "saved_model.pb"))
+    from serving import warmup  # the Trainer's export wrote TF Serving's warm-up requests
+
+    assert len(warmup.read_warmup_requests(os.path.join(base, versions[0]))) == 3
     assert results.pushed_destination.startswith(base)
 
 

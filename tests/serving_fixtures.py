@@ -1,0 +1,95 @@
+"""An exported serving model without the TFX pipeline, for the serving tests and the benchmark.
+
+Runs Transform's analysis (tft_beam) on a few synthetic examples, builds a tiny untrained model
+and exports it with serving.signatures.export_serving_model into
+``<base>/serving/eurosat/<version>/`` exactly as the Trainer + Pusher lay it out.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import dataclasses  # noqa: E402
+import tempfile  # noqa: E402
+
+import tensorflow as tf  # noqa: E402
+import tensorflow_transform as tft  # noqa: E402
+
+from components import features, synthetic  # noqa: E402
+
+MODEL_NAME = "eurosat"
+FIRST_VERSION = 1
+
+
+def raw_rows(count: int, seed: int = 11) -> list[dict]:
+    """Raw examples as the dicts TFT's in-memory Beam input takes."""
+    return [
+        {
+            features.IMAGE_KEY: jpeg,
+            features.LABEL_KEY: label,
+            features.CLASS_NAME_KEY: features.class_name(label),
+            features.SOURCE_KEY: source,
+        }
+        for jpeg, label, source in synthetic.synthetic_examples(count, seed=seed)
+    ]
+
+
+def write_transform_output(output_dir: str) -> tft.TFTransformOutput:
+    """Analyse a few synthetic examples with preprocessing_fn; TFTransformOutput layout."""
+    import tensorflow_transform.beam as tft_beam
+    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
+
+    from components.transform import preprocessing_fn
+
+    metadata = dataset_metadata.DatasetMetadata(
+        schema_utils.schema_from_feature_spec(features.raw_feature_spec())
+    )
+    with tempfile.TemporaryDirectory() as temp_dir, tft_beam.Context(temp_dir=temp_dir):
+        transform_fn = (raw_rows(4), metadata) | tft_beam.AnalyzeDataset(preprocessing_fn)
+        _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
+    # The raw schema too: the transform_features signature parses with it (as Transform writes it).
+    metadata_io.write_metadata(metadata, os.path.join(output_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
+    return tft.TFTransformOutput(output_dir)
+
+
+HEAD_SCALE = 200.0
+
+
+def tiny_model() -> tf.keras.Model:
+    """The project's model, untrained and without augmentation (deterministic outputs).
+
+    Its head is scaled up so different images get clearly different probabilities: an
+    untrained model answers ~0.1 for everything, and a skew test could not fail on that.
+    """
+    from components.hparams import HParams
+    from components.model import build_model
+
+    tf.keras.utils.set_random_seed(1)
+    model = build_model(HParams(weights="none", augment=False))
+    head = model.get_layer("probabilities")
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel * HEAD_SCALE, bias])
+    return model
+
+
+@dataclasses.dataclass
+class ExportedModel:
+    model: tf.keras.Model  # the in-memory Keras model that was exported
+    tft_output: tft.TFTransformOutput
+    export_dir: str  # <base>/serving/eurosat/<version>
+
+    @property
+    def model_base_path(self) -> str:
+        return os.path.dirname(self.export_dir)
+
+
+def export_model(base_dir: str, version: int = FIRST_VERSION) -> ExportedModel:
+    """Export a model version under <base_dir>/serving/eurosat/<version>/ as the Trainer does."""
+    from serving.signatures import export_serving_model
+
+    tft_output = write_transform_output(os.path.join(base_dir, "transform_output"))
+    export_dir = os.path.join(base_dir, "serving", MODEL_NAME, str(version))
+    model = tiny_model()
+    export_serving_model(model, tft_output, export_dir)
+    return ExportedModel(model, tft_output, export_dir)
