@@ -409,9 +409,13 @@ def report_for_run(output_dir: str, pipeline_name: str, report_dir: Optional[str
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(description="Write the evaluation report of a finished pipeline run.")
-    p.add_argument("--output-dir", default="outputs", help="the pipeline's --output-dir")
-    p.add_argument("--pipeline-name", default="eurosat", help="the pipeline's name in metadata")
+    from pipeline.config import PipelineConfig
+
+    defaults = PipelineConfig()
+    p = argparse.ArgumentParser(description="Write the evaluation report of a finished pipeline run.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--output-dir", default=defaults.output_dir, help="the pipeline's --output-dir")
+    p.add_argument("--pipeline-name", default=defaults.pipeline_name, help="the pipeline's name in metadata")
     p.add_argument("--report-dir", help="where to write (default <output-dir>/report)")
     args = p.parse_args(argv)
     try:
