@@ -259,7 +259,8 @@ def render_html(metrics: Dict[str, Any], images: Sequence[str]) -> str:
         for n, v in metrics.get("per_class", {}).items())
     checks = "".join(
         f"<tr><td>{html.escape(c['metric'])}</td><td>{html.escape(c['slice'])}</td><td>{html.escape(c['kind'])}</td>"
-        f"<td>{html.escape(c.get('bound', ''))}</td><td>{_fmt(c.get('value'))}</td><td>{html.escape(c['status'])}</td></tr>"
+        f"<td>{html.escape(c.get('bound', ''))}</td><td>{_fmt(c.get('value'))}</td>"
+        f"<td>{html.escape(c['status'])}</td></tr>"
         for c in metrics.get("validation", {}).get("checks", []))
     figures = "".join(f'<figure><img src="{html.escape(os.path.basename(p))}" alt="{html.escape(p)}"></figure>'
                       for p in images)
@@ -277,7 +278,8 @@ Pushed version: <code>{_fmt(metrics.get('pushed_version'))}</code>
 Baseline compared with: <code>{_fmt(metrics.get('validation', {}).get('baseline_model'))}</code></p>
 <h2>Test metrics</h2><table>{headline}</table>
 <h2>Thresholds</h2>
-<table><tr><th>metric</th><th>slice</th><th>kind</th><th>bar</th><th>value (if failed)</th><th>status</th></tr>{checks}</table>
+<table><tr><th>metric</th><th>slice</th><th>kind</th><th>bar</th><th>value (if failed)</th><th>status</th></tr>
+{checks}</table>
 <h2>Per class</h2>
 <table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>{per_class}</table>
 <h2>Plots</h2>{figures}
@@ -337,7 +339,7 @@ def count_classes(examples_uri: str) -> Dict[str, Dict[str, int]]:
             continue
         labels = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(512).map(
             lambda b: tf.io.parse_example(b, spec)[features.LABEL_KEY])
-        ids = np.concatenate([b.numpy() for b in labels]) if files else np.array([], np.int64)
+        ids = np.concatenate([b.numpy() for b in labels] or [np.zeros([0], np.int64)])
         counts[split] = {n: int((ids == i).sum()) for i, n in enumerate(features.CLASS_NAMES)}
     return counts
 
