@@ -154,7 +154,8 @@ def plot_class_counts(counts: Dict[str, Dict[str, int]], path: str) -> str:
     ax.set_xticks(x + width * (len(splits) - 1) / 2, names, rotation=35, ha="right")
     ax.set_ylabel("examples")
     ax.set_title("Samples per class and split")
-    ax.legend()
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.2)  # headroom so the legend covers no bar
+    ax.legend(ncol=len(splits), loc="upper center")
     return _save(fig, path)
 
 
