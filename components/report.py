@@ -263,8 +263,8 @@ def render_html(metrics: Dict[str, Any], images: Sequence[str]) -> str:
         f"<td>{html.escape(c.get('bound', ''))}</td><td>{_fmt(c.get('value'))}</td>"
         f"<td>{html.escape(c['status'])}</td></tr>"
         for c in metrics.get("validation", {}).get("checks", []))
-    figures = "".join(f'<figure><img src="{html.escape(os.path.basename(p))}" alt="{html.escape(p)}"></figure>'
-                      for p in images)
+    names = [html.escape(os.path.basename(p)) for p in images]
+    figures = "".join(f'<figure><img src="{n}" alt="{n}"></figure>' for n in names)
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>EuroSAT run report</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse;margin:1em 0}}

@@ -56,10 +56,12 @@ def _str_property(artifact, name: str) -> Optional[str]:
     return value.string_value or (str(value.int_value) if value.HasField("int_value") else None)
 
 
-def _linked(store, artifact, type_name: str, towards: str):
+def _linked(store, artifact, type_name: str, towards: str, key: str):
     """The `type_name` artifact that went into (towards='input') or came out of
-    (towards='output') the execution that produced `artifact`: e.g. the Model an evaluation
-    judged, or the model_run written beside a Model."""
+    (towards='output') the execution that produced `artifact` under the channel `key`: e.g.
+    the Model an evaluation judged ("model", not "baseline_model"), or the model_run written
+    beside a Model. When the candidate is also the baseline MLMD keeps one event for both, so
+    an artifact of the type under another key is the fallback."""
     if artifact is None:
         return None
     producers = [e.execution_id for e in store.get_events_by_artifact_ids([artifact.id])
@@ -67,9 +69,12 @@ def _linked(store, artifact, type_name: str, towards: str):
     if not producers:
         return None
     wanted = metadata_store_pb2.Event.INPUT if towards == "input" else metadata_store_pb2.Event.OUTPUT
-    ids = [e.artifact_id for e in store.get_events_by_execution_ids([max(producers)]) if e.type == wanted]
+    events = [e for e in store.get_events_by_execution_ids([max(producers)]) if e.type == wanted]
     type_id = store.get_artifact_type(type_name).id
-    found = [a for a in store.get_artifacts_by_id(ids) if a.type_id == type_id]
+    by_id = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events]) if a.type_id == type_id}
+    keyed = [by_id[e.artifact_id] for e in events
+             if e.artifact_id in by_id and e.path.steps and e.path.steps[0].key == key]
+    found = keyed or list(by_id.values())
     return max(found, key=lambda a: a.id) if found else None
 
 
@@ -80,9 +85,9 @@ def latest_results(metadata_path: str, pipeline_name: str) -> RunResults:
     evaluation = _latest(store, pipeline_name, "ModelEvaluation")
     blessing = _latest(store, pipeline_name, "ModelBlessing")
     pushed = _latest(store, pipeline_name, "PushedModel")
-    model = _linked(store, evaluation, "Model", "input") or _latest(store, pipeline_name, "Model")
-    examples = _linked(store, evaluation, "Examples", "input") or _latest(store, pipeline_name, "Examples")
-    model_run = _linked(store, model, "ModelRun", "output")
+    model = _linked(store, evaluation, "Model", "input", "model") or _latest(store, pipeline_name, "Model")
+    examples = _linked(store, evaluation, "Examples", "input", "examples") or _latest(store, pipeline_name, "Examples")
+    model_run = _linked(store, model, "ModelRun", "output", "model_run")
     blessed = _int_property(blessing, "blessed")
     was_pushed = _int_property(pushed, "pushed")
     destination = None
@@ -97,6 +102,6 @@ def latest_results(metadata_path: str, pipeline_name: str) -> RunResults:
         examples_uri=examples.uri if examples else None,
         model_run_uri=model_run.uri if model_run else None,
         blessing_uri=blessing.uri if blessing else None,
-        baseline_model_uri=_str_property(blessing, "baseline_model_uri"),
+        baseline_model_uri=_str_property(blessing, "baseline_model"),  # set by the Evaluator
         pushed_version=_str_property(pushed, "pushed_version"),
     )
