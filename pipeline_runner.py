@@ -6,6 +6,7 @@
     python pipeline_runner.py --runner kubeflow --output eurosat.json --data gs://B/eurosat \
         --pipeline-root gs://B/root --image IMAGE            # compile for Kubeflow Pipelines v2
     python pipeline_runner.py --runner vertex --project P --region R ... [--dry-run]
+    python pipeline_runner.py report --output-dir DIR [--pipeline-name NAME]   # report of a past run
     python pipeline_runner.py --help
 """
 from __future__ import annotations
@@ -182,6 +183,11 @@ def run_local(config: PipelineConfig) -> None:
     else:
         print(f"NOT pushed: the model was not blessed (thresholds: accuracy >= {config.min_accuracy}, "
               f"macro F1 >= {config.min_macro_f1}); see {results.evaluation_uri}")
+    if results.evaluation_uri:
+        from components.report import report_for_run
+
+        written = report_for_run(config.output_dir, config.pipeline_name)
+        print(f"report: {written['index.html']}")
 
 
 class _ProgressOnly(logging.Filter):
@@ -205,6 +211,11 @@ def configure_logging() -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["report"]:  # the report of a past run, from its metadata
+        from components import report
+
+        return report.main(argv[1:])
     args = build_parser().parse_args(argv)
     configure_logging()
     try:

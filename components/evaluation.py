@@ -1,9 +1,11 @@
 """The Evaluator's configuration and a reader that turns its output into plain numbers.
 
-Metrics on the test split: accuracy, macro-averaged F1 (plus per-class precision/recall/F1
-through binarisation), the multi-class confusion matrix and example counts, for the overall
-slice and one slice per true class (by class name). Blessing: absolute lower bounds, and a
-change threshold against the latest blessed model when there is one.
+Metrics on the test split: accuracy, macro- and weighted-average F1 (plus per-class
+precision/recall/F1 through binarisation), the multi-class confusion matrix and example
+counts, for the overall slice and one slice per true class (by class name). Blessing:
+absolute lower bounds on accuracy and macro F1, and a change threshold against the latest
+blessed model when there is one. No slice by `source`: it is a per-file name (synthetic data
+shares one prefix, EuroSAT's file names repeat the class), so it would add slices, not insight.
 """
 from __future__ import annotations
 
@@ -11,11 +13,12 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from typing import Any, Dict, Optional  # noqa: E402
+from typing import Any, Dict, List, Optional  # noqa: E402
 
 import tensorflow_model_analysis as tfma  # noqa: E402
 # TFMA 0.52 exports its config messages only from the proto module.
 from tensorflow_model_analysis.proto import config_pb2  # noqa: E402
+from tensorflow_model_analysis.writers import eval_config_writer  # noqa: E402
 
 from components import features  # noqa: E402
 from serving import signatures  # noqa: E402
@@ -25,6 +28,10 @@ F1 = "f1_score"
 PRECISION = "precision"
 RECALL = "recall"
 EXAMPLE_COUNT = "example_count"
+# TFMA 0.52 files weighted_macro_average results under the macro_average aggregation type
+# (metrics/aggregation.py), so a plain F1Score there would collide with macro F1: the
+# weighted one gets its own metric name.
+WEIGHTED_F1 = "weighted_f1_score"
 CONFUSION_MATRIX_PLOT = "multi_class_confusion_matrix_plot"
 
 
@@ -97,6 +104,13 @@ def make_eval_config(
                     macro_average=True, class_weights={i: 1.0 for i in class_ids}
                 ),
             ),
+            # F1 averaged with weights from each class's share of the labels (reported only).
+            config_pb2.MetricsSpec(
+                metrics=[config_pb2.MetricConfig(class_name="F1Score", config=f'"name": "{WEIGHTED_F1}"')],
+                aggregate=config_pb2.AggregationOptions(
+                    weighted_macro_average=True, class_weights={i: 1.0 for i in class_ids}
+                ),
+            ),
         ],
     )
 
@@ -115,29 +129,148 @@ def _value(metric_value) -> Optional[float]:
     return None
 
 
+def _baseline_model_names(eval_uri: str) -> set:
+    """Names of the baseline model specs (TFX names them when a baseline was given): their
+    metrics sit beside the candidate's in the output and must not be mistaken for them."""
+    eval_config = eval_config_writer.load_eval_run(eval_uri)[0]
+    return {spec.name for spec in eval_config.model_specs if spec.is_baseline} if eval_config else set()
+
+
+_SHORT_NAMES = {F1: "f1", WEIGHTED_F1: "weighted_f1", PRECISION: "precision", RECALL: "recall"}
+
+
+def metric_label(key) -> Optional[str]:
+    """A readable name for a TFMA MetricKey ('accuracy', 'macro_f1', 'weighted_f1', ...);
+    None for the per-class sub-keys (see summarize) and for metrics the report does not use."""
+    name = key.name
+    if name == WEIGHTED_F1:
+        return "weighted_f1" if key.HasField("aggregation_type") else None
+    if key.HasField("aggregation_type") and key.aggregation_type.macro_average:
+        return f"macro_{_SHORT_NAMES.get(name, name)}"
+    if key.HasField("sub_key"):
+        return None
+    return {ACCURACY: "accuracy", EXAMPLE_COUNT: "example_count"}.get(name)
+
+
 def summarize(eval_uri: str) -> Dict[str, Any]:
     """{slice: {metric: value}} from an Evaluator output, plus per-class values per slice.
 
-    Keys per slice: accuracy, macro_f1, macro_precision, macro_recall, example_count and,
-    for the overall slice, per_class {class name: {precision, recall, f1}}.
+    Keys per slice: accuracy, macro_f1, weighted_f1, macro_precision, macro_recall,
+    example_count, per_class {class name: {precision, recall, f1}} and, when the model was
+    compared with a baseline, change {metric: candidate minus baseline}.
     """
+    baselines = _baseline_model_names(eval_uri)
     result: Dict[str, Dict[str, Any]] = {}
     for proto in tfma.load_metrics(eval_uri):
         slice_key = tfma.slicer.deserialize_slice_key(proto.slice_key)
         entry = result.setdefault(_slice_name(slice_key), {"per_class": {}})
         for kv in proto.metric_keys_and_values:
             key, value = kv.key, _value(kv.value)
-            if value is None or key.is_diff:
+            if value is None or key.model_name in baselines:
                 continue
-            name = key.name
-            if key.HasField("aggregation_type") and key.aggregation_type.macro_average:
-                entry[f"macro_{'f1' if name == F1 else name}"] = value
-            elif key.HasField("sub_key") and key.sub_key.HasField("class_id"):
+            label = metric_label(key)
+            if key.is_diff:
+                if label:
+                    entry.setdefault("change", {})[label] = value
+            elif label:
+                entry[label] = value
+            elif key.name in (F1, PRECISION, RECALL) and key.sub_key.HasField("class_id"):
                 cls = features.class_name(key.sub_key.class_id.value)
-                short = "f1" if name == F1 else name
-                entry["per_class"].setdefault(cls, {})[short] = value
-            elif name == ACCURACY:
-                entry["accuracy"] = value
-            elif name == EXAMPLE_COUNT:
-                entry["example_count"] = value
+                entry["per_class"].setdefault(cls, {})[_SHORT_NAMES[key.name]] = value
     return result
+
+
+def confusion_matrix(eval_uri: str) -> List[List[int]]:
+    """The overall slice's confusion matrix, rows = true class, columns = predicted class,
+    in CLASS_NAMES order (TFMA leaves out zero cells; they are filled in here)."""
+    baselines = _baseline_model_names(eval_uri)
+    matrix = [[0] * features.NUM_CLASSES for _ in range(features.NUM_CLASSES)]
+    for proto in tfma.load_plots(eval_uri):
+        if tfma.slicer.deserialize_slice_key(proto.slice_key):
+            continue
+        for kv in proto.plot_keys_and_values:
+            if kv.key.name != CONFUSION_MATRIX_PLOT or kv.key.model_name in baselines:
+                continue
+            matrices = kv.value.multi_class_confusion_matrix_at_thresholds.matrices
+            for cell in matrices[0].entries:
+                matrix[cell.actual_class_id][cell.predicted_class_id] = int(round(cell.num_weighted_examples))
+            return matrix
+    raise ValueError(f"no {CONFUSION_MATRIX_PLOT} for the overall slice in {eval_uri}: "
+                     "was it written by this project's EvalConfig (make_eval_config)?")
+
+
+def _bound_text(threshold) -> List[Dict[str, Any]]:
+    """The bars inside one MetricThreshold, as (kind, bound) records."""
+    bars = []
+    if threshold.HasField("value_threshold"):
+        vt = threshold.value_threshold
+        if vt.HasField("lower_bound"):
+            bars.append({"kind": "absolute", "bound": f">= {vt.lower_bound.value:g}"})
+        if vt.HasField("upper_bound"):
+            bars.append({"kind": "absolute", "bound": f"<= {vt.upper_bound.value:g}"})
+    if threshold.HasField("change_threshold"):
+        ct = threshold.change_threshold
+        if ct.HasField("absolute"):
+            bars.append({"kind": "change vs baseline", "bound": f">= {ct.absolute.value:+g}"})
+        if ct.HasField("relative"):
+            bars.append({"kind": "change vs baseline", "bound": f">= {ct.relative.value:+g} (relative)"})
+    return bars
+
+
+def _spec_label(spec, metric) -> str:
+    name = {"SparseCategoricalAccuracy": ACCURACY, "F1Score": F1, "Precision": PRECISION,
+            "Recall": RECALL}.get(metric.class_name, metric.class_name)
+    short = _SHORT_NAMES.get(name, "accuracy" if name == ACCURACY else name)
+    if spec.aggregate.macro_average:
+        return f"macro_{short}"
+    return short
+
+
+def validation_summary(eval_uri: str) -> Dict[str, Any]:
+    """Why the Evaluator blessed the model or not: every configured bar with passed/failed,
+    from TFMA's validation result and the eval config stored next to it.
+
+    "baseline_model" is the model compared against: None on a first run, when TFX skips the
+    change thresholds (rubber stamp) and the absolute bars alone decide.
+    """
+    validation = tfma.load_validation_result(eval_uri)
+    eval_config, _, _, model_locations = eval_config_writer.load_eval_run(eval_uri)
+    baselines = _baseline_model_names(eval_uri)
+    failed: Dict[tuple, float] = {}
+    for per_slice in validation.metric_validations_per_slice:
+        slice_name = _slice_name(tfma.slicer.deserialize_slice_key(per_slice.slice_key))
+        for failure in per_slice.failures:
+            label = metric_label(failure.metric_key) or failure.metric_key.name
+            kind = "change vs baseline" if failure.metric_key.is_diff else "absolute"
+            failed[(slice_name, label, kind)] = _value(failure.metric_value)
+    checks = []
+    for spec in eval_config.metrics_specs if eval_config else []:
+        for metric in spec.metrics:
+            label = _spec_label(spec, metric)
+            bars = [(["overall" if s == config_pb2.SlicingSpec() else str(s).strip()
+                      for s in per_slice.slicing_specs], per_slice.threshold)
+                    for per_slice in metric.per_slice_thresholds]
+            if metric.HasField("threshold"):
+                bars.append((["every slice"], metric.threshold))
+            for slices, threshold in bars:
+                for slice_name in slices:
+                    for bar in _bound_text(threshold):
+                        skipped = bar["kind"] != "absolute" and not baselines
+                        key = (slice_name, label, bar["kind"])
+                        checks.append({
+                            "metric": label, "slice": slice_name, **bar,
+                            "status": "skipped (no baseline)" if skipped
+                            else ("failed" if key in failed else "passed"),
+                            **({"value": failed[key]} if key in failed else {}),
+                        })
+    reported = {(c["slice"], c["metric"], c["kind"]) for c in checks}
+    for (slice_name, label, kind), value in sorted(failed.items(), key=str):
+        if (slice_name, label, kind) not in reported:
+            checks.append({"metric": label, "slice": slice_name, "kind": kind, "status": "failed", "value": value})
+    baseline = next((model_locations[name] for name in baselines if name in model_locations), None)
+    return {
+        "validation_ok": bool(validation.validation_ok),
+        "baseline_model": baseline,
+        "checks": checks,
+        "missing_slices": [str(s) for s in validation.missing_slices],
+    }

@@ -63,3 +63,37 @@ def test_rerun_reuses_cached_components(tiny_run):
     states = [e.last_known_state for e in trainer_runs]
     assert states.count(metadata_store_pb2.Execution.CACHED) == 1, states
     assert states.count(metadata_store_pb2.Execution.COMPLETE) == 1, states
+
+
+def test_run_wrote_the_report(tiny_run):
+    import json
+
+    out, _ = tiny_run
+    report_dir = os.path.join(out, "report")
+    with open(os.path.join(report_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["blessed"] is True and metrics["pushed_version"]
+    assert set(metrics["per_class"]) == set(features.CLASS_NAMES)
+    for name in ("index.html", "confusion_matrix.png", "class_counts.png", "per_class_f1.png",
+                 "training_curves.png", "predictions.png"):
+        assert os.path.exists(os.path.join(report_dir, name)), name
+
+
+def test_impossible_bar_blocks_the_push_and_report_says_why(tiny_run):
+    """Same data and model (cached), bar raised out of reach: only Evaluator/Pusher re-run."""
+    import json
+
+    out, argv = tiny_run
+    base = os.path.join(out, "serving", "eurosat")
+    pushed_before = sorted(os.listdir(base))
+    assert pipeline_runner.main(argv + ["--min-accuracy", "1.01"]) == 0
+    results = latest_results(os.path.join(out, "metadata", "e2e.sqlite"), "e2e")
+    assert results.blessed is False and not results.pushed
+    assert results.baseline_model_uri  # compared with the blessed model that is serving
+    assert sorted(os.listdir(base)) == pushed_before
+    with open(os.path.join(out, "report", "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["blessed"] is False and metrics["pushed_version"] is None
+    assert "accuracy (overall, absolute) >= 1.01" in metrics["blessing_reason"]
+    change = [c for c in metrics["validation"]["checks"] if c["kind"] == "change vs baseline"]
+    assert change and all(c["status"] == "passed" for c in change)  # same model: no drop
