@@ -37,8 +37,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from components import features, synthetic  # noqa: E402
 from components.hparams import TUTORIAL_RECIPE, HParams  # noqa: E402
-from components.model import build_model, compile_model  # noqa: E402
-from components.trainer import input_fn, train  # noqa: E402
+from components.model import compile_model  # noqa: E402
+from components.trainer import build_model_with_precision, input_fn, train  # noqa: E402
 from components.transform import preprocessing_fn  # noqa: E402
 
 
@@ -103,10 +103,7 @@ def throughput(splits, files, spec, precision: str, epochs: int, batch_size: int
     steps = math.ceil(len(x) / batch_size)
     result = {}
     for name, data in (("input_pipeline", input_fn(files, spec, batch_size, training=True)), ("in_memory", (x, y))):
-        previous = tf.keras.mixed_precision.global_policy()
-        tf.keras.mixed_precision.set_global_policy(precision)
-        model = build_model(hp)
-        tf.keras.mixed_precision.set_global_policy(previous)
+        model = build_model_with_precision(hp, features.RGB_CHANNELS, precision)
         compile_model(model, hp, steps)
         result[name] = images_per_second(model, data, len(x), epochs, batch_size)
     result["ratio"] = result["input_pipeline"] / result["in_memory"]

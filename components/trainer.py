@@ -130,6 +130,20 @@ def _merge(histories: List[tf.keras.callbacks.History]) -> Dict[str, List[float]
     return merged
 
 
+def build_model_with_precision(
+    hp: HParams, channels: int, precision: str, strategy: Optional[tf.distribute.Strategy] = None
+) -> tf.keras.Model:
+    """build_model under `precision` (layers take the policy when built) and `strategy`,
+    leaving the global Keras policy as it was."""
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(precision)
+    try:
+        with (strategy or tf.distribute.get_strategy()).scope():
+            return build_model(hp, channels)
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
+
+
 def train(
     hp: HParams,
     train_ds: tf.data.Dataset,
@@ -145,13 +159,10 @@ def train(
     jit = resolve_jit(hp, has_gpu)
     log.info("precision %s, XLA %s, %d GPU(s)", precision, jit, len(tf.config.list_physical_devices("GPU")))
 
-    previous = tf.keras.mixed_precision.global_policy()
-    tf.keras.mixed_precision.set_global_policy(precision)  # layers take it when built
-    try:
-        with distribution_strategy().scope():
-            model = build_model(hp, channels)
-    finally:
-        tf.keras.mixed_precision.set_global_policy(previous)
+    # One strategy for building and every compile: Keras refuses to compile a model under a
+    # different strategy than the one it was created in (each MirroredStrategy() is new).
+    strategy = distribution_strategy()
+    model = build_model_with_precision(hp, channels, precision, strategy)
     common = [tf.keras.callbacks.TensorBoard(log_dir=log_dir)] if log_dir else []
     histories = []
     start_epoch = 0
@@ -159,7 +170,7 @@ def train(
         # Phase 1: a new head on frozen pretrained features (high rate, few epochs).
         head_weights = os.path.join(backup_dir, "head.weights.h5") if backup_dir else None
         set_backbone_trainable(model, False)
-        with distribution_strategy().scope():
+        with strategy.scope():
             compile_model(model, hp, steps_per_epoch, hp.head_epochs, hp.learning_rate, jit)
         if head_weights and tf.io.gfile.exists(head_weights):
             log.info("resuming: head already trained (%s)", head_weights)
@@ -175,7 +186,7 @@ def train(
         start_epoch = hp.head_epochs
     # Phase 2 (or the only phase): everything, at the fine-tuning rate when pretrained.
     rate = hp.learning_rate * (hp.fine_tune_lr_factor if hp.two_phase else 1.0)
-    with distribution_strategy().scope():
+    with strategy.scope():
         compile_model(model, hp, steps_per_epoch, hp.epochs - start_epoch, rate, jit)
     callbacks = common + [
         tf.keras.callbacks.EarlyStopping(
