@@ -1,9 +1,19 @@
-"""The EuroSAT example contract: class names, feature keys and the image decode.
+"""The EuroSAT example contract: class names, feature keys, the image decode and the band reader.
 
 Every source (synthetic, TFDS, archive folders, existing TFRecords) writes tf.Examples with
 these features, Transform reads them, and the serving signatures decode images with the same
 functions, so training and serving cannot skew. Nothing else in the project spells a feature
 key or a class name.
+
+Two modalities, named like TFDS's EuroSAT configs:
+
+* ``rgb``: ``image`` holds the encoded JPEG/PNG bytes (the EuroSAT RGB archive);
+* ``all``: ``bands`` holds the 13 Sentinel-2 bands as a fixed-shape int64 feature [64, 64, 13]
+  of the L1C digital numbers (reflectance x 10,000, uint16 range), in the band order of the
+  all-bands GeoTIFFs (B01 ... B12, B08A after B08). Numeric, so statistics and the schema can
+  check the values, and Transform standardises each band with its own mean and deviation.
+
+Both carry ``label``, ``class_name`` and ``source``; a dataset holds one modality.
 """
 from __future__ import annotations
 
@@ -11,8 +21,10 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+import io  # noqa: E402
 from typing import Dict  # noqa: E402
 
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 # EuroSAT's class order (the label ids of TFDS eurosat and of the paper's archive).
@@ -33,14 +45,31 @@ NUM_CLASSES = len(CLASS_NAMES)
 IMAGE_SIZE = 64  # EuroSAT patches are 64x64 pixels (Sentinel-2, 10 m).
 RGB_CHANNELS = 3
 
+# Modalities (TFDS eurosat/rgb and eurosat/all).
+RGB = "rgb"
+ALL_BANDS = "all"
+MODALITIES = (RGB, ALL_BANDS)
+
+# The 13 Sentinel-2 bands in the order of EuroSAT's all-bands GeoTIFFs.
+BAND_NAMES: tuple[str, ...] = (
+    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B08A", "B09", "B10", "B11", "B12",
+)
+NUM_BANDS = len(BAND_NAMES)
+BANDS_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, NUM_BANDS)
+BANDS_MAX = 65535  # 16-bit digital numbers
+TRUE_COLOUR_BANDS = (3, 2, 1)  # B04 red, B03 green, B02 blue: for pictures of 13-band data
+TRUE_COLOUR_SCALE = 3000.0  # reflectance 0.3 shown as white, the usual Sentinel-2 true-colour stretch
+
 # Raw (tf.Example) feature keys.
-IMAGE_KEY = "image"  # encoded JPEG/PNG bytes
+IMAGE_KEY = "image"  # encoded JPEG/PNG bytes (rgb)
+BANDS_KEY = "bands"  # int64 [64, 64, 13] digital numbers (all)
 LABEL_KEY = "label"  # int64 class id in CLASS_NAMES order
 CLASS_NAME_KEY = "class_name"  # the class name, for people and slicing
 SOURCE_KEY = "source"  # the source file name: traces a prediction back to its file
 
 # Transformed feature keys (what the Trainer reads).
-TRANSFORMED_IMAGE_KEY = "image_xf"  # float32 [IMAGE_SIZE, IMAGE_SIZE, C] scaled to [0, 1]
+# float32 [IMAGE_SIZE, IMAGE_SIZE, C]: RGB scaled to [0, 1], or 13 bands standardised per band.
+TRANSFORMED_IMAGE_KEY = "image_xf"
 TRANSFORMED_LABEL_KEY = "label_xf"  # int64 class id
 TRANSFORMED_ONEHOT_KEY = "label_onehot"  # float32 [NUM_CLASSES]
 
@@ -62,31 +91,159 @@ def class_id(name: str) -> int:
         ) from None
 
 
-def raw_feature_spec() -> Dict[str, tf.io.FixedLenFeature]:
-    """The tf.Example parsing spec of the raw examples (schema/schema.pbtxt says the same)."""
+def check_modality(modality: str) -> str:
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
+    return modality
+
+
+def input_key(modality: str = RGB) -> str:
+    """The feature that carries the pixels: `image` (rgb) or `bands` (all)."""
+    return IMAGE_KEY if check_modality(modality) == RGB else BANDS_KEY
+
+
+def channels(modality: str = RGB) -> int:
+    return RGB_CHANNELS if check_modality(modality) == RGB else NUM_BANDS
+
+
+def raw_feature_spec(modality: str = RGB) -> Dict[str, tf.io.FixedLenFeature]:
+    """The tf.Example parsing spec of the raw examples (schema/*.pbtxt say the same)."""
+    pixels = (
+        tf.io.FixedLenFeature([], tf.string)
+        if check_modality(modality) == RGB
+        else tf.io.FixedLenFeature(list(BANDS_SHAPE), tf.int64)
+    )
     return {
-        IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
+        input_key(modality): pixels,
         LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
         CLASS_NAME_KEY: tf.io.FixedLenFeature([], tf.string),
         SOURCE_KEY: tf.io.FixedLenFeature([], tf.string),
     }
 
 
-def serving_feature_spec() -> Dict[str, tf.io.FixedLenFeature]:
-    """What a request must carry: the image only (labels and metadata are optional)."""
-    return {IMAGE_KEY: raw_feature_spec()[IMAGE_KEY]}
+def serving_feature_spec(modality: str = RGB) -> Dict[str, tf.io.FixedLenFeature]:
+    """What a request must carry: the pixels only (labels and metadata are optional)."""
+    key = input_key(modality)
+    return {key: raw_feature_spec(modality)[key]}
 
 
-def make_example(image_bytes: bytes, label: int, source: str) -> tf.train.Example:
-    """One raw EuroSAT tf.Example in the contract's form."""
+def _metadata(label: int, source: str) -> Dict[str, tf.train.Feature]:
     name = class_name(label)
-    feature = {
-        IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_bytes])),
+    return {
         LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
         CLASS_NAME_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[name.encode()])),
         SOURCE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[source.encode()])),
     }
+
+
+def make_example(image_bytes: bytes, label: int, source: str) -> tf.train.Example:
+    """One raw RGB EuroSAT tf.Example in the contract's form."""
+    feature = {
+        IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_bytes])),
+        **_metadata(label, source),
+    }
     return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def make_bands_example(bands: np.ndarray, label: int, source: str) -> tf.train.Example:
+    """One raw 13-band EuroSAT tf.Example; `bands` is checked with check_bands first."""
+    values = check_bands(bands).ravel().astype(np.int64)
+    feature = {
+        BANDS_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=values)),
+        **_metadata(label, source),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def check_bands(bands: np.ndarray) -> np.ndarray:
+    """The 13 bands as uint16 [64, 64, 13], or ValueError saying what is wrong with them.
+
+    Band-first arrays ([13, 64, 64], as some GeoTIFF writers store them) are transposed. Other
+    sizes are rejected rather than resampled: resampling would change what a pixel means
+    (10/20/60 m bands), which is the user's call, not the converter's. Integer values must fit
+    16 bits; float arrays are accepted only when they hold whole numbers in that range (TFDS's
+    eurosat/all gives the digital numbers as float32), not scaled reflectances in [0, 1].
+    """
+    bands = np.asarray(bands)
+    if bands.ndim == 3 and bands.shape[0] == NUM_BANDS and bands.shape[-1] != NUM_BANDS:
+        bands = np.transpose(bands, (1, 2, 0))
+    if bands.ndim != 3 or bands.shape[-1] != NUM_BANDS:
+        raise ValueError(
+            f"expected {NUM_BANDS} Sentinel-2 bands ({', '.join(BAND_NAMES)}), got an array of shape "
+            f"{bands.shape}; EuroSAT all-bands patches are {IMAGE_SIZE}x{IMAGE_SIZE}x{NUM_BANDS}"
+        )
+    if bands.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise ValueError(
+            f"size {bands.shape[1]}x{bands.shape[0]}: 13-band patches must be {IMAGE_SIZE}x{IMAGE_SIZE} "
+            "(they are not resampled; crop or resample them yourself if that is what you want)"
+        )
+    if bands.dtype.kind == "f":
+        if not np.all(np.isfinite(bands)) or np.any(bands != np.round(bands)):
+            raise ValueError(
+                "bands hold non-integer values: expected Sentinel-2 L1C digital numbers "
+                f"(reflectance x 10000, 0..{BANDS_MAX}), not scaled reflectances"
+            )
+    elif bands.dtype.kind not in "iu":
+        raise ValueError(f"bands have dtype {bands.dtype}; expected 16-bit integer digital numbers")
+    if bands.size and (bands.min() < 0 or bands.max() > BANDS_MAX):
+        raise ValueError(
+            f"band values {bands.min()}..{bands.max()} outside 0..{BANDS_MAX}: expected 16-bit "
+            "Sentinel-2 L1C digital numbers"
+        )
+    return bands.astype(np.uint16)
+
+
+def read_bands(data: bytes) -> np.ndarray:
+    """Read a 13-band GeoTIFF's bytes into uint16 [64, 64, 13]; ValueError says why not."""
+    import tifffile
+
+    try:
+        bands = tifffile.imread(io.BytesIO(data))
+    except Exception as err:  # tifffile raises many types for corrupt/truncated/non-TIFF input
+        raise ValueError(f"cannot decode GeoTIFF: {type(err).__name__}: {err}") from None
+    return check_bands(bands)
+
+
+def encode_bands_tiff(bands: np.ndarray) -> bytes:
+    """A TIFF of `bands` [H, W, C] as given (pixel-interleaved, like EuroSAT's all-bands
+    GeoTIFFs, without the geo tags): synthetic sets and tests, including wrong ones."""
+    import tifffile
+
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, np.asarray(bands), photometric="minisblack", planarconfig="contig")
+    return buf.getvalue()
+
+
+def true_colour(bands) -> np.ndarray:
+    """A displayable RGB picture (float [H, W, 3] in [0, 1]) of 13-band data (B04, B03, B02)."""
+    bands = np.asarray(bands, np.float32).reshape(BANDS_SHAPE)
+    return np.clip(bands[..., list(TRUE_COLOUR_BANDS)] / TRUE_COLOUR_SCALE, 0.0, 1.0)
+
+
+def modality_of(example: tf.train.Example) -> str:
+    """Which modality a raw tf.Example is in; ValueError when it carries neither pixel feature."""
+    keys = example.features.feature
+    if IMAGE_KEY in keys:
+        return RGB
+    if BANDS_KEY in keys:
+        return ALL_BANDS
+    raise ValueError(
+        f"the example has neither {IMAGE_KEY!r} (encoded RGB image) nor {BANDS_KEY!r} (13 bands); "
+        f"it has {sorted(keys)}. Write examples with components.features.make_example / make_bands_example."
+    )
+
+
+def detect_modality(records_dir: str) -> str:
+    """The modality of a folder of raw TFRecords (GZIP or not), from its first example."""
+    files = sorted(
+        os.path.join(d, f) for d, _, fs in tf.io.gfile.walk(records_dir) for f in fs if "tfrecord" in f
+    )
+    if not files:
+        raise ValueError(f"{records_dir!r} holds no TFRecord files (*.tfrecord*)")
+    compression = "GZIP" if files[0].endswith(".gz") else ""
+    for record in tf.data.TFRecordDataset(files[:1], compression_type=compression).take(1):
+        return modality_of(tf.train.Example.FromString(record.numpy()))
+    raise ValueError(f"{files[0]!r} holds no examples")
 
 
 def decode_image(encoded: tf.Tensor, image_size: int = IMAGE_SIZE) -> tf.Tensor:

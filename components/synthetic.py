@@ -5,6 +5,11 @@ dark green and blotchy, a highway a grey band, residential a grid of roofs, crop
 with random orientation, colour jitter and noise, so a model has to learn the textures and
 can reach high accuracy. Images are 64x64 RGB JPEGs written as tf.Examples in the contract of
 components.features, named like the EuroSAT archive's files (``Forest/Forest_17.jpg``).
+
+The 13-band mode (``synthetic/all:N``) turns the same textures into Sentinel-2 digital numbers:
+the visible bands (B02-B04) follow the RGB picture and the other bands each class's typical
+spectrum (vegetation bright in the red edge and near infrared, water dark there, built-up
+areas bright in the short-wave infrared), modulated by the texture, named ``Forest/Forest_17.tif``.
 """
 from __future__ import annotations
 
@@ -142,6 +147,39 @@ def synthetic_image(label: int, rng: np.random.Generator, size: int = features.I
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+# Typical Sentinel-2 L1C digital numbers per class, bands B01..B12 (B08A after B08): the spectral
+# shapes that separate the classes in the real all-bands data, rounded.
+SPECTRA: dict[str, tuple[int, ...]] = {
+    #                      B01   B02   B03   B04   B05   B06   B07   B08  B08A   B09 B10   B11   B12
+    "AnnualCrop":         (1300, 1100, 1050, 1200, 1450, 2000, 2300, 2250, 2500, 750, 15, 2400, 1700),
+    "Forest":             (1200,  900,  750,  550,  900, 2100, 2600, 2500, 2800, 850, 12, 1500,  700),
+    "HerbaceousVegetation": (1250, 1000, 950,  900, 1250, 2200, 2600, 2550, 2850, 850, 13, 2100, 1300),
+    "Highway":            (1350, 1150, 1100, 1150, 1400, 1900, 2150, 2100, 2350, 700, 14, 2200, 1650),
+    "Industrial":         (1600, 1450, 1450, 1550, 1700, 1850, 1950, 1900, 2050, 650, 16, 2500, 2100),
+    "Pasture":            (1250,  950,  900,  750, 1150, 2400, 2900, 2850, 3150, 900, 13, 2000, 1100),
+    "PermanentCrop":      (1300, 1050, 1000, 1000, 1350, 2100, 2450, 2400, 2650, 800, 14, 2300, 1500),
+    "Residential":        (1450, 1250, 1200, 1250, 1450, 1900, 2100, 2050, 2250, 700, 15, 2300, 1800),
+    "River":              (1300, 1050,  950,  800, 1000, 1500, 1700, 1650, 1800, 550, 12, 1300,  850),
+    "SeaLake":            (1250, 1000,  800,  500,  450,  380,  360,  300,  260, 120, 10,  120,   70),
+}
+assert tuple(SPECTRA) == features.CLASS_NAMES and all(len(v) == features.NUM_BANDS for v in SPECTRA.values())
+_VISIBLE = {1: 2, 2: 1, 3: 0}  # band index -> RGB channel: B02 blue, B03 green, B04 red
+
+
+def synthetic_bands(label: int, rng: np.random.Generator, size: int = features.IMAGE_SIZE) -> np.ndarray:
+    """One uint16 [size, size, 13] patch of class `label`: the RGB texture, in Sentinel-2 bands."""
+    rgb = synthetic_image(label, rng, size).astype(np.float32) / 255.0
+    texture = rgb.mean(-1, keepdims=True)
+    texture = texture / max(float(texture.mean()), 1e-3)  # relative brightness, mean 1
+    spectrum = np.asarray(SPECTRA[features.class_name(label)], np.float32)
+    spectrum = spectrum * rng.uniform(0.9, 1.1, features.NUM_BANDS)  # per-scene variation
+    bands = texture * spectrum
+    for band, channel in _VISIBLE.items():
+        bands[..., band] = rgb[..., channel] * features.TRUE_COLOUR_SCALE
+    bands = bands + rng.normal(0, 20, bands.shape)  # sensor noise
+    return np.clip(np.round(bands), 0, features.BANDS_MAX).astype(np.uint16)
+
+
 def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="JPEG", quality=quality)
@@ -150,17 +188,38 @@ def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
 
 def synthetic_examples(num_examples: int, seed: int = 0) -> Iterator[tuple[bytes, int, str]]:
     """(jpeg bytes, label, source name) for `num_examples` images, classes balanced, reproducible."""
+    for label, rng, name in _balanced(num_examples, seed, ".jpg"):
+        yield encode_jpeg(synthetic_image(label, rng)), label, name
+
+
+def synthetic_band_examples(num_examples: int, seed: int = 0) -> Iterator[tuple[np.ndarray, int, str]]:
+    """(uint16 [64, 64, 13] bands, label, source name): the 13-band counterpart of synthetic_examples."""
+    for label, rng, name in _balanced(num_examples, seed, ".tif"):
+        yield synthetic_bands(label, rng), label, name
+
+
+def _balanced(num_examples: int, seed: int, suffix: str) -> Iterator[tuple[int, np.random.Generator, str]]:
     rng = np.random.default_rng(seed)
     counters = [0] * features.NUM_CLASSES
     for i in range(num_examples):
         label = i % features.NUM_CLASSES
         counters[label] += 1
         name = features.class_name(label)
-        yield encode_jpeg(synthetic_image(label, rng)), label, f"{name}/{name}_{counters[label]}.jpg"
+        yield label, rng, f"{name}/{name}_{counters[label]}{suffix}"
+
+
+def synthetic_records(num_examples: int, seed: int = 0, modality: str = features.RGB) -> Iterator[bytes]:
+    """Serialized contract tf.Examples of a synthetic set in `modality`."""
+    if features.check_modality(modality) == features.RGB:
+        for jpeg, label, source in synthetic_examples(num_examples, seed):
+            yield features.make_example(jpeg, label, f"synthetic/{source}").SerializeToString()
+    else:
+        for bands, label, source in synthetic_band_examples(num_examples, seed):
+            yield features.make_bands_example(bands, label, f"synthetic/{source}").SerializeToString()
 
 
 def write_synthetic_tfrecords(
-    output_dir: str, num_examples: int, seed: int = 0, num_shards: int = 1
+    output_dir: str, num_examples: int, seed: int = 0, num_shards: int = 1, modality: str = features.RGB
 ) -> list[str]:
     """Write a synthetic EuroSAT set as TFRecords of tf.Example; returns the files written.
 
@@ -179,15 +238,13 @@ def write_synthetic_tfrecords(
         for s in range(num_shards)
     ]
     marker = os.path.join(output_dir, "_COMPLETE")
-    stamp = f"num_examples={num_examples} seed={seed} shards={num_shards}\n"
+    stamp = f"num_examples={num_examples} seed={seed} shards={num_shards} modality={modality}\n"
     if os.path.exists(marker) and open(marker).read() == stamp and all(map(os.path.exists, paths)):
         return paths
     writers = [tf.io.TFRecordWriter(p) for p in paths]
     try:
-        for i, (jpeg, label, source) in enumerate(synthetic_examples(num_examples, seed)):
-            writers[i % num_shards].write(
-                features.make_example(jpeg, label, f"synthetic/{source}").SerializeToString()
-            )
+        for i, record in enumerate(synthetic_records(num_examples, seed, modality)):
+            writers[i % num_shards].write(record)
     finally:
         for w in writers:
             w.close()
