@@ -1,6 +1,10 @@
 """Transform module file: `preprocessing_fn` turns raw EuroSAT examples into model inputs.
 
-The decode lives in components.features and is traced into the Transform graph, which the
+RGB: the encoded image is decoded and scaled to [0, 1] (components.features.decode_images).
+13 bands: each band is standardised with its own mean and standard deviation, which tft
+analyzers compute over every pixel of the training split; the bands' ranges differ by two
+orders of magnitude (B10 cirrus ~15, B08 near infrared ~2,500), so one global scale would drown
+the faint bands. The decode and the statistics are traced into the Transform graph, which the
 Trainer attaches to the exported model: training and serving run the very same ops.
 """
 from __future__ import annotations
@@ -15,11 +19,35 @@ import tensorflow as tf  # noqa: E402
 
 from components import features  # noqa: E402
 
+# A band that is constant in the training data (possible on tiny sets) must not divide by zero.
+MIN_BAND_STD = 1.0
+
+
+def standardise(bands: tf.Tensor, mean: tf.Tensor, var: tf.Tensor) -> tf.Tensor:
+    """(bands - mean) / std per band, the last axis being the bands."""
+    std = tf.maximum(tf.sqrt(var), MIN_BAND_STD)
+    return (bands - mean) / std
+
+
+def standardise_bands(bands: tf.Tensor) -> tf.Tensor:
+    """int64 [N, 64, 64, 13] digital numbers -> float32, each band zero-mean unit-variance over
+    the analysed split (tft.mean / tft.var over every pixel: a [13] statistic each)."""
+    import tensorflow_transform as tft
+
+    x = tf.cast(tf.reshape(bands, [-1, *features.BANDS_SHAPE]), tf.float32)
+    pixels = tf.reshape(x, [-1, features.NUM_BANDS])
+    mean = tft.mean(pixels, reduce_instance_dims=False, name="band_mean")
+    var = tft.var(pixels, reduce_instance_dims=False, name="band_var")
+    return standardise(x, mean, var)
+
 
 def preprocessing_fn(inputs: Dict[str, tf.Tensor], custom_config: Optional[Dict[str, Any]] = None):
-    """Decode + scale the image to [0, 1]; keep the label id and add its one-hot form."""
-    del custom_config  # the RGB transform has no options (yet)
-    image = features.decode_images(inputs[features.IMAGE_KEY])
+    """Pixels to model inputs (RGB in [0, 1], or standardised bands); the label id and its one-hot."""
+    del custom_config  # the modality comes from the data's features, nothing else is configurable
+    if features.BANDS_KEY in inputs:
+        image = standardise_bands(inputs[features.BANDS_KEY])
+    else:
+        image = features.decode_images(inputs[features.IMAGE_KEY])
     label = tf.reshape(inputs[features.LABEL_KEY], [-1])
     return {
         features.TRANSFORMED_IMAGE_KEY: image,

@@ -13,11 +13,14 @@ from typing import Any, Dict, List, Mapping, Optional
 from components.hparams import HParams
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_SCHEMA = os.path.join(REPO_ROOT, "schema", "schema.pbtxt")
+# The curated raw-example schema of each modality (components.features: rgb, all).
+SCHEMA_FILES = {"rgb": "schema.pbtxt", "all": "schema_all.pbtxt"}
+DEFAULT_SCHEMA = os.path.join(REPO_ROOT, "schema", SCHEMA_FILES["rgb"])
 # Where the Dockerfile puts the project inside the component image (WORKDIR there).
 IMAGE_PROJECT_DIR = "/pipeline"
-IMAGE_SCHEMA = IMAGE_PROJECT_DIR + "/schema/schema.pbtxt"
+IMAGE_SCHEMA = IMAGE_PROJECT_DIR + "/schema/" + SCHEMA_FILES["rgb"]
 BEAM_RUNNERS = ("direct", "dataflow")
+MODALITIES = ("auto", "rgb", "all")
 
 # The demo: a small synthetic run that finishes in a few minutes on 2 CPU cores.
 DEMO_OVERRIDES: Dict[str, Any] = {
@@ -38,8 +41,11 @@ DEMO_HPARAMS: Dict[str, Any] = {
 @dataclasses.dataclass
 class PipelineConfig:
     pipeline_name: str = "eurosat"
-    # A folder of TFRecords of tf.Example, or synthetic[:N].
+    # A folder of TFRecords of tf.Example, image folders/zips, tfds:eurosat/{rgb,all}, synthetic[/all][:N].
     data: str = "synthetic:2000"
+    # 'rgb' (encoded images) or 'all' (13 Sentinel-2 bands); 'auto': read from the data's first
+    # example when running locally, 'rgb' when compiling for the cloud (the data is not read then).
+    modality: str = "auto"
     # Image folders/zips: fail the conversion when more than this fraction of files is unusable.
     max_bad_fraction: float = 0.01
     # tfds:eurosat/rgb: a TFDS data dir where the dataset is (or is to be) prepared; "" = TFDS default.
@@ -47,7 +53,8 @@ class PipelineConfig:
     # Published split lists "train.txt,val.txt,test.txt" instead of the 60/20/20 hash split.
     split_files: str = ""
     output_dir: str = "outputs"
-    schema_path: str = DEFAULT_SCHEMA
+    # "" = the curated schema of the data's modality, schema/schema.pbtxt or schema/schema_all.pbtxt.
+    schema_path: str = ""
     model_name: str = "eurosat"
     hparams: HParams = dataclasses.field(default_factory=HParams)
     # Blessing: absolute bars, and the largest drop allowed against the latest blessed model.
@@ -81,6 +88,8 @@ class PipelineConfig:
     training_accelerator_count: int = 0
 
     def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {', '.join(MODALITIES)}, got {self.modality!r}")
         if self.beam_runner not in BEAM_RUNNERS:
             raise ValueError(f"beam_runner must be one of {', '.join(BEAM_RUNNERS)}, got {self.beam_runner!r}")
         if self.training_accelerator_count < 0:
@@ -90,6 +99,15 @@ class PipelineConfig:
                 "set both --accelerator-type and --accelerator-count (>= 1) for GPU training, or neither; got "
                 f"type={self.training_accelerator_type!r}, count={self.training_accelerator_count}"
             )
+
+    @property
+    def data_modality(self) -> str:
+        """The modality the pipeline is built for ('auto' not yet resolved counts as rgb)."""
+        return "rgb" if self.modality == "auto" else self.modality
+
+    def schema_file(self, schema_dir: str = os.path.join(REPO_ROOT, "schema")) -> str:
+        """The schema ImportSchemaGen loads: the one given, or the curated one of the modality."""
+        return self.schema_path or os.path.join(schema_dir, SCHEMA_FILES[self.data_modality])
 
     # Where things go; all under output_dir unless a pipeline root is given.
     @property

@@ -1,13 +1,15 @@
 """Turn the `--data` value into a folder of TFRecords that ImportExampleGen can read.
 
 `--data` may be: a folder of TFRecords of EuroSAT tf.Examples (used as it is), `synthetic[:N]`
-(generated once), `tfds:eurosat/rgb` (tensorflow-datasets, written once), or a folder / .zip of class folders of images, such as the EuroSAT RGB archive
-(converted once by components.convert into <cache_dir>/<name>-<fingerprint>/, then reused).
+or `synthetic/all[:N]` (RGB or 13-band, generated once), `tfds:eurosat/rgb` or `tfds:eurosat/all`
+(tensorflow-datasets, written once), or a folder / .zip of class folders of images, such as the
+EuroSAT RGB or all-bands archive (converted once by components.convert into
+<cache_dir>/<name>-<fingerprint>/, then reused).
 """
 from __future__ import annotations
 
 import os
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import tensorflow as tf
 
@@ -17,16 +19,19 @@ SYNTHETIC = "synthetic"
 DEFAULT_SYNTHETIC_SIZE = 2000
 
 
-def parse_synthetic(spec: str) -> int | None:
-    """`synthetic` or `synthetic:N` -> N; anything else -> None."""
+def parse_synthetic(spec: str) -> Optional[Tuple[int, str]]:
+    """`synthetic[/rgb|/all][:N]` -> (N, modality); anything else -> None."""
     name, _, size = spec.partition(":")
-    if name != SYNTHETIC:
+    base, _, modality = name.partition("/")
+    if base != SYNTHETIC:
         return None
-    if not size:
-        return DEFAULT_SYNTHETIC_SIZE
-    if not size.isdigit() or int(size) <= 0:
-        raise DataError(f"--data {spec!r}: expected synthetic:N with N a positive number of images")
-    return int(size)
+    modality = modality or "rgb"
+    if modality not in ("rgb", "all") or (size and (not size.isdigit() or int(size) <= 0)):
+        raise DataError(
+            f"--data {spec!r}: expected synthetic:N (RGB) or synthetic/all:N (13 bands), "
+            "N a positive number of images"
+        )
+    return (int(size) if size else DEFAULT_SYNTHETIC_SIZE), modality
 
 
 def _holds_tfrecords(spec: str) -> bool:
@@ -53,12 +58,14 @@ def resolve_data(
 
 
 def _resolve_records(spec, cache_dir, seed, max_bad_fraction, beam_args, tfds_data_dir) -> str:
-    n = parse_synthetic(spec)
-    if n is not None:
+    synthetic = parse_synthetic(spec)
+    if synthetic is not None:
         from components.synthetic import write_synthetic_tfrecords
 
-        folder = os.path.join(cache_dir, f"synthetic-{n}-seed{seed}")
-        write_synthetic_tfrecords(folder, n, seed=seed, num_shards=max(1, min(8, n // 2000)))
+        n, modality = synthetic
+        suffix = "" if modality == "rgb" else f"-{modality}"
+        folder = os.path.join(cache_dir, f"synthetic{suffix}-{n}-seed{seed}")
+        write_synthetic_tfrecords(folder, n, seed=seed, num_shards=max(1, min(8, n // 2000)), modality=modality)
         return os.path.abspath(folder)
     from components import tfds_source
 
@@ -75,10 +82,27 @@ def _resolve_records(spec, cache_dir, seed, max_bad_fraction, beam_args, tfds_da
     if not tf.io.gfile.exists(spec):
         raise DataNotFound(
             f"--data {spec!r} does not exist; give a folder of TFRecords, a folder or .zip of "
-            "class folders of images (the EuroSAT RGB archive), tfds:eurosat/rgb, or synthetic[:N]."
+            "class folders of images (the EuroSAT RGB or all-bands archive), tfds:eurosat/rgb, "
+            "tfds:eurosat/all, synthetic[:N] or synthetic/all[:N]."
         )
     raise DataNotFound(
         f"--data {spec!r} holds neither TFRecord files (*.tfrecord*) nor class folders of images "
-        "(<ClassName>/*.jpg, as in the EuroSAT RGB archive); give one of those, tfds:eurosat/rgb, "
-        "or synthetic[:N]."
+        "(<ClassName>/*.jpg or *.tif, as in the EuroSAT archives); give one of those, "
+        "tfds:eurosat/rgb, tfds:eurosat/all, synthetic[:N] or synthetic/all[:N]."
     )
+
+
+def resolve_modality(requested: str, data_root: str) -> str:
+    """The data's modality (from its first example); `requested` 'rgb'/'all' must agree with it."""
+    from components import features
+
+    try:
+        found = features.detect_modality(data_root)
+    except ValueError as err:
+        raise DataError(f"cannot tell the modality of {data_root!r}: {err}") from None
+    if requested not in ("auto", found):
+        raise DataError(
+            f"--modality {requested} but the data in {data_root!r} is {found!r} "
+            f"({'13 bands' if found == 'all' else 'encoded RGB images'}); drop --modality or pass --modality {found}"
+        )
+    return found

@@ -100,7 +100,7 @@ def create_pipeline(
         input_base=data_root, **example_gen_split_configs(bool(config.split_files))
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_path)
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_file())
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )

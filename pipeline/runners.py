@@ -8,13 +8,14 @@ why the pipeline names its code by import path (no module file to upload at comp
 from __future__ import annotations
 
 import os
+import posixpath
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import logging  # noqa: E402
 from typing import Any, Dict, List, Optional  # noqa: E402
 
-from pipeline.config import DEFAULT_SCHEMA, IMAGE_SCHEMA, PipelineConfig  # noqa: E402
+from pipeline.config import IMAGE_PROJECT_DIR, PipelineConfig  # noqa: E402
 from pipeline.data import parse_synthetic  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -85,9 +86,9 @@ def check_config(config: PipelineConfig, runner: str) -> None:
 
 
 def image_config(config: PipelineConfig) -> PipelineConfig:
-    """The config as the component containers see it: the repository's schema lives in the image."""
-    if config.schema_path == DEFAULT_SCHEMA:
-        return config.replace(schema_path=IMAGE_SCHEMA)
+    """The config as the component containers see it: the repository's schemas live in the image."""
+    if not config.schema_path:
+        return config.replace(schema_path=config.schema_file(posixpath.join(IMAGE_PROJECT_DIR, "schema")))
     return config
 
 

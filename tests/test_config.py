@@ -72,16 +72,35 @@ def test_beam_args_use_all_cores_by_default():
 
 
 def test_data_specs(tmp_path):
-    assert parse_synthetic("synthetic") == 2000 and parse_synthetic("synthetic:50") == 50
+    assert parse_synthetic("synthetic") == (2000, "rgb") and parse_synthetic("synthetic:50") == (50, "rgb")
+    assert parse_synthetic("synthetic/all:30") == (30, "all") and parse_synthetic("synthetic/rgb") == (2000, "rgb")
     assert parse_synthetic(str(tmp_path)) is None
-    with pytest.raises(ValueError, match="synthetic:N"):
-        parse_synthetic("synthetic:lots")
+    for bad in ("synthetic:lots", "synthetic/nir:5", "synthetic:0"):
+        with pytest.raises(ValueError, match="synthetic/all:N"):
+            parse_synthetic(bad)
     with pytest.raises(FileNotFoundError, match="holds neither TFRecord files"):
         resolve_data(str(tmp_path), str(tmp_path / "cache"))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         resolve_data(str(tmp_path / "nope"), str(tmp_path / "cache"))
     folder = resolve_data("synthetic:20", str(tmp_path / "cache"))
     assert resolve_data(folder, str(tmp_path / "cache")) == folder
+
+
+def test_modality_is_read_from_the_data_and_picks_the_schema(tmp_path):
+    from pipeline.data import resolve_modality
+
+    rgb = resolve_data("synthetic:20", str(tmp_path / "cache"))
+    bands = resolve_data("synthetic/all:20", str(tmp_path / "cache"))
+    assert rgb != bands
+    assert resolve_modality("auto", rgb) == "rgb" and resolve_modality("auto", bands) == "all"
+    assert resolve_modality("all", bands) == "all"
+    with pytest.raises(ValueError, match="--modality rgb but the data .* is 'all'.*pass --modality all"):
+        resolve_modality("rgb", bands)
+    with pytest.raises(ValueError, match="modality must be one of auto, rgb, all"):
+        PipelineConfig(modality="nir")
+    assert PipelineConfig().schema_file().endswith("schema/schema.pbtxt")
+    assert PipelineConfig(modality="all").schema_file().endswith("schema/schema_all.pbtxt")
+    assert PipelineConfig(modality="all", schema_path="/my.pbtxt").schema_file() == "/my.pbtxt"
 
 
 def test_bad_data_is_a_clear_error_not_a_traceback(tmp_path, capsys):

@@ -43,19 +43,68 @@ def test_example_round_trip_through_the_raw_spec():
     assert parsed[features.SOURCE_KEY].numpy() == b"River/River_1.jpg"
 
 
-def test_schema_file_agrees_with_the_contract():
+@pytest.mark.parametrize("modality", features.MODALITIES)
+def test_schema_files_agree_with_the_contract(modality):
     from tensorflow_metadata.proto.v0 import schema_pb2
     from tensorflow_transform.tf_metadata import schema_utils
     from tfx.utils import io_utils
 
-    from pipeline.config import DEFAULT_SCHEMA
+    from pipeline.config import PipelineConfig
 
-    schema = io_utils.parse_pbtxt_file(DEFAULT_SCHEMA, schema_pb2.Schema())
-    assert schema_utils.schema_as_feature_spec(schema).feature_spec == features.raw_feature_spec()
+    schema = io_utils.parse_pbtxt_file(PipelineConfig(modality=modality).schema_file(), schema_pb2.Schema())
+    assert schema_utils.schema_as_feature_spec(schema).feature_spec == features.raw_feature_spec(modality)
     domain = {d.name: list(d.value) for d in schema.string_domain}["class_name"]
     assert tuple(domain) == features.CLASS_NAMES
     label = next(f for f in schema.feature if f.name == "label")
     assert (label.int_domain.min, label.int_domain.max) == (0, features.NUM_CLASSES - 1)
+    if modality == features.ALL_BANDS:
+        bands = next(f for f in schema.feature if f.name == features.BANDS_KEY)
+        assert (bands.int_domain.min, bands.int_domain.max) == (0, features.BANDS_MAX)
+
+
+def _bands(seed=0):
+    return np.random.default_rng(seed).integers(0, 5000, features.BANDS_SHAPE).astype(np.uint16)
+
+
+def test_bands_example_round_trips_and_says_its_modality():
+    bands = _bands()
+    ex = features.make_bands_example(bands, 3, "Highway/Highway_1.tif")
+    assert features.modality_of(ex) == features.ALL_BANDS
+    assert features.modality_of(features.make_example(b"jpeg", 3, "x.jpg")) == features.RGB
+    parsed = tf.io.parse_single_example(ex.SerializeToString(), features.raw_feature_spec(features.ALL_BANDS))
+    np.testing.assert_array_equal(parsed[features.BANDS_KEY].numpy(), bands)
+    assert parsed[features.CLASS_NAME_KEY].numpy() == b"Highway"
+    with pytest.raises(ValueError, match="neither 'image'.*nor 'bands'"):
+        features.modality_of(tf.train.Example())
+
+
+def test_geotiff_reader_accepts_eurosat_layouts_and_rejects_the_rest():
+    bands = _bands()
+    np.testing.assert_array_equal(features.read_bands(features.encode_bands_tiff(bands)), bands)
+    band_first = features.encode_bands_tiff(np.transpose(bands, (2, 0, 1)))
+    np.testing.assert_array_equal(features.read_bands(band_first), bands)
+    # TFDS's eurosat/all gives the digital numbers as float32: whole numbers are fine.
+    np.testing.assert_array_equal(features.check_bands(bands.astype(np.float32)), bands)
+    tiff = features.encode_bands_tiff(bands)
+    for data, reason in (
+        (tiff[: len(tiff) // 2], "cannot decode GeoTIFF"),
+        (b"not a tiff at all", "cannot decode GeoTIFF"),
+        (features.encode_bands_tiff(bands[..., :4]), "expected 13 Sentinel-2 bands"),
+        (features.encode_bands_tiff(bands[:32, :48]), "size 48x32: 13-band patches must be 64x64"),
+        (features.encode_bands_tiff(bands.astype(np.float32) / 10000), "not scaled reflectances"),
+        (features.encode_bands_tiff(bands.astype(np.int32) - 1), "outside 0..65535"),
+    ):
+        with pytest.raises(ValueError, match=reason):
+            features.read_bands(data)
+
+
+def test_true_colour_picture_of_bands_is_displayable():
+    bands = np.zeros(features.BANDS_SHAPE, np.uint16)
+    bands[..., 3] = 3000  # B04 (red) at the stretch's white point
+    bands[..., 1] = 60000  # B02 (blue) saturates
+    rgb = features.true_colour(bands)
+    assert rgb.shape == (64, 64, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    np.testing.assert_allclose(rgb[0, 0], [1.0, 0.0, 1.0])
 
 
 def test_decode_scales_jpeg_to_unit_range():

@@ -59,3 +59,27 @@ def test_tfrecords_follow_the_contract_and_are_idempotent(tmp_path):
 def test_too_small_a_set_is_refused(tmp_path):
     with pytest.raises(ValueError, match="at least 10"):
         synthetic.write_synthetic_tfrecords(str(tmp_path), 5)
+
+
+def test_band_patches_carry_class_spectra_and_the_rgb_texture():
+    rng = np.random.default_rng(2)
+    forest = synthetic.synthetic_bands(features.class_id("Forest"), rng)
+    sea = synthetic.synthetic_bands(features.class_id("SeaLake"), rng)
+    assert forest.shape == features.BANDS_SHAPE and forest.dtype == np.uint16
+    nir = features.BAND_NAMES.index("B08")
+    # Vegetation is bright in the near infrared, water dark: the spectral cue of the real data.
+    assert forest[..., nir].mean() > 4 * sea[..., nir].mean()
+    # The visible bands are the RGB picture, so its textures are there too (not flat spectra).
+    assert forest[..., features.TRUE_COLOUR_BANDS[0]].std() > 10
+
+
+def test_band_tfrecords_follow_the_13_band_contract(tmp_path):
+    paths = synthetic.write_synthetic_tfrecords(str(tmp_path), 20, seed=1, modality=features.ALL_BANDS)
+    records = [r.numpy() for r in tf.data.TFRecordDataset(paths)]
+    parsed = tf.io.parse_example(records, features.raw_feature_spec(features.ALL_BANDS))
+    assert parsed[features.BANDS_KEY].shape == (20, *features.BANDS_SHAPE)
+    assert parsed["source"].numpy()[0] == b"synthetic/AnnualCrop/AnnualCrop_1.tif"
+    assert features.detect_modality(str(tmp_path)) == features.ALL_BANDS
+    # The same folder asked for in RGB is regenerated, not mistaken for the 13-band set.
+    synthetic.write_synthetic_tfrecords(str(tmp_path), 20, seed=1)
+    assert features.detect_modality(str(tmp_path)) == features.RGB
