@@ -2,7 +2,8 @@
 """Run the EuroSAT TFX pipeline locally (LocalDagRunner, SQLite metadata).
 
     python pipeline_runner.py --demo          # small synthetic run, a few minutes on 2 cores
-    python pipeline_runner.py --data DIR      # a folder of EuroSAT TFRecords
+    python pipeline_runner.py --data DIR      # EuroSAT TFRecords, or the RGB / all-bands archive
+    python pipeline_runner.py --data synthetic/all:2000   # 13-band synthetic data
     python pipeline_runner.py --runner kubeflow --output eurosat.json --data gs://B/eurosat \
         --pipeline-root gs://B/root --image IMAGE            # compile for Kubeflow Pipelines v2
     python pipeline_runner.py --runner vertex --project P --region R ... [--dry-run]
@@ -42,12 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="small synthetic run (synthetic:2000, no pretrained weights, 8 epochs) "
                    "that completes in a few minutes on 2 CPU cores")
     p.add_argument("--data", help="where examples come from: a folder of TFRecords of EuroSAT "
-                   "tf.Examples, a folder or .zip of class folders of images (the EuroSAT RGB archive; "
-                   f"converted once), tfds:eurosat/rgb, or synthetic[:N] (default {_DEFAULTS.data})")
+                   "tf.Examples, a folder or .zip of class folders of images (the EuroSAT RGB archive "
+                   "of JPEGs or the all-bands archive of 13-band GeoTIFFs; converted once), "
+                   "tfds:eurosat/rgb, tfds:eurosat/all, synthetic[:N] or synthetic/all[:N] (13 bands) "
+                   f"(default {_DEFAULTS.data})")
+    p.add_argument("--modality", choices=["auto", "rgb", "all"],
+                   help="'rgb' or 'all' (13 bands); 'auto' reads it from the data (local runs) and means "
+                   "rgb when compiling for the cloud, where pass --modality all for 13-band data (default auto)")
     p.add_argument("--max-bad-fraction", type=float, help="image folders: stop when more than this "
                    "fraction of files cannot be used (each is listed in conversion_report.json) "
                    f"(default {_DEFAULTS.max_bad_fraction})")
-    p.add_argument("--tfds-data-dir", help="--data tfds:eurosat/rgb: TFDS data dir holding the prepared "
+    p.add_argument("--tfds-data-dir", help="--data tfds:eurosat/...: TFDS data dir holding the prepared "
                    "dataset (offline) or receiving the download (default: TFDS's own)")
     p.add_argument("--split-files", help="published split lists train.txt,val.txt,test.txt (one image "
                    "per line, e.g. Forest/Forest_1.jpg) instead of the 60/20/20 hash split")
@@ -120,7 +126,7 @@ def add_cloud_arguments(p: argparse.ArgumentParser) -> None:
 
 _HPARAM_FLAGS = ("backbone", "weights", "allow_random_init", "epochs", "batch_size", "learning_rate",
                  "image_size", "head_epochs", "precision", "augment")
-_CONFIG_FLAGS = ("tune", "tuner_trials", "data", "max_bad_fraction", "tfds_data_dir", "split_files", "output_dir", "pipeline_name", "model_name", "min_accuracy", "min_macro_f1",
+_CONFIG_FLAGS = ("tune", "tuner_trials", "data", "modality", "max_bad_fraction", "tfds_data_dir", "split_files", "output_dir", "pipeline_name", "model_name", "min_accuracy", "min_macro_f1",
                  "max_drop", "beam_direct_running_mode", "beam_num_workers")
 _CLOUD_FLAGS = ("pipeline_root_uri", "project", "region", "image", "service_account", "beam_runner",
                 "temp_location", "vertex_training", "training_machine_type", "training_accelerator_type",
@@ -144,7 +150,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
 def run_local(config: PipelineConfig) -> None:
     from tfx import v1 as tfx
 
-    from pipeline.data import resolve_data
+    from pipeline.data import resolve_data, resolve_modality
     from pipeline.pipeline import create_pipeline, describe_split
     from pipeline.results import latest_results
 
@@ -156,7 +162,9 @@ def run_local(config: PipelineConfig) -> None:
                              max_bad_fraction=config.max_bad_fraction,
                              beam_args=config.beam_pipeline_args(),
                              tfds_data_dir=config.tfds_data_dir, split_files=config.split_files)
-    log.info("data: %s -> %s (%s)", config.data, data_root, describe_split(config))
+    config = config.replace(modality=resolve_modality(config.modality, data_root))
+    check_model_fits_data(config)
+    log.info("data: %s -> %s (%s, %s)", config.data, data_root, config.modality, describe_split(config))
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
     pipeline = create_pipeline(
         config,
@@ -168,8 +176,8 @@ def run_local(config: PipelineConfig) -> None:
     log.info("running pipeline %r locally; artifacts under %s", config.pipeline_name, config.pipeline_root)
     tfx.orchestration.LocalDagRunner().run(pipeline)
     results = latest_results(config.metadata_path, config.pipeline_name)
-    summary = {"wall_time_s": round(time.time() - start, 1), "split": describe_split(config),
-               **results.__dict__}
+    summary = {"wall_time_s": round(time.time() - start, 1), "modality": config.modality,
+               "split": describe_split(config), **results.__dict__}
     if results.evaluation_uri:
         from components.evaluation import summarize
 
@@ -188,6 +196,17 @@ def run_local(config: PipelineConfig) -> None:
 
         written = report_for_run(config.output_dir, config.pipeline_name)
         print(f"report: {written['index.html']}")
+
+
+def check_model_fits_data(config: PipelineConfig) -> None:
+    """Fail before any component runs when the backbone cannot take the data (TF Hub image
+    models are RGB-only), rather than in the Trainer minutes later."""
+    if config.modality == "all" and config.hparams.hub:
+        raise UserError(
+            f"--backbone {config.hparams.backbone!r} is a TF Hub image model, which takes RGB only; "
+            "13-band data needs a Keras EfficientNetV2 backbone (e.g. --backbone EfficientNetV2B0), "
+            "whose first convolution is adapted to 13 bands"
+        )
 
 
 class _ProgressOnly(logging.Filter):

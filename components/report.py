@@ -46,8 +46,9 @@ PREDICTIONS_PNG = "predictions.png"
 
 @dataclasses.dataclass
 class Sample:
-    """One test prediction for the grid: the encoded image and the true/predicted class."""
-    image: bytes
+    """One test prediction for the grid: a displayable picture (float RGB [H, W, 3] in [0, 1];
+    true colour for 13-band data) and the true/predicted class."""
+    picture: np.ndarray
     true_class: str
     predicted_class: str
     confidence: float
@@ -213,11 +214,6 @@ def plot_history(history: Dict[str, List[float]], path: str) -> str:
     return _save(fig, path)
 
 
-def _decode_rgb(encoded: bytes) -> np.ndarray:
-    """Pixels for display, with the project's one image decode."""
-    return features.decode_image(encoded).numpy()
-
-
 def plot_predictions(samples: Sequence[Sample], path: str) -> str:
     """A grid of test images titled 'predicted (true)': green when right, red when wrong."""
     cols = 4
@@ -226,7 +222,7 @@ def plot_predictions(samples: Sequence[Sample], path: str) -> str:
     for ax in axes.flat:
         ax.axis("off")
     for ax, s in zip(axes.flat, samples):
-        ax.imshow(_decode_rgb(s.image))
+        ax.imshow(s.picture)
         right = s.predicted_class == s.true_class
         ax.set_title(f"{s.predicted_class} {s.confidence:.0%}" + ("" if right else f"\n(true: {s.true_class})"),
                      color="green" if right else "red", fontsize=8)
@@ -346,7 +342,8 @@ def count_classes(examples_uri: str) -> Dict[str, Dict[str, int]]:
 
 
 def predict_samples(model_uri: str, examples_uri: str, num: int = NUM_SAMPLES) -> List[Sample]:
-    """Run the exported model's predict_images signature on the first `num` test examples."""
+    """Run the exported model's pixel signature (predict_images, or predict_bands for 13-band
+    models) on the first `num` test examples."""
     import tensorflow as tf
 
     from serving import signatures
@@ -354,16 +351,24 @@ def predict_samples(model_uri: str, examples_uri: str, num: int = NUM_SAMPLES) -
     files = _split_files(examples_uri, "test")
     if not files:
         raise FileNotFoundError(f"no test split under {examples_uri} (expected Split-test/)")
-    raw = tf.data.TFRecordDataset(files, compression_type="GZIP").take(num).batch(num)
-    batch = tf.io.parse_example(next(iter(raw)), features.raw_feature_spec())
+    records = next(iter(tf.data.TFRecordDataset(files, compression_type="GZIP").take(num).batch(num)))
+    modality = features.modality_of(tf.train.Example.FromString(records[0].numpy()))
+    batch = tf.io.parse_example(records, features.raw_feature_spec(modality))
+    pixels = batch[features.input_key(modality)]
     model = tf.saved_model.load(os.path.join(model_uri, "Format-Serving"))
-    out = model.signatures[signatures.PREDICT_IMAGES](**{signatures.IMAGES_INPUT: batch[features.IMAGE_KEY]})
+    name, input_name = signatures.pixel_signature(modality)
+    if modality == features.ALL_BANDS:
+        out = model.signatures[name](**{input_name: tf.cast(pixels, tf.uint16)})
+        pictures = [features.true_colour(b) for b in pixels.numpy()]
+    else:
+        out = model.signatures[name](**{input_name: pixels})
+        pictures = [features.decode_image(e).numpy() for e in pixels]
     probabilities = out[signatures.PROBABILITIES].numpy()
     return [
-        Sample(image=image, true_class=features.class_name(label),
+        Sample(picture=picture, true_class=features.class_name(label),
                predicted_class=name.decode(), confidence=float(probs.max()))
-        for image, label, name, probs in zip(batch[features.IMAGE_KEY].numpy(), batch[features.LABEL_KEY].numpy(),
-                                             out[signatures.CLASS_NAME].numpy(), probabilities)
+        for picture, label, name, probs in zip(pictures, batch[features.LABEL_KEY].numpy(),
+                                               out[signatures.CLASS_NAME].numpy(), probabilities)
     ]
 
 

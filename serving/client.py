@@ -1,6 +1,7 @@
 """Query the EuroSAT model on TF Serving (or serving.server) over gRPC.
 
     python -m serving.client --server localhost:8500 image.jpg [more.png ...]
+    python -m serving.client --server localhost:8500 patch.tif [...]     # a 13-band model
     python -m serving.client --server localhost:8500 --status
 
 Prints the top-k classes with their scores for each file. As a library:
@@ -9,8 +10,9 @@ Prints the top-k classes with their scores for each file. As a library:
         for p in client.predict_files(["a.jpg", "b.png"], top_k=3):
             print(p.source, p.top)
 
-Files go to the ``predict_images`` signature in batches (one request per ``batch_size`` files),
-so the server decodes them with the very code Transform used. Every call has a deadline, and
+Image files go to the ``predict_images`` signature in batches (one request per ``batch_size``
+files), so the server decodes them with the very code Transform used; 13-band GeoTIFFs are read
+here (components.features.read_bands, which checks them) and sent to ``predict_bands`` as uint16. Every call has a deadline, and
 calls that find the server unavailable are retried by gRPC itself (a service-config retry
 policy with back-off). Failures become ServingError subclasses whose messages say what to do.
 """
@@ -179,23 +181,40 @@ class ServingClient:
         return ServingError(f"{code.name}: {details}", code)
 
     # --- PredictionService -------------------------------------------------------------------
-    def predict_images(self, images: Sequence[bytes], batch_size: int = 16) -> np.ndarray:
-        """Class probabilities [N, 10] of encoded JPEG/PNG images, `batch_size` per request."""
+    def _predict_batches(self, signature_name: str, input_name: str, protos: Iterable) -> np.ndarray:
         rows = []
-        for batch in _batches(list(images), batch_size):
+        for proto in protos:
             request = predict_pb2.PredictRequest()
-            self._spec(request.model_spec, signatures.PREDICT_IMAGES)
-            request.inputs[signatures.IMAGES_INPUT].CopyFrom(tf.make_tensor_proto(list(batch), dtype=tf.string))
+            self._spec(request.model_spec, signature_name)
+            request.inputs[input_name].CopyFrom(proto)
             request.output_filter.append(signatures.PROBABILITIES)
             response = self._call(self._predictions.Predict, request)
             rows.append(tf.make_ndarray(response.outputs[signatures.PROBABILITIES]))
         return np.concatenate(rows) if rows else np.zeros([0, features.NUM_CLASSES], np.float32)
 
+    def predict_images(self, images: Sequence[bytes], batch_size: int = 16) -> np.ndarray:
+        """Class probabilities [N, 10] of encoded JPEG/PNG images, `batch_size` per request."""
+        protos = (tf.make_tensor_proto(list(b), dtype=tf.string) for b in _batches(list(images), batch_size))
+        return self._predict_batches(signatures.PREDICT_IMAGES, signatures.IMAGES_INPUT, protos)
+
+    def predict_bands(self, bands: Sequence[np.ndarray], batch_size: int = 16) -> np.ndarray:
+        """Class probabilities [N, 10] of 13-band patches (uint16 [64, 64, 13] each)."""
+        protos = (tf.make_tensor_proto(np.stack(b).astype(np.uint16)) for b in _batches(list(bands), batch_size))
+        return self._predict_batches(signatures.PREDICT_BANDS, signatures.BANDS_INPUT, protos)
+
     def predict_files(self, paths: Sequence[str], top_k_classes: int = 3, batch_size: int = 16) -> List[Prediction]:
-        """The top classes of each image file."""
-        images = [read_image_file(path) for path in paths]
-        tops = top_k(self.predict_images(images, batch_size), top_k_classes)
-        return [Prediction(path, top) for path, top in zip(paths, tops)]
+        """The top classes of each file: JPEG/PNG images, or 13-band GeoTIFFs (not mixed: a model
+        takes one modality)."""
+        is_bands = [is_bands_file(path) for path in paths]
+        if any(is_bands) and not all(is_bands):
+            raise ServingError(
+                "give either image files (JPEG/PNG, an RGB model) or 13-band GeoTIFFs (.tif, a 13-band "
+                "model), not both in one call")
+        if paths and all(is_bands):
+            probabilities = self.predict_bands([read_bands_file(path) for path in paths], batch_size)
+        else:
+            probabilities = self.predict_images([read_image_file(path) for path in paths], batch_size)
+        return [Prediction(path, top) for path, top in zip(paths, top_k(probabilities, top_k_classes))]
 
     def classify_images(self, images: Sequence[bytes], batch_size: int = 16) -> List[Dict[str, float]]:
         """TF Serving's Classify API: {class name: score} per image (tf.Examples on the wire)."""
@@ -239,6 +258,18 @@ def read_image_file(path: str) -> bytes:
         raise ServingError(f"cannot read image file {path!r}: {err.strerror}") from None
 
 
+def is_bands_file(path: str) -> bool:
+    return path.lower().endswith((".tif", ".tiff"))
+
+
+def read_bands_file(path: str) -> np.ndarray:
+    """The 13 bands of a GeoTIFF, with an error naming the file and what is wrong with it."""
+    try:
+        return features.read_bands(read_image_file(path))
+    except ValueError as err:
+        raise ServingError(f"{path!r} is not a usable 13-band patch: {err}") from None
+
+
 def format_predictions(predictions: Sequence[Prediction]) -> str:
     lines = []
     for prediction in predictions:
@@ -249,7 +280,7 @@ def format_predictions(predictions: Sequence[Prediction]) -> str:
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Classify EuroSAT images with a model on TF Serving (gRPC).")
-    parser.add_argument("images", nargs="*", help="JPEG/PNG files")
+    parser.add_argument("images", nargs="*", help="JPEG/PNG files, or 13-band GeoTIFFs (.tif) for a 13-band model")
     parser.add_argument("--server", default=DEFAULT_SERVER, help="host:port of the gRPC endpoint")
     parser.add_argument("--model-name", default=DEFAULT_MODEL)
     parser.add_argument("--version", type=int, default=None, help="a model version (default: the served one)")

@@ -2,8 +2,10 @@
 
 - ``serving_default``: serialized tf.Example (``examples``) -> ``probabilities`` [N, 10].
   What the Evaluator and TF Serving's Predict use.
-- ``predict_images``: encoded image bytes (``images``, JPEG/PNG) -> ``probabilities``,
+- ``predict_images`` (RGB models): encoded image bytes (``images``, JPEG/PNG) -> ``probabilities``,
   ``class_id`` and ``class_name``. For clients that have files, not tf.Examples.
+- ``predict_bands`` (13-band models): ``bands`` uint16 [N, 64, 64, 13], the GeoTIFF's digital
+  numbers as they are (2 bytes a value on the wire, no tf.Example around them) -> the same outputs.
 - ``classify``: serialized tf.Example (``inputs``) -> ``classes`` (class names) and ``scores``,
   method name ``tensorflow/serving/classify``: TF Serving's Classify API.
 - ``transform_features``: serialized tf.Example -> the Transform's outputs (debugging, TFMA).
@@ -24,10 +26,12 @@ from components import features  # noqa: E402
 
 SERVING_DEFAULT = "serving_default"
 PREDICT_IMAGES = "predict_images"
+PREDICT_BANDS = "predict_bands"
 TRANSFORM_FEATURES = "transform_features"
 CLASSIFY = "classify"
 EXAMPLES_INPUT = "examples"
 IMAGES_INPUT = "images"
+BANDS_INPUT = "bands"
 PROBABILITIES = "probabilities"
 CLASS_ID = "class_id"
 CLASS_NAME = "class_name"
@@ -39,23 +43,30 @@ CLASSIFY_METHOD_NAME = "tensorflow/serving/classify"
 SAVED_MODEL_FILE = "saved_model.pb"
 
 
+def modality_of(tft_output: tft.TFTransformOutput) -> str:
+    """The modality a Transform graph was built for (its raw features say it)."""
+    return features.ALL_BANDS if features.BANDS_KEY in tft_output.raw_feature_spec() else features.RGB
+
+
+def pixel_signature(modality: str) -> tuple[str, str]:
+    """(signature name, input name) of the signature that takes pixels without a tf.Example."""
+    if modality == features.ALL_BANDS:
+        return PREDICT_BANDS, BANDS_INPUT
+    return PREDICT_IMAGES, IMAGES_INPUT
+
+
 def make_serving_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOutput) -> dict:
     """The signatures to export with `model`; attaches the Transform layer to it."""
     model.tft_layer = tft_output.transform_features_layer()
     class_names = tf.constant(features.CLASS_NAMES)
+    modality = modality_of(tft_output)
+    request_spec = features.serving_feature_spec(modality)
 
     def predict(raw_features):
         transformed = model.tft_layer(raw_features)
         return model(transformed[features.TRANSFORMED_IMAGE_KEY], training=False)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
-    def serve_examples(examples):
-        raw = tf.io.parse_example(examples, features.serving_feature_spec())
-        return {PROBABILITIES: predict(raw)}
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGES_INPUT)])
-    def serve_images(images):
-        probabilities = predict({features.IMAGE_KEY: images})
+    def with_classes(probabilities):
         class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
         return {
             PROBABILITIES: probabilities,
@@ -63,9 +74,22 @@ def make_serving_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOu
             CLASS_NAME: tf.gather(class_names, class_id),
         }
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+    def serve_examples(examples):
+        raw = tf.io.parse_example(examples, request_spec)
+        return {PROBABILITIES: predict(raw)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGES_INPUT)])
+    def serve_images(images):
+        return with_classes(predict({features.IMAGE_KEY: images}))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *features.BANDS_SHAPE], tf.uint16, name=BANDS_INPUT)])
+    def serve_bands(bands):
+        return with_classes(predict({features.BANDS_KEY: tf.cast(bands, tf.int64)}))
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=CLASSIFY_INPUTS)])
     def classify(inputs):
-        raw = tf.io.parse_example(inputs, features.serving_feature_spec())
+        raw = tf.io.parse_example(inputs, request_spec)
         scores = predict(raw)
         classes = tf.tile(class_names[tf.newaxis, :], [tf.shape(scores)[0], 1])
         return {CLASSIFY_CLASSES: classes, CLASSIFY_SCORES: scores}
@@ -75,9 +99,10 @@ def make_serving_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOu
         raw = tf.io.parse_example(examples, tft_output.raw_feature_spec())
         return model.tft_layer(raw)
 
+    pixels_name, _ = pixel_signature(modality)
     return {
         SERVING_DEFAULT: serve_examples,
-        PREDICT_IMAGES: serve_images,
+        pixels_name: serve_bands if modality == features.ALL_BANDS else serve_images,
         CLASSIFY: classify,
         TRANSFORM_FEATURES: transform_features,
     }
@@ -113,5 +138,5 @@ def export_serving_model(model: tf.keras.Model, tft_output: tft.TFTransformOutpu
 
     model.save(export_dir, save_format="tf", signatures=make_serving_signatures(model, tft_output))
     set_classify_method_name(export_dir)
-    warmup.write_warmup_requests(export_dir)
+    warmup.write_warmup_requests(export_dir, modality_of(tft_output))
     return export_dir

@@ -2,9 +2,10 @@
 
 TF Serving replays ``assets.extra/tf_serving_warmup_requests`` (a TFRecord file of PredictionLog
 protos) before it marks a version AVAILABLE, so the first user request does not pay for graph
-tracing and kernel set-up. One request per serving signature (Predict on ``predict_images`` and
-``serving_default``, Classify on ``classify``) warms every path a client can take. The images are
-synthetic EuroSAT look-alikes: warm-up needs the right shapes and types, not real data.
+tracing and kernel set-up. One request per serving signature (Predict on ``predict_images`` or
+``predict_bands`` and on ``serving_default``, Classify on ``classify``) warms every path a client
+can take. The inputs are synthetic EuroSAT look-alikes in the model's modality: warm-up needs the
+right shapes and types, not real data.
 """
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from typing import Iterator, List, Sequence  # noqa: E402
+from typing import Iterator, List  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
 from tensorflow_serving.apis import (  # noqa: E402
@@ -34,43 +37,52 @@ def warmup_path(export_dir: str) -> str:
     return os.path.join(export_dir, WARMUP_DIR, WARMUP_FILE)
 
 
-def warmup_images(count: int = WARMUP_BATCH) -> List[bytes]:
-    """A few encoded JPEG images, one per class in turn (the client's usual payload)."""
-    return [jpeg for jpeg, _, _ in synthetic.synthetic_examples(count, seed=0)]
+def warmup_inputs(modality: str = features.RGB, count: int = WARMUP_BATCH) -> tuple[list, list]:
+    """(pixel-signature batch, tf.Examples) of `count` synthetic patches, one class after another:
+    encoded JPEGs for RGB models, uint16 band arrays for 13-band models."""
+    if modality == features.ALL_BANDS:
+        rows = list(synthetic.synthetic_band_examples(count, seed=0))
+        return [b for b, _, _ in rows], [features.make_bands_example(b, 0, "warmup") for b, _, _ in rows]
+    rows = list(synthetic.synthetic_examples(count, seed=0))
+    return [j for j, _, _ in rows], [features.make_example(j, 0, "warmup") for j, _, _ in rows]
 
 
-def warmup_logs(images: Sequence[bytes]) -> Iterator[prediction_log_pb2.PredictionLog]:
-    """One PredictionLog per serving signature, each carrying `images` as a batch."""
-    examples = [
-        features.make_example(image, label=0, source="warmup").SerializeToString() for image in images
-    ]
-    for signature_name, input_key, batch in (
-        (signatures.PREDICT_IMAGES, signatures.IMAGES_INPUT, list(images)),
-        (signatures.SERVING_DEFAULT, signatures.EXAMPLES_INPUT, examples),
+def _pixels_proto(modality: str, batch: list) -> tf.Tensor:
+    if modality == features.ALL_BANDS:
+        return tf.make_tensor_proto(np.stack(batch).astype(np.uint16))
+    return tf.make_tensor_proto(batch, dtype=tf.string)
+
+
+def warmup_logs(modality: str = features.RGB, count: int = WARMUP_BATCH) -> Iterator[prediction_log_pb2.PredictionLog]:
+    """One PredictionLog per serving signature, each carrying the same `count` patches as a batch."""
+    pixels, examples = warmup_inputs(modality, count)
+    pixel_signature, pixel_input = signatures.pixel_signature(modality)
+    for signature_name, input_key, proto in (
+        (pixel_signature, pixel_input, _pixels_proto(modality, pixels)),
+        (signatures.SERVING_DEFAULT, signatures.EXAMPLES_INPUT,
+         tf.make_tensor_proto([e.SerializeToString() for e in examples], dtype=tf.string)),
     ):
         request = predict_pb2.PredictRequest()
         request.model_spec.signature_name = signature_name
-        request.inputs[input_key].CopyFrom(tf.make_tensor_proto(batch, dtype=tf.string))
+        request.inputs[input_key].CopyFrom(proto)
         yield prediction_log_pb2.PredictionLog(
             predict_log=prediction_log_pb2.PredictLog(request=request)
         )
     classify = classification_pb2.ClassificationRequest()
     classify.model_spec.signature_name = signatures.CLASSIFY
-    for image in images:
-        classify.input.example_list.examples.add().CopyFrom(
-            features.make_example(image, label=0, source="warmup")
-        )
+    for example in examples:
+        classify.input.example_list.examples.add().CopyFrom(example)
     yield prediction_log_pb2.PredictionLog(
         classify_log=prediction_log_pb2.ClassifyLog(request=classify)
     )
 
 
-def write_warmup_requests(export_dir: str, images: Sequence[bytes] | None = None) -> str:
+def write_warmup_requests(export_dir: str, modality: str = features.RGB) -> str:
     """Write the warm-up file into `export_dir` (a SavedModel directory); returns its path."""
     path = warmup_path(export_dir)
     tf.io.gfile.makedirs(os.path.dirname(path))
     with tf.io.TFRecordWriter(path) as writer:
-        for log in warmup_logs(images if images is not None else warmup_images()):
+        for log in warmup_logs(modality):
             writer.write(log.SerializeToString())
     return path
 

@@ -22,20 +22,25 @@ MODEL_NAME = "eurosat"
 FIRST_VERSION = 1
 
 
-def raw_rows(count: int, seed: int = 11) -> list[dict]:
+def raw_rows(count: int, seed: int = 11, modality: str = features.RGB) -> list[dict]:
     """Raw examples as the dicts TFT's in-memory Beam input takes."""
+    rows = (
+        synthetic.synthetic_examples(count, seed=seed)
+        if modality == features.RGB
+        else ((b.astype("int64"), label, s) for b, label, s in synthetic.synthetic_band_examples(count, seed=seed))
+    )
     return [
         {
-            features.IMAGE_KEY: jpeg,
+            features.input_key(modality): pixels,
             features.LABEL_KEY: label,
             features.CLASS_NAME_KEY: features.class_name(label),
             features.SOURCE_KEY: source,
         }
-        for jpeg, label, source in synthetic.synthetic_examples(count, seed=seed)
+        for pixels, label, source in rows
     ]
 
 
-def write_transform_output(output_dir: str) -> tft.TFTransformOutput:
+def write_transform_output(output_dir: str, modality: str = features.RGB) -> tft.TFTransformOutput:
     """Analyse a few synthetic examples with preprocessing_fn; TFTransformOutput layout."""
     import tensorflow_transform.beam as tft_beam
     from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
@@ -43,10 +48,10 @@ def write_transform_output(output_dir: str) -> tft.TFTransformOutput:
     from components.transform import preprocessing_fn
 
     metadata = dataset_metadata.DatasetMetadata(
-        schema_utils.schema_from_feature_spec(features.raw_feature_spec())
+        schema_utils.schema_from_feature_spec(features.raw_feature_spec(modality))
     )
     with tempfile.TemporaryDirectory() as temp_dir, tft_beam.Context(temp_dir=temp_dir):
-        transform_fn = (raw_rows(4), metadata) | tft_beam.AnalyzeDataset(preprocessing_fn)
+        transform_fn = (raw_rows(4, modality=modality), metadata) | tft_beam.AnalyzeDataset(preprocessing_fn)
         _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
     # The raw schema too: the transform_features signature parses with it (as Transform writes it).
     metadata_io.write_metadata(metadata, os.path.join(output_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
@@ -56,7 +61,7 @@ def write_transform_output(output_dir: str) -> tft.TFTransformOutput:
 HEAD_SCALE = 200.0
 
 
-def tiny_model() -> tf.keras.Model:
+def tiny_model(channels: int = features.RGB_CHANNELS) -> tf.keras.Model:
     """The project's model, untrained and without augmentation (deterministic outputs).
 
     Its head is scaled up so different images get clearly different probabilities: an
@@ -66,7 +71,7 @@ def tiny_model() -> tf.keras.Model:
     from components.model import build_model
 
     tf.keras.utils.set_random_seed(1)
-    model = build_model(HParams(weights="none", augment=False))
+    model = build_model(HParams(weights="none", augment=False), channels)
     head = model.get_layer("probabilities")
     kernel, bias = head.get_weights()
     head.set_weights([kernel * HEAD_SCALE, bias])
@@ -84,12 +89,12 @@ class ExportedModel:
         return os.path.dirname(self.export_dir)
 
 
-def export_model(base_dir: str, version: int = FIRST_VERSION) -> ExportedModel:
+def export_model(base_dir: str, version: int = FIRST_VERSION, modality: str = features.RGB) -> ExportedModel:
     """Export a model version under <base_dir>/serving/eurosat/<version>/ as the Trainer does."""
     from serving.signatures import export_serving_model
 
-    tft_output = write_transform_output(os.path.join(base_dir, "transform_output"))
+    tft_output = write_transform_output(os.path.join(base_dir, "transform_output"), modality)
     export_dir = os.path.join(base_dir, "serving", MODEL_NAME, str(version))
-    model = tiny_model()
+    model = tiny_model(features.channels(modality))
     export_serving_model(model, tft_output, export_dir)
     return ExportedModel(model, tft_output, export_dir)

@@ -163,7 +163,8 @@ def test_local_and_compiled_pipelines_come_from_the_same_function(kubeflow_spec,
     with pytest.raises(Captured) as caught:
         pipeline_runner.run_local(config)
     local_config, local = spy[-1]
-    assert caught.value.args[0] is local and local_config == config
+    # The same config, with the modality read from the data (the RGB synthetic set).
+    assert caught.value.args[0] is local and local_config == config.replace(modality="rgb")
     compiled_ids = set(_tasks(kubeflow_spec[0]))
     local_ids = {c.id for c in local.components}
     assert local_ids - {"latest_blessed_model_resolver"} == compiled_ids - {
@@ -254,3 +255,21 @@ def test_cloud_settings_come_from_yaml_too(tmp_path):
                                                "--region=us-central1"]
     job = dag.vertex_training_job(config)
     assert job["worker_pool_specs"][0]["machine_spec"]["accelerator_type"] == "NVIDIA_L4"
+
+
+def test_13_band_compile_imports_the_13_band_schema_from_the_image(tmp_path):
+    from pipeline import runners
+
+    config = PipelineConfig(data="gs://b/eurosat-all", pipeline_root_uri="gs://b/root", image=IMAGE,
+                            modality="all")
+    spec = runners.compile_pipeline(config, str(tmp_path / "all.json"))
+    assert _param(spec, "ImportSchemaGen", "schema_file") == "/pipeline/schema/schema_all.pbtxt"
+
+
+def test_a_hub_backbone_on_13_band_data_is_refused_before_anything_runs(tmp_path):
+    from components.errors import UserError
+
+    config = PipelineConfig(output_dir=str(tmp_path), data="synthetic/all:20").replace(
+        hparams={"backbone": "https://tfhub.dev/google/imagenet/efficientnet_v2_imagenet21k_xl/feature_vector/2"})
+    with pytest.raises(UserError, match="TF Hub image model, which takes RGB only"):
+        pipeline_runner.run_local(config)

@@ -10,12 +10,8 @@ from PIL import Image
 from components import features, report
 
 
-def _encoded_image(color):
-    import io
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 64), color).save(buffer, format="PNG")
-    return buffer.getvalue()
+def _picture(color):
+    return np.asarray(Image.new("RGB", (64, 64), color), np.float32) / 255.0
 
 
 def _fixture_inputs(blessed=True):
@@ -33,8 +29,11 @@ def _fixture_inputs(blessed=True):
     ]}
     metrics = report.build_metrics(summary, confusion, validation, blessed=blessed,
                                    model_uri="/models/7", pushed_version="123" if blessed else None)
-    samples = [report.Sample(_encoded_image("green"), "Forest", "Forest", 0.9),
-               report.Sample(_encoded_image("blue"), "SeaLake", "River", 0.6)]
+    bands = np.zeros(features.BANDS_SHAPE, np.uint16)
+    bands[..., features.TRUE_COLOUR_BANDS[2]] = 2000  # a 13-band patch, shown in true colour
+    samples = [report.Sample(_picture("green"), "Forest", "Forest", 0.9),
+               report.Sample(_picture("blue"), "SeaLake", "River", 0.6),
+               report.Sample(features.true_colour(bands), "SeaLake", "SeaLake", 0.7)]
     return report.ReportInputs(
         metrics=metrics,
         class_counts={"train": {n: 30 for n in features.CLASS_NAMES}, "test": {n: 5 for n in features.CLASS_NAMES}},

@@ -367,6 +367,64 @@ def test_server_loads_new_complete_versions_and_ignores_incomplete_ones(exported
         model_server.stop()
 
 
+# --- 13-band models --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def exported_bands(tmp_path_factory):
+    return serving_fixtures.export_model(str(tmp_path_factory.mktemp("push-bands")), modality=features.ALL_BANDS)
+
+
+@pytest.fixture(scope="module")
+def patches():
+    return [b for b, _, _ in synthetic.synthetic_band_examples(6, seed=21)]
+
+
+def test_13_band_signatures_match_the_transform_path_and_take_raw_uint16(exported_bands, patches):
+    loaded = tf.saved_model.load(exported_bands.export_dir)
+    assert signatures.PREDICT_IMAGES not in loaded.signatures  # a 13-band model takes no JPEGs
+    raw_examples = tf.constant(
+        [features.make_bands_example(b, 0, "t.tif").SerializeToString() for b in patches])
+    transformed = loaded.signatures[signatures.TRANSFORM_FEATURES](examples=raw_examples)[features.TRANSFORMED_IMAGE_KEY]
+    expected = exported_bands.model(transformed, training=False).numpy()
+    assert np.ptp(expected.argmax(-1)) > 0, "the fixture model must tell patches apart"
+    by_bands = loaded.signatures[signatures.PREDICT_BANDS](bands=tf.constant(np.stack(patches)))
+    by_examples = loaded.signatures[signatures.SERVING_DEFAULT](examples=raw_examples)
+    by_classify = loaded.signatures[signatures.CLASSIFY](inputs=raw_examples)
+    for probabilities in (by_bands[signatures.PROBABILITIES], by_examples[signatures.PROBABILITIES],
+                          by_classify[signatures.CLASSIFY_SCORES]):
+        np.testing.assert_allclose(probabilities.numpy(), expected, atol=1e-5)
+    # Transform standardised each band with the analysed statistics, baked into the graph.
+    stats = transformed.numpy().reshape(-1, features.NUM_BANDS)
+    assert np.abs(stats.mean(0)).max() < 1.0 and 0.2 < stats.std(0).min()
+    logs = warmup.read_warmup_requests(exported_bands.export_dir)
+    assert [_signature_of(log) for log in logs] == [
+        signatures.PREDICT_BANDS, signatures.SERVING_DEFAULT, signatures.CLASSIFY]
+
+
+def test_client_sends_geotiffs_to_a_13_band_model_and_names_bad_files(exported_bands, patches, tmp_path):
+    loaded = tf.saved_model.load(exported_bands.export_dir)
+    expected = loaded.signatures[signatures.PREDICT_BANDS](bands=tf.constant(np.stack(patches)))
+    paths = []
+    for i, bands in enumerate(patches):
+        paths.append(str(tmp_path / f"patch_{i}.tif"))
+        with open(paths[-1], "wb") as f:
+            f.write(features.encode_bands_tiff(bands))
+    model_server = serving_server.ModelServer(exported_bands.model_base_path, MODEL, port=0).start()
+    try:
+        with serving_client.ServingClient(f"localhost:{model_server.port}", MODEL, timeout=30) as c:
+            predictions = c.predict_files(paths, top_k_classes=1, batch_size=4)
+            assert [p.top[0][0].encode() for p in predictions] == expected[signatures.CLASS_NAME].numpy().tolist()
+            (tmp_path / "four_bands.tif").write_bytes(features.encode_bands_tiff(patches[0][..., :4]))
+            with pytest.raises(serving_client.ServingError, match="four_bands.tif.*expected 13 Sentinel-2 bands"):
+                c.predict_files([str(tmp_path / "four_bands.tif")])
+            with pytest.raises(serving_client.ServingError, match="not both in one call"):
+                c.predict_files([paths[0], str(tmp_path / "a.jpg")])
+            # JPEGs to a 13-band model: the server names the signatures it has.
+            with pytest.raises(serving_client.ServingError, match="predict_bands"):
+                c.predict_images([b"jpeg"])
+    finally:
+        model_server.stop()
+
+
 # --- deployment files ---------------------------------------------------------------------------
 def _deployment_args():
     import yaml
