@@ -100,6 +100,9 @@ def compile_pipeline(config: PipelineConfig, output_path: str) -> Dict[str, Any]
     from pipeline import pipeline as dag  # the module, so tests can spy on create_pipeline
 
     check_config(config, KUBEFLOW)
+    if config.modality == "auto":  # the cloud data is not read at compile time
+        log.info("compiling for RGB data (schema/%s); pass --modality all for 13-band data",
+                 os.path.basename(config.schema_file()))
     config = image_config(config)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
