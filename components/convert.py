@@ -34,10 +34,9 @@ than ``max_bad_fraction`` of the files):
                                                  means; 10/20/60 m bands), unlike RGB images;
 * unknown class folder (not a EuroSAT name)   -> its files are rejected ("unknown class");
   the label contract is EuroSAT's 10 classes, so nothing is silently added;
-* same bytes twice in one class (for 13-band  -> the first path (sorted) is kept, the others are
-  sets: the same band values)
-                                                 listed as duplicates (not counted as bad);
-* same bytes in two different classes         -> every copy is rejected (contradicting labels);
+* same bytes twice in one class (13-band     -> the first path (sorted) is kept, the others are
+  sets: same band values, tags may differ)      listed as duplicates (not counted as bad);
+* same bytes (band values) in two classes     -> every copy is rejected (contradicting labels);
 * RGB image not 64x64, grayscale, RGBA,       -> converted to 64x64 RGB (PIL, antialiased) and
   palette, or not JPEG/PNG                       re-encoded as lossless PNG, counted as "normalized";
                                                  64x64 RGB JPEG/PNG files are stored byte for byte;
