@@ -1,4 +1,12 @@
-"""Convert a folder-per-class image set (the EuroSAT RGB archive, zipped or unpacked) to TFRecords.
+"""Convert a folder-per-class image set (a EuroSAT archive, zipped or unpacked) to TFRecords.
+
+Two kinds of source, told apart once from the listing (source_modality()):
+
+* the RGB archive (``EuroSAT_RGB/<ClassName>/*.jpg``): modality ``rgb``, encoded images;
+* the all-bands archive (``EuroSAT_MS/<ClassName>/*.tif``, or
+  ``ds/images/remote_sensing/otherDatasets/sentinel_2/tif/<ClassName>/*.tif``): 13-band 16-bit
+  GeoTIFFs, modality ``all``. A source is ``all`` when the first readable TIFF in its class
+  folders has 13 bands; every other source is ``rgb``.
 
 The output is the example contract of components.features, so ExampleGen cannot tell converted
 archives from synthetic data or TFDS. The conversion is a Beam pipeline (DirectRunner locally, the
@@ -6,26 +14,35 @@ same code on Dataflow) built from small pure functions that tests call directly:
 
 * find_class_root()   -- the folder level that holds the class folders (``EuroSAT_RGB/2750/``);
 * list_source()       -- every file, with its EuroSAT label, or why it cannot be used;
+* scan_source()       -- the listing, its empty classes and its modality (decided once);
 * source_fingerprint()-- a hash of the listing: the output folder is keyed by it, so a second
                          run reuses a complete conversion instead of duplicating examples;
-* prepare_image()     -- validate one file's bytes and bring them into the contract.
+* prepare_image()     -- validate one RGB file's bytes and bring them into the contract;
+* prepare_bands()     -- the same for one 13-band GeoTIFF (features.read_bands).
 
 What happens to bad input (every unusable file is listed, with its reason, in
 ``conversion_report.json`` next to the TFRecords, and the conversion fails when they are more
 than ``max_bad_fraction`` of the files):
 
-* corrupt/truncated image, non-image file     -> rejected ("cannot decode ...");
+* corrupt/truncated image or GeoTIFF,         -> rejected ("cannot decode ...");
+  non-image file
+* non-TIFF file in a class folder of a         -> rejected ("not a TIFF file"): a dataset holds
+  13-band set                                    one modality;
+* 13-band GeoTIFF with another band count,     -> rejected, with the reason from
+  another size than 64x64, non-integer or        features.check_bands: 13-band patches are NOT
+  out-of-range values                            resampled (that would change what a pixel
+                                                 means; 10/20/60 m bands), unlike RGB images;
 * unknown class folder (not a EuroSAT name)   -> its files are rejected ("unknown class");
   the label contract is EuroSAT's 10 classes, so nothing is silently added;
-* same bytes twice in one class               -> the first path (sorted) is kept, the others are
-                                                 listed as duplicates (not counted as bad);
-* same bytes in two different classes         -> every copy is rejected (contradicting labels);
-* image not 64x64, grayscale, RGBA, palette,  -> converted to 64x64 RGB (PIL, antialiased) and
-  or not JPEG/PNG                                re-encoded as lossless PNG, counted as "normalized";
+* same bytes twice in one class (13-band     -> the first path (sorted) is kept, the others are
+  sets: same band values, tags may differ)      listed as duplicates (not counted as bad);
+* same bytes (band values) in two classes     -> every copy is rejected (contradicting labels);
+* RGB image not 64x64, grayscale, RGBA,       -> converted to 64x64 RGB (PIL, antialiased) and
+  palette, or not JPEG/PNG                       re-encoded as lossless PNG, counted as "normalized";
                                                  64x64 RGB JPEG/PNG files are stored byte for byte;
 * a EuroSAT class with no images              -> listed under "empty_classes" (a warning);
 * no usable image at all                      -> the conversion fails.
-Hidden files (``.DS_Store``, ``._*``) are ignored.
+Hidden files (``.DS_Store``, ``._*``) are ignored. The summary and the report record the modality.
 """
 from __future__ import annotations
 
@@ -48,12 +65,15 @@ from components.errors import DataError  # noqa: E402
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+TIFF_EXTENSIONS = (".tif", ".tiff")
+NOT_AN_IMAGE = "not an image file (extension)"
+MODALITY_PROBES = 20  # unreadable TIFFs tried before a source is taken as RGB
 STORED_AS_IS = ("JPEG", "PNG")  # formats the contract's decoder reads; others are re-encoded
 DEFAULT_MAX_BAD_FRACTION = 0.01
 REPORT_NAME = "conversion_report.json"
 COMPLETE_MARKER = "_COMPLETE"
 RECORD_PREFIX = "eurosat"
-CONVERTER_VERSION = "1"  # part of the fingerprint: a changed conversion does not reuse old output
+CONVERTER_VERSION = "2"  # 2: 13-band sources, modality in the summary. Part of the fingerprint: a changed conversion does not reuse old output
 
 _CLASS_BY_FOLDED_NAME = {n.lower(): n for n in features.CLASS_NAMES}
 
@@ -74,7 +94,9 @@ class SourceFile:
 
 @dataclasses.dataclass(frozen=True)
 class Prepared:
-    """A usable image: the bytes to store and whether they were normalized (and why)."""
+    """A usable file: the bytes to store (the encoded image for rgb, the uint16 [64, 64, 13] band
+    array's bytes for all), their hash (duplicates are found on it) and whether they were
+    normalized (and why)."""
 
     image: bytes
     sha256: str
@@ -96,10 +118,11 @@ def _subfolders(folder: str) -> List[str]:
     )
 
 
-def find_class_root(root: str, max_depth: int = 4) -> str:
+def find_class_root(root: str, max_depth: int = 8) -> str:
     """The folder that holds the class folders: the first one, walking down from `root`, that has
-    a subfolder named like a EuroSAT class (``EuroSAT_RGB/2750`` in the RGB archive). A set with
-    other class names is used from `root` (its folders are then reported as unknown classes)."""
+    a subfolder named like a EuroSAT class (``EuroSAT_RGB/2750`` in the RGB archive, six levels
+    down in the all-bands archive's ``ds/images/...``). A set with other class names is used
+    from `root` (its folders are then reported as unknown classes)."""
     if not os.path.isdir(root):
         raise ConversionError(f"{root!r} is not a folder (or .zip) of images")
     level = [root]
@@ -117,7 +140,6 @@ def list_source(class_root: str) -> Tuple[List[SourceFile], List[str]]:
     """Every non-hidden file under the class folders, sorted, with its label or its problem;
     and the EuroSAT classes that have no file at all."""
     files: List[SourceFile] = []
-    counts: Dict[str, int] = {n: 0 for n in features.CLASS_NAMES}
     for folder in _subfolders(class_root):
         name = eurosat_class(folder)
         for dirpath, dirnames, filenames in os.walk(os.path.join(class_root, folder)):
@@ -130,16 +152,68 @@ def list_source(class_root: str) -> Tuple[List[SourceFile], List[str]]:
                                f"{', '.join(features.CLASS_NAMES)}")
                     files.append(SourceFile(path, source, None, problem))
                 elif not fn.lower().endswith(IMAGE_EXTENSIONS):
-                    files.append(SourceFile(path, source, None, "not an image file (extension)"))
+                    files.append(SourceFile(path, source, None, NOT_AN_IMAGE))
                 else:
-                    counts[name] += 1
                     files.append(SourceFile(path, source, features.class_id(name)))
     for fn in sorted(os.listdir(class_root)):
         path = os.path.join(class_root, fn)
         if os.path.isfile(path) and fn.lower().endswith(IMAGE_EXTENSIONS):
             files.append(SourceFile(path, fn, None, "image outside a class folder"))
-    empty = [n for n, c in counts.items() if c == 0]
-    return files, empty
+    return files, classes_without_files(files)
+
+
+def _tiff_has_13_bands(path: str) -> Optional[bool]:
+    """Whether a TIFF holds 13 bands (from its header), or None when it cannot be read."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            shape = tif.series[0].shape
+    except Exception:  # tifffile raises many types for corrupt/non-TIFF files
+        return None
+    return len(shape) == 3 and features.NUM_BANDS in (shape[0], shape[-1])
+
+
+def source_modality(files: Sequence[SourceFile]) -> str:
+    """``all`` when the first readable TIFF among the usable files has 13 bands, else ``rgb``.
+
+    Decided once per source, so every file is prepared the same way and a wrong file is reported
+    against the set's modality rather than switching it."""
+    probes = 0
+    for f in files:
+        if f.label is None or not f.path.lower().endswith(TIFF_EXTENSIONS):
+            continue
+        has_13 = _tiff_has_13_bands(f.path)
+        if has_13 is not None:
+            return features.ALL_BANDS if has_13 else features.RGB
+        probes += 1
+        if probes >= MODALITY_PROBES:
+            break
+    return features.RGB
+
+
+def _only_tiff(f: SourceFile) -> SourceFile:
+    """A file of a 13-band set: anything but a TIFF in a class folder is unusable."""
+    if f.path.lower().endswith(TIFF_EXTENSIONS) or (f.label is None and f.problem != NOT_AN_IMAGE):
+        return f
+    return SourceFile(f.path, f.source, None,
+                      "not a TIFF file (extension): this is a 13-band set of GeoTIFFs (*.tif)")
+
+
+def classes_without_files(files: Sequence[SourceFile]) -> List[str]:
+    """The EuroSAT classes without a usable file."""
+    used = {f.label for f in files if f.label is not None}
+    return [n for i, n in enumerate(features.CLASS_NAMES) if i not in used]
+
+
+def scan_source(class_root: str) -> Tuple[List[SourceFile], List[str], str]:
+    """The listing, its empty classes and its modality; in a 13-band set only TIFFs are usable."""
+    files, empty = list_source(class_root)
+    modality = source_modality(files)
+    if modality == features.ALL_BANDS:
+        files = [_only_tiff(f) for f in files]
+        empty = classes_without_files(files)
+    return files, empty, modality
 
 
 def source_fingerprint(files: Sequence[SourceFile]) -> str:
@@ -150,6 +224,30 @@ def source_fingerprint(files: Sequence[SourceFile]) -> str:
         st = os.stat(f.path)
         h.update(f"{f.source}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:12]
+
+
+def prepare_bands(data: bytes) -> Prepared:
+    """Validate one 13-band GeoTIFF's bytes (features.read_bands: ValueError says why not); the
+    stored bytes are the uint16 band values, so duplicates are found on the pixels, not the tags."""
+    try:
+        bands = features.read_bands(data)
+    except ValueError as err:
+        message = str(err)
+        if not message.startswith("cannot decode"):
+            message = f"unusable 13-band GeoTIFF: {message}"
+        raise ValueError(message) from None
+    raw = bands.tobytes()
+    return Prepared(raw, hashlib.sha256(raw).hexdigest())
+
+
+def to_example(stored: bytes, label: int, source: str, modality: str):
+    """The contract tf.Example of one prepared file (Prepared.image) in `modality`."""
+    if modality == features.RGB:
+        return features.make_example(stored, label, source)
+    import numpy as np
+
+    bands = np.frombuffer(stored, dtype=np.uint16).reshape(features.BANDS_SHAPE)
+    return features.make_bands_example(bands, label, source)
 
 
 def prepare_image(data: bytes, image_size: int = features.IMAGE_SIZE) -> Prepared:
@@ -218,7 +316,7 @@ def bad_fraction_error(num_bad: int, num_files: int, max_bad_fraction: float, re
 BAD_TAG = "bad"
 
 
-def _read_and_prepare(item: Tuple[str, str, int]):
+def _read_and_prepare(item: Tuple[str, str, int], modality: str):
     """(path, source, label) -> ('ok', (sha, (source, label, bytes, normalized))) or a bad record."""
     import apache_beam as beam
     from apache_beam.metrics import Metrics
@@ -226,7 +324,8 @@ def _read_and_prepare(item: Tuple[str, str, int]):
     path, source, label = item
     try:
         with open(path, "rb") as f:
-            prepared = prepare_image(f.read())
+            data = f.read()
+        prepared = prepare_image(data) if modality == features.RGB else prepare_bands(data)
     except (OSError, ValueError) as err:
         Metrics.counter("convert", "bad").inc()
         yield beam.pvalue.TaggedOutput(BAD_TAG, {"path": source, "reason": str(err)})
@@ -237,7 +336,7 @@ def _read_and_prepare(item: Tuple[str, str, int]):
     yield prepared.sha256, (source, label, prepared.image, prepared.normalized)
 
 
-def _resolve_duplicates(keyed):
+def _resolve_duplicates(keyed, modality: str):
     """Group of identical bytes -> the one example to keep (first path), plus report records."""
     import apache_beam as beam
     from apache_beam.metrics import Metrics
@@ -250,17 +349,26 @@ def _resolve_duplicates(keyed):
         for source, _, _, _ in copies:
             Metrics.counter("convert", "bad").inc()
             yield beam.pvalue.TaggedOutput(
-                BAD_TAG, {"path": source, "reason": f"same image in different classes: {names}"})
+                BAD_TAG, {"path": source, "reason": f"same {_what(modality)} in different classes: {names}"})
         return
     first = copies[0]
     for source, _, _, _ in copies[1:]:
         Metrics.counter("convert", "duplicate").inc()
         yield beam.pvalue.TaggedOutput(
-            "duplicate", {"path": source, "reason": f"duplicate of {first[0]} (same bytes)"})
+            "duplicate", {"path": source, "reason": f"duplicate of {first[0]} (same {_same(modality)})"})
     if first[3]:
         yield beam.pvalue.TaggedOutput("normalized", {"path": first[0], "reason": first[3]})
     Metrics.counter("convert", "written").inc()
-    yield features.make_example(first[2], first[1], first[0]).SerializeToString()
+    yield to_example(first[2], first[1], first[0], modality).SerializeToString()
+
+
+def _what(modality: str) -> str:
+    return "image" if modality == features.RGB else "band values"
+
+
+def _same(modality: str) -> str:
+    """What duplicates share: the stored bytes (rgb) or the decoded pixels (all, tags may differ)."""
+    return "bytes" if modality == features.RGB else "band values"
 
 
 class _LogProgress:
@@ -281,6 +389,7 @@ def run_conversion(
     output_dir: str,
     num_shards: int,
     beam_args: Optional[List[str]] = None,
+    modality: str = features.RGB,
 ) -> Dict[str, List[dict]]:
     """The Beam pipeline: read + validate + normalize every usable file, drop duplicates, write
     sharded TFRecords to `output_dir`; returns the report records by kind (bad, duplicate,
@@ -296,13 +405,13 @@ def run_conversion(
     prepared = (
         p
         | "ListFiles" >> beam.Create(usable, reshuffle=True)
-        | "ReadAndValidate" >> beam.FlatMap(_read_and_prepare).with_outputs(BAD_TAG, main="ok")
+        | "ReadAndValidate" >> beam.FlatMap(_read_and_prepare, modality).with_outputs(BAD_TAG, main="ok")
     )
     examples = (
         prepared.ok
         | "Progress" >> beam.Map(_LogProgress())
         | "GroupIdenticalBytes" >> beam.GroupByKey()
-        | "DropDuplicates" >> beam.FlatMap(_resolve_duplicates).with_outputs(
+        | "DropDuplicates" >> beam.FlatMap(_resolve_duplicates, modality).with_outputs(
             BAD_TAG, "duplicate", "normalized", main="examples")
     )
     _ = examples.examples | "WriteTFRecords" >> beam.io.WriteToTFRecord(
@@ -334,6 +443,7 @@ def convert_folder(
     beam_args: Optional[List[str]] = None,
     files: Optional[Sequence[SourceFile]] = None,
     empty_classes: Sequence[str] = (),
+    modality: Optional[str] = None,
 ) -> dict:
     """Convert `root` (or its pre-computed listing) into `output_dir`: TFRecords, report, marker.
 
@@ -341,11 +451,13 @@ def convert_folder(
     report is written either way so that every rejected file can be looked up.
     """
     if files is None:
-        class_root = find_class_root(root)
-        files, empty_classes = list_source(class_root)
+        files, empty_classes, modality = scan_source(find_class_root(root))
+    elif modality is None:
+        modality = source_modality(files)
     if not any(f.label is not None for f in files):
         raise ConversionError(
-            f"{root!r} holds no usable images: expected <ClassName>/*.jpg folders with EuroSAT class "
+            f"{root!r} holds no usable images: expected <ClassName>/*.jpg (RGB) or <ClassName>/*.tif "
+            "(13-band) folders with EuroSAT class "
             f"names ({', '.join(features.CLASS_NAMES)})"
             + (f"; found: {sorted({f.source.split('/')[0] for f in files})[:10]}" if files else ""))
     if os.path.exists(output_dir):
@@ -353,13 +465,15 @@ def convert_folder(
     os.makedirs(output_dir)
     num_usable = sum(f.label is not None for f in files)
     num_shards = max(1, min(16, num_usable // 2000))
-    log.info("converting %d files from %s into %s (%d shards)", len(files), root, output_dir, num_shards)
-    records = run_conversion(files, output_dir, num_shards, beam_args)
+    log.info("converting %d files (%s) from %s into %s (%d shards)", len(files), modality, root,
+             output_dir, num_shards)
+    records = run_conversion(files, output_dir, num_shards, beam_args, modality)
     listing_bad = [{"path": f.source, "reason": f.problem} for f in files if f.label is None]
     bad = sorted(listing_bad + records[BAD_TAG], key=lambda r: r["path"])
     report_path = os.path.join(output_dir, REPORT_NAME)
     summary = {
         "source": os.path.abspath(root),
+        "modality": modality,
         "files": len(files),
         "examples": num_usable - len(records[BAD_TAG]) - len(records["duplicate"]),
         "bad": len(bad),
@@ -415,14 +529,14 @@ def convert_source(
     root = spec.rstrip("/")
     if zipfile.is_zipfile(root):
         root = unpack_zip(root, cache_dir)
-    class_root = find_class_root(root)
-    files, empty = list_source(class_root)
+    files, empty, modality = scan_source(find_class_root(root))
     name = os.path.basename(os.path.splitext(spec.rstrip("/"))[0]) or "images"
     output_dir = os.path.join(cache_dir, f"{name}-{source_fingerprint(files)}")
     if is_complete(output_dir):
         log.info("reusing converted %s (fingerprint matches): %s", spec, output_dir)
         return os.path.abspath(output_dir)
-    convert_folder(root, output_dir, max_bad_fraction, beam_args, files=files, empty_classes=empty)
+    convert_folder(root, output_dir, max_bad_fraction, beam_args, files=files, empty_classes=empty,
+                   modality=modality)
     return os.path.abspath(output_dir)
 
 

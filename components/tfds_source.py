@@ -1,4 +1,5 @@
-"""`--data tfds:eurosat/rgb`: EuroSAT through tensorflow-datasets, written in the example contract.
+"""`--data tfds:eurosat/rgb` or `tfds:eurosat/all`: EuroSAT through tensorflow-datasets, written in
+the example contract (encoded RGB images, or the 13 Sentinel-2 bands as digital numbers).
 
 TFDS downloads the archive when online, or reads a dataset already prepared in `--tfds-data-dir`.
 Offline with nothing prepared, it fails at once with a message naming the alternatives, instead
@@ -21,7 +22,7 @@ from components.errors import DataError  # noqa: E402
 log = logging.getLogger(__name__)
 
 PREFIX = "tfds:"
-SUPPORTED = ("eurosat/rgb",)
+SUPPORTED = ("eurosat/rgb", "eurosat/all")  # the contract's modalities rgb and all
 NUM_SHARDS = 8
 
 
@@ -34,11 +35,6 @@ def parse_tfds(spec: str) -> Optional[str]:
     if not spec.startswith(PREFIX):
         return None
     name = spec[len(PREFIX):]
-    if name == "eurosat/all":
-        raise TfdsUnavailableError(
-            "--data tfds:eurosat/all is the 13-band variant; the example contract is RGB only so far "
-            "(components/features.py). Use tfds:eurosat/rgb, or the RGB archive as --data."
-        )
     if name not in SUPPORTED:
         raise TfdsUnavailableError(f"--data {spec!r}: supported TFDS datasets are {', '.join(PREFIX + s for s in SUPPORTED)}")
     return name
@@ -59,6 +55,17 @@ def _source_name(filename: str, label: int) -> str:
     """TFDS keeps the archive's file name (Forest_1.jpg); the contract's source is Forest/Forest_1.jpg,
     as in the archive, so splits and split files agree across sources."""
     return f"{features.class_name(label)}/{os.path.basename(filename)}"
+
+
+def to_example(ex: dict):
+    """One TFDS EuroSAT example (numpy) -> the contract's tf.Example: `image` (rgb, still encoded)
+    or `sentinel2` (all: float32 [64, 64, 13] holding digital numbers, checked by
+    features.make_bands_example)."""
+    label = int(ex["label"])
+    source = _source_name(ex["filename"].decode(), label)
+    if "sentinel2" in ex:
+        return features.make_bands_example(ex["sentinel2"], label, source)
+    return features.make_example(ex["image"], label, source)
 
 
 def prepare_builder(name: str, data_dir: Optional[str], is_reachable: Callable[[str], bool] = reachable):
@@ -98,15 +105,14 @@ def write_tfds_tfrecords(
     if os.path.exists(marker):
         return os.path.abspath(out)
     tf.io.gfile.makedirs(out)
-    ds = builder.as_dataset(split="+".join(builder.info.splits), decoders={"image": tfds.decode.SkipDecoding()})
+    decoders = {"image": tfds.decode.SkipDecoding()} if "image" in builder.info.features else None
+    ds = builder.as_dataset(split="+".join(builder.info.splits), decoders=decoders)
     paths = [os.path.join(out, f"eurosat-{s:05d}-of-{NUM_SHARDS:05d}.tfrecord.gz") for s in range(NUM_SHARDS)]
     writers = [tf.io.TFRecordWriter(p, options="GZIP") for p in paths]
     count = 0
     try:
         for count, ex in enumerate(ds.as_numpy_iterator(), start=1):
-            label = int(ex["label"])
-            example = features.make_example(ex["image"], label, _source_name(ex["filename"].decode(), label))
-            writers[count % NUM_SHARDS].write(example.SerializeToString())
+            writers[count % NUM_SHARDS].write(to_example(ex).SerializeToString())
             if count % 5000 == 0:
                 log.info("tfds:%s: %d examples written", name, count)
     finally:

@@ -168,3 +168,130 @@ def test_resolve_data_converts_a_zipped_archive(tmp_path):
     assert os.path.basename(out).startswith("EuroSAT_RGB-")
     assert len(list(convert.iter_examples(out))) == 10
     assert resolve_data(out, str(tmp_path / "cache")) == out  # a converted folder is a TFRecord folder
+
+
+# ---------------------------------------------------------------------------------------------
+# 13-band (all-bands archive) sources
+# ---------------------------------------------------------------------------------------------
+def make_bands_archive(root, per_class=2, classes=features.CLASS_NAMES, top="EuroSAT_MS"):
+    """A EuroSAT all-bands archive look-alike: <root>/<top>/<Class>/<Class>_<i>.tif (13-band uint16);
+    returns the class root and {source: bands}."""
+    from components.synthetic import synthetic_band_examples
+
+    class_root = os.path.join(root, top)
+    written = {}
+    for bands, label, source in synthetic_band_examples(features.NUM_CLASSES * per_class, seed=3):
+        if features.class_name(label) in classes:
+            _write(os.path.join(class_root, source), features.encode_bands_tiff(bands))
+            written[source] = bands
+    return class_root, written
+
+
+def _bands(example) -> np.ndarray:
+    return np.array(example.features.feature["bands"].int64_list.value).reshape(features.BANDS_SHAPE)
+
+
+def test_modality_is_decided_from_the_first_readable_tiff(tmp_path):
+    class_root, _ = make_bands_archive(tmp_path / "ms", per_class=1)
+    _write(f"{class_root}/AnnualCrop/AnnualCrop_0.tif", b"II*\x00 corrupt")  # sorted first, unreadable
+    files, empty, modality = convert.scan_source(class_root)
+    assert modality == features.ALL_BANDS and empty == []
+    assert convert.scan_source(make_archive(tmp_path / "rgb", per_class=1))[2] == features.RGB
+    rgb_tiff = io.BytesIO()  # 3-band TIFFs are an RGB set (read by PIL)
+    Image.open(io.BytesIO(_image(1))).save(rgb_tiff, format="TIFF")
+    _write(str(tmp_path / "rgbtif/Forest/Forest_1.tif"), rgb_tiff.getvalue())
+    assert convert.scan_source(str(tmp_path / "rgbtif"))[2] == features.RGB
+
+
+def test_converts_13_band_folder_with_labels_sources_and_modality(tmp_path):
+    _, written = make_bands_archive(tmp_path / "src", per_class=2)
+    out = convert.convert_source(str(tmp_path / "src"), str(tmp_path / "cache"), beam_args=BEAM)
+    report = json.load(open(os.path.join(out, convert.REPORT_NAME)))
+    assert report["summary"]["modality"] == "all" and report["summary"]["examples"] == 20
+    examples = list(convert.iter_examples(out))
+    assert features.detect_modality(out) == features.ALL_BANDS
+    assert sorted(e.features.feature["source"].bytes_list.value[0].decode() for e in examples) == sorted(written)
+    for e in examples:
+        f = e.features.feature
+        source = f["source"].bytes_list.value[0].decode()
+        assert f["label"].int64_list.value[0] == features.class_id(source.split("/")[0])
+        np.testing.assert_array_equal(_bands(e), written[source])  # digital numbers unchanged
+
+
+def test_every_kind_of_bad_13_band_input_is_reported_and_nothing_else_is_lost(tmp_path):
+    class_root, written = make_bands_archive(tmp_path, per_class=2, classes=features.CLASS_NAMES[:9])
+    os.makedirs(os.path.join(class_root, "SeaLake"))
+    good = features.encode_bands_tiff(written["Forest/Forest_1.tif"])
+    bad_arrays = {
+        "four_bands.tif": np.zeros((64, 64, 4), np.uint16),
+        "small.tif": np.zeros((32, 32, 13), np.uint16),
+        "scaled.tif": np.full((64, 64, 13), 0.25, np.float32),
+        "range.tif": np.full((64, 64, 13), 70000, np.int32),
+    }
+    for name, array in bad_arrays.items():
+        _write(f"{class_root}/Forest/{name}", features.encode_bands_tiff(array))
+    _write(f"{class_root}/Forest/corrupt.tif", b"not a TIFF at all")
+    _write(f"{class_root}/Forest/truncated.tif", good[: len(good) // 2])
+    _write(f"{class_root}/Forest/photo.jpg", _image(1))
+    _write(f"{class_root}/Forest/notes.txt", b"hello")
+    # Same band values, other bytes (band-first layout): a duplicate, found on the pixels.
+    _write(f"{class_root}/Forest/Forest_1_copy.tif",
+           features.encode_bands_tiff(np.transpose(written["Forest/Forest_1.tif"], (2, 0, 1))))
+    _write(f"{class_root}/River/dup_in_two_classes.tif",
+           features.encode_bands_tiff(written["Highway/Highway_2.tif"]))
+    _write(f"{class_root}/Clouds/Clouds_1.tif", good)
+    out = str(tmp_path / "out")
+    with pytest.raises(convert.ConversionError, match="--max-bad-fraction"):
+        convert.convert_folder(str(tmp_path), out, max_bad_fraction=0.01, beam_args=BEAM)
+    assert not convert.is_complete(out)
+    summary = convert.convert_folder(str(tmp_path), out, max_bad_fraction=0.5, beam_args=BEAM)
+    report = json.load(open(os.path.join(out, convert.REPORT_NAME)))
+    reasons = {r["path"]: r["reason"] for r in report["bad"]}
+    assert "expected 13 Sentinel-2 bands" in reasons["Forest/four_bands.tif"]
+    assert "not resampled" in reasons["Forest/small.tif"]
+    assert "non-integer" in reasons["Forest/scaled.tif"]
+    assert "outside 0..65535" in reasons["Forest/range.tif"]
+    assert "cannot decode GeoTIFF" in reasons["Forest/corrupt.tif"]
+    assert "cannot decode GeoTIFF" in reasons["Forest/truncated.tif"]
+    assert "not a TIFF file" in reasons["Forest/photo.jpg"] and "not a TIFF file" in reasons["Forest/notes.txt"]
+    assert "unknown class folder 'Clouds'" in reasons["Clouds/Clouds_1.tif"]
+    assert "different classes" in reasons["River/dup_in_two_classes.tif"]
+    assert "different classes" in reasons["Highway/Highway_2.tif"]
+    assert len(reasons) == 11
+    assert report["duplicates"] == [{"path": "Forest/Forest_1_copy.tif",
+                                     "reason": "duplicate of Forest/Forest_1.tif (same band values)"}]
+    assert report["normalized"] == []  # 13-band patches are never resampled or converted
+    assert summary["modality"] == "all" and summary["empty_classes"] == ["SeaLake"]
+    assert summary["files"] == 18 + 11 == summary["examples"] + summary["bad"] + summary["duplicates"]
+    examples = list(convert.iter_examples(out))
+    assert len(examples) == summary["examples"] == 29 - 11 - 1
+    assert all(_bands(e).shape == features.BANDS_SHAPE for e in examples)
+
+
+def test_empty_13_band_source_fails_clearly(tmp_path):
+    os.makedirs(tmp_path / "EuroSAT_MS" / "Forest")
+    with pytest.raises(convert.ConversionError, match=r"no usable images.*\*\.tif"):
+        convert.convert_folder(str(tmp_path), str(tmp_path / "out"), beam_args=BEAM)
+
+
+def test_fingerprint_changes_with_the_converter_version(tmp_path, monkeypatch):
+    files, _, _ = convert.scan_source(make_bands_archive(tmp_path, per_class=1)[0])
+    before = convert.source_fingerprint(files)
+    assert convert.source_fingerprint(files) == before
+    monkeypatch.setattr(convert, "CONVERTER_VERSION", convert.CONVERTER_VERSION + "-next")
+    assert convert.source_fingerprint(files) != before
+
+
+def test_resolve_data_converts_a_zipped_13_band_archive(tmp_path):
+    # The layout of EuroSATallBands.zip: the class folders are six levels down.
+    make_bands_archive(tmp_path / "src", per_class=1, top="ds/images/remote_sensing/otherDatasets/sentinel_2/tif")
+    zpath = tmp_path / "EuroSATallBands.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for dirpath, _, files in os.walk(tmp_path / "src"):
+            for fn in files:
+                full = os.path.join(dirpath, fn)
+                zf.write(full, os.path.relpath(full, tmp_path / "src"))
+    out = resolve_data(str(zpath), str(tmp_path / "cache"), beam_args=BEAM)
+    assert os.path.basename(out).startswith("EuroSATallBands-")
+    assert features.detect_modality(out) == features.ALL_BANDS
+    assert len(list(convert.iter_examples(out))) == 10

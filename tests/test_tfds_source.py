@@ -1,7 +1,8 @@
-"""tfds:eurosat/rgb: offline it fails at once and says what to do instead; names map to the contract."""
+"""tfds:eurosat/rgb and eurosat/all: offline it fails at once and says what to do instead; names map to the contract."""
 import socket
 import time
 
+import numpy as np
 import pytest
 
 from components import convert, tfds_source
@@ -10,20 +11,21 @@ from components.tfds_source import TfdsUnavailableError, parse_tfds
 
 def test_parse_tfds_specs():
     assert parse_tfds("tfds:eurosat/rgb") == "eurosat/rgb"
+    assert parse_tfds("tfds:eurosat/all") == "eurosat/all"
     assert parse_tfds("synthetic:10") is None and parse_tfds("/data/EuroSAT") is None
-    with pytest.raises(TfdsUnavailableError, match="13-band"):
-        parse_tfds("tfds:eurosat/all")
-    with pytest.raises(TfdsUnavailableError, match="supported TFDS datasets are tfds:eurosat/rgb"):
+    with pytest.raises(TfdsUnavailableError, match="supported TFDS datasets are tfds:eurosat/rgb, tfds:eurosat/all"):
         parse_tfds("tfds:mnist")
 
 
-def test_offline_without_prepared_data_fails_fast_naming_the_alternatives(tmp_path):
+@pytest.mark.parametrize("name, archive", [("eurosat/rgb", "EuroSAT.zip"), ("eurosat/all", "EuroSATallBands.zip")])
+def test_offline_without_prepared_data_fails_fast_naming_the_alternatives(tmp_path, name, archive):
     start = time.time()
     with pytest.raises(TfdsUnavailableError) as err:
-        tfds_source.write_tfds_tfrecords("eurosat/rgb", str(tmp_path / "cache"), str(tmp_path / "tfds"),
+        tfds_source.write_tfds_tfrecords(name, str(tmp_path / "cache"), str(tmp_path / "tfds"),
                                          is_reachable=lambda url: False)
     assert time.time() - start < 30
     msg = str(err.value)
+    assert f"tfds:{name} is not prepared" in msg and archive in msg
     assert "cannot be reached" in msg and "--tfds-data-dir" in msg and "--data" in msg and "synthetic" in msg
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("*tfrecord*"))
 
@@ -56,3 +58,47 @@ def test_tfds_examples_follow_the_contract_and_archive_source_names(tmp_path):
         assert f["source"].bytes_list.value[0].decode().startswith(features.class_name(label) + "/")
         image = features.decode_image(tf.constant(f["image"].bytes_list.value[0]))  # encoded, as stored
         assert image.shape == (64, 64, 3)
+
+
+def _tfds_all_example(bands, label, filename):
+    """What TFDS eurosat/all yields (as numpy): sentinel2 float32 digital numbers, label, filename."""
+    return {"sentinel2": bands.astype(np.float32), "label": np.int64(label), "filename": filename.encode()}
+
+
+def test_tfds_all_examples_become_13_band_contract_examples():
+    from components import features
+    from components.synthetic import synthetic_band_examples
+
+    bands, label, _ = next(synthetic_band_examples(1, seed=5))
+    example = tfds_source.to_example(_tfds_all_example(bands, label, "AnnualCrop_7.tif"))
+    assert features.modality_of(example) == features.ALL_BANDS
+    f = example.features.feature
+    assert f["source"].bytes_list.value[0].decode() == f"{features.class_name(label)}/AnnualCrop_7.tif"
+    np.testing.assert_array_equal(np.reshape(f["bands"].int64_list.value, features.BANDS_SHAPE), bands)
+    with pytest.raises(ValueError, match="non-integer"):  # scaled reflectances are not digital numbers
+        tfds_source.to_example(_tfds_all_example(bands / 10000.0, label, "AnnualCrop_7.tif"))
+
+
+def test_tfds_all_is_written_through_the_same_code_path(tmp_path):
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    from components import features
+    from components.synthetic import synthetic_band_examples
+
+    originals = list(synthetic_band_examples(10, seed=6))
+
+    def as_dataset(self, *args, **kwargs):  # what TFDS's prepared eurosat/all yields, no download
+        return tf.data.Dataset.from_generator(
+            lambda: (_tfds_all_example(b, lbl, s.split("/")[1]) for b, lbl, s in originals),
+            output_types=self.info.features.dtype, output_shapes=self.info.features.shape)
+
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset):
+        out = tfds_source.write_tfds_tfrecords("eurosat/all", str(tmp_path), is_reachable=lambda url: True)
+    assert features.detect_modality(out) == features.ALL_BANDS
+    written = {e.features.feature["source"].bytes_list.value[0].decode(): e for e in convert.iter_examples(out)}
+    assert sorted(written) == sorted(s for _, _, s in originals)
+    for bands, label, source in originals:
+        f = written[source].features.feature
+        assert f["label"].int64_list.value[0] == label
+        np.testing.assert_array_equal(np.reshape(f["bands"].int64_list.value, features.BANDS_SHAPE), bands)
