@@ -201,6 +201,8 @@ def read_bands(data: bytes) -> np.ndarray:
         bands = tifffile.imread(io.BytesIO(data))
     except Exception as err:  # tifffile raises many types for corrupt/truncated/non-TIFF input
         raise ValueError(f"cannot decode GeoTIFF: {type(err).__name__}: {err}") from None
+    if bands.size == 0:  # a TIFF header with nothing readable after it (tifffile only warns)
+        raise ValueError("cannot decode GeoTIFF: no image data")
     return check_bands(bands)
 
 

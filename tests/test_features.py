@@ -89,6 +89,7 @@ def test_geotiff_reader_accepts_eurosat_layouts_and_rejects_the_rest():
     for data, reason in (
         (tiff[: len(tiff) // 2], "cannot decode GeoTIFF"),
         (b"not a tiff at all", "cannot decode GeoTIFF"),
+        (b"II*\x00 garbage after a TIFF header", "cannot decode GeoTIFF: no image data"),
         (features.encode_bands_tiff(bands[..., :4]), "expected 13 Sentinel-2 bands"),
         (features.encode_bands_tiff(bands[:32, :48]), "size 48x32: 13-band patches must be 64x64"),
         (features.encode_bands_tiff(bands.astype(np.float32) / 10000), "not scaled reflectances"),
