@@ -162,9 +162,12 @@ def run_local(config: PipelineConfig) -> None:
                              max_bad_fraction=config.max_bad_fraction,
                              beam_args=config.beam_pipeline_args(),
                              tfds_data_dir=config.tfds_data_dir, split_files=config.split_files)
-    config = config.replace(modality=resolve_modality(config.modality, data_root))
+    config = config.with_modality(resolve_modality(config.modality, data_root))
     check_model_fits_data(config)
     log.info("data: %s -> %s (%s, %s)", config.data, data_root, config.modality, describe_split(config))
+    if config.modality == "all":
+        log.info("13-band data: pipeline %r, model %r (kept apart from RGB runs)",
+                 config.pipeline_name, config.model_name)
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
     pipeline = create_pipeline(
         config,
@@ -176,7 +179,8 @@ def run_local(config: PipelineConfig) -> None:
     log.info("running pipeline %r locally; artifacts under %s", config.pipeline_name, config.pipeline_root)
     tfx.orchestration.LocalDagRunner().run(pipeline)
     results = latest_results(config.metadata_path, config.pipeline_name)
-    summary = {"wall_time_s": round(time.time() - start, 1), "modality": config.modality,
+    summary = {"wall_time_s": round(time.time() - start, 1), "pipeline": config.pipeline_name,
+               "modality": config.modality,
                "split": describe_split(config), **results.__dict__}
     if results.evaluation_uri:
         from components.evaluation import summarize

@@ -105,6 +105,18 @@ class PipelineConfig:
         """The modality the pipeline is built for ('auto' not yet resolved counts as rgb)."""
         return "rgb" if self.modality == "auto" else self.modality
 
+    def with_modality(self, modality: str) -> "PipelineConfig":
+        """The config for data of `modality`. 13-band runs get '-all' appended to the pipeline and
+        model names, so an RGB and a 13-band model are never compared with each other (the
+        Evaluator's baseline is the pipeline's latest blessed model) or pushed over each other."""
+        changes: Dict[str, Any] = {"modality": modality}
+        if modality == "all":
+            for key in ("pipeline_name", "model_name"):
+                name = getattr(self, key)
+                if not name.endswith("-all"):
+                    changes[key] = f"{name}-all"
+        return self.replace(**changes)
+
     def schema_file(self, schema_dir: str = os.path.join(REPO_ROOT, "schema")) -> str:
         """The schema ImportSchemaGen loads: the one given, or the curated one of the modality."""
         return self.schema_path or os.path.join(schema_dir, SCHEMA_FILES[self.data_modality])

@@ -103,7 +103,7 @@ def compile_pipeline(config: PipelineConfig, output_path: str) -> Dict[str, Any]
     if config.modality == "auto":  # the cloud data is not read at compile time
         log.info("compiling for RGB data (schema/%s); pass --modality all for 13-band data",
                  os.path.basename(config.schema_file()))
-    config = image_config(config)
+    config = image_config(config.with_modality(config.data_modality))
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
             display_name=config.pipeline_name, default_image=config.image

@@ -264,6 +264,7 @@ def test_13_band_compile_imports_the_13_band_schema_from_the_image(tmp_path):
                             modality="all")
     spec = runners.compile_pipeline(config, str(tmp_path / "all.json"))
     assert _param(spec, "ImportSchemaGen", "schema_file") == "/pipeline/schema/schema_all.pbtxt"
+    assert spec["displayName"] == "eurosat-all"  # apart from the RGB pipeline's models
 
 
 def test_a_hub_backbone_on_13_band_data_is_refused_before_anything_runs(tmp_path):

@@ -101,6 +101,10 @@ def test_modality_is_read_from_the_data_and_picks_the_schema(tmp_path):
     assert PipelineConfig().schema_file().endswith("schema/schema.pbtxt")
     assert PipelineConfig(modality="all").schema_file().endswith("schema/schema_all.pbtxt")
     assert PipelineConfig(modality="all", schema_path="/my.pbtxt").schema_file() == "/my.pbtxt"
+    bands = PipelineConfig(pipeline_name="demo").with_modality("all")
+    assert (bands.modality, bands.pipeline_name, bands.model_name) == ("all", "demo-all", "eurosat-all")
+    assert bands.with_modality("all") == bands  # not suffixed twice
+    assert PipelineConfig().with_modality("rgb").pipeline_name == "eurosat"
 
 
 def test_bad_data_is_a_clear_error_not_a_traceback(tmp_path, capsys):

@@ -111,14 +111,16 @@ def test_13_band_dag_standardises_trains_evaluates_and_pushes(tmp_path, capsys):
     from serving import signatures
 
     out = str(tmp_path)
-    argv = ["--data", "synthetic/all:200", "--output-dir", out, "--pipeline-name", "e2e-bands",
+    argv = ["--data", "synthetic/all:200", "--output-dir", out, "--pipeline-name", "e2e",
             "--weights", "none", "--epochs", "1", "--batch-size", "16",
             "--min-accuracy", "0", "--min-macro-f1", "0"]
     assert pipeline_runner.main(argv) == 0
     printed = capsys.readouterr().out  # Keras' epoch lines, then the run summary (JSON)
     summary = json.loads(printed[printed.index("\n{") : printed.index("\nevaluation:")])
-    assert summary["modality"] == "all" and summary["pushed"]
-    results = latest_results(os.path.join(out, "metadata", "e2e-bands.sqlite"), "e2e-bands")
+    # Its own pipeline and model name: never compared with, or pushed over, an RGB model.
+    assert summary["modality"] == "all" and summary["pipeline"] == "e2e-all" and summary["pushed"]
+    assert summary["pushed_destination"].startswith(os.path.join(out, "serving", "eurosat-all"))
+    results = latest_results(os.path.join(out, "metadata", "e2e-all.sqlite"), "e2e-all")
     assert set(summarize(results.evaluation_uri)) >= {"overall", *features.CLASS_NAMES}
     model = tf.saved_model.load(results.pushed_destination)
     patches = np.stack([b for b, _, _ in synthetic.synthetic_band_examples(3, seed=9)])
