@@ -156,14 +156,19 @@ def test_empty_or_foreign_sources_fail_clearly(tmp_path):
         resolve_data(str(tmp_path / "missing"), str(tmp_path / "cache"))
 
 
+def zip_folder(folder, zpath):
+    """Zip `folder`'s contents with paths relative to it, as the EuroSAT archives are."""
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for dirpath, _, files in os.walk(folder):
+            for fn in files:
+                full = os.path.join(dirpath, fn)
+                zf.write(full, os.path.relpath(full, folder))
+
+
 def test_resolve_data_converts_a_zipped_archive(tmp_path):
     make_archive(tmp_path / "src", per_class=1)
     zpath = tmp_path / "EuroSAT_RGB.zip"
-    with zipfile.ZipFile(zpath, "w") as zf:
-        for dirpath, _, files in os.walk(tmp_path / "src"):
-            for fn in files:
-                full = os.path.join(dirpath, fn)
-                zf.write(full, os.path.relpath(full, tmp_path / "src"))
+    zip_folder(tmp_path / "src", zpath)
     out = resolve_data(str(zpath), str(tmp_path / "cache"), beam_args=BEAM)
     assert os.path.basename(out).startswith("EuroSAT_RGB-")
     assert len(list(convert.iter_examples(out))) == 10
@@ -286,11 +291,7 @@ def test_resolve_data_converts_a_zipped_13_band_archive(tmp_path):
     # The layout of EuroSATallBands.zip: the class folders are six levels down.
     make_bands_archive(tmp_path / "src", per_class=1, top="ds/images/remote_sensing/otherDatasets/sentinel_2/tif")
     zpath = tmp_path / "EuroSATallBands.zip"
-    with zipfile.ZipFile(zpath, "w") as zf:
-        for dirpath, _, files in os.walk(tmp_path / "src"):
-            for fn in files:
-                full = os.path.join(dirpath, fn)
-                zf.write(full, os.path.relpath(full, tmp_path / "src"))
+    zip_folder(tmp_path / "src", zpath)
     out = resolve_data(str(zpath), str(tmp_path / "cache"), beam_args=BEAM)
     assert os.path.basename(out).startswith("EuroSATallBands-")
     assert features.detect_modality(out) == features.ALL_BANDS
