@@ -12,6 +12,7 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import logging  # noqa: E402
+import warnings  # noqa: E402
 from typing import Optional  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
@@ -77,15 +78,18 @@ def _check_weights_file(hp: HParams) -> None:
 
 def _keras_backbone(hp: HParams, channels: int, weights: Optional[str]) -> tf.keras.Model:
     constructor = getattr(tf.keras.applications, hp.backbone)
-    return constructor(
-        include_top=False,
-        weights=weights,
-        input_shape=(hp.input_size, hp.input_size, channels),
-        pooling="avg",
-        # RGB: the backbone's own [0, 255] preprocessing. Multispectral: inputs arrive
-        # standardised per band by Transform, so none.
-        include_preprocessing=channels == features.RGB_CHANNELS,
-    )
+    with warnings.catch_warnings():
+        # Keras warns that it "usually expects 1 or 3 input channels": 13 bands are intended.
+        warnings.filterwarnings("ignore", message="This model usually expects")
+        return constructor(
+            include_top=False,
+            weights=weights,
+            input_shape=(hp.input_size, hp.input_size, channels),
+            pooling="avg",
+            # RGB: the backbone's own [0, 255] preprocessing. Multispectral: inputs arrive
+            # standardised per band by Transform, so none.
+            include_preprocessing=channels == features.RGB_CHANNELS,
+        )
 
 
 def _adapt_to_channels(rgb: tf.keras.Model, target: tf.keras.Model) -> None:
