@@ -150,6 +150,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
 def run_local(config: PipelineConfig) -> None:
     from tfx import v1 as tfx
 
+    from components import features
+    from components.model import check_backbone_takes
     from pipeline.data import resolve_data, resolve_modality
     from pipeline.pipeline import create_pipeline, describe_split
     from pipeline.results import latest_results
@@ -163,7 +165,8 @@ def run_local(config: PipelineConfig) -> None:
                              beam_args=config.beam_pipeline_args(),
                              tfds_data_dir=config.tfds_data_dir, split_files=config.split_files)
     config = config.with_modality(resolve_modality(config.modality, data_root))
-    check_model_fits_data(config)
+    # Fail before any component runs when the backbone cannot take the data (not in the Trainer).
+    check_backbone_takes(config.hparams, features.channels(config.modality))
     log.info("data: %s -> %s (%s, %s)", config.data, data_root, config.modality, describe_split(config))
     if config.modality == "all":
         log.info("13-band data: pipeline %r, model %r (kept apart from RGB runs)",
@@ -200,17 +203,6 @@ def run_local(config: PipelineConfig) -> None:
 
         written = report_for_run(config.output_dir, config.pipeline_name)
         print(f"report: {written['index.html']}")
-
-
-def check_model_fits_data(config: PipelineConfig) -> None:
-    """Fail before any component runs when the backbone cannot take the data (TF Hub image
-    models are RGB-only), rather than in the Trainer minutes later."""
-    if config.modality == "all" and config.hparams.hub:
-        raise UserError(
-            f"--backbone {config.hparams.backbone!r} is a TF Hub image model, which takes RGB only; "
-            "13-band data needs a Keras EfficientNetV2 backbone (e.g. --backbone EfficientNetV2B0), "
-            "whose first convolution is adapted to 13 bands"
-        )
 
 
 class _ProgressOnly(logging.Filter):

@@ -18,7 +18,7 @@ from typing import Optional  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from components import features  # noqa: E402
-from components.errors import PretrainedWeightsUnavailable  # noqa: E402,F401 (re-exported)
+from components.errors import DataError, PretrainedWeightsUnavailable  # noqa: E402,F401 (re-exported)
 from components.hparams import HParams  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -141,15 +141,21 @@ def build_backbone(hp: HParams, channels: int = features.RGB_CHANNELS) -> tf.ker
         return _keras_backbone(hp, channels, None)
 
 
+def check_backbone_takes(hp: HParams, channels: int) -> None:
+    """TF Hub image models take RGB only; the runner calls this before any component runs."""
+    if hp.hub and channels != features.RGB_CHANNELS:
+        raise DataError(
+            f"--backbone {hp.backbone!r} is a TF Hub image model, which takes RGB only; this data has "
+            f"{channels} bands. Use a Keras EfficientNetV2 backbone (e.g. --backbone EfficientNetV2B0), "
+            "whose first convolution is adapted to 13 bands."
+        )
+
+
 def build_hub_backbone(hp: HParams, channels: int) -> tf.keras.layers.Layer:
     """A TF Hub feature-vector model (URL or local SavedModel path); expects [0, 1] RGB."""
     import tensorflow_hub as hub
 
-    if channels != features.RGB_CHANNELS:
-        raise ValueError(
-            f"TF Hub image models take RGB; this data has {channels} bands. Use a Keras "
-            "EfficientNetV2 backbone (--backbone EfficientNetV2B0 ...) for multispectral data."
-        )
+    check_backbone_takes(hp, channels)
     try:
         return hub.KerasLayer(hp.backbone, trainable=True, name=BACKBONE_LAYER)
     except Exception as err:
