@@ -441,19 +441,14 @@ def convert_folder(
     output_dir: str,
     max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
     beam_args: Optional[List[str]] = None,
-    files: Optional[Sequence[SourceFile]] = None,
-    empty_classes: Sequence[str] = (),
-    modality: Optional[str] = None,
+    scan: Optional[Tuple[List[SourceFile], List[str], str]] = None,
 ) -> dict:
-    """Convert `root` (or its pre-computed listing) into `output_dir`: TFRecords, report, marker.
+    """Convert `root` (or its scan_source() result, when already computed) into `output_dir`: TFRecords, report, marker.
 
     Returns the summary. Raises ConversionError when nothing is usable or too much is bad; the
     report is written either way so that every rejected file can be looked up.
     """
-    if files is None:
-        files, empty_classes, modality = scan_source(find_class_root(root))
-    elif modality is None:
-        modality = source_modality(files)
+    files, empty_classes, modality = scan or scan_source(find_class_root(root))
     if not any(f.label is not None for f in files):
         raise ConversionError(
             f"{root!r} holds no usable images: expected <ClassName>/*.jpg (RGB) or <ClassName>/*.tif "
@@ -529,14 +524,13 @@ def convert_source(
     root = spec.rstrip("/")
     if zipfile.is_zipfile(root):
         root = unpack_zip(root, cache_dir)
-    files, empty, modality = scan_source(find_class_root(root))
+    scan = scan_source(find_class_root(root))
     name = os.path.basename(os.path.splitext(spec.rstrip("/"))[0]) or "images"
-    output_dir = os.path.join(cache_dir, f"{name}-{source_fingerprint(files)}")
+    output_dir = os.path.join(cache_dir, f"{name}-{source_fingerprint(scan[0])}")
     if is_complete(output_dir):
         log.info("reusing converted %s (fingerprint matches): %s", spec, output_dir)
         return os.path.abspath(output_dir)
-    convert_folder(root, output_dir, max_bad_fraction, beam_args, files=files, empty_classes=empty,
-                   modality=modality)
+    convert_folder(root, output_dir, max_bad_fraction, beam_args, scan=scan)
     return os.path.abspath(output_dir)
 
 
