@@ -1,7 +1,8 @@
 """The Evaluator's configuration and a reader that turns its output into plain numbers.
 
-Metrics on the test split: accuracy, macro- and weighted-average F1 (plus per-class
-precision/recall/F1 through binarisation), the multi-class confusion matrix and example
+Metrics on the test split: accuracy, macro- and weighted-average F1, macro precision/recall and
+per-class precision/recall/F1, all of the top-1 (argmax) prediction with scikit-learn's
+definitions (components/top1_metrics.py), the multi-class confusion matrix and example
 counts, for the overall slice and one slice per true class (by class name). Blessing:
 absolute lower bounds on accuracy and macro F1, and a change threshold against the latest
 blessed model when there is one. No slice by `source`: it is a per-file name (synthetic data
@@ -9,6 +10,7 @@ shares one prefix, EuroSAT's file names repeat the class), so it would add slice
 """
 from __future__ import annotations
 
+import json
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -20,19 +22,26 @@ import tensorflow_model_analysis as tfma  # noqa: E402
 from tensorflow_model_analysis.proto import config_pb2  # noqa: E402
 from tensorflow_model_analysis.writers import eval_config_writer  # noqa: E402
 
-from components import features  # noqa: E402
+from components import features, top1_metrics  # noqa: E402
 from serving import signatures  # noqa: E402
 
 ACCURACY = "sparse_categorical_accuracy"
-F1 = "f1_score"
-PRECISION = "precision"
-RECALL = "recall"
 EXAMPLE_COUNT = "example_count"
-# TFMA 0.52 files weighted_macro_average results under the macro_average aggregation type
-# (metrics/aggregation.py), so a plain F1Score there would collide with macro F1: the
-# weighted one gets its own metric name.
-WEIGHTED_F1 = "weighted_f1_score"
+# Top-1 metrics (components/top1_metrics.py) under the names the report and metrics.json use.
+MACRO_F1 = "macro_f1"
+MACRO_PRECISION = "macro_precision"
+MACRO_RECALL = "macro_recall"
+WEIGHTED_F1 = "weighted_f1"
 CONFUSION_MATRIX_PLOT = "multi_class_confusion_matrix_plot"
+
+
+def _top1(name: str, statistic: str, average: str, thresholds=()) -> config_pb2.MetricConfig:
+    """A Top1Metric: `statistic` of the argmax prediction, averaged or per class."""
+    return config_pb2.MetricConfig(
+        class_name=top1_metrics.Top1Metric.__name__, module=top1_metrics.__name__,
+        config=f'"name": "{name}", "statistic": "{statistic}", "average": "{average}", '
+               f'"num_classes": {features.NUM_CLASSES}',
+        per_slice_thresholds=list(thresholds))
 
 
 def _overall_threshold(lower_bound: float, max_drop: Optional[float]):
@@ -54,7 +63,6 @@ def make_eval_config(
     min_accuracy: float = 0.8, min_macro_f1: float = 0.8, max_drop: Optional[float] = 0.01
 ) -> config_pb2.EvalConfig:
     """EvalConfig for the pipeline's Evaluator (thresholds decide the blessing)."""
-    class_ids = list(range(features.NUM_CLASSES))
     return config_pb2.EvalConfig(
         model_specs=[
             config_pb2.ModelSpec(
@@ -80,37 +88,15 @@ def make_eval_config(
                     config_pb2.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
                 ]
             ),
-            # Per-class precision/recall/F1 (one sub-key per class id).
-            config_pb2.MetricsSpec(
-                metrics=[
-                    config_pb2.MetricConfig(class_name="F1Score"),
-                    config_pb2.MetricConfig(class_name="Precision"),
-                    config_pb2.MetricConfig(class_name="Recall"),
-                ],
-                binarize=config_pb2.BinarizationOptions(class_ids={"values": class_ids}),
-            ),
-            # Macro averages over the classes; macro F1 is gated. Kept apart from the per-class
-            # spec so that the bar applies to the average, not to every class.
-            config_pb2.MetricsSpec(
-                metrics=[
-                    config_pb2.MetricConfig(
-                        class_name="F1Score",
-                        per_slice_thresholds=_overall_threshold(min_macro_f1, max_drop),
-                    ),
-                    config_pb2.MetricConfig(class_name="Precision"),
-                    config_pb2.MetricConfig(class_name="Recall"),
-                ],
-                aggregate=config_pb2.AggregationOptions(
-                    macro_average=True, class_weights={i: 1.0 for i in class_ids}
-                ),
-            ),
-            # F1 averaged with weights from each class's share of the labels (reported only).
-            config_pb2.MetricsSpec(
-                metrics=[config_pb2.MetricConfig(class_name="F1Score", config=f'"name": "{WEIGHTED_F1}"')],
-                aggregate=config_pb2.AggregationOptions(
-                    weighted_macro_average=True, class_weights={i: 1.0 for i in class_ids}
-                ),
-            ),
+            # Precision/recall/F1 of the argmax prediction (scikit-learn's definitions), from
+            # the same confusion matrix as the plot: macro F1 is gated, the rest reported.
+            config_pb2.MetricsSpec(metrics=[
+                _top1(MACRO_F1, "f1", "macro", _overall_threshold(min_macro_f1, max_drop)),
+                _top1(MACRO_PRECISION, "precision", "macro"),
+                _top1(MACRO_RECALL, "recall", "macro"),
+                _top1(WEIGHTED_F1, "f1", "weighted"),
+                *(_top1(statistic, statistic, "per_class") for statistic in top1_metrics.STATISTICS),
+            ]),
         ],
     )
 
@@ -136,20 +122,16 @@ def _baseline_model_names(eval_uri: str) -> set:
     return {spec.name for spec in eval_config.model_specs if spec.is_baseline} if eval_config else set()
 
 
-_SHORT_NAMES = {F1: "f1", WEIGHTED_F1: "weighted_f1", PRECISION: "precision", RECALL: "recall"}
+_LABELS = {ACCURACY: "accuracy", EXAMPLE_COUNT: "example_count",
+           **{name: name for name in (MACRO_F1, MACRO_PRECISION, MACRO_RECALL, WEIGHTED_F1)}}
 
 
 def metric_label(key) -> Optional[str]:
     """A readable name for a TFMA MetricKey ('accuracy', 'macro_f1', 'weighted_f1', ...);
     None for the per-class sub-keys (see summarize) and for metrics the report does not use."""
-    name = key.name
-    if name == WEIGHTED_F1:
-        return "weighted_f1" if key.HasField("aggregation_type") else None
-    if key.HasField("aggregation_type") and key.aggregation_type.macro_average:
-        return f"macro_{_SHORT_NAMES.get(name, name)}"
     if key.HasField("sub_key"):
         return None
-    return {ACCURACY: "accuracy", EXAMPLE_COUNT: "example_count"}.get(name)
+    return _LABELS.get(key.name)
 
 
 def summarize(eval_uri: str) -> Dict[str, Any]:
@@ -174,9 +156,9 @@ def summarize(eval_uri: str) -> Dict[str, Any]:
                     entry.setdefault("change", {})[label] = value
             elif label:
                 entry[label] = value
-            elif key.name in (F1, PRECISION, RECALL) and key.sub_key.HasField("class_id"):
+            elif key.name in top1_metrics.STATISTICS and key.sub_key.HasField("class_id"):
                 cls = features.class_name(key.sub_key.class_id.value)
-                entry["per_class"].setdefault(cls, {})[_SHORT_NAMES[key.name]] = value
+                entry["per_class"].setdefault(cls, {})[key.name] = value
     return result
 
 
@@ -217,13 +199,11 @@ def _bound_text(threshold) -> List[Dict[str, Any]]:
     return bars
 
 
-def _spec_label(spec, metric) -> str:
-    name = {"SparseCategoricalAccuracy": ACCURACY, "F1Score": F1, "Precision": PRECISION,
-            "Recall": RECALL}.get(metric.class_name, metric.class_name)
-    short = _SHORT_NAMES.get(name, "accuracy" if name == ACCURACY else name)
-    if spec.aggregate.macro_average:
-        return f"macro_{short}"
-    return short
+def _spec_label(metric) -> str:
+    """The name a MetricConfig's values are filed under ('accuracy', 'macro_f1', ...)."""
+    if metric.class_name == "SparseCategoricalAccuracy":
+        return "accuracy"
+    return json.loads("{" + metric.config + "}").get("name", metric.class_name) if metric.config else metric.class_name
 
 
 def validation_summary(eval_uri: str) -> Dict[str, Any]:
@@ -246,7 +226,7 @@ def validation_summary(eval_uri: str) -> Dict[str, Any]:
     checks = []
     for spec in eval_config.metrics_specs if eval_config else []:
         for metric in spec.metrics:
-            label = _spec_label(spec, metric)
+            label = _spec_label(metric)
             bars = [(["overall" if s == config_pb2.SlicingSpec() else str(s).strip()
                       for s in per_slice.slicing_specs], per_slice.threshold)
                     for per_slice in metric.per_slice_thresholds]

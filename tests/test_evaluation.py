@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components import evaluation, features
+from components import evaluation, features, top1_metrics
 
 # 22 test examples: every class has 2, AnnualCrop 4. Two mistakes:
 # one AnnualCrop predicted Forest, one HerbaceousVegetation predicted Highway.
@@ -105,3 +105,101 @@ def test_failed_bar_is_named(tmp_path):
     failed = [c for c in validation["checks"] if c["status"] == "failed"]
     assert [(c["metric"], c["slice"], c["bound"]) for c in failed] == [("accuracy", "overall", ">= 0.95")]
     assert failed[0]["value"] == pytest.approx(HAND_ACCURACY, abs=1e-6)
+
+
+def _low_confidence_case(n: int = 400, seed: int = 5):
+    """Labels and softmax outputs whose top probability is below 0.5 for most examples, the
+    case where one-vs-rest metrics at a 0.5 threshold and top-1 metrics part ways; one class is
+    never the truth (but is predicted) and one is neither, to pin sklearn's label set."""
+    rng = np.random.default_rng(seed)
+    labels = rng.choice([c for c in range(features.NUM_CLASSES) if c not in (8, 9)], size=n)
+    logits = rng.normal(0.0, 1.0, size=(n, features.NUM_CLASSES))
+    logits[np.arange(n), labels] += 1.2  # right more often than not, rarely confident
+    logits[:, 9] -= 50.0  # class 9: never predicted, never true
+    probabilities = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    return labels, probabilities
+
+
+@pytest.fixture(scope="module")
+def low_confidence(tmp_path_factory):
+    import tensorflow_model_analysis as tfma
+
+    labels, probabilities = _low_confidence_case()
+    config = evaluation.make_eval_config(min_accuracy=0.0, min_macro_f1=0.0, max_drop=None)
+    config.model_specs[0].ClearField("signature_name")
+    frame = pd.DataFrame({
+        features.LABEL_KEY: labels,
+        "probabilities": [list(p) for p in probabilities],
+        features.CLASS_NAME_KEY: [features.class_name(c) for c in labels],
+    })
+    out = str(tmp_path_factory.mktemp("tfma_low"))
+    tfma.analyze_raw_data(frame, config, output_path=out)
+    return labels, probabilities, out
+
+
+def test_top1_metrics_equal_sklearn_when_top_probabilities_are_low(low_confidence):
+    from sklearn import metrics as skm
+
+    labels, probabilities, out = low_confidence
+    predicted = probabilities.argmax(1)
+    assert (probabilities.max(1) < 0.5).mean() > 0.8  # the case the issue is about
+    assert 8 in set(predicted) and 8 not in set(labels) and 9 not in set(predicted) | set(labels)
+    overall = evaluation.summarize(out)["overall"]
+    assert overall["accuracy"] == pytest.approx(skm.accuracy_score(labels, predicted), abs=1e-6)
+    for label, average, fn in (("macro_f1", "macro", skm.f1_score),
+                               ("weighted_f1", "weighted", skm.f1_score),
+                               ("macro_precision", "macro", skm.precision_score),
+                               ("macro_recall", "macro", skm.recall_score)):
+        expected = fn(labels, predicted, average=average, zero_division=0)
+        assert overall[label] == pytest.approx(expected, abs=1e-6), label
+    precision, recall, f1, _ = skm.precision_recall_fscore_support(
+        labels, predicted, labels=list(range(features.NUM_CLASSES)), zero_division=0)
+    for i, name in enumerate(features.CLASS_NAMES):
+        got = overall["per_class"][name]
+        assert (got["precision"], got["recall"], got["f1"]) == pytest.approx(
+            (precision[i], recall[i], f1[i]), abs=1e-6), name
+
+
+def test_per_class_metrics_agree_with_the_confusion_matrix_beside_them(low_confidence):
+    from sklearn import metrics as skm
+
+    labels, probabilities, out = low_confidence
+    matrix = np.array(evaluation.confusion_matrix(out))
+    np.testing.assert_array_equal(
+        matrix, skm.confusion_matrix(labels, probabilities.argmax(1), labels=list(range(features.NUM_CLASSES))))
+    per_class = evaluation.summarize(out)["overall"]["per_class"]
+    from_matrix = top1_metrics.scores(matrix)
+    for i, name in enumerate(features.CLASS_NAMES):
+        for statistic in top1_metrics.STATISTICS:
+            assert per_class[name][statistic] == pytest.approx(from_matrix[statistic][i], abs=1e-9)
+
+
+def test_top1_scores_match_sklearn_on_many_random_cases():
+    """The pure function behind the TFMA metric, over cases with absent and never-predicted
+    classes and examples with no prediction at all (TFMA's class id -1)."""
+    from sklearn import metrics as skm
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        k = int(rng.integers(2, 8))
+        n = int(rng.integers(1, 40))
+        truth = rng.integers(0, k, n)
+        predicted = np.where(rng.random(n) < 0.1, -1, rng.integers(0, k, n))
+        matrix = top1_metrics.confusion_from_entries(((t, p, 1.0) for t, p in zip(truth, predicted)), k)
+        result = top1_metrics.scores(matrix)
+        # sklearn sees the "no prediction" as a label of its own that is never the truth; its
+        # label set is then truth ∪ predictions minus that one.
+        labels = sorted(set(truth) | set(predicted[predicted >= 0]))
+        for statistic, fn in (("f1", skm.f1_score), ("precision", skm.precision_score), ("recall", skm.recall_score)):
+            for how in ("macro", "weighted"):
+                expected = fn(truth, predicted, labels=labels, average=how, zero_division=0)
+                assert top1_metrics.averaged(result, statistic, how) == pytest.approx(expected, abs=1e-9)
+            expected = fn(truth, predicted, labels=list(range(k)), average=None, zero_division=0)
+            np.testing.assert_allclose(result[statistic], expected, atol=1e-9)
+
+
+def test_bad_top1_metric_config_is_refused_with_a_clear_message():
+    with pytest.raises(ValueError, match="statistic must be one of"):
+        top1_metrics.Top1Metric(name="x", statistic="f2", average="macro", num_classes=10)
+    with pytest.raises(ValueError, match="outside 0..2"):
+        top1_metrics.confusion_from_entries([(0, 3, 1.0)], 3)

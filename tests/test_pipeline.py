@@ -36,19 +36,22 @@ def test_eval_config_blesses_on_overall_accuracy_and_macro_f1():
     cfg = make_eval_config(min_accuracy=0.9, min_macro_f1=0.85, max_drop=0.02)
     assert [list(s.feature_keys) for s in cfg.slicing_specs] == [[], ["class_name"]]
     gated = {
-        m.class_name: m.per_slice_thresholds[0]
+        m.class_name if not m.config else m.config.split('"')[3]: m.per_slice_thresholds[0]
         for spec in cfg.metrics_specs for m in spec.metrics if m.per_slice_thresholds
     }
-    assert set(gated) == {"SparseCategoricalAccuracy", "F1Score"}
-    for name, bar in (("SparseCategoricalAccuracy", 0.9), ("F1Score", 0.85)):
+    assert set(gated) == {"SparseCategoricalAccuracy", "macro_f1"}
+    for name, bar in (("SparseCategoricalAccuracy", 0.9), ("macro_f1", 0.85)):
         assert gated[name].threshold.value_threshold.lower_bound.value == bar
         assert gated[name].threshold.change_threshold.absolute.value == -0.02
         assert list(gated[name].slicing_specs) == [cfg.slicing_specs[0]]  # overall slice only
-    macro = next(s for s in cfg.metrics_specs if s.aggregate.macro_average)
-    assert not macro.HasField("binarize") and len(macro.aggregate.class_weights) == 10
-    per_class = next(s for s in cfg.metrics_specs if s.HasField("binarize"))
-    assert list(per_class.binarize.class_ids.values) == list(range(10))
-    assert not any(m.per_slice_thresholds or m.HasField("threshold") for m in per_class.metrics)
+    # Precision/recall/F1 are the argmax prediction's: no binarisation (one-vs-rest at 0.5) left.
+    assert not any(s.HasField("binarize") or s.HasField("aggregate") for s in cfg.metrics_specs)
+    top1 = [m for spec in cfg.metrics_specs for m in spec.metrics if m.class_name == "Top1Metric"]
+    assert {m.module for m in top1} == {"components.top1_metrics"}
+    assert sorted(m.config.split('"')[3] for m in top1) == sorted(
+        ["macro_f1", "macro_precision", "macro_recall", "weighted_f1", "f1", "precision", "recall"])
+    assert not any(m.per_slice_thresholds or m.HasField("threshold") for m in top1
+                   if '"per_class"' in m.config)
 
 
 def test_tuner_stage_feeds_the_trainer_when_asked(tmp_path):
