@@ -77,8 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
                    f"head before fine-tuning everything (default {_HP.head_epochs}; 0 = one phase)")
     g.add_argument("--precision", choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
                    help="'auto': mixed float16 on GPUs, float32 on CPUs (default auto)")
-    g.add_argument("--no-augment", dest="augment", action="store_false", default=None,
-                   help="switch off flips/rotations/colour jitter")
+    g.add_argument("--augment", choices=["full", "flips", "none"],
+                   help="training augmentation: 'full' flips, 90-degree rotations and colour jitter (overhead "
+                   "imagery has no 'up'); 'flips' left-right mirroring only, for data with an 'up'; 'none' "
+                   f"(default {_HP.augment})")
+    g.add_argument("--no-augment", dest="augment", action="store_const", const="none",
+                   help="the same as --augment none")
     g.add_argument("--tune", action="store_true", default=None,
                    help="add a KerasTuner stage (learning rate, dropout, label smoothing) before the Trainer")
     g.add_argument("--tuner-trials", type=int, help=f"Tuner trials (default {_DEFAULTS.tuner_trials})")

@@ -40,6 +40,10 @@ HUB_INPUT_SIZES = {
 DEFAULT_HUB_INPUT_SIZE = 224
 NATIVE_SIZE = 64  # EuroSAT patches
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+# Augmentation inside the model, training only. "full": flips, 90-degree rotations and (RGB)
+# colour jitter, for overhead imagery, which has no "up"; "flips": left-right mirroring only,
+# for pictures that have an "up"; "none".
+AUGMENTATIONS = ("full", "flips", "none")
 
 
 def is_hub_handle(backbone: str) -> bool:
@@ -78,9 +82,13 @@ class HParams:
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1
     dropout: float = 0.2
-    augment: bool = True  # flips, 90-degree rotations, mild brightness/contrast jitter
+    augment: str = "full"  # AUGMENTATIONS; True/False are read as "full"/"none"
     colour_jitter: float = 0.1
+    # Early stopping on validation accuracy with the best weights restored, counting only from
+    # this fraction of the (fine-tuning) epoch budget on: the first epochs, warm-up included,
+    # always run, and their weights (BatchNorm statistics still settling) are never "the best".
     early_stopping_patience: int = 3
+    early_stopping_start: float = 0.5
     # "auto": mixed_float16 on GPUs, float32 on CPUs (see benchmarks/train_throughput.py).
     precision: str = "auto"
     # XLA: None = auto (on for GPUs), or True/False.
@@ -88,6 +96,12 @@ class HParams:
     seed: int = 42
 
     def __post_init__(self) -> None:
+        if isinstance(self.augment, bool):  # the earlier boolean form (configs, recorded runs)
+            object.__setattr__(self, "augment", "full" if self.augment else "none")
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
+        if not 0 <= self.early_stopping_start <= 1:
+            raise ValueError(f"early_stopping_start must lie in [0, 1], got {self.early_stopping_start}")
         if self.backbone not in BACKBONES and not is_hub_handle(self.backbone):
             raise ValueError(
                 f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)} "
@@ -146,6 +160,6 @@ class HParams:
 # The tutorial's recipe, kept for comparison (benchmarks/train_throughput.py): Adam at a
 # constant rate, no augmentation, no label smoothing, one phase.
 TUTORIAL_RECIPE = dict(
-    optimizer="adam", lr_schedule="constant", augment=False, label_smoothing=0.0, head_epochs=0,
+    optimizer="adam", lr_schedule="constant", augment="none", label_smoothing=0.0, head_epochs=0,
     weight_decay=0.0, warmup_epochs=0.0,
 )

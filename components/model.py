@@ -55,7 +55,10 @@ class RandomRot90(tf.keras.layers.Layer):
 
 
 def augmentation(hp: HParams, channels: int) -> tf.keras.Sequential:
-    """Flips + 90-degree rotations; mild brightness/contrast jitter for RGB in [0, 1]."""
+    """"full": flips + 90-degree rotations, mild brightness/contrast jitter for RGB in [0, 1];
+    "flips": left-right mirroring only (keeps "up" where the data has one)."""
+    if hp.augment == "flips":
+        return tf.keras.Sequential([tf.keras.layers.RandomFlip("horizontal", seed=hp.seed)], name="augmentation")
     layers = [
         tf.keras.layers.RandomFlip("horizontal_and_vertical", seed=hp.seed),
         RandomRot90(seed=hp.seed),
@@ -173,7 +176,7 @@ def build_model(hp: HParams, channels: int = features.RGB_CHANNELS) -> tf.keras.
         name=features.TRANSFORMED_IMAGE_KEY,
     )
     x = inputs
-    if hp.augment:
+    if hp.augment != "none":
         x = augmentation(hp, channels)(x)
     if hp.input_size != features.IMAGE_SIZE:
         x = tf.keras.layers.Resizing(hp.input_size, hp.input_size, name="upscale")(x)

@@ -2,7 +2,7 @@
 
 Recipe (components/hparams.py): augmentation inside the model, two-phase fine-tuning for
 pretrained backbones (head first, then everything at a lower rate), warm-up + cosine decay,
-AdamW, label smoothing, early stopping with the best weights restored. All visible GPUs through
+AdamW, label smoothing, early stopping (from half the budget on) with the best weights restored. All visible GPUs through
 a distribution strategy, mixed precision and XLA on GPUs, and a clean CPU path. An interrupted
 Trainer resumes from its last epoch (Keras BackupAndRestore in a directory keyed by its inputs).
 """
@@ -130,6 +130,22 @@ def _merge(histories: List[tf.keras.callbacks.History]) -> Dict[str, List[float]
     return merged
 
 
+def early_stopping_start_epoch(hp: HParams, epochs: int) -> int:
+    """The first epoch (0-based) early stopping looks at: never inside the warm-up, and not
+    before `early_stopping_start` of the phase's `epochs` have run."""
+    return min(epochs - 1, max(math.ceil(hp.warmup_epochs), math.ceil(hp.early_stopping_start * epochs)))
+
+
+def early_stopping(hp: HParams, epochs: int) -> tf.keras.callbacks.EarlyStopping:
+    """Stop when validation accuracy has not improved for `patience` epochs, and end with the
+    best weights among the epochs that count (Keras restores them at the end of training, early
+    stop or not). Accuracy, not loss: the loss of a label-smoothed model can rise while its
+    predictions get better, and accuracy is what the blessing gates on."""
+    return tf.keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", mode="max", patience=hp.early_stopping_patience,
+        restore_best_weights=True, start_from_epoch=early_stopping_start_epoch(hp, epochs))
+
+
 def build_model_with_precision(
     hp: HParams, channels: int, precision: str, strategy: Optional[tf.distribute.Strategy] = None
 ) -> tf.keras.Model:
@@ -177,7 +193,7 @@ def train(
             model.load_weights(head_weights)
         else:
             histories.append(model.fit(
-                train_ds, validation_data=eval_ds, epochs=hp.head_epochs, verbose=2,
+                train_ds, validation_data=eval_ds, epochs=hp.head_epochs, verbose=0,
                 callbacks=common + [ProgressLog(hp.head_epochs, "head")]))
             if head_weights:
                 tf.io.gfile.makedirs(backup_dir)
@@ -189,15 +205,13 @@ def train(
     with strategy.scope():
         compile_model(model, hp, steps_per_epoch, hp.epochs - start_epoch, rate, jit)
     callbacks = common + [
-        tf.keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=hp.early_stopping_patience, restore_best_weights=True
-        ),
+        early_stopping(hp, hp.epochs - start_epoch),
         ProgressLog(hp.epochs - start_epoch, "fine-tune" if hp.two_phase else "train"),
     ]
     if backup_dir:
         callbacks.append(tf.keras.callbacks.BackupAndRestore(os.path.join(backup_dir, "epochs")))
     histories.append(model.fit(
-        train_ds, validation_data=eval_ds, epochs=hp.epochs - start_epoch, verbose=2,
+        train_ds, validation_data=eval_ds, epochs=hp.epochs - start_epoch, verbose=0,
         callbacks=callbacks))
     if backup_dir and tf.io.gfile.exists(backup_dir):  # finished: nothing left to resume
         tf.io.gfile.rmtree(backup_dir)

@@ -25,7 +25,7 @@ def test_flags_reach_the_config_and_hparams():
     hp = cfg.hparams
     assert (hp.epochs, hp.batch_size, hp.backbone, hp.weights, hp.learning_rate) == (
         3, 16, "EfficientNetV2B1", "none", 0.01)
-    assert (hp.head_epochs, hp.precision, hp.augment) == (0, "mixed_bfloat16", False)
+    assert (hp.head_epochs, hp.precision, hp.augment) == (0, "mixed_bfloat16", "none")
     assert _config("--backbone", "https://tfhub.dev/google/imagenet/efficientnet_v2_imagenet21k_xl/feature_vector/2"
                    ).hparams.input_size == 512
 

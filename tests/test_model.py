@@ -111,3 +111,20 @@ def test_hparams_validation():
     with pytest.raises(ValueError, match="unknown hyperparameters"):
         HParams.from_dict({"epochz": 3})
     assert HParams.from_dict(HParams(epochs=3).to_dict()) == HParams(epochs=3)
+
+
+def test_augmentation_modes_for_data_with_and_without_an_up():
+    assert HParams(augment=True).augment == "full" and HParams(augment=False).augment == "none"
+    with pytest.raises(ValueError, match="augment must be one of full, flips, none"):
+        HParams(augment="rotate")
+    names = lambda hp: [type(layer).__name__ for layer in model_lib.augmentation(hp, 3).layers]  # noqa: E731
+    assert names(HParams(augment="full")) == ["RandomFlip", "RandomRot90", "RandomBrightness", "RandomContrast"]
+    flips = model_lib.augmentation(HParams(augment="flips"), 3).layers
+    assert [(type(layer).__name__, layer.mode) for layer in flips] == [("RandomFlip", "horizontal")]
+    # Left-right mirroring only: "up" stays up (row order is kept, columns may be reversed).
+    x = tf.reshape(tf.range(64 * 64 * 3, dtype=tf.float32), (1, 64, 64, 3))
+    for _ in range(4):
+        out = flips[0](x, training=True).numpy()[0]
+        assert np.array_equal(out, x.numpy()[0]) or np.array_equal(out, x.numpy()[0][:, ::-1])
+    none = model_lib.build_model(HParams(weights="none", augment="none"))
+    assert "augmentation" not in [layer.name for layer in none.layers]

@@ -100,7 +100,7 @@ def test_mixed_precision_keeps_float32_probabilities():
 def test_tutorial_recipe_is_plain_adam():
     hp = HParams(weights="none", **TUTORIAL_RECIPE)
     model = model_lib.compile_model(model_lib.build_model(hp), hp, steps_per_epoch=5)
-    assert type(model.optimizer).__name__ == "Adam" and not hp.augment
+    assert type(model.optimizer).__name__ == "Adam" and hp.augment == "none"
     assert float(tf.keras.backend.get_value(model.optimizer.learning_rate)) == pytest.approx(hp.learning_rate)
 
 
@@ -151,3 +151,49 @@ def test_hub_errors_are_clear(fake_hub_model, tmp_path):
         model_lib.build_model(HParams(backbone=fake_hub_model), channels=13)
     with pytest.raises(ValueError, match="carry their own weights"):
         HParams(backbone=fake_hub_model, weights="none")
+
+
+def test_early_stopping_waits_for_the_warm_up_and_half_the_budget():
+    assert trainer.early_stopping_start_epoch(HParams(epochs=10), 10) == 5
+    assert trainer.early_stopping_start_epoch(HParams(epochs=10, warmup_epochs=7), 10) == 7
+    assert trainer.early_stopping_start_epoch(HParams(epochs=10, early_stopping_start=0.0), 10) == 1
+    assert trainer.early_stopping_start_epoch(HParams(epochs=2), 2) == 1
+    with pytest.raises(ValueError, match="early_stopping_start"):
+        HParams(early_stopping_start=1.5)
+
+
+def test_early_stopping_neither_stops_nor_keeps_weights_from_the_first_half():
+    """The collapse seen on real images: the best validation score came in epoch 1, while the
+    BatchNorm statistics were still settling, and early stopping after epoch 4 restored it."""
+    hp = HParams(weights="none", epochs=10, early_stopping_patience=3)
+    callback = trainer.early_stopping(hp, hp.epochs)
+    model = tf.keras.Sequential([tf.keras.Input((1,)), tf.keras.layers.Dense(1)])
+    callback.set_model(model)
+    callback.on_train_begin()
+    # Best validation accuracy in epoch 0, then worse: with patience 3 from the start this would
+    # stop after epoch 3 and restore epoch 0.
+    curve = [0.9, 0.1, 0.1, 0.1, 0.1, 0.5, 0.6, 0.55, 0.5, 0.5]
+    for epoch, accuracy in enumerate(curve):
+        model.layers[0].set_weights([np.full((1, 1), float(epoch)), np.zeros(1)])
+        callback.on_epoch_end(epoch, {"val_accuracy": accuracy})
+        if model.stop_training:
+            break
+    assert epoch == 9  # the whole budget ran: nothing counted before epoch 5
+    callback.on_train_end()
+    assert callback.best_epoch == 6 and model.layers[0].get_weights()[0][0, 0] == 6.0
+
+
+def test_early_stopping_stops_late_plateaus_with_the_best_counted_weights():
+    hp = HParams(weights="none", epochs=12, early_stopping_patience=2)
+    callback = trainer.early_stopping(hp, hp.epochs)
+    model = tf.keras.Sequential([tf.keras.Input((1,)), tf.keras.layers.Dense(1)])
+    callback.set_model(model)
+    callback.on_train_begin()
+    for epoch, accuracy in enumerate([0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.7, 0.7, 0.7, 0.9, 0.9]):
+        model.layers[0].set_weights([np.full((1, 1), float(epoch)), np.zeros(1)])
+        callback.on_epoch_end(epoch, {"val_accuracy": accuracy})
+        if model.stop_training:
+            break
+    assert epoch == 8  # 6 counted first (12 * 0.5), was the best; 7 and 8 did not improve
+    callback.on_train_end()
+    assert model.layers[0].get_weights()[0][0, 0] == 6.0
