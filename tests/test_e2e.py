@@ -1,4 +1,6 @@
-"""One real end-to-end run of the TFX DAG on tiny synthetic data (a few minutes)."""
+"""Real end-to-end runs of the TFX DAG: tiny synthetic RGB and 13-band data (the plumbing) and
+a small real image set (the model and its metrics). A few minutes each."""
+import json
 import os
 
 import pytest
@@ -66,7 +68,6 @@ def test_rerun_reuses_cached_components(tiny_run):
 
 
 def test_run_wrote_the_report(tiny_run):
-    import json
 
     out, _ = tiny_run
     report_dir = os.path.join(out, "report")
@@ -81,7 +82,6 @@ def test_run_wrote_the_report(tiny_run):
 
 def test_impossible_bar_blocks_the_push_and_report_says_why(tiny_run):
     """Same data and model (cached), bar raised out of reach: only Evaluator/Pusher re-run."""
-    import json
 
     out, argv = tiny_run
     base = os.path.join(out, "serving", "eurosat")
@@ -102,7 +102,6 @@ def test_impossible_bar_blocks_the_push_and_report_says_why(tiny_run):
 def test_13_band_dag_standardises_trains_evaluates_and_pushes(tmp_path, capsys):
     """The 13-band DAG on tiny synthetic data: 13-band schema validated, per-band Transform,
     a 13-channel EfficientNetV2, per-class evaluation and a pushed predict_bands model."""
-    import json
 
     import numpy as np
     import tensorflow as tf
@@ -115,7 +114,7 @@ def test_13_band_dag_standardises_trains_evaluates_and_pushes(tmp_path, capsys):
             "--weights", "none", "--epochs", "1", "--batch-size", "16",
             "--min-accuracy", "0", "--min-macro-f1", "0"]
     assert pipeline_runner.main(argv) == 0
-    printed = capsys.readouterr().out  # Keras' epoch lines, then the run summary (JSON)
+    printed = "\n" + capsys.readouterr().out  # the run summary (JSON), then the paths
     summary = json.loads(printed[printed.index("\n{") : printed.index("\nevaluation:")])
     # Its own pipeline and model name: never compared with, or pushed over, an RGB model.
     assert summary["modality"] == "all" and summary["pipeline"] == "e2e-all" and summary["pushed"]
@@ -127,3 +126,53 @@ def test_13_band_dag_standardises_trains_evaluates_and_pushes(tmp_path, capsys):
     probabilities = model.signatures[signatures.PREDICT_BANDS](bands=tf.constant(patches))[signatures.PROBABILITIES]
     np.testing.assert_allclose(probabilities.numpy().sum(-1), 1.0, rtol=1e-4)
     assert os.path.exists(os.path.join(out, "report", "predictions.png"))
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    """Real images through the whole DAG: scikit-learn's handwritten digits (120 per class) in
+    EuroSAT's class-folder layout, the default recipe from scratch, no augmentation (digits
+    have an "up")."""
+    from components.digits import write_digits_folder
+
+    root = tmp_path_factory.mktemp("digits")
+    folder = str(root / "EuroSAT_digits")
+    write_digits_folder(folder, per_class=120)
+    out = str(root / "out")
+    argv = ["--data", folder, "--output-dir", out, "--pipeline-name", "digits", "--weights", "none",
+            "--epochs", "8", "--augment", "none", "--min-accuracy", "0", "--min-macro-f1", "0"]
+    assert pipeline_runner.main(argv) == 0
+    with open(os.path.join(out, "report", "metrics.json")) as f:
+        metrics = json.load(f)
+    return latest_results(os.path.join(out, "metadata", "digits.sqlite"), "digits"), metrics
+
+
+def test_real_images_train_far_above_chance(digits_run):
+    """A collapse (early stopping restoring an epoch-1 model: 0.08 on 10 classes) fails here."""
+    results, metrics = digits_run
+    assert results.pushed
+    assert metrics["accuracy"] >= 0.7 and metrics["macro_f1"] >= 0.7, metrics
+
+
+def test_metrics_json_is_the_pushed_models_argmax_predictions(digits_run):
+    from sklearn import metrics as skm
+
+    from components import top1_metrics
+    from components.report import predict_split
+
+    results, metrics = digits_run
+    labels, probabilities = predict_split(results.pushed_destination, results.examples_uri)
+    predicted = probabilities.argmax(1)
+    ids = list(range(features.NUM_CLASSES))
+    assert metrics["confusion_matrix"] == skm.confusion_matrix(labels, predicted, labels=ids).tolist()
+    assert metrics["accuracy"] == pytest.approx(skm.accuracy_score(labels, predicted), abs=1e-6)
+    assert metrics["macro_f1"] == pytest.approx(skm.f1_score(labels, predicted, average="macro"), abs=1e-6)
+    assert metrics["weighted_f1"] == pytest.approx(skm.f1_score(labels, predicted, average="weighted"), abs=1e-6)
+    precision, recall, f1, support = skm.precision_recall_fscore_support(labels, predicted, labels=ids, zero_division=0)
+    from_matrix = top1_metrics.scores(metrics["confusion_matrix"])
+    for i, name in enumerate(features.CLASS_NAMES):
+        row = metrics["per_class"][name]
+        assert (row["precision"], row["recall"], row["f1"]) == pytest.approx((precision[i], recall[i], f1[i]), abs=1e-6)
+        assert (row["precision"], row["recall"], row["f1"]) == pytest.approx(
+            (from_matrix["precision"][i], from_matrix["recall"][i], from_matrix["f1"][i]), abs=1e-9)
+        assert row["support"] == support[i]
