@@ -372,6 +372,26 @@ def predict_samples(model_uri: str, examples_uri: str, num: int = NUM_SAMPLES) -
     ]
 
 
+def predict_split(saved_model_dir: str, examples_uri: str, split: str = "test", batch_size: int = 256):
+    """(true label ids, probabilities) of a SavedModel's serving_default signature (serialized
+    tf.Examples in, the Transform graph and the model inside) over one split of ExampleGen's
+    output: the model's own predictions, to check the Evaluator's numbers against."""
+    import tensorflow as tf
+
+    from serving import signatures
+
+    files = _split_files(examples_uri, split)
+    if not files:
+        raise FileNotFoundError(f"no {split} split under {examples_uri} (expected Split-{split}/)")
+    serve = tf.saved_model.load(saved_model_dir).signatures[signatures.SERVING_DEFAULT]
+    spec = {features.LABEL_KEY: features.raw_feature_spec()[features.LABEL_KEY]}
+    labels, probabilities = [], []
+    for records in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size):
+        labels.append(tf.io.parse_example(records, spec)[features.LABEL_KEY].numpy())
+        probabilities.append(serve(**{signatures.EXAMPLES_INPUT: records})[signatures.PROBABILITIES].numpy())
+    return np.concatenate(labels), np.concatenate(probabilities)
+
+
 def _read_history(model_run_uri: Optional[str]) -> Optional[Dict[str, List[float]]]:
     path = os.path.join(model_run_uri, "history.json") if model_run_uri else None
     if not path or not os.path.exists(path):
