@@ -156,7 +156,7 @@ def recipes(splits, files, spec, epochs: int, batch_size: int, weights: str) -> 
     x_eval, y_eval = splits["eval"]
     eval_ds = tf.data.Dataset.from_tensor_slices((x_eval, y_eval)).batch(batch_size)
     steps = math.ceil(len(splits["train"][0]) / batch_size)
-    base = dict(weights=weights, epochs=epochs, batch_size=batch_size, early_stopping_patience=epochs)
+    base = dict(weights=weights, epochs=epochs, batch_size=batch_size)
     out = {}
     for name, overrides in (("default", {}), ("tutorial", TUTORIAL_RECIPE)):
         hp = HParams(**base, **overrides)
@@ -168,39 +168,9 @@ def recipes(splits, files, spec, epochs: int, batch_size: int, weights: str) -> 
     return out
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--images", type=int, default=2000, help="synthetic images in all (60%% train)")
-    p.add_argument("--timing-epochs", type=int, default=7,
-                   help="timed rounds per precision (one epoch of each side per round, interleaved)")
-    p.add_argument("--epochs", type=int, default=8, help="epoch budget of the recipe comparison")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--weights", default="none", help="'none' offline; 'imagenet' or a file to compare fine-tuning")
-    p.add_argument("--quick", action="store_true", help="400 images, 1 timed epoch, 2-epoch budget")
-    p.add_argument("--skip-accuracy", action="store_true")
-    p.add_argument("--json", help="also write the figures to this file")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.images, args.timing_epochs, args.epochs = 400, 2, 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    logging.getLogger("components").setLevel(logging.WARNING)
-
-    devices = [d.device_type for d in tf.config.list_physical_devices()]
-    logging.info("devices: %s; making %d synthetic images", devices, args.images)
-    splits = make_data(args.images)
-    with tempfile.TemporaryDirectory() as tmp:
-        files, spec = write_transformed(*splits["train"], os.path.join(tmp, "train"))
-        report = {"devices": devices, "images": args.images, "batch_size": args.batch_size, "throughput": {},
-                  "pipeline_only": pipeline_only(files, spec, args.batch_size)}
-        for precision in ("float32", "mixed_bfloat16") + (("mixed_float16",) if "GPU" in devices else ()):
-            logging.info("throughput, %s ...", precision)
-            report["throughput"][precision] = throughput(splits, files, spec, precision, args.timing_epochs, args.batch_size)
-        if not args.skip_accuracy:
-            logging.info("recipes, %d epochs each ...", args.epochs)
-            report["recipes"] = recipes(splits, files, spec, args.epochs, args.batch_size, args.weights)
-
+def print_throughput(report: dict, rounds: int) -> None:
     print("\nTraining throughput, EfficientNetV2-B0 at 64x64, images/s (median of "
-          f"{args.timing_epochs} interleaved epochs; min-max); ratio = Trainer input pipeline / in-memory loop")
+          f"{rounds} interleaved epochs; min-max); ratio = Trainer input pipeline / in-memory loop")
     print(f"{'precision':<16}{'input pipeline':>24}{'in memory':>24}{'ratio':>8}{'of medians':>12}{'of best':>9}")
     for precision, r in report["throughput"].items():
         pipe = f"{r['input_pipeline']:.1f} ({r['spread']['input_pipeline'][0]}-{r['spread']['input_pipeline'][1]})"
@@ -215,6 +185,44 @@ def main(argv=None) -> int:
     for precision, r in report["throughput"].items():
         if precision != "float32":
             print(f"{precision} speed-up over float32: {r['input_pipeline'] / fp32:.2f}x")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--images", type=int, default=2000, help="synthetic images in all (60%% train)")
+    p.add_argument("--timing-epochs", type=int, default=7,
+                   help="timed rounds per precision (one epoch of each side per round, interleaved)")
+    p.add_argument("--epochs", type=int, default=8, help="epoch budget of the recipe comparison")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--weights", default="none", help="'none' offline; 'imagenet' or a file to compare fine-tuning")
+    p.add_argument("--quick", action="store_true", help="400 images, 1 timed epoch, 2-epoch budget")
+    p.add_argument("--skip-accuracy", action="store_true")
+    p.add_argument("--skip-throughput", action="store_true", help="only the recipe comparison")
+    p.add_argument("--json", help="also write the figures to this file")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.images, args.timing_epochs, args.epochs = 400, 2, 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("components").setLevel(logging.WARNING)
+
+    devices = [d.device_type for d in tf.config.list_physical_devices()]
+    logging.info("devices: %s; making %d synthetic images", devices, args.images)
+    splits = make_data(args.images)
+    with tempfile.TemporaryDirectory() as tmp:
+        files, spec = write_transformed(*splits["train"], os.path.join(tmp, "train"))
+        report = {"devices": devices, "images": args.images, "batch_size": args.batch_size, "throughput": {}}
+        if not args.skip_throughput:
+            report["pipeline_only"] = pipeline_only(files, spec, args.batch_size)
+        for precision in () if args.skip_throughput else (
+                ("float32", "mixed_bfloat16") + (("mixed_float16",) if "GPU" in devices else ())):
+            logging.info("throughput, %s ...", precision)
+            report["throughput"][precision] = throughput(splits, files, spec, precision, args.timing_epochs, args.batch_size)
+        if not args.skip_accuracy:
+            logging.info("recipes, %d epochs each ...", args.epochs)
+            report["recipes"] = recipes(splits, files, spec, args.epochs, args.batch_size, args.weights)
+
+    if report["throughput"]:
+        print_throughput(report, args.timing_epochs)
     if "recipes" in report:
         print(f"\nRecipes after {args.epochs} epochs, weights={args.weights} (test split)")
         print(f"{'recipe':<12}{'accuracy':>10}{'macro F1':>10}{'train s':>9}")
