@@ -88,11 +88,11 @@ class TileGrid:
         """The map's affine transform: the scene's, with pixels `stride` times larger."""
         from affine import Affine
 
-        return scene_transform * Affine.scale(self.stride)
+        return scene_transform @ Affine.scale(self.stride)
 
     def patch_centre(self, scene_transform, row: int, col: int) -> Tuple[float, float]:
         """Map coordinates (x, y) of the centre of patch (row, col)."""
-        return scene_transform * (col * self.stride + PATCH / 2, row * self.stride + PATCH / 2)
+        return scene_transform @ (col * self.stride + PATCH / 2, row * self.stride + PATCH / 2)
 
 
 @dataclasses.dataclass(frozen=True)
