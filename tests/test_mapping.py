@@ -223,6 +223,37 @@ def test_stride_32_maps_finer_cells_on_the_same_footprint(scenes_dir, rgb_predic
     assert (classes[:2] == landuse.NODATA_CLASS).all() and (classes[2:] != landuse.NODATA_CLASS).all()
 
 
+def test_folder_and_zip_of_georeferenced_patches_are_mosaicked_and_mapped(scenes_dir, rgb_map, rgb_predictor,
+                                                                         tmp_path):
+    import zipfile
+
+    from rasterio.windows import Window, transform as window_transform
+
+    folder = tmp_path / "patches" / "Scene_1"
+    folder.mkdir(parents=True)
+    with rasterio.open(scenes_dir / "rgb.tif") as src:
+        for r in range(1, 4):
+            for c in range(2, 6):
+                window = Window(c * 64, r * 64, 64, 64)
+                profile = dict(driver="GTiff", width=64, height=64, count=3, dtype="uint8", crs=src.crs,
+                               transform=window_transform(window, src.transform))
+                with rasterio.open(folder / f"patch_{r}_{c}.tif", "w", **profile) as dst:
+                    dst.write(src.read(window=window))
+    with zipfile.ZipFile(tmp_path / "patches.zip", "w") as archive:
+        for f in sorted(folder.iterdir()):
+            archive.write(f, f"Scene_1/{f.name}")
+    expected = read_tif(rgb_map[0] / "landuse.tif")[0][1:4, 2:6]
+    for name, source in (("from_folder", tmp_path / "patches"), ("from_zip", tmp_path / "patches.zip")):
+        landuse.map_scene(str(source), rgb_predictor, str(tmp_path / name))
+        classes, profile = read_tif(tmp_path / name / "landuse.tif")
+        np.testing.assert_array_equal(classes, expected)
+        assert profile["transform"] @ (0, 0) == (500000 + 2 * 640, 5200000 - 640)
+    with rasterio.open(folder / "bare.tif", "w", driver="GTiff", width=64, height=64, count=3, dtype="uint8") as dst:
+        dst.write(np.full((3, 64, 64), 90, np.uint8))  # no CRS, no transform
+    with pytest.raises(MapError, match="has no georeference"):
+        landuse.map_scene(str(tmp_path / "patches"), rgb_predictor, str(tmp_path / "again"))
+
+
 @pytest.fixture(scope="module")
 def server(rgb_model):
     process, address = mapping_fixtures.start_dev_server(rgb_model)

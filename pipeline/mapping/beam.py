@@ -148,6 +148,9 @@ def run_beam_maps(inputs: Sequence[str], model_path: str, output_dir: str, beam_
     modality = export_modality(export_dir)
     work: List[Tuple[str, int]] = []
     for path in inputs:  # check every scene before any worker starts
+        if scenes.is_patch_collection(path):
+            raise MapError(f"--beam maps rasters; {path!r} is a folder/zip of patches: map it without --beam "
+                           "(it is mosaicked first), or give the mosaic")
         with scenes.open_raster(path) as dataset:
             scene = scenes.describe(dataset, modality)
         work.extend((path, row) for row in range(TileGrid(scene.height, scene.width, options.stride).rows))

@@ -309,10 +309,63 @@ def write_outputs(output_dir: str, dataset, scene: scenes.Scene, grid: TileGrid,
     return summary
 
 
+# GDAL's block cache defaults to 5 % of the RAM and would fill with every block read; the map reads
+# each block once or a few times in a row, so a small cache holds what it re-reads.
+GDAL_CACHE_MB = 128
+
+
+def rasterio_env():
+    import rasterio
+
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
+
+
+def prefetch(items: Iterable, depth: int = 2) -> Iterator:
+    """Items of `items` produced in a background thread, `depth` ahead: the next batch is read and
+    encoded while the model runs on this one (both release the GIL). Errors re-raise here."""
+    import queue
+    import threading
+
+    q: "queue.Queue" = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                q.put(item)
+            q.put(done)
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer
+            q.put(err)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                pass
+            thread.join(timeout=0.05)
+
+
 def map_scene(scene_path: str, predictor, output_dir: str, options: MapOptions = MapOptions()) -> dict:
-    """Classify every patch of a scene with `predictor` and write the outputs; returns the summary."""
+    """Classify every patch of a scene (or of a folder/zip of georeferenced patches, mosaicked into
+    output_dir first) with `predictor` and write the outputs; returns the summary."""
     started = time.monotonic()
-    with scenes.open_raster(scene_path) as dataset:
+    scene_path = scenes.scene_path(scene_path, output_dir)
+    with rasterio_env(), scenes.open_raster(scene_path) as dataset:
         scene = scenes.describe(dataset, predictor.modality)
         grid = TileGrid(scene.height, scene.width, options.stride)
         os.makedirs(output_dir, exist_ok=True)
@@ -325,8 +378,9 @@ def map_scene(scene_path: str, predictor, output_dir: str, options: MapOptions =
         try:
             strips = scenes.iter_strips(dataset, grid, predictor.modality, dn_range=options.dn_range,
                                         max_nodata_fraction=options.max_nodata_fraction)
-            for batch in batches(strips, options.batch_size, on_masked=progress.add):
-                probabilities = predictor.predict(batch.pixels)
+            encoded = ((b, predictor.encode(b.pixels)) for b in batches(strips, options.batch_size, progress.add))
+            for batch, inputs in prefetch(encoded):
+                probabilities = predictor.run(inputs)
                 accumulator.add(batch.rows, batch.cols, probabilities)
                 table.add(batch.rows, batch.cols, probabilities)
                 progress.add(len(batch.rows))

@@ -28,8 +28,15 @@ class Predictor(Protocol):
     model: str  # where the model is: a folder, or model@host:port
     version: str  # the model version used
 
+    def encode(self, pixels: np.ndarray):
+        """[n, 64, 64, C] uint8 (RGB) / uint16 (13 bands) -> what the signature takes (PNGs or uint16);
+        thread-safe, so the next batch can be encoded while the model runs."""
+
+    def run(self, encoded) -> np.ndarray:
+        """The signature on encoded patches -> float32 [n, 10] probabilities."""
+
     def predict(self, pixels: np.ndarray) -> np.ndarray:
-        """[n, 64, 64, C] uint8 (RGB) / uint16 (13 bands) -> float32 [n, 10] probabilities."""
+        """run(encode(pixels))."""
 
 
 def encode_png(patch: np.ndarray) -> bytes:
@@ -90,16 +97,24 @@ class SavedModelPredictor:
         name, self._input = signatures.pixel_signature(self.modality)
         self._loaded = loaded  # keeps the signature's variables alive
         self._signature = loaded.signatures[name]
+        # warm-up (graph optimisation on the first call), as TF Serving does before serving
+        self.predict(np.zeros((1, *features.BANDS_SHAPE[:2], features.channels(self.modality)),
+                              np.uint8 if self.modality == features.RGB else np.uint16))
 
-    def predict(self, pixels: np.ndarray) -> np.ndarray:
+    def encode(self, pixels: np.ndarray):
+        if self.modality == features.RGB:
+            return encode_pngs(pixels)
+        return np.asarray(pixels, np.uint16)
+
+    def run(self, encoded) -> np.ndarray:
         import tensorflow as tf
 
-        if self.modality == features.RGB:
-            value = tf.constant(encode_pngs(pixels), dtype=tf.string)
-        else:
-            value = tf.constant(np.asarray(pixels, np.uint16))
+        value = tf.constant(encoded, dtype=tf.string if self.modality == features.RGB else tf.uint16)
         out = self._signature(**{self._input: value})
         return out[signatures.PROBABILITIES].numpy()
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        return self.run(self.encode(pixels))
 
 
 class EndpointPredictor:
@@ -118,13 +133,21 @@ class EndpointPredictor:
             raise MapError(f"--server {server}: {err}") from None
         self.version = str(version if version is not None else max(available, default="unknown"))
 
-    def predict(self, pixels: np.ndarray) -> np.ndarray:
+    def encode(self, pixels: np.ndarray):
+        if self.modality == features.RGB:
+            return encode_pngs(pixels)
+        return list(np.asarray(pixels, np.uint16))
+
+    def run(self, encoded) -> np.ndarray:
         try:
             if self.modality == features.RGB:
-                return self._client.predict_images(encode_pngs(pixels), batch_size=max(1, len(pixels)))
-            return self._client.predict_bands(list(pixels), batch_size=max(1, len(pixels)))
+                return self._client.predict_images(encoded, batch_size=max(1, len(encoded)))
+            return self._client.predict_bands(encoded, batch_size=max(1, len(encoded)))
         except self._error_type as err:
             raise MapError(f"--server: {err}") from None
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        return self.run(self.encode(pixels))
 
     def close(self) -> None:
         self._client.close()

@@ -14,6 +14,9 @@ band or an internal mask) or when every band is 0 (the all-zero borders of Senti
 patch with more than ``max_nodata_fraction`` nodata pixels (default 0: any) is not classified;
 EuroSAT's patches never contain nodata, so the model has never seen any.
 
+A folder or zip of georeferenced patches (EuroSAT's all-bands GeoTIFFs, say) is first stitched into
+one mosaic GeoTIFF by the patches' own coordinates (``mosaic_patches``), then mapped like a scene.
+
 RGB digital numbers -> 8 bits, as EuroSAT's RGB images were made from the all-bands data (the
 dataset's authors: ``gdal_translate -scale 0 2750 1 255 -a_nodata 0``, bands B04, B03, B02): the
 range [low, high] (default 0..2750) goes linearly to 1..255, clipped; 8-bit scenes are used as
@@ -125,14 +128,71 @@ def open_raster(path: str):
 
     if "://" not in path and not os.path.exists(path):
         raise MapError(f"--input {path!r}: no such file")
-    if os.path.isdir(path):
-        raise MapError(f"--input {path!r} is a folder; give a GeoTIFF (or any raster GDAL reads, e.g. a VRT "
-                       "stacking the band files)")
     try:
         return rasterio.open(path)
     except RasterioIOError as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise MapError(f"--input {path!r} is not a raster GDAL can read ({reason}); give a GeoTIFF") from None
+
+
+PATCH_FILE_SUFFIXES = (".tif", ".tiff")
+
+
+def patch_files(path: str) -> list:
+    """The GeoTIFF patches of a folder or .zip, as paths rasterio opens (zip://archive!/member)."""
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = sorted(n for n in archive.namelist() if n.lower().endswith(PATCH_FILE_SUFFIXES)
+                           and "__MACOSX" not in n and not os.path.basename(n).startswith("."))
+        files = [f"zip://{os.path.abspath(path)}!/{n}" for n in names]
+    else:
+        files = sorted(os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs
+                       if f.lower().endswith(PATCH_FILE_SUFFIXES) and not f.startswith("."))
+    if not files:
+        raise MapError(f"--input {path!r} holds no GeoTIFF patches (*.tif): give a scene, or a folder/zip of "
+                       "georeferenced patches such as EuroSAT's all-bands GeoTIFFs")
+    return files
+
+
+def mosaic_patches(path: str, destination: str) -> str:
+    """Stitch a folder or zip of georeferenced patches into one GeoTIFF by their own coordinates
+    (rasterio.merge, in chunks: bounded memory); places no patch covers are 0 (masked)."""
+    import rasterio
+    from rasterio.merge import merge
+
+    files = patch_files(path)
+    crss = {}
+    for name in files:
+        try:
+            with rasterio.open(name) as src:
+                if src.crs is None or src.transform.is_identity:
+                    raise MapError(f"patch {name!r} has no georeference, so it cannot be placed on a map "
+                                   "(EuroSAT's all-bands GeoTIFFs have one, its RGB JPEGs do not)")
+                crss.setdefault(src.crs.to_string(), name)
+        except rasterio.errors.RasterioIOError:
+            raise MapError(f"patch {name!r} is not a raster GDAL can read") from None
+    if len(crss) > 1:
+        raise MapError(f"the patches of {path!r} are in {len(crss)} coordinate systems ({', '.join(sorted(crss))}): "
+                       "reproject them into one first (gdalwarp -t_srs)")
+    merge(files, dst_path=destination, nodata=0, dst_kwds={"compress": "deflate", "tiled": True, "blockxsize": 256, "blockysize": 256})
+    return destination
+
+
+def is_patch_collection(path: str) -> bool:
+    """A folder or zip (of patches), not a raster."""
+    import zipfile
+
+    return os.path.isdir(path) or (os.path.isfile(path) and zipfile.is_zipfile(path))
+
+
+def scene_path(path: str, work_dir: str) -> str:
+    """The raster to map: `path` itself, or the mosaic of a folder/zip of patches in `work_dir`."""
+    if is_patch_collection(path):
+        os.makedirs(work_dir, exist_ok=True)
+        return mosaic_patches(path, os.path.join(work_dir, "mosaic.tif"))
+    return path
 
 
 def _bands_to_read(dataset, modality: str) -> Tuple[int, ...]:
