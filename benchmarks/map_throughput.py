@@ -1,15 +1,16 @@
 """Land-use map throughput and memory: a synthetic scene mapped in process and through gRPC.
 
     PYTHONPATH=$PWD python benchmarks/map_throughput.py --model outputs/serving/eurosat \
-        [--size 2560] [--large-size 5120] [--batch-size 64]
+        [--size 2560] [--memory-sizes 5120,10944] [--batch-size 64]
 
 Writes synthetic georeferenced RGB scenes (components.synthetic.write_synthetic_scene) of
-size x size and large-size x large-size pixels, then runs `pipeline_runner.py map` on them, each
-run in its own process so its peak RSS is its own (os.wait4):
+size x size pixels and of each --memory-sizes side, then runs `pipeline_runner.py map` on them,
+each run in its own process so its peak RSS is its own (os.wait4):
 
 1. the small scene in process (SavedModel loaded by the map command);
 2. the small scene through `python -m serving.server` with --server (client RSS; the server's too);
-3. the large scene in process: same peak RSS as 1 means memory does not grow with the scene.
+3. each larger scene in process: the same peak RSS as 1 means memory does not grow with the scene.
+   10,944 px is 171 x 171 = 29,241 patches, the patch count of a full Sentinel-2 tile.
 
 Baseline, in this process on the same machine: the model's pixel signature alone on the same
 number of patches already in memory (no reading, tiling, masking or writing), so the ratio
@@ -41,11 +42,22 @@ from components import features, synthetic  # noqa: E402
 S2_TILE_PATCHES = (10980 // 64) ** 2
 
 
-def layout(patches_per_side: int, seed: int = 0) -> np.ndarray:
-    """Blocks of 8 x 8 patches of one class each (fields, towns, lakes), random classes."""
+def layout(n: int, seed: int = 0) -> np.ndarray:
+    """An n x n patch landscape: fields, a forest, a town by a highway, a river into a lake."""
     rng = np.random.default_rng(seed)
-    blocks = rng.integers(0, features.NUM_CLASSES, (patches_per_side // 8 + 1,) * 2)
-    return np.kron(blocks, np.ones((8, 8), int))[:patches_per_side, :patches_per_side]
+    fields = rng.choice([0, 2, 5, 6], size=(n // 5 + 1, n // 5 + 1))  # crops, meadows, pasture, orchards
+    classes = np.kron(fields, np.ones((5, 5), int))[:n, :n]
+    r, c = np.mgrid[0:n, 0:n] / n
+    classes[(r / 0.38) ** 2 + (c / 0.42) ** 2 + rng.normal(0, 0.08, (n, n)) < 1] = 1  # forest, top left
+    town = ((r - 0.68) / 0.14) ** 2 + ((c - 0.3) / 0.17) ** 2 < 1
+    classes[town] = 7  # residential
+    classes[(np.abs(r - 0.5) < 0.06) & (np.abs(c - 0.4) < 0.1)] = 4  # industrial by the highway
+    classes[np.abs(r - 0.44) < 0.5 / n] = 3  # highway, west to east
+    lake = ((r - 0.8) / 0.16) ** 2 + ((c - 0.8) / 0.2) ** 2 < 1
+    river = (np.abs(c - (0.62 + 0.07 * np.sin(r * 9))) < 0.6 / n) & (r < 0.75)
+    classes[river] = 8
+    classes[lake] = 9
+    return classes
 
 
 def run_measured(command: list) -> tuple[float, float, str]:
@@ -87,7 +99,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="push directory or SavedModel (default: train the tests' small CNN)")
     parser.add_argument("--size", type=int, default=2560, help="side of the scene, px (2560: 1,600 patches)")
-    parser.add_argument("--large-size", type=int, default=5120, help="side of the memory-check scene, px (0: skip)")
+    parser.add_argument("--memory-sizes", default="5120",
+                        help="sides of the memory-check scenes, px, comma-separated ('' to skip)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--skip-grpc", action="store_true")
     args = parser.parse_args()
@@ -98,7 +111,8 @@ def main() -> None:
 
         model = mapping_fixtures.train_and_export(os.path.join(work, "model"))
     results = {}
-    scenes = {"small": args.size, **({"large": args.large_size} if args.large_size else {})}
+    memory_sizes = [int(v) for v in args.memory_sizes.split(",") if v]
+    scenes = {"small": args.size, **{f"side_{size}": size for size in memory_sizes}}
     for name, size in scenes.items():
         path = os.path.join(work, f"{name}.tif")
         t = time.perf_counter()
@@ -115,6 +129,8 @@ def main() -> None:
                           "map_s": summary["wall_time_s"], "process_wall_s": round(wall, 1),
                           "peak_rss_mib": round(rss)}
         print(label, json.dumps(results[label]), flush=True)
+        if label != "in_process":
+            os.remove(os.path.join(out, "tiles.csv"))  # the big ones are not needed after the figures
 
     small = os.path.join(work, "small.tif")
     record("in_process", small, ["--model", model])
@@ -130,8 +146,8 @@ def main() -> None:
             server.terminate()
             _, _, usage = os.wait4(server.pid, 0)
         results["grpc"]["server_peak_rss_mib"] = round(usage.ru_maxrss / 1024.0)
-    if args.large_size:
-        record("in_process_large", os.path.join(work, "large.tif"), ["--model", model])
+    for size in memory_sizes:
+        record(f"in_process_{size}px", os.path.join(work, f"side_{size}.tif"), ["--model", model])
     baseline = model_alone(model, results["in_process"]["tiles"], args.batch_size)
     rate = results["in_process"]["tiles_per_s"]
     print(json.dumps({

@@ -31,6 +31,8 @@ def read_map(map_dir: str) -> Tuple[np.ndarray, object, object]:
     """(class ids, transform, crs) of the landuse.tif in `map_dir`."""
     import rasterio
 
+    if "://" in map_dir:
+        raise MapError(f"--compare reads local map folders; copy {map_dir!r} here first (gsutil -m cp -r)")
     path = os.path.join(map_dir, MAP_FILE)
     if not os.path.exists(path):
         raise MapError(f"--compare {map_dir!r}: no {MAP_FILE} there; give the output folder of an earlier map")
