@@ -356,3 +356,27 @@ def test_bad_inputs_get_one_line_errors(rgb_model, bands_model, scenes_dir, tmp_
         capsys, ["--model", rgb_model, "--input", str(scenes_dir / "rgb.tif"), "--output", out, "--stride", "48"])
     assert "--dn-range" in _one_line_error(
         capsys, ["--model", rgb_model, "--input", str(scenes_dir / "rgb.tif"), "--output", out, "--dn-range", "x"])
+
+
+def test_hectares_need_a_projected_crs():
+    cell = Affine(640, 0, 500000, 0, -640, 5200000)
+    assert landuse.cell_area_ha(rasterio.crs.CRS.from_epsg(32632).to_wkt(), cell) == pytest.approx(40.96)
+    assert landuse.cell_area_ha(rasterio.crs.CRS.from_epsg(4326).to_wkt(), Affine(0.01, 0, 8, 0, -0.01, 50)) is None
+    assert landuse.cell_area_ha(None, cell) is None
+
+
+def test_map_beam_on_dataflow_gets_the_pipelines_dataflow_arguments(monkeypatch, capsys):
+    from pipeline.mapping import beam
+
+    calls = []
+    monkeypatch.setattr(beam, "run_beam_maps", lambda *a: calls.append(a) or {a[0][0]: a[2]})
+    argv = ["map", "--beam", "--model", "gs://b/serving/eurosat", "--input", "gs://b/a.tif", "--output", "gs://b/maps",
+            "--beam-runner", "dataflow", "--project", "p", "--region", "europe-west4", "--temp-location", "gs://b/tmp",
+            "--image", "europe-docker.pkg.dev/p/ml/eurosat-tfx:1"]
+    assert pipeline_runner.main(argv) == 0
+    (inputs, model, output, beam_args, options), = calls
+    assert inputs == ["gs://b/a.tif"] and model == "gs://b/serving/eurosat" and output == "gs://b/maps"
+    assert beam_args == ["--runner=DataflowRunner", "--project=p", "--region=europe-west4", "--temp_location=gs://b/tmp",
+                         "--sdk_container_image=europe-docker.pkg.dev/p/ml/eurosat-tfx:1"]
+    assert pipeline_runner.main(argv[:-8] + ["--beam-runner", "dataflow"]) == 2
+    assert "needs --project, --region, --temp-location, --image" in capsys.readouterr().err
