@@ -275,6 +275,22 @@ def test_endpoint_gives_the_same_map_as_in_process(scenes_dir, rgb_map, server, 
                                atol=1e-5)
 
 
+def test_13_band_endpoint_gives_the_same_map_as_in_process(scenes_dir, bands_model, tmp_path):
+    landuse.map_scene(str(scenes_dir / "bands.tif"), predictors.SavedModelPredictor(bands_model),
+                      str(tmp_path / "local"))
+    process, address = mapping_fixtures.start_dev_server(bands_model)
+    try:
+        predictor = predictors.EndpointPredictor(address, mapping_fixtures.MODEL_NAME)
+        assert predictor.modality == features.ALL_BANDS
+        landuse.map_scene(str(scenes_dir / "bands.tif"), predictor, str(tmp_path / "endpoint"))
+        predictor.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    np.testing.assert_array_equal(read_tif(tmp_path / "endpoint" / "landuse.tif")[0],
+                                  read_tif(tmp_path / "local" / "landuse.tif")[0])
+
+
 def test_beam_direct_runner_gives_the_same_maps(scenes_dir, rgb_model, rgb_map, tmp_path):
     from pipeline.mapping.beam import run_beam_maps
 

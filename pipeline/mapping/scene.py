@@ -42,6 +42,13 @@ class MapError(UserError, ValueError):
     """A scene, model or option that cannot be mapped; the message names it and the fix."""
 
 
+def check_stride(stride: int) -> int:
+    if stride < 1 or PATCH % stride:
+        raise MapError(f"--stride {stride}: it must divide {PATCH} (64, 32, 16 or 8), so that "
+                       "overlapping patches cover whole map cells")
+    return stride
+
+
 @dataclasses.dataclass(frozen=True)
 class TileGrid:
     """Where the patches of a height x width scene lie, and the map cells they cover."""
@@ -51,9 +58,7 @@ class TileGrid:
     stride: int = PATCH
 
     def __post_init__(self) -> None:
-        if self.stride < 1 or PATCH % self.stride:
-            raise MapError(f"--stride {self.stride}: it must divide {PATCH} (64, 32, 16 or 8), so that "
-                           "overlapping patches cover whole map cells")
+        check_stride(self.stride)
         if self.height < PATCH or self.width < PATCH:
             raise MapError(f"the scene is {self.width}x{self.height} px, smaller than one {PATCH}x{PATCH} "
                            "patch: there is nothing to classify")
@@ -263,7 +268,7 @@ def read_strip(dataset, grid: TileGrid, row: int, modality: str,
     values = np.moveaxis(dataset.read(bands, window=window), 0, -1)  # [64, W, C]
     valid = (dataset.dataset_mask(window=window) > 0) & np.any(values != 0, axis=-1)
     starts = np.arange(grid.cols) * grid.stride
-    # [cols, 64, 64] validity of each patch, as a view (no copy of the strip)
+    # the fraction of nodata pixels in each patch of the row
     nodata = 1.0 - np.stack([valid[:, s : s + PATCH].mean() for s in starts]) if len(starts) else np.zeros(0)
     keep = np.flatnonzero(nodata <= max_nodata_fraction)
     patches = np.stack([values[:, s : s + PATCH] for s in starts[keep]]) if len(keep) else (
