@@ -251,6 +251,8 @@ def build_map_parser() -> argparse.ArgumentParser:
                    "than this are not classified (default 0: any)")
     p.add_argument("--compare", help="the output folder of an earlier map of the same grid: writes transitions.csv "
                    "(from->to hectares) and change.png")
+    p.add_argument("--min-confidence", type=float, default=0.0, help="--compare: leave out cells whose top "
+                   "probability is below this in either map (a map's errors look like change) (default 0)")
     g = p.add_argument_group("Beam (many scenes; Dataflow)")
     g.add_argument("--beam", action="store_true", help="run the tiling and inference as a Beam pipeline")
     g.add_argument("--beam-runner", choices=["direct", "dataflow"], default="direct")
@@ -315,7 +317,7 @@ def map_main(argv: List[str]) -> int:
             outputs = {args.input[0]: args.output}
         if args.compare:
             for output in outputs.values():
-                result = change.compare(args.compare, output)
+                result = change.compare(args.compare, output, args.min_confidence)
                 print(f"change: {result['changed']} {result['unit']} of {result['compared']} changed class; "
                       f"{os.path.join(output, 'change.png')}")
     except UserError as err:  # MapError too: the message names the input and the fix

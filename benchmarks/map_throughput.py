@@ -10,7 +10,9 @@ each run in its own process so its peak RSS is its own (os.wait4):
 1. the small scene in process (SavedModel loaded by the map command);
 2. the small scene through `python -m serving.server` with --server (client RSS; the server's too);
 3. each larger scene in process: the same peak RSS as 1 means memory does not grow with the scene.
-   10,944 px is 171 x 171 = 29,241 patches, the patch count of a full Sentinel-2 tile.
+   10,944 px is 171 x 171 = 29,241 patches, the patch count of a full Sentinel-2 tile;
+4. with --change: the small scene's landscape some years later (forest cleared, town grown),
+   mapped with --compare against 1 (the change example in the README).
 
 Baseline, in this process on the same machine: the model's pixel signature alone on the same
 number of patches already in memory (no reading, tiling, masking or writing), so the ratio
@@ -42,14 +44,18 @@ from components import features, synthetic  # noqa: E402
 S2_TILE_PATCHES = (10980 // 64) ** 2
 
 
-def layout(n: int, seed: int = 0) -> np.ndarray:
-    """An n x n patch landscape: fields, a forest, a town by a highway, a river into a lake."""
+def layout(n: int, seed: int = 0, later: bool = False) -> np.ndarray:
+    """An n x n patch landscape: fields, a forest, a town by a highway, a river into a lake; `later`:
+    the same some years on, with part of the forest cleared for crops and the town grown."""
     rng = np.random.default_rng(seed)
     fields = rng.choice([0, 2, 5, 6], size=(n // 5 + 1, n // 5 + 1))  # crops, meadows, pasture, orchards
     classes = np.kron(fields, np.ones((5, 5), int))[:n, :n]
     r, c = np.mgrid[0:n, 0:n] / n
     classes[(r / 0.38) ** 2 + (c / 0.42) ** 2 + rng.normal(0, 0.08, (n, n)) < 1] = 1  # forest, top left
-    town = ((r - 0.68) / 0.14) ** 2 + ((c - 0.3) / 0.17) ** 2 < 1
+    if later:
+        classes[(r < 0.22) & (c > 0.18) & (c < 0.36)] = 0  # a clear-cut, now crops
+    grown = 1.35 if later else 1.0
+    town = ((r - 0.68) / (0.14 * grown)) ** 2 + ((c - 0.3) / (0.17 * grown)) ** 2 < 1
     classes[town] = 7  # residential
     classes[(np.abs(r - 0.5) < 0.06) & (np.abs(c - 0.4) < 0.1)] = 4  # industrial by the highway
     classes[np.abs(r - 0.44) < 0.5 / n] = 3  # highway, west to east
@@ -103,6 +109,7 @@ def main() -> None:
                         help="sides of the memory-check scenes, px, comma-separated ('' to skip)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--skip-grpc", action="store_true")
+    parser.add_argument("--change", action="store_true", help="also map a later scene and compare")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="map_bench_")
     model = args.model
@@ -112,11 +119,13 @@ def main() -> None:
         model = mapping_fixtures.train_and_export(os.path.join(work, "model"))
     results = {}
     memory_sizes = [int(v) for v in args.memory_sizes.split(",") if v]
-    scenes = {"small": args.size, **{f"side_{size}": size for size in memory_sizes}}
+    scenes = {"small": args.size, **{f"side_{size}": size for size in memory_sizes},
+              **({"later": args.size} if args.change else {})}
     for name, size in scenes.items():
         path = os.path.join(work, f"{name}.tif")
         t = time.perf_counter()
-        synthetic.write_synthetic_scene(path, layout(size // 64), features.RGB, seed=3)
+        synthetic.write_synthetic_scene(path, layout(size // 64, later=name == "later"), features.RGB,
+                                        seed=4 if name == "later" else 3)
         print(f"scene {name}: {size}x{size} px, {(size // 64) ** 2} patches, "
               f"{os.path.getsize(path) / 2**20:.0f} MiB, written in {time.perf_counter() - t:.0f} s", flush=True)
 
@@ -148,6 +157,13 @@ def main() -> None:
         results["grpc"]["server_peak_rss_mib"] = round(usage.ru_maxrss / 1024.0)
     for size in memory_sizes:
         record(f"in_process_{size}px", os.path.join(work, f"side_{size}.tif"), ["--model", model])
+    if args.change:
+        record("in_process_later", os.path.join(work, "later.tif"),
+               ["--model", model, "--compare", os.path.join(work, "in_process")])
+        with open(os.path.join(work, "in_process_later", "summary.json")) as f:
+            change = json.load(f)["change"]
+        print("change", json.dumps({k: change[k] for k in ("unit", "compared", "changed", "largest_transitions")}))
+    print(f"maps and scenes kept in {work}", flush=True)
     baseline = model_alone(model, results["in_process"]["tiles"], args.batch_size)
     rate = results["in_process"]["tiles_per_s"]
     print(json.dumps({

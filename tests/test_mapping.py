@@ -326,6 +326,13 @@ def test_compare_gives_transitions_in_hectares(scenes_dir, rgb_map, rgb_model, t
         table = list(csv.reader(f))
     assert table[0][1:] == list(features.CLASS_NAMES) and len(table) == 11
     assert os.path.getsize(tmp_path / "later" / "change.png") > 10_000
+    sure = change.compare(str(rgb_map[0]), str(tmp_path / "later"), min_confidence=0.9)
+    confident = both & (read_tif(rgb_map[0] / "confidence.tif")[0] >= 0.9) & (
+        read_tif(tmp_path / "later" / "confidence.tif")[0] >= 0.9)
+    assert 0 < confident.sum() < both.sum()
+    assert sure["compared"] == pytest.approx(confident.sum() * 40.96)
+    assert sure["left_out_uncertain"] == pytest.approx((both & ~confident).sum() * 40.96)
+    assert sure["changed"] == pytest.approx(((earlier != later) & confident).sum() * 40.96)
 
 
 def test_compare_refuses_another_grid(rgb_map, tmp_path):

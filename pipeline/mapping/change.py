@@ -9,7 +9,9 @@ grid (CRS, transform, size: map both dates from scenes of the same footprint wit
   class's colour; unchanged cells grey);
 - a ``change`` entry in ``summary.json`` (changed hectares, the largest transitions).
 
-Cells that are nodata in either map are left out of the matrix.
+Cells that are nodata in either map are left out of the matrix. A map's errors look like change
+(a patch classified differently on the two dates), so ``min_confidence`` also leaves out the cells
+whose top probability (confidence.tif) is below it in either map: fewer cells, truer change.
 """
 from __future__ import annotations
 
@@ -25,17 +27,18 @@ from pipeline.mapping import landuse
 from pipeline.mapping.scene import MapError
 
 MAP_FILE = "landuse.tif"
+CONFIDENCE_FILE = "confidence.tif"
 
 
-def read_map(map_dir: str) -> Tuple[np.ndarray, object, object]:
-    """(class ids, transform, crs) of the landuse.tif in `map_dir`."""
+def read_map(map_dir: str, name: str = MAP_FILE) -> Tuple[np.ndarray, object, object]:
+    """(values, transform, crs) of `name` (landuse.tif or confidence.tif) in `map_dir`."""
     import rasterio
 
     if "://" in map_dir:
         raise MapError(f"--compare reads local map folders; copy {map_dir!r} here first (gsutil -m cp -r)")
-    path = os.path.join(map_dir, MAP_FILE)
+    path = os.path.join(map_dir, name)
     if not os.path.exists(path):
-        raise MapError(f"--compare {map_dir!r}: no {MAP_FILE} there; give the output folder of an earlier map")
+        raise MapError(f"--compare {map_dir!r}: no {name} there; give the output folder of an earlier map")
     with rasterio.open(path) as src:
         return src.read(1), src.transform, src.crs
 
@@ -62,16 +65,18 @@ def check_same_grid(earlier, later, earlier_dir: str) -> None:
                        "dates from scenes of the same footprint (clip or reproject them to one grid) with the same --stride")
 
 
-def write_change_png(path: str, earlier: np.ndarray, later: np.ndarray, title: str) -> None:
+def write_change_png(path: str, earlier: np.ndarray, later: np.ndarray, compared: np.ndarray, title: str) -> None:
+    """Earlier map, later map, and the compared cells that changed in their new class's colour
+    (unchanged: grey; not compared (nodata, or uncertain): white)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    changed = (earlier != later) & (earlier != landuse.NODATA_CLASS) & (later != landuse.NODATA_CLASS)
-    highlight = np.full((*later.shape, 3), 215, np.uint8)
+    changed = (earlier != later) & compared
+    highlight = np.full((*later.shape, 3), 255, np.uint8)
+    highlight[compared] = 215
     highlight[changed] = landuse.colourise(later)[changed]
-    highlight[(earlier == landuse.NODATA_CLASS) | (later == landuse.NODATA_CLASS)] = 255
     fig, axes = plt.subplots(1, 3, figsize=(16, 5.6), gridspec_kw={"wspace": 0.05})
     for ax, picture, name in zip(axes, (landuse.colourise(earlier), landuse.colourise(later), highlight),
                                  ("earlier", "later", f"changed cells ({int(changed.sum())}, in their new class)")):
@@ -86,13 +91,20 @@ def write_change_png(path: str, earlier: np.ndarray, later: np.ndarray, title: s
     plt.close(fig)
 
 
-def compare(earlier_dir: str, later_dir: str) -> Dict[str, object]:
+def compare(earlier_dir: str, later_dir: str, min_confidence: float = 0.0) -> Dict[str, object]:
     """Write transitions.csv and change.png into `later_dir`; returns the change summary (also added
-    to later_dir's summary.json)."""
+    to later_dir's summary.json). Cells below `min_confidence` in either map are left out."""
+    if not 0.0 <= min_confidence < 1.0:
+        raise MapError(f"--min-confidence {min_confidence}: give a probability in [0, 1)")
     earlier = read_map(earlier_dir)
     later = read_map(later_dir)
     check_same_grid(earlier, later, earlier_dir)
-    counts = transition_counts(earlier[0], later[0])
+    valid = (earlier[0] != landuse.NODATA_CLASS) & (later[0] != landuse.NODATA_CLASS)
+    compared = valid.copy()
+    if min_confidence > 0:
+        compared &= (read_map(earlier_dir, CONFIDENCE_FILE)[0] >= min_confidence)
+        compared &= (read_map(later_dir, CONFIDENCE_FILE)[0] >= min_confidence)
+    counts = transition_counts(np.where(compared, earlier[0], landuse.NODATA_CLASS), later[0])
     cell_ha = landuse.cell_area_ha(later[2].to_wkt() if later[2] else None, later[1])
     scale = cell_ha if cell_ha is not None else 1.0
     unit = "ha" if cell_ha is not None else "cells"
@@ -109,15 +121,19 @@ def compare(earlier_dir: str, later_dir: str) -> Dict[str, object]:
     change = {
         "earlier_map": os.path.abspath(earlier_dir),
         "unit": unit,
+        "min_confidence": min_confidence,
         "compared": round(float(matrix.sum()), 2),
+        "left_out_uncertain": round(float((valid & ~compared).sum() * scale), 2),
         "changed": round(float(off_diagonal.sum()), 2),
         "changed_fraction": round(float(off_diagonal.sum() / matrix.sum()), 4) if matrix.sum() else None,
         "largest_transitions": largest,
         "matrix": {name: {to: round(float(v), 2) for to, v in zip(features.CLASS_NAMES, row)}
                    for name, row in zip(features.CLASS_NAMES, matrix)},
     }
-    write_change_png(os.path.join(later_dir, "change.png"), earlier[0], later[0],
-                     f"change: {change['changed']:,.1f} {unit} of {change['compared']:,.1f} {unit} changed class")
+    uncertain = f"; cells below confidence {min_confidence:g} left out (white)" if min_confidence else ""
+    write_change_png(os.path.join(later_dir, "change.png"), earlier[0], later[0], compared,
+                     f"change: {change['changed']:,.1f} {unit} of {change['compared']:,.1f} {unit} changed class"
+                     + uncertain)
     summary_path = os.path.join(later_dir, "summary.json")
     if os.path.exists(summary_path):
         with open(summary_path) as f:
