@@ -403,3 +403,27 @@ def test_map_beam_on_dataflow_gets_the_pipelines_dataflow_arguments(monkeypatch,
                          "--sdk_container_image=europe-docker.pkg.dev/p/ml/eurosat-tfx:1"]
     assert pipeline_runner.main(argv[:-8] + ["--beam-runner", "dataflow"]) == 2
     assert "needs --project, --region, --temp-location, --image" in capsys.readouterr().err
+
+
+def test_huge_scenes_are_refused_before_anything_is_allocated(rgb_predictor, tmp_path):
+    def sparse(name, width, height):  # a header claiming a huge raster; GDAL writes no pixels
+        path = tmp_path / name
+        with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=3, dtype="uint8",
+                           crs=synthetic.SCENE_CRS, transform=Affine(10, 0, 0, 0, -10, 0), tiled=True,
+                           sparse_ok=True, BIGTIFF="YES"):
+            pass
+        return str(path)
+
+    with pytest.raises(MapError, match="more than the 25,000,000 kept in memory"):
+        landuse.map_scene(sparse("wide_map.tif", 41_000, 41_000), rgb_predictor, str(tmp_path / "a"),
+                          landuse.MapOptions(stride=8))
+    with pytest.raises(MapError, match="one strip of 64 rows would take 1.1 GiB"):
+        landuse.map_scene(sparse("wide.tif", 6_000_000, 64), rgb_predictor, str(tmp_path / "b"))
+    far = tmp_path / "far"
+    far.mkdir()
+    for i, x in enumerate((0, 500_000)):  # two patches 500 km apart, east and south
+        with rasterio.open(far / f"p{i}.tif", "w", driver="GTiff", width=64, height=64, count=3, dtype="uint8",
+                           crs=synthetic.SCENE_CRS, transform=Affine(10, 0, x, 0, -10, -x)) as dst:
+            dst.write(np.full((3, 64, 64), 90, np.uint8))
+    with pytest.raises(MapError, match="spread over .* pixels, more than"):
+        landuse.map_scene(str(far), rgb_predictor, str(tmp_path / "c"))

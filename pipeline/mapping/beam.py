@@ -153,7 +153,7 @@ def run_beam_maps(inputs: Sequence[str], model_path: str, output_dir: str, beam_
                            "(it is mosaicked first), or give the mosaic")
         with scenes.open_raster(path) as dataset:
             scene = scenes.describe(dataset, modality)
-        work.extend((path, row) for row in range(TileGrid(scene.height, scene.width, options.stride).rows))
+        work.extend((path, row) for row in range(scenes.grid_for(scene, options.stride).rows))
     destinations = output_dirs(inputs, output_dir)
     handler = KeyedModelHandler(SignatureModelHandler(export_dir, options.batch_size))
     log.info("Beam map of %d scene(s), %d patch rows, model %s version %s, args %s", len(inputs), len(work),

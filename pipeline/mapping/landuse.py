@@ -370,7 +370,7 @@ def map_scene(scene_path: str, predictor, output_dir: str, options: MapOptions =
     scene_path = scenes.scene_path(scene_path, output_dir)
     with rasterio_env(), scenes.open_raster(scene_path) as dataset:
         scene = scenes.describe(dataset, predictor.modality)
-        grid = TileGrid(scene.height, scene.width, options.stride)
+        grid = scenes.grid_for(scene, options.stride)
         os.makedirs(output_dir, exist_ok=True)
         log.info("mapping %s (%dx%d px, %d bands) with model %s version %s: %d tiles of %d px, stride %d",
                  scene_path, scene.width, scene.height, scene.bands, predictor.model, predictor.version,

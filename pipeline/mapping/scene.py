@@ -34,6 +34,10 @@ from components import features
 from components.errors import UserError
 
 PATCH = features.IMAGE_SIZE
+# Bounds on what a scene may make us hold, so a huge (or lying) header is refused, not allocated:
+MAX_MAP_CELLS = 25_000_000  # the probability sums, 44 bytes a cell: 1.1 GB (a full tile at stride 8: 1.9 M)
+MAX_STRIP_BYTES = 1 << 30  # one strip of 64 rows (a full 13-band tile: 18 MB)
+MAX_MOSAIC_PIXELS = 4 * 10980 * 10980  # a folder/zip of patches: four Sentinel-2 tiles at most
 # EuroSAT RGB's scaling of the digital numbers of B04/B03/B02 to 1..255 (0 was left for nodata).
 EUROSAT_DN_RANGE = (0.0, 2750.0)
 
@@ -181,6 +185,10 @@ def mosaic_patches(path: str, destination: str) -> str:
     if len(crss) > 1:
         raise MapError(f"the patches of {path!r} are in {len(crss)} coordinate systems ({', '.join(sorted(crss))}): "
                        "reproject them into one first (gdalwarp -t_srs)")
+    pixels = mosaic_pixels(files)
+    if pixels > MAX_MOSAIC_PIXELS:
+        raise MapError(f"the patches of {path!r} spread over {pixels:,} pixels, more than {MAX_MOSAIC_PIXELS:,} "
+                       "(four Sentinel-2 tiles); map the areas separately")
     merge(files, dst_path=destination, nodata=0, dst_kwds={"compress": "deflate", "tiled": True, "blockxsize": 256, "blockysize": 256})
     return destination
 
@@ -190,6 +198,20 @@ def is_patch_collection(path: str) -> bool:
     import zipfile
 
     return os.path.isdir(path) or (os.path.isfile(path) and zipfile.is_zipfile(path))
+
+
+def mosaic_pixels(files: list) -> int:
+    """Pixels of the mosaic of `files`: their union's bounds at the first file's resolution."""
+    import rasterio
+
+    with rasterio.open(files[0]) as src:
+        res_x, res_y = src.res
+    bounds = []
+    for name in files:
+        with rasterio.open(name) as src:
+            bounds.append(tuple(src.bounds))
+    left, bottom, right, top = np.array(bounds).T
+    return int(round((right.max() - left.min()) / res_x)) * int(round((top.max() - bottom.min()) / res_y))
 
 
 def scene_path(path: str, work_dir: str) -> str:
@@ -214,6 +236,21 @@ def _bands_to_read(dataset, modality: str) -> Tuple[int, ...]:
             f"give a {want}-band scene" + (" in that order" if want > 3 else "")
             + " or the model of the other modality")
     return tuple(range(1, want + 1))
+
+
+def grid_for(scene: "Scene", stride: int) -> TileGrid:
+    """The scene's tile grid, refused when its map or one strip would not fit the bounds above."""
+    grid = TileGrid(scene.height, scene.width, stride)
+    cells = grid.cell_rows * grid.cell_cols
+    if cells > MAX_MAP_CELLS:
+        raise MapError(f"{scene.path!r} ({scene.width}x{scene.height} px) at --stride {stride} makes a map of "
+                       f"{cells:,} cells, more than the {MAX_MAP_CELLS:,} kept in memory; use a larger --stride "
+                       "or split the scene")
+    strip = grid.strip_width * PATCH * scene.bands * np.dtype(scene.dtype).itemsize
+    if strip > MAX_STRIP_BYTES:
+        raise MapError(f"{scene.path!r} is {scene.width} px wide: one strip of 64 rows would take "
+                       f"{strip / 2**30:.1f} GiB; split the scene into narrower pieces")
+    return grid
 
 
 def describe(dataset, modality: str) -> Scene:
