@@ -243,7 +243,8 @@ def build_map_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", help="host:port of a TF Serving / serving.server gRPC endpoint to classify through")
     p.add_argument("--model-name", default="eurosat", help="--server: the served model's name (default eurosat)")
     p.add_argument("--stride", type=int, default=64, help="pixels between patch starts (64, 32, 16 or 8); below 64 "
-                   "patches overlap, their probabilities are averaged and map cells are stride x stride px (default 64)")
+                   "patches overlap, their probabilities are averaged and map cells are stride x stride px "
+                   "(default 64)")
     p.add_argument("--batch-size", type=int, default=64, help="patches per model call or request (default 64)")
     p.add_argument("--dn-range", default="0,2750", help="RGB digital numbers LOW,HIGH mapped to 1..255 as EuroSAT's "
                    "RGB images were made (default 0,2750); 8-bit scenes are used as they are")

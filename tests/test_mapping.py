@@ -299,7 +299,8 @@ def test_beam_direct_runner_gives_the_same_maps(scenes_dir, rgb_model, rgb_map, 
                             landuse.MapOptions(batch_size=32))
     assert outputs == {inputs[0]: str(tmp_path / "rgb"), inputs[1]: str(tmp_path / "rgb_dn")}
     assert sorted(os.listdir(tmp_path / "rgb")) == sorted(landuse.FILES)
-    np.testing.assert_array_equal(read_tif(tmp_path / "rgb" / "landuse.tif")[0], read_tif(rgb_map[0] / "landuse.tif")[0])
+    np.testing.assert_array_equal(read_tif(tmp_path / "rgb" / "landuse.tif")[0],
+                                  read_tif(rgb_map[0] / "landuse.tif")[0])
     np.testing.assert_allclose(read_tif(tmp_path / "rgb" / "confidence.tif")[0],
                                read_tif(rgb_map[0] / "confidence.tif")[0], atol=1e-5)
     with open(tmp_path / "rgb" / "tiles.csv") as f, open(rgb_map[0] / "tiles.csv") as g:
@@ -399,7 +400,8 @@ def test_map_beam_on_dataflow_gets_the_pipelines_dataflow_arguments(monkeypatch,
     assert pipeline_runner.main(argv) == 0
     (inputs, model, output, beam_args, options), = calls
     assert inputs == ["gs://b/a.tif"] and model == "gs://b/serving/eurosat" and output == "gs://b/maps"
-    assert beam_args == ["--runner=DataflowRunner", "--project=p", "--region=europe-west4", "--temp_location=gs://b/tmp",
+    assert beam_args == ["--runner=DataflowRunner", "--project=p", "--region=europe-west4",
+                         "--temp_location=gs://b/tmp",
                          "--sdk_container_image=europe-docker.pkg.dev/p/ml/eurosat-tfx:1"]
     assert pipeline_runner.main(argv[:-8] + ["--beam-runner", "dataflow"]) == 2
     assert "needs --project, --region, --temp-location, --image" in capsys.readouterr().err

@@ -55,14 +55,16 @@ def check_same_grid(earlier, later, earlier_dir: str) -> None:
     (e_classes, e_transform, e_crs), (l_classes, l_transform, l_crs) = earlier, later
     problems = []
     if e_classes.shape != l_classes.shape:
-        problems.append(f"size {e_classes.shape[1]}x{e_classes.shape[0]} cells vs {l_classes.shape[1]}x{l_classes.shape[0]}")
+        problems.append(f"size {e_classes.shape[1]}x{e_classes.shape[0]} cells vs "
+                        f"{l_classes.shape[1]}x{l_classes.shape[0]}")
     if e_crs != l_crs:
         problems.append(f"CRS {e_crs} vs {l_crs}")
     if not e_transform.almost_equals(l_transform, precision=1e-6 * max(abs(e_transform.a), 1e-9)):
         problems.append(f"transform {tuple(e_transform)[:6]} vs {tuple(l_transform)[:6]}")
     if problems:
         raise MapError(f"--compare {earlier_dir!r} is not on this map's grid ({'; '.join(problems)}): map both "
-                       "dates from scenes of the same footprint (clip or reproject them to one grid) with the same --stride")
+                       "dates from scenes of the same footprint (clip or reproject them to one grid) with the "
+                       "same --stride")
 
 
 def write_change_png(path: str, earlier: np.ndarray, later: np.ndarray, compared: np.ndarray, title: str) -> None:

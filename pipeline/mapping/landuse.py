@@ -65,7 +65,8 @@ class MapOptions:
         if self.batch_size < 1:
             raise MapError(f"--batch-size {self.batch_size}: give 1 or more")
         if not self.dn_range[1] > self.dn_range[0]:
-            raise MapError(f"--dn-range {self.dn_range[0]:g},{self.dn_range[1]:g}: the high end must be above the low end")
+            raise MapError(f"--dn-range {self.dn_range[0]:g},{self.dn_range[1]:g}: the high end must be above "
+                           "the low end")
         if not 0.0 <= self.max_nodata_fraction < 1.0:
             raise MapError(f"--max-nodata-fraction {self.max_nodata_fraction}: give a fraction in [0, 1)")
 

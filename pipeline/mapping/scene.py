@@ -189,7 +189,8 @@ def mosaic_patches(path: str, destination: str) -> str:
     if pixels > MAX_MOSAIC_PIXELS:
         raise MapError(f"the patches of {path!r} spread over {pixels:,} pixels, more than {MAX_MOSAIC_PIXELS:,} "
                        "(four Sentinel-2 tiles); map the areas separately")
-    merge(files, dst_path=destination, nodata=0, dst_kwds={"compress": "deflate", "tiled": True, "blockxsize": 256, "blockysize": 256})
+    merge(files, dst_path=destination, nodata=0,
+          dst_kwds={"compress": "deflate", "tiled": True, "blockxsize": 256, "blockysize": 256})
     return destination
 
 
