@@ -251,3 +251,49 @@ def write_synthetic_tfrecords(
     with open(marker, "w") as f:
         f.write(stamp)
     return paths
+
+
+# A georeferenced scene stitched from synthetic patches: what the map tests and benchmark classify.
+SCENE_CRS = "EPSG:32632"  # UTM zone 32N, metres
+SCENE_ORIGIN = (500_000.0, 5_200_000.0)  # top-left corner (x, y)
+SCENE_PIXEL_M = 10.0  # Sentinel-2's 10 m bands
+NODATA_PATCH = -1  # a layout cell of zeros (the all-zero border of a Sentinel-2 product)
+
+
+def scene_patch(label: int, rng: np.random.Generator, modality: str, rgb_dn: bool = False) -> np.ndarray:
+    """One [64, 64, C] patch of a scene: uint8 RGB, uint16 RGB digital numbers (`rgb_dn`, the inverse
+    of EuroSAT's 0..2750 -> 1..255 scaling) or uint16 13 bands; zeros for NODATA_PATCH."""
+    channels = features.channels(modality)
+    dtype = np.uint8 if modality == features.RGB and not rgb_dn else np.uint16
+    if label == NODATA_PATCH:
+        return np.zeros((features.IMAGE_SIZE, features.IMAGE_SIZE, channels), dtype)
+    if modality == features.ALL_BANDS:
+        return synthetic_bands(label, rng)
+    image = synthetic_image(label, rng)
+    if rgb_dn:
+        return np.clip(np.rint((image.astype(np.float32) - 1.0) * (2750.0 / 254.0)), 0, None).astype(np.uint16)
+    return image
+
+
+def write_synthetic_scene(path: str, layout: np.ndarray, modality: str = features.RGB, seed: int = 0,
+                          rgb_dn: bool = False, crs: str = SCENE_CRS) -> str:
+    """A GeoTIFF whose 64x64 patch (i, j) is a synthetic patch of class layout[i, j] (NODATA_PATCH:
+    zeros), 10 m pixels from SCENE_ORIGIN. Written one patch row at a time (bounded memory)."""
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    layout = np.asarray(layout)
+    size = features.IMAGE_SIZE
+    rng = np.random.default_rng(seed)
+    channels = features.channels(modality)
+    dtype = "uint8" if modality == features.RGB and not rgb_dn else "uint16"
+    profile = dict(driver="GTiff", width=layout.shape[1] * size, height=layout.shape[0] * size, count=channels,
+                   dtype=dtype, crs=crs, transform=from_origin(*SCENE_ORIGIN, SCENE_PIXEL_M, SCENE_PIXEL_M),
+                   tiled=True, blockxsize=256, blockysize=256, compress="deflate",
+                   **({"photometric": "RGB"} if channels == 3 else {}))
+    with rasterio.open(path, "w", **profile) as dst:
+        for i, labels in enumerate(layout):
+            strip = np.concatenate([scene_patch(int(label), rng, modality, rgb_dn) for label in labels], axis=1)
+            dst.write(np.moveaxis(strip, -1, 0), window=Window(0, i * size, strip.shape[1], size))
+    return path

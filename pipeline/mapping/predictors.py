@@ -1,0 +1,153 @@
+"""Class probabilities of patches from the exported model's own pixel signature.
+
+Both predictors send the patches to ``predict_images`` (RGB models: each patch as a lossless PNG,
+decoded by the Transform graph exactly as training decoded its JPEGs) or ``predict_bands``
+(13-band models: the uint16 digital numbers as they are), so decode and normalisation are the
+Transform graph's, as in serving:
+
+- ``SavedModelPredictor``: the SavedModel loaded in this process (a push directory's newest
+  version, or a SavedModel folder);
+- ``EndpointPredictor``: a running TF Serving (or ``serving.server``) endpoint over gRPC, through
+  ``serving.client.ServingClient``.
+"""
+from __future__ import annotations
+
+import io
+import os
+from typing import List, Protocol, Tuple
+
+import numpy as np
+
+from components import features
+from pipeline.mapping.scene import MapError
+from serving import signatures
+
+
+class Predictor(Protocol):
+    modality: str  # features.RGB or features.ALL_BANDS
+    model: str  # where the model is: a folder, or model@host:port
+    version: str  # the model version used
+
+    def encode(self, pixels: np.ndarray):
+        """[n, 64, 64, C] uint8 (RGB) / uint16 (13 bands) -> what the signature takes (PNGs or uint16);
+        thread-safe, so the next batch can be encoded while the model runs."""
+
+    def run(self, encoded) -> np.ndarray:
+        """The signature on encoded patches -> float32 [n, 10] probabilities."""
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        """run(encode(pixels))."""
+
+
+def encode_png(patch: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(patch).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def encode_pngs(pixels: np.ndarray) -> List[bytes]:
+    return [encode_png(p) for p in pixels]
+
+
+def modality_of_signatures(names, where: str) -> str:
+    """The model's modality from its signature names (which pixel signature it exports)."""
+    if signatures.PREDICT_BANDS in names:
+        return features.ALL_BANDS
+    if signatures.PREDICT_IMAGES in names:
+        return features.RGB
+    raise MapError(f"{where} has neither a {signatures.PREDICT_IMAGES!r} nor a {signatures.PREDICT_BANDS!r} "
+                   "signature: give a model exported by this project's Trainer (serving.signatures)")
+
+
+def resolve_model(path: str) -> Tuple[str, str]:
+    """(SavedModel folder, version) of a SavedModel folder or of a push directory's newest version."""
+    import tensorflow as tf
+
+    from serving.server import complete_versions
+
+    if tf.io.gfile.exists(os.path.join(path, signatures.SAVED_MODEL_FILE)):
+        name = os.path.basename(os.path.normpath(path))
+        return path, name
+    versions = complete_versions(path)
+    if not versions:
+        raise MapError(f"--model {path!r} is neither a SavedModel (no saved_model.pb) nor a push directory "
+                       "holding versions (<dir>/<version>/saved_model.pb); give e.g. outputs/serving/eurosat")
+    newest = max(versions)
+    return versions[newest], str(newest)
+
+
+def export_modality(export_dir: str) -> str:
+    """The modality of an exported model, from saved_model.pb's signatures (without loading it)."""
+    from serving.server import read_signature_defs
+
+    return modality_of_signatures(read_signature_defs(export_dir), export_dir)
+
+
+class SavedModelPredictor:
+    """The SavedModel in this process; `predict` runs one batch through the pixel signature."""
+
+    def __init__(self, path: str):
+        import tensorflow as tf
+
+        self.model, self.version = resolve_model(path)
+        loaded = tf.saved_model.load(self.model)
+        self.modality = modality_of_signatures(set(loaded.signatures.keys()), self.model)
+        name, self._input = signatures.pixel_signature(self.modality)
+        self._loaded = loaded  # keeps the signature's variables alive
+        self._signature = loaded.signatures[name]
+        # warm-up (graph optimisation on the first call), as TF Serving does before serving
+        self.predict(np.zeros((1, *features.BANDS_SHAPE[:2], features.channels(self.modality)),
+                              np.uint8 if self.modality == features.RGB else np.uint16))
+
+    def encode(self, pixels: np.ndarray):
+        if self.modality == features.RGB:
+            return encode_pngs(pixels)
+        return np.asarray(pixels, np.uint16)
+
+    def run(self, encoded) -> np.ndarray:
+        import tensorflow as tf
+
+        value = tf.constant(encoded, dtype=tf.string if self.modality == features.RGB else tf.uint16)
+        out = self._signature(**{self._input: value})
+        return out[signatures.PROBABILITIES].numpy()
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        return self.run(self.encode(pixels))
+
+
+class EndpointPredictor:
+    """A running TF Serving / serving.server endpoint: one Predict request per batch."""
+
+    def __init__(self, server: str, model_name: str, version: int | None = None, timeout: float = 60.0):
+        from serving.client import ServingClient, ServingError
+
+        self._error_type = ServingError
+        self._client = ServingClient(server, model_name, version, timeout)
+        self.model = f"{model_name}@{server}"
+        try:
+            self.modality = modality_of_signatures(set(self._client.model_metadata()), self.model)
+            available = [v for v, state in self._client.model_status().items() if state == "AVAILABLE"]
+        except ServingError as err:
+            raise MapError(f"--server {server}: {err}") from None
+        self.version = str(version if version is not None else max(available, default="unknown"))
+
+    def encode(self, pixels: np.ndarray):
+        if self.modality == features.RGB:
+            return encode_pngs(pixels)
+        return list(np.asarray(pixels, np.uint16))
+
+    def run(self, encoded) -> np.ndarray:
+        try:
+            if self.modality == features.RGB:
+                return self._client.predict_images(encoded, batch_size=max(1, len(encoded)))
+            return self._client.predict_bands(encoded, batch_size=max(1, len(encoded)))
+        except self._error_type as err:
+            raise MapError(f"--server: {err}") from None
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        return self.run(self.encode(pixels))
+
+    def close(self) -> None:
+        self._client.close()
