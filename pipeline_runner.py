@@ -26,6 +26,7 @@ from typing import List, Optional  # noqa: E402
 
 from components.errors import UserError  # noqa: E402
 from components.hparams import BACKBONES, HParams  # noqa: E402
+from components.settings import ConfigError  # noqa: E402
 from pipeline.config import PipelineConfig, demo_config, load_yaml  # noqa: E402
 
 _DEFAULTS = PipelineConfig()
@@ -138,8 +139,10 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     config = demo_config() if args.demo else PipelineConfig()
     if args.config:
         values = load_yaml(args.config)
-        hp = {**config.hparams.to_dict(), **(values.pop("hparams", None) or {})}
-        config = PipelineConfig.from_dict({**config.to_dict(), **values, "hparams": hp})
+        hp = values.pop("hparams", None) or {}
+        if not isinstance(hp, dict):
+            raise ConfigError(f"config key 'hparams': got {hp!r}, expected a mapping of hyperparameters")
+        config = config.replace(**values, hparams=hp)
     changes = {k: getattr(args, k) for k in _CONFIG_FLAGS + _CLOUD_FLAGS if getattr(args, k) is not None}
     hp_changes = {k: getattr(args, k) for k in _HPARAM_FLAGS if getattr(args, k) is not None}
     if args.no_cache:
@@ -235,7 +238,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     configure_logging()
     try:
         config = config_from_args(args)
-    except (ValueError, FileNotFoundError) as err:
+    except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return run_or_compile(args, config)
