@@ -31,6 +31,8 @@ from pipeline.config import PipelineConfig, demo_config, load_yaml  # noqa: E402
 
 _DEFAULTS = PipelineConfig()
 _HP = HParams()
+INTERRUPTED = ("interrupted: run the same command again to resume (finished components come from the "
+               "cache, a finished conversion is reused, the Trainer continues from its last epoch)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,7 +159,7 @@ def run_local(config: PipelineConfig) -> None:
     from components.model import check_backbone_takes
     from pipeline.data import resolve_data, resolve_modality
     from pipeline.pipeline import create_pipeline, describe_split
-    from pipeline.results import latest_results
+    from pipeline.results import cancel_running, latest_results, not_pushed_reason
 
     log = logging.getLogger("pipeline_runner")
     start = time.time()
@@ -183,7 +185,13 @@ def run_local(config: PipelineConfig) -> None:
         ),
     )
     log.info("running pipeline %r locally; artifacts under %s", config.pipeline_name, config.pipeline_root)
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    except KeyboardInterrupt:
+        # What was running is not any more: the next run must not take it for a live execution.
+        stopped = cancel_running(config.metadata_path, config.pipeline_name)
+        log.debug("marked CANCELED in ML Metadata: %s", stopped)
+        raise
     results = latest_results(config.metadata_path, config.pipeline_name)
     summary = {"wall_time_s": round(time.time() - start, 1), "pipeline": config.pipeline_name,
                "modality": config.modality,
@@ -198,13 +206,15 @@ def run_local(config: PipelineConfig) -> None:
     print(f"evaluation: {results.evaluation_uri}")
     if results.pushed:
         print(f"pushed model: {results.pushed_destination}")
-    else:
-        print(f"NOT pushed: the model was not blessed (thresholds: accuracy >= {config.min_accuracy}, "
-              f"macro F1 >= {config.min_macro_f1}); see {results.evaluation_uri}")
+    elif results.evaluation_uri:
+        from components.evaluation import validation_summary
+
+        checks = validation_summary(results.evaluation_uri)["checks"]
+        print(f"NOT pushed: {not_pushed_reason(checks, results.blessed)}; see {results.evaluation_uri}")
     if results.evaluation_uri:
         from components.report import report_for_run
 
-        written = report_for_run(config.output_dir, config.pipeline_name)
+        written = report_for_run(config.output_dir, config.pipeline_name, run_id=results.run_id)
         print(f"report: {written['index.html']}")
 
 
@@ -256,6 +266,9 @@ def run_or_compile(args: argparse.Namespace, config: PipelineConfig) -> int:
     if args.runner == runners.LOCAL:
         try:
             run_local(config)
+        except KeyboardInterrupt:
+            print(INTERRUPTED, file=sys.stderr)
+            return 130
         except UserError as err:
             # Bad input or configuration (also raised inside components, e.g. missing weights):
             # the message names the thing and the fix; the traceback would only hide it.
