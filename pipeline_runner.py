@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before any TensorFlow import
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -24,6 +23,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from typing import List, Optional  # noqa: E402
 
+from components.console import quiet_tensorflow  # noqa: E402
 from components.errors import UserError  # noqa: E402
 from components.hparams import BACKBONES, HParams  # noqa: E402
 from components.settings import ConfigError  # noqa: E402
@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--beam-direct-running-mode", choices=["in_memory", "multi_threading", "multi_processing"],
                    help=f"Beam DirectRunner mode (default {_DEFAULTS.beam_direct_running_mode})")
     g.add_argument("--beam-num-workers", type=int, help="DirectRunner workers, 0 = one per core")
+    g.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines and "
+                   "every TFX/absl log line (also: EUROSAT_VERBOSE=1)")
     add_cloud_arguments(p)
     return p
 
@@ -228,12 +230,15 @@ class _ProgressOnly(logging.Filter):
         return msg.startswith("Component ") or "Using cached" in msg or "is running" in msg
 
 
-def configure_logging() -> None:
-    """Our progress at INFO, TFX's per-component lines, and only warnings from the rest."""
+def configure_logging(verbose: bool = False) -> None:
+    """Our progress at INFO, TFX's per-component lines, and only warnings from the rest
+    (everything with --verbose)."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     for name in ("components", "pipeline", "pipeline_runner", "serving"):
         logging.getLogger(name).setLevel(logging.INFO)
     logging.getLogger("absl").setLevel(logging.INFO)
+    if verbose:
+        return
     for handler in logging.getLogger().handlers:
         handler.addFilter(lambda r: r.name != "absl" or _ProgressOnly().filter(r))
 
@@ -241,16 +246,18 @@ def configure_logging() -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["report"]:  # the report of a past run, from its metadata
+        quiet_tensorflow("--verbose" in argv)
         from components import report
 
-        return report.main(argv[1:])
+        return report.main([a for a in argv[1:] if a != "--verbose"])
     args = build_parser().parse_args(argv)
-    configure_logging()
+    configure_logging(args.verbose)
     try:
         config = config_from_args(args)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    quiet_tensorflow(args.verbose)
     return run_or_compile(args, config)
 
 

@@ -430,8 +430,11 @@ def report_for_run(output_dir: str, pipeline_name: str, report_dir: Optional[str
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from components.console import quiet_tensorflow
     from pipeline.config import PipelineConfig
     from pipeline.results import list_runs, run_folder
+
+    quiet_tensorflow()  # EUROSAT_VERBOSE=1 shows TensorFlow's start-up lines
 
     defaults = PipelineConfig()
     p = argparse.ArgumentParser(description="Write the evaluation report of a finished pipeline run.",
