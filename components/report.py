@@ -324,20 +324,24 @@ def _split_files(examples_uri: str, split: str) -> List[str]:
     return sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
 
 
-def count_classes(examples_uri: str) -> Dict[str, Dict[str, int]]:
-    """{split: {class name: examples}} from ExampleGen's output (labels only are parsed)."""
+def count_classes(statistics_uri: str) -> Dict[str, Dict[str, int]]:
+    """{split: {class name: examples}} from StatisticsGen's output (the `class_name` feature's
+    value counts), so nothing is read twice."""
     import tensorflow as tf
+    from tensorflow_metadata.proto.v0 import statistics_pb2
 
     counts = {}
-    spec = {features.LABEL_KEY: features.raw_feature_spec()[features.LABEL_KEY]}
     for split in SPLITS:
-        files = _split_files(examples_uri, split)
-        if not files:
+        path = os.path.join(statistics_uri, f"Split-{split}", "FeatureStats.pb")
+        if not tf.io.gfile.exists(path):
             continue
-        labels = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(512).map(
-            lambda b: tf.io.parse_example(b, spec)[features.LABEL_KEY])
-        ids = np.concatenate([b.numpy() for b in labels] or [np.zeros([0], np.int64)])
-        counts[split] = {n: int((ids == i).sum()) for i, n in enumerate(features.CLASS_NAMES)}
+        with tf.io.gfile.GFile(path, "rb") as f:
+            stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
+        found: Dict[str, int] = {}
+        for feature in (f for d in stats.datasets for f in d.features):
+            if list(feature.path.step) == [features.CLASS_NAME_KEY]:
+                found = {b.label: int(b.sample_count) for b in feature.string_stats.rank_histogram.buckets}
+        counts[split] = {n: found.get(n, 0) for n in features.CLASS_NAMES}
     return counts
 
 
@@ -403,8 +407,9 @@ def gather_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] = N
     metrics["evaluation_uri"] = results.evaluation_uri
     metrics["run_id"] = results.run_id
     inputs = ReportInputs(metrics=metrics, history=_read_history(results.model_run_uri))
+    if results.statistics_uri:
+        inputs.class_counts = count_classes(results.statistics_uri)
     if results.examples_uri:
-        inputs.class_counts = count_classes(results.examples_uri)
         if results.model_uri:
             inputs.samples = predict_samples(results.model_uri, results.examples_uri)
     return inputs

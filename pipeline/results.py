@@ -25,6 +25,7 @@ class RunResults:
     baseline_model_uri: Optional[str] = None  # the blessed model the candidate was compared with
     pushed_version: Optional[str] = None
     run_id: Optional[str] = None  # the pipeline run the evaluation belongs to (TFX's pipeline_run context)
+    statistics_uri: Optional[str] = None  # StatisticsGen's output for those examples (Split-*/FeatureStats.pb)
 
 
 RUN_CONTEXT = "pipeline_run"
@@ -114,6 +115,21 @@ def _linked(store, artifact, type_name: str, towards: str, key: str):
     return max(found, key=lambda a: a.id) if found else None
 
 
+def _produced_from(store, artifact, type_name: str, key: str):
+    """The newest `type_name` artifact output under `key` by an execution that read `artifact`:
+    e.g. StatisticsGen's "statistics" of an Examples artifact (Transform's pre/post-transform
+    statistics have other keys)."""
+    type_id = _type_id(store, type_name)
+    if artifact is None or type_id is None:
+        return None
+    readers = [e.execution_id for e in store.get_events_by_artifact_ids([artifact.id])
+               if e.type == metadata_store_pb2.Event.INPUT]
+    outputs = [e.artifact_id for e in store.get_events_by_execution_ids(readers)
+               if e.type == metadata_store_pb2.Event.OUTPUT and e.path.steps and e.path.steps[0].key == key]
+    found = [a for a in store.get_artifacts_by_id(outputs) if a.type_id == type_id]
+    return max(found, key=lambda a: a.id) if found else None
+
+
 def latest_results(metadata_path: str, pipeline_name: str, run_id: Optional[str] = None) -> RunResults:
     """The newest evaluation, blessing and push of `pipeline_name` (of its run `run_id` when
     given; ValueError naming the known runs when there is no such run), with the model,
@@ -133,6 +149,7 @@ def latest_results(metadata_path: str, pipeline_name: str, run_id: Optional[str]
     examples = (_linked(store, evaluation, "Examples", "input", "examples")
                 or _latest(store, pipeline_name, "Examples", run))
     model_run = _linked(store, model, "ModelRun", "output", "model_run")
+    statistics = _produced_from(store, examples, "ExampleStatistics", "statistics")
     blessed = _int_property(blessing, "blessed")
     was_pushed = _int_property(pushed, "pushed")
     destination = None
@@ -150,6 +167,7 @@ def latest_results(metadata_path: str, pipeline_name: str, run_id: Optional[str]
         baseline_model_uri=_str_property(blessing, "baseline_model"),  # set by the Evaluator
         pushed_version=_str_property(pushed, "pushed_version"),
         run_id=run.name if run is not None else _run_of(store, evaluation),
+        statistics_uri=statistics.uri if statistics else None,
     )
 
 

@@ -19,7 +19,7 @@ VERTEX = ["--project", "my-proj", "--region", "europe-west4"]
 EXPECTED_DAG = {
     "ImportExampleGen": set(),
     "ImportSchemaGen": set(),
-    "StatisticsGen": {"ImportExampleGen"},
+    "StatisticsGen": {"ImportExampleGen", "ImportSchemaGen"},  # statistics follow the schema
     "ExampleValidator": {"StatisticsGen", "ImportSchemaGen"},
     "AnomalyCheck": {"ExampleValidator"},  # anomalies stop the run before Transform
     "Transform": {"ImportExampleGen", "ImportSchemaGen", "AnomalyCheck"},
