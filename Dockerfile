@@ -15,14 +15,14 @@ ENV TF_USE_LEGACY_KERAS=1 \
 
 # pipeline.config.IMAGE_PROJECT_DIR: the compiled spec reads the schema at /pipeline/schema/schema.pbtxt.
 WORKDIR /pipeline
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY components ./components
 COPY pipeline ./pipeline
 COPY schema ./schema
 COPY serving ./serving
 
-# The TFX stack is already in the base image at the pinned versions; install the project on top.
-# tfx pins tensorflow-hub<0.16, but 0.15 does not import on TensorFlow 2.21 (see scripts/setup.sh).
-RUN python -m pip install --no-cache-dir . \
- && python -m pip install --no-cache-dir --no-deps "tensorflow-hub==0.16.1" \
+# Exactly the stack of requirements.lock (as scripts/setup.sh installs it locally; packages the
+# base image already has at the locked version are kept), then the project without resolving.
+RUN python -m pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock \
+ && python -m pip install --no-cache-dir --no-deps . \
  && python -c "import components.transform, components.trainer, pipeline.pipeline"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before any TensorFlow import
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -25,12 +24,16 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from typing import List, Optional  # noqa: E402
 
+from components.console import quiet_tensorflow  # noqa: E402
 from components.errors import UserError  # noqa: E402
 from components.hparams import BACKBONES, HParams  # noqa: E402
+from components.settings import ConfigError  # noqa: E402
 from pipeline.config import PipelineConfig, demo_config, load_yaml  # noqa: E402
 
 _DEFAULTS = PipelineConfig()
 _HP = HParams()
+INTERRUPTED = ("interrupted: run the same command again to resume (finished components come from the "
+               "cache, a finished conversion is reused, the Trainer continues from its last epoch)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--beam-direct-running-mode", choices=["in_memory", "multi_threading", "multi_processing"],
                    help=f"Beam DirectRunner mode (default {_DEFAULTS.beam_direct_running_mode})")
     g.add_argument("--beam-num-workers", type=int, help="DirectRunner workers, 0 = one per core")
+    g.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines and "
+                   "every TFX/absl log line (also: EUROSAT_VERBOSE=1)")
     add_cloud_arguments(p)
     return p
 
@@ -143,8 +148,10 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     config = demo_config() if args.demo else PipelineConfig()
     if args.config:
         values = load_yaml(args.config)
-        hp = {**config.hparams.to_dict(), **(values.pop("hparams", None) or {})}
-        config = PipelineConfig.from_dict({**config.to_dict(), **values, "hparams": hp})
+        hp = values.pop("hparams", None) or {}
+        if not isinstance(hp, dict):
+            raise ConfigError(f"config key 'hparams': got {hp!r}, expected a mapping of hyperparameters")
+        config = config.replace(**values, hparams=hp)
     changes = {k: getattr(args, k) for k in _CONFIG_FLAGS + _CLOUD_FLAGS if getattr(args, k) is not None}
     hp_changes = {k: getattr(args, k) for k in _HPARAM_FLAGS if getattr(args, k) is not None}
     if args.no_cache:
@@ -159,7 +166,7 @@ def run_local(config: PipelineConfig) -> None:
     from components.model import check_backbone_takes
     from pipeline.data import resolve_data, resolve_modality
     from pipeline.pipeline import create_pipeline, describe_split
-    from pipeline.results import latest_results
+    from pipeline.results import cancel_running, latest_results, not_pushed_reason
 
     log = logging.getLogger("pipeline_runner")
     start = time.time()
@@ -185,7 +192,13 @@ def run_local(config: PipelineConfig) -> None:
         ),
     )
     log.info("running pipeline %r locally; artifacts under %s", config.pipeline_name, config.pipeline_root)
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    except KeyboardInterrupt:
+        # What was running is not any more: the next run must not take it for a live execution.
+        stopped = cancel_running(config.metadata_path, config.pipeline_name)
+        log.debug("marked CANCELED in ML Metadata: %s", stopped)
+        raise
     results = latest_results(config.metadata_path, config.pipeline_name)
     summary = {"wall_time_s": round(time.time() - start, 1), "pipeline": config.pipeline_name,
                "modality": config.modality,
@@ -200,13 +213,15 @@ def run_local(config: PipelineConfig) -> None:
     print(f"evaluation: {results.evaluation_uri}")
     if results.pushed:
         print(f"pushed model: {results.pushed_destination}")
-    else:
-        print(f"NOT pushed: the model was not blessed (thresholds: accuracy >= {config.min_accuracy}, "
-              f"macro F1 >= {config.min_macro_f1}); see {results.evaluation_uri}")
+    elif results.evaluation_uri:
+        from components.evaluation import validation_summary
+
+        checks = validation_summary(results.evaluation_uri)["checks"]
+        print(f"NOT pushed: {not_pushed_reason(checks, results.blessed)}; see {results.evaluation_uri}")
     if results.evaluation_uri:
         from components.report import report_for_run
 
-        written = report_for_run(config.output_dir, config.pipeline_name)
+        written = report_for_run(config.output_dir, config.pipeline_name, run_id=results.run_id)
         print(f"report: {written['index.html']}")
 
 
@@ -220,12 +235,15 @@ class _ProgressOnly(logging.Filter):
         return msg.startswith("Component ") or "Using cached" in msg or "is running" in msg
 
 
-def configure_logging() -> None:
-    """Our progress at INFO, TFX's per-component lines, and only warnings from the rest."""
+def configure_logging(verbose: bool = False) -> None:
+    """Our progress at INFO, TFX's per-component lines, and only warnings from the rest
+    (everything with --verbose)."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     for name in ("components", "pipeline", "pipeline_runner", "serving"):
         logging.getLogger(name).setLevel(logging.INFO)
     logging.getLogger("absl").setLevel(logging.INFO)
+    if verbose:
+        return
     for handler in logging.getLogger().handlers:
         handler.addFilter(lambda r: r.name != "absl" or _ProgressOnly().filter(r))
 
@@ -336,18 +354,20 @@ def map_main(argv: List[str]) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["report"]:  # the report of a past run, from its metadata
+        quiet_tensorflow("--verbose" in argv)
         from components import report
 
-        return report.main(argv[1:])
+        return report.main([a for a in argv[1:] if a != "--verbose"])
     if argv[:1] == ["map"]:  # a land-use map of a whole scene
         return map_main(argv[1:])
     args = build_parser().parse_args(argv)
-    configure_logging()
+    configure_logging(args.verbose)
     try:
         config = config_from_args(args)
-    except (ValueError, FileNotFoundError) as err:
+    except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    quiet_tensorflow(args.verbose)
     return run_or_compile(args, config)
 
 
@@ -363,6 +383,9 @@ def run_or_compile(args: argparse.Namespace, config: PipelineConfig) -> int:
     if args.runner == runners.LOCAL:
         try:
             run_local(config)
+        except KeyboardInterrupt:
+            print(INTERRUPTED, file=sys.stderr)
+            return 130
         except UserError as err:
             # Bad input or configuration (also raised inside components, e.g. missing weights):
             # the message names the thing and the fix; the traceback would only hide it.

@@ -62,7 +62,7 @@ def plain_read(root: str, modality: str = features.RGB) -> tuple[int, float]:
     """Baseline: list the class folders and read (and decode: PIL, or tifffile for 13-band
     GeoTIFFs) every file, nothing else."""
     start, count = time.perf_counter(), 0
-    files, _ = convert.list_source(convert.find_class_root(root))
+    files, _ = convert.list_source(convert.open_tree(root))
     for f in files:
         with open(f.path, "rb") as fh:
             _decode(fh.read(), modality)

@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pipeline_runner  # noqa: E402
 from components import digits, features  # noqa: E402
-from components.report import predict_split  # noqa: E402
+from components.report import predict_split, run_report_dir  # noqa: E402
 from pipeline.results import latest_results  # noqa: E402
 
 PIPELINE = "real-data"
@@ -98,7 +98,7 @@ def project_pipeline(folder: str, out: str, epochs: int, batch_size: int, augmen
         raise SystemExit("the pipeline run failed; see the log above")
     seconds = time.perf_counter() - start
     results = latest_results(os.path.join(out, "metadata", f"{PIPELINE}.sqlite"), PIPELINE)
-    with open(os.path.join(out, "report", "metrics.json")) as f:
+    with open(os.path.join(run_report_dir(out, PIPELINE, results.run_id), "metrics.json")) as f:
         metrics = json.load(f)
     labels, probabilities = predict_split(results.pushed_destination, results.examples_uri)
     return {"evaluator": {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]},

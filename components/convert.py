@@ -12,8 +12,12 @@ The output is the example contract of components.features, so ExampleGen cannot 
 archives from synthetic data or TFDS. The conversion is a Beam pipeline (DirectRunner locally, the
 same code on Dataflow) built from small pure functions that tests call directly:
 
+* open_tree()         -- the listing of a folder on any Beam filesystem (local, gs://, ...) or of
+                         a zip archive (its directory: nothing is unpacked);
 * find_class_root()   -- the folder level that holds the class folders (``EuroSAT_RGB/2750/``);
 * list_source()       -- every file, with its EuroSAT label, or why it cannot be used;
+* SourceReader        -- a file's bytes (Beam FileSystems, or the zip member read in place),
+                         at most MAX_FILE_BYTES;
 * scan_source()       -- the listing, its empty classes and its modality (decided once);
 * source_fingerprint()-- a hash of the listing: the output folder is keyed by it, so a second
                          run reuses a complete conversion instead of duplicating examples;
@@ -26,6 +30,11 @@ than ``max_bad_fraction`` of the files):
 
 * corrupt/truncated image or GeoTIFF,         -> rejected ("cannot decode ...");
   non-image file
+* file over MAX_FILE_BYTES, zip member with a  -> rejected without being read (bounded memory,
+  compression ratio over MAX_COMPRESSION_RATIO   nothing unpacked to disk);
+* image declaring more than MAX_IMAGE_PIXELS   -> rejected from its header, before decoding;
+  (a decompression bomb), or a side under        Pillow's DecompressionBombError is reported
+  MIN_IMAGE_SIDE (1x1)                           the same way, never raised;
 * non-TIFF file in a class folder of a         -> rejected ("not a TIFF file"): a dataset holds
   13-band set                                    one modality;
 * 13-band GeoTIFF with another band count,     -> rejected, with the reason from
@@ -55,9 +64,12 @@ import hashlib  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
-import shutil  # noqa: E402
+import posixpath  # noqa: E402
 import zipfile  # noqa: E402
+import zlib  # noqa: E402
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple  # noqa: E402
+
+import apache_beam as beam  # noqa: E402
 
 from components import features  # noqa: E402
 from components.errors import DataError  # noqa: E402
@@ -73,7 +85,17 @@ DEFAULT_MAX_BAD_FRACTION = 0.01
 REPORT_NAME = "conversion_report.json"
 COMPLETE_MARKER = "_COMPLETE"
 RECORD_PREFIX = "eurosat"
-CONVERTER_VERSION = "2"  # 2: 13-band sources, modality in the summary. Part of the fingerprint: a changed conversion does not reuse old output
+CONVERTER_VERSION = "3"  # 3: zips read in place, size bounds. Part of the fingerprint: a changed conversion does not reuse old output
+# Hostile input is refused with bounded memory and no disk: a file (or zip member) is read whole
+# only up to MAX_FILE_BYTES (a EuroSAT JPEG is ~3 KB, a 13-band GeoTIFF ~107 KB); a zip member
+# above RATIO_FLOOR_BYTES that unpacks to more than MAX_COMPRESSION_RATIO times its packed size
+# (a bomb: zeros pack ~1000:1) is not read at all; an image's declared size is checked before
+# its pixels are decoded.
+MAX_FILE_BYTES = 64 << 20
+MAX_COMPRESSION_RATIO = 100
+RATIO_FLOOR_BYTES = 1 << 20
+MAX_IMAGE_PIXELS = 4096 * 4096
+MIN_IMAGE_SIDE = 16  # a smaller image holds too little to become a 64x64 patch
 
 _CLASS_BY_FOLDED_NAME = {n.lower(): n for n in features.CLASS_NAMES}
 
@@ -86,10 +108,13 @@ class ConversionError(DataError):
 class SourceFile:
     """One file of the source: `source` is its path relative to the class root (Forest/Forest_1.jpg)."""
 
-    path: str
+    path: str  # a file on any Beam filesystem, or a member name of `archive`
     source: str
     label: Optional[int]  # None: cannot be used, see `problem`
     problem: Optional[str] = None
+    archive: Optional[str] = None  # the .zip `path` is read from (in place, never unpacked)
+    size: int = 0  # bytes, as listed
+    stamp: str = ""  # modification time (files) or CRC (zip members): part of the fingerprint
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,92 +137,261 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".") or name.startswith("_")
 
 
-def _subfolders(folder: str) -> List[str]:
-    return sorted(
-        n for n in os.listdir(folder) if not _is_hidden(n) and os.path.isdir(os.path.join(folder, n))
-    )
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One file of a source tree: its path relative to the tree's top ('/'-separated)."""
+
+    name: str
+    size: int
+    stamp: str
+    problem: Optional[str] = None  # known unusable from the listing alone (too large, a bomb)
 
 
-def find_class_root(root: str, max_depth: int = 8) -> str:
-    """The folder that holds the class folders: the first one, walking down from `root`, that has
-    a subfolder named like a EuroSAT class (``EuroSAT_RGB/2750`` in the RGB archive, six levels
-    down in the all-bands archive's ``ds/images/...``). A set with other class names is used
-    from `root` (its folders are then reported as unknown classes)."""
-    if not os.path.isdir(root):
-        raise ConversionError(f"{root!r} is not a folder (or .zip) of images")
-    level = [root]
+@dataclasses.dataclass(frozen=True)
+class Tree:
+    """Every file of a source: a folder on any Beam filesystem (local, gs://, ...) or a zip
+    archive, whose members are listed from its directory and read in place."""
+
+    location: str
+    archive: bool
+    entries: Tuple[Entry, ...]
+
+    def path(self, name: str) -> str:
+        """Where SourceFile.path points: the file itself, or the member name in the archive."""
+        return name if self.archive else self.location.rstrip("/") + "/" + name
+
+
+def is_local(location: str) -> bool:
+    return "://" not in location
+
+
+def _beam_filesystems():
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems
+
+
+def _open_binary(path: str):
+    from apache_beam.io.filesystem import CompressionTypes
+
+    return _beam_filesystems().open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def is_archive(location: str) -> bool:
+    """Named .zip, or a local zip file by its content."""
+    return location.lower().endswith(".zip") or (is_local(location) and zipfile.is_zipfile(location))
+
+
+def _too_large(size: int) -> Optional[str]:
+    if size > MAX_FILE_BYTES:
+        return f"file of {size:,} bytes, larger than the {MAX_FILE_BYTES:,}-byte limit for one image"
+    return None
+
+
+def member_problem(info: zipfile.ZipInfo) -> Optional[str]:
+    """Why a zip member must not be read (declared size or compression ratio), or None."""
+    if info.flag_bits & 0x1:
+        return "encrypted zip member"
+    too_large = _too_large(info.file_size)
+    if too_large:
+        return f"zip member: {too_large}"
+    if info.file_size > RATIO_FLOOR_BYTES and info.file_size > MAX_COMPRESSION_RATIO * max(1, info.compress_size):
+        return (f"zip member unpacks {info.compress_size:,} bytes to {info.file_size:,} "
+                f"(ratio above {MAX_COMPRESSION_RATIO}): refused as a decompression bomb")
+    return None
+
+
+def open_zip(location: str) -> zipfile.ZipFile:
+    """The archive at `location` (any Beam filesystem), or ConversionError naming it."""
+    try:
+        handle = _open_binary(location)
+    except Exception as err:  # Beam raises BeamIOError/OSError by filesystem
+        raise ConversionError(f"cannot open {location!r}: {err}") from None
+    try:
+        return zipfile.ZipFile(handle)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        handle.close()
+        raise ConversionError(
+            f"{location!r} is not a readable zip archive ({err}); give the archive as downloaded "
+            "(EuroSAT.zip / EuroSATallBands.zip), or the folder it unpacks to") from None
+
+
+def _zip_tree(location: str) -> Tree:
+    with open_zip(location) as zf:
+        entries = tuple(
+            Entry(info.filename, info.file_size, f"{info.CRC:08x}", member_problem(info))
+            for info in sorted(zf.infolist(), key=lambda i: i.filename) if not info.is_dir())
+    return Tree(location, True, entries)
+
+
+def _folder_tree(location: str) -> Tree:
+    top = location.rstrip("/")
+    if is_local(top) and not os.path.isdir(top):
+        raise ConversionError(f"{location!r} is not a folder (or .zip) of images")
+    try:
+        found = _beam_filesystems().match([top + "/**"])[0].metadata_list
+    except Exception as err:  # BeamIOError: the listing itself failed
+        raise ConversionError(f"cannot list {location!r}: {err}") from None
+    entries = []
+    for meta in found:
+        name = meta.path[len(top) + 1:].replace(os.sep, "/")
+        entries.append(Entry(name, meta.size_in_bytes, repr(meta.last_updated_in_seconds),
+                             _too_large(meta.size_in_bytes)))
+    return Tree(location, False, tuple(sorted(entries, key=lambda e: e.name)))
+
+
+def open_tree(location: str) -> Tree:
+    """The listing of a source folder or zip archive (nothing is read or unpacked)."""
+    return _zip_tree(location) if is_archive(location) else _folder_tree(location)
+
+
+def _visible(name: str) -> bool:
+    """Not a hidden file (``.DS_Store``, ``._x``) nor under a hidden folder (``__MACOSX/``)."""
+    *folders, base = name.split("/")
+    return not base.startswith(".") and not any(_is_hidden(f) for f in folders)
+
+
+def _subfolders(tree: Tree, prefix: str) -> List[str]:
+    """The visible folder names directly under `prefix` ('' or 'a/b/')."""
+    names = set()
+    for e in tree.entries:
+        if e.name.startswith(prefix) and _visible(e.name):
+            rest = e.name[len(prefix):].split("/")
+            if len(rest) > 1:
+                names.add(rest[0])
+    return sorted(names)
+
+
+def find_class_root(tree: Tree, max_depth: int = 8) -> str:
+    """The folder (a prefix of the tree, '' or 'EuroSAT_RGB/2750/') that holds the class folders:
+    the first one, walking down from the top, that has a subfolder named like a EuroSAT class
+    (``EuroSAT_RGB/2750`` in the RGB archive, six levels down in the all-bands archive's
+    ``ds/images/...``). A set with other class names is used from the top (its folders are then
+    reported as unknown classes)."""
+    level = [""]
     for _ in range(max_depth + 1):
-        for folder in level:
-            if any(eurosat_class(n) for n in _subfolders(folder)):
-                return folder
-        level = [os.path.join(f, n) for f in level for n in _subfolders(f)]
+        for prefix in level:
+            if any(eurosat_class(n) for n in _subfolders(tree, prefix)):
+                return prefix
+        level = [f"{p}{n}/" for p in level for n in _subfolders(tree, p)]
         if not level:
             break
-    return root
+    return ""
 
 
-def list_source(class_root: str) -> Tuple[List[SourceFile], List[str]]:
-    """Every non-hidden file under the class folders, sorted, with its label or its problem;
-    and the EuroSAT classes that have no file at all."""
+def list_source(tree: Tree, class_root: Optional[str] = None) -> Tuple[List[SourceFile], List[str]]:
+    """Every visible file under the class folders (of `class_root`, found when not given),
+    sorted, with its label or its problem; and the EuroSAT classes that have no file at all."""
+    prefix = find_class_root(tree) if class_root is None else class_root
     files: List[SourceFile] = []
-    for folder in _subfolders(class_root):
+    archive = tree.location if tree.archive else None
+    for e in tree.entries:
+        if not e.name.startswith(prefix) or not _visible(e.name[len(prefix):]):
+            continue
+        source = e.name[len(prefix):]
+        folder, _, rest = source.partition("/")
         name = eurosat_class(folder)
-        for dirpath, dirnames, filenames in os.walk(os.path.join(class_root, folder)):
-            dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d))
-            for fn in sorted(f for f in filenames if not f.startswith(".")):
-                path = os.path.join(dirpath, fn)
-                source = os.path.relpath(path, class_root).replace(os.sep, "/")
-                if name is None:
-                    problem = (f"unknown class folder {folder!r}: EuroSAT classes are "
-                               f"{', '.join(features.CLASS_NAMES)}")
-                    files.append(SourceFile(path, source, None, problem))
-                elif not fn.lower().endswith(IMAGE_EXTENSIONS):
-                    files.append(SourceFile(path, source, None, NOT_AN_IMAGE))
-                else:
-                    files.append(SourceFile(path, source, features.class_id(name)))
-    for fn in sorted(os.listdir(class_root)):
-        path = os.path.join(class_root, fn)
-        if os.path.isfile(path) and fn.lower().endswith(IMAGE_EXTENSIONS):
-            files.append(SourceFile(path, fn, None, "image outside a class folder"))
+        if not rest:
+            if not source.lower().endswith(IMAGE_EXTENSIONS):
+                continue  # a README or licence beside the class folders
+            label, problem = None, "image outside a class folder"
+        elif name is None:
+            label, problem = None, (f"unknown class folder {folder!r}: EuroSAT classes are "
+                                    f"{', '.join(features.CLASS_NAMES)}")
+        elif not source.lower().endswith(IMAGE_EXTENSIONS):
+            label, problem = None, NOT_AN_IMAGE
+        elif e.problem:
+            label, problem = None, e.problem
+        else:
+            label, problem = features.class_id(name), None
+        files.append(SourceFile(tree.path(e.name), source, label, problem, archive, e.size, e.stamp))
+    files.sort(key=lambda f: (f.source.count("/") == 0, f.source))  # class folders first, as listed before
     return files, classes_without_files(files)
 
 
-def _tiff_has_13_bands(path: str) -> Optional[bool]:
+class SourceReader:
+    """Reads a source file's bytes, never more than MAX_FILE_BYTES: files through Beam's
+    FileSystems (local, gs://, ...) and zip members in place. Archives opened once are kept
+    open for the next file (a Beam worker reads thousands from one zip)."""
+
+    def __init__(self) -> None:
+        self._archives: Dict[str, zipfile.ZipFile] = {}
+
+    def read(self, f: SourceFile) -> bytes:
+        """The file's bytes; ValueError saying why they cannot be read."""
+        if f.problem:
+            raise ValueError(f.problem)
+        try:
+            if f.archive is None:
+                with _open_binary(f.path) as handle:
+                    data = handle.read(MAX_FILE_BYTES + 1)
+            else:
+                zf = self._archives.get(f.archive) or self._archives.setdefault(f.archive, open_zip(f.archive))
+                info = zf.getinfo(f.path)
+                problem = member_problem(info)
+                if problem:
+                    raise ValueError(problem)
+                with zf.open(info) as handle:
+                    data = handle.read(MAX_FILE_BYTES + 1)
+        except ValueError:
+            raise
+        except (OSError, EOFError, KeyError, RuntimeError, NotImplementedError, zipfile.BadZipFile,
+                zlib.error) as err:
+            raise ValueError(f"cannot read file: {type(err).__name__}: {err}") from None
+        too_large = _too_large(len(data))
+        if too_large:
+            raise ValueError(too_large)
+        return data
+
+    def close(self) -> None:
+        for zf in self._archives.values():
+            zf.close()
+        self._archives.clear()
+
+
+def _tiff_has_13_bands(data: bytes) -> Optional[bool]:
     """Whether a TIFF holds 13 bands (from its header), or None when it cannot be read."""
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
             shape = tif.series[0].shape
     except Exception:  # tifffile raises many types for corrupt/non-TIFF files
         return None
     return len(shape) == 3 and features.NUM_BANDS in (shape[0], shape[-1])
 
 
-def source_modality(files: Sequence[SourceFile]) -> str:
+def source_modality(files: Sequence[SourceFile], reader: Optional[SourceReader] = None) -> str:
     """``all`` when the first readable TIFF among the usable files has 13 bands, else ``rgb``.
 
     Decided once per source, so every file is prepared the same way and a wrong file is reported
     against the set's modality rather than switching it."""
+    reader = reader or SourceReader()
     probes = 0
-    for f in files:
-        if f.label is None or not f.path.lower().endswith(TIFF_EXTENSIONS):
-            continue
-        has_13 = _tiff_has_13_bands(f.path)
-        if has_13 is not None:
-            return features.ALL_BANDS if has_13 else features.RGB
-        probes += 1
-        if probes >= MODALITY_PROBES:
-            break
+    try:
+        for f in files:
+            if f.label is None or not f.source.lower().endswith(TIFF_EXTENSIONS):
+                continue
+            try:
+                has_13 = _tiff_has_13_bands(reader.read(f))
+            except ValueError:
+                has_13 = None
+            if has_13 is not None:
+                return features.ALL_BANDS if has_13 else features.RGB
+            probes += 1
+            if probes >= MODALITY_PROBES:
+                break
+    finally:
+        reader.close()
     return features.RGB
 
 
 def _only_tiff(f: SourceFile) -> SourceFile:
     """A file of a 13-band set: anything but a TIFF in a class folder is unusable."""
-    if f.path.lower().endswith(TIFF_EXTENSIONS) or (f.label is None and f.problem != NOT_AN_IMAGE):
+    if f.source.lower().endswith(TIFF_EXTENSIONS) or (f.label is None and f.problem != NOT_AN_IMAGE):
         return f
-    return SourceFile(f.path, f.source, None,
-                      "not a TIFF file (extension): this is a 13-band set of GeoTIFFs (*.tif)")
+    return dataclasses.replace(f, label=None,
+                               problem="not a TIFF file (extension): this is a 13-band set of GeoTIFFs (*.tif)")
 
 
 def classes_without_files(files: Sequence[SourceFile]) -> List[str]:
@@ -206,9 +400,11 @@ def classes_without_files(files: Sequence[SourceFile]) -> List[str]:
     return [n for i, n in enumerate(features.CLASS_NAMES) if i not in used]
 
 
-def scan_source(class_root: str) -> Tuple[List[SourceFile], List[str], str]:
-    """The listing, its empty classes and its modality; in a 13-band set only TIFFs are usable."""
-    files, empty = list_source(class_root)
+def scan_source(source) -> Tuple[List[SourceFile], List[str], str]:
+    """The listing of a source (a Tree, or a folder / .zip location), its empty classes and its
+    modality; in a 13-band set only TIFFs are usable."""
+    tree = source if isinstance(source, Tree) else open_tree(source)
+    files, empty = list_source(tree)
     modality = source_modality(files)
     if modality == features.ALL_BANDS:
         files = [_only_tiff(f) for f in files]
@@ -217,12 +413,11 @@ def scan_source(class_root: str) -> Tuple[List[SourceFile], List[str], str]:
 
 
 def source_fingerprint(files: Sequence[SourceFile]) -> str:
-    """A short hash of the listing (relative paths, sizes, modification times) and converter
-    version: the same source gives the same output folder, a changed one a new folder."""
+    """A short hash of the listing (relative paths, sizes, modification times or zip CRCs) and
+    converter version: the same source gives the same output folder, a changed one a new folder."""
     h = hashlib.sha256(CONVERTER_VERSION.encode())
     for f in files:
-        st = os.stat(f.path)
-        h.update(f"{f.source}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(f"{f.source}\0{f.size}\0{f.stamp}\n".encode())
     return h.hexdigest()[:12]
 
 
@@ -230,6 +425,7 @@ def prepare_bands(data: bytes) -> Prepared:
     """Validate one 13-band GeoTIFF's bytes (features.read_bands: ValueError says why not); the
     stored bytes are the uint16 band values, so duplicates are found on the pixels, not the tags."""
     try:
+        _check_declared_bands(data)
         bands = features.read_bands(data)
     except ValueError as err:
         message = str(err)
@@ -238,6 +434,24 @@ def prepare_bands(data: bytes) -> Prepared:
         raise ValueError(message) from None
     raw = bands.tobytes()
     return Prepared(raw, hashlib.sha256(raw).hexdigest())
+
+
+def _check_declared_bands(data: bytes) -> None:
+    """A GeoTIFF's shape from its header, before decoding: refuse what could not be a patch and
+    would be expensive to decode (features.read_bands then checks the exact shape)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            shape = tif.series[0].shape
+    except Exception:  # unreadable header: read_bands says why
+        return
+    values = 1
+    for n in shape:
+        values *= n
+    if values > MAX_IMAGE_PIXELS:
+        raise ValueError(f"cannot decode GeoTIFF: it declares shape {tuple(shape)}, more than "
+                         f"{MAX_IMAGE_PIXELS:,} values: refused before decoding")
 
 
 def to_example(stored: bytes, label: int, source: str, modality: str):
@@ -250,6 +464,17 @@ def to_example(stored: bytes, label: int, source: str, modality: str):
     return features.make_bands_example(bands, label, source)
 
 
+def check_declared_size(width: int, height: int) -> None:
+    """An image's size as its header declares it, checked before decoding: ValueError when it
+    is too large to decode safely (a decompression bomb) or too small to be a patch."""
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ValueError(f"image declares {width}x{height} pixels, more than the {MAX_IMAGE_PIXELS:,}-pixel "
+                         "limit: refused before decoding (a EuroSAT patch is 64x64)")
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise ValueError(f"image of {width}x{height} pixels, smaller than the {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} "
+                         "minimum: too little to become a 64x64 patch")
+
+
 def prepare_image(data: bytes, image_size: int = features.IMAGE_SIZE) -> Prepared:
     """Validate one file's bytes; 64x64 RGB JPEG/PNG are kept as they are, anything else that
     decodes is converted to 64x64 RGB PNG. Raises ValueError saying why a file is unusable."""
@@ -257,6 +482,7 @@ def prepare_image(data: bytes, image_size: int = features.IMAGE_SIZE) -> Prepare
 
     try:
         with Image.open(io.BytesIO(data)) as img:
+            check_declared_size(*img.size)  # from the header, before any pixel is decoded
             img.load()  # full decode: catches truncated and corrupt files
             fmt, mode, size = img.format, img.mode, img.size
             reasons = []
@@ -275,6 +501,8 @@ def prepare_image(data: bytes, image_size: int = features.IMAGE_SIZE) -> Prepare
                 data = buf.getvalue()
     except UnidentifiedImageError:
         raise ValueError("cannot decode image: not a recognised image format") from None
+    except Image.DecompressionBombError as err:  # Pillow's own limit, should ours ever be higher
+        raise ValueError(f"image refused as a decompression bomb: {err}") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"cannot decode image: {err}") from None
     _check_contract_decode(data)
@@ -316,29 +544,39 @@ def bad_fraction_error(num_bad: int, num_files: int, max_bad_fraction: float, re
 BAD_TAG = "bad"
 
 
-def _read_and_prepare(item: Tuple[str, str, int], modality: str):
-    """(path, source, label) -> ('ok', (sha, (source, label, bytes, normalized))) or a bad record."""
-    import apache_beam as beam
-    from apache_beam.metrics import Metrics
+class _ReadAndPrepare(beam.DoFn):
+    """SourceFile -> ('ok', (sha, (source, label, bytes, normalized))) or a bad record. Each
+    worker keeps one SourceReader, so a zip archive is opened once, not once per file."""
 
-    path, source, label = item
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-        prepared = prepare_image(data) if modality == features.RGB else prepare_bands(data)
-    except (OSError, ValueError) as err:
-        Metrics.counter("convert", "bad").inc()
-        yield beam.pvalue.TaggedOutput(BAD_TAG, {"path": source, "reason": str(err)})
-        return
-    Metrics.counter("convert", "read").inc()
-    if prepared.normalized:
-        Metrics.counter("convert", "normalized").inc()
-    yield prepared.sha256, (source, label, prepared.image, prepared.normalized)
+    def __init__(self, modality: str):
+        self.modality = modality
+        self.reader: Optional[SourceReader] = None
+
+    def setup(self) -> None:
+        self.reader = SourceReader()
+
+    def process(self, f: SourceFile):
+        from apache_beam.metrics import Metrics
+
+        try:
+            data = self.reader.read(f)
+            prepared = prepare_image(data) if self.modality == features.RGB else prepare_bands(data)
+        except (OSError, ValueError) as err:
+            Metrics.counter("convert", "bad").inc()
+            yield beam.pvalue.TaggedOutput(BAD_TAG, {"path": f.source, "reason": str(err)})
+            return
+        Metrics.counter("convert", "read").inc()
+        if prepared.normalized:
+            Metrics.counter("convert", "normalized").inc()
+        yield prepared.sha256, (f.source, f.label, prepared.image, prepared.normalized)
+
+    def teardown(self) -> None:
+        if self.reader:
+            self.reader.close()
 
 
 def _resolve_duplicates(keyed, modality: str):
     """Group of identical bytes -> the one example to keep (first path), plus report records."""
-    import apache_beam as beam
     from apache_beam.metrics import Metrics
 
     _, copies = keyed
@@ -394,18 +632,18 @@ def run_conversion(
     """The Beam pipeline: read + validate + normalize every usable file, drop duplicates, write
     sharded TFRecords to `output_dir`; returns the report records by kind (bad, duplicate,
     normalized)."""
-    import apache_beam as beam
+    import tensorflow as tf
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    usable = [(f.path, f.source, f.label) for f in files if f.label is not None]
-    parts = os.path.join(output_dir, "_report_parts")
+    usable = [f for f in files if f.label is not None]
+    parts = posixpath.join(output_dir, "_report_parts")
     kinds = (BAD_TAG, "duplicate", "normalized")
     options = PipelineOptions(beam_args or ["--direct_running_mode=in_memory"])
     p = beam.Pipeline(options=options)
     prepared = (
         p
         | "ListFiles" >> beam.Create(usable, reshuffle=True)
-        | "ReadAndValidate" >> beam.FlatMap(_read_and_prepare, modality).with_outputs(BAD_TAG, main="ok")
+        | "ReadAndValidate" >> beam.ParDo(_ReadAndPrepare(modality)).with_outputs(BAD_TAG, main="ok")
     )
     examples = (
         prepared.ok
@@ -415,13 +653,13 @@ def run_conversion(
             BAD_TAG, "duplicate", "normalized", main="examples")
     )
     _ = examples.examples | "WriteTFRecords" >> beam.io.WriteToTFRecord(
-        os.path.join(output_dir, RECORD_PREFIX), file_name_suffix=".tfrecord.gz",
+        posixpath.join(output_dir, RECORD_PREFIX), file_name_suffix=".tfrecord.gz",
         num_shards=num_shards)
     bad = (prepared[BAD_TAG], examples[BAD_TAG]) | "AllBad" >> beam.Flatten()
     for kind, pcoll in ((BAD_TAG, bad), ("duplicate", examples.duplicate),
                         ("normalized", examples.normalized)):
         _ = (pcoll | f"Json{kind}" >> beam.Map(json.dumps)
-             | f"Write{kind}" >> beam.io.WriteToText(os.path.join(parts, kind), shard_name_template=""))
+             | f"Write{kind}" >> beam.io.WriteToText(posixpath.join(parts, kind), shard_name_template=""))
     result = p.run()
     result.wait_until_finish()
     counters: Dict[str, int] = {}
@@ -430,9 +668,9 @@ def run_conversion(
     log.info("conversion counters: %s", json.dumps(counters, sort_keys=True))
     records = {}
     for kind in kinds:
-        with open(os.path.join(parts, kind)) as f:
+        with tf.io.gfile.GFile(posixpath.join(parts, kind)) as f:
             records[kind] = sorted((json.loads(line) for line in f if line.strip()), key=lambda r: r["path"])
-    shutil.rmtree(parts)
+    tf.io.gfile.rmtree(parts)
     return records
 
 
@@ -443,21 +681,24 @@ def convert_folder(
     beam_args: Optional[List[str]] = None,
     scan: Optional[Tuple[List[SourceFile], List[str], str]] = None,
 ) -> dict:
-    """Convert `root` (or its scan_source() result, when already computed) into `output_dir`: TFRecords, report, marker.
+    """Convert `root`, a folder or .zip on any Beam filesystem (or its scan_source() result,
+    when already computed) into `output_dir`: TFRecords, report, marker.
 
     Returns the summary. Raises ConversionError when nothing is usable or too much is bad; the
     report is written either way so that every rejected file can be looked up.
     """
-    files, empty_classes, modality = scan or scan_source(find_class_root(root))
+    import tensorflow as tf
+
+    files, empty_classes, modality = scan or scan_source(root)
     if not any(f.label is not None for f in files):
         raise ConversionError(
             f"{root!r} holds no usable images: expected <ClassName>/*.jpg (RGB) or <ClassName>/*.tif "
             "(13-band) folders with EuroSAT class "
             f"names ({', '.join(features.CLASS_NAMES)})"
             + (f"; found: {sorted({f.source.split('/')[0] for f in files})[:10]}" if files else ""))
-    if os.path.exists(output_dir):
-        shutil.rmtree(output_dir)  # an incomplete earlier attempt: start clean, never append
-    os.makedirs(output_dir)
+    if tf.io.gfile.exists(output_dir):
+        tf.io.gfile.rmtree(output_dir)  # an incomplete earlier attempt: start clean, never append
+    tf.io.gfile.makedirs(output_dir)
     num_usable = sum(f.label is not None for f in files)
     num_shards = max(1, min(16, num_usable // 2000))
     log.info("converting %d files (%s) from %s into %s (%d shards)", len(files), modality, root,
@@ -465,9 +706,9 @@ def convert_folder(
     records = run_conversion(files, output_dir, num_shards, beam_args, modality)
     listing_bad = [{"path": f.source, "reason": f.problem} for f in files if f.label is None]
     bad = sorted(listing_bad + records[BAD_TAG], key=lambda r: r["path"])
-    report_path = os.path.join(output_dir, REPORT_NAME)
+    report_path = posixpath.join(output_dir, REPORT_NAME)
     summary = {
-        "source": os.path.abspath(root),
+        "source": os.path.abspath(root) if is_local(root) else root,
         "modality": modality,
         "files": len(files),
         "examples": num_usable - len(records[BAD_TAG]) - len(records["duplicate"]),
@@ -477,7 +718,7 @@ def convert_folder(
         "empty_classes": list(empty_classes),
         "max_bad_fraction": max_bad_fraction,
     }
-    with open(report_path, "w") as f:
+    with tf.io.gfile.GFile(report_path, "w") as f:
         json.dump({"summary": summary, "bad": bad, "duplicates": records["duplicate"],
                    "normalized": records["normalized"]}, f, indent=1)
     log.info("conversion summary: %s", json.dumps(summary))
@@ -488,29 +729,15 @@ def convert_folder(
         error = "no image could be used"
     if error:
         raise ConversionError(f"converting {root!r}: {error}")
-    with open(os.path.join(output_dir, COMPLETE_MARKER), "w") as f:
+    with tf.io.gfile.GFile(posixpath.join(output_dir, COMPLETE_MARKER), "w") as f:
         json.dump(summary, f)
     return summary
 
 
-def unpack_zip(zip_path: str, cache_dir: str) -> str:
-    """Extract an archive once into `cache_dir` (keyed by its member names, sizes and CRCs)."""
-    with zipfile.ZipFile(zip_path) as zf:
-        h = hashlib.sha256()
-        for info in sorted(zf.infolist(), key=lambda i: i.filename):
-            h.update(f"{info.filename}\0{info.file_size}\0{info.CRC}\n".encode())
-        name = os.path.splitext(os.path.basename(zip_path))[0]
-        target = os.path.join(cache_dir, "_unpacked", f"{name}-{h.hexdigest()[:12]}")
-        if not os.path.exists(os.path.join(target, COMPLETE_MARKER)):
-            shutil.rmtree(target, ignore_errors=True)
-            log.info("unpacking %s into %s", zip_path, target)
-            zf.extractall(target)
-            open(os.path.join(target, COMPLETE_MARKER), "w").close()
-    return target
-
-
 def is_complete(output_dir: str) -> bool:
-    return os.path.exists(os.path.join(output_dir, COMPLETE_MARKER))
+    import tensorflow as tf
+
+    return tf.io.gfile.exists(posixpath.join(output_dir, COMPLETE_MARKER))
 
 
 def convert_source(
@@ -519,33 +746,36 @@ def convert_source(
     max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
     beam_args: Optional[List[str]] = None,
 ) -> str:
-    """A folder or .zip of class folders -> <cache_dir>/<name>-<fingerprint>/ of TFRecords,
-    converted on first use and reused afterwards (same listing, same folder)."""
+    """A folder or .zip of class folders (any Beam filesystem: local, gs://, ...) ->
+    <cache_dir>/<name>-<fingerprint>/ of TFRecords, converted on first use and reused afterwards
+    (same listing, same folder). A zip is read in place: nothing is unpacked."""
     root = spec.rstrip("/")
-    if zipfile.is_zipfile(root):
-        root = unpack_zip(root, cache_dir)
-    scan = scan_source(find_class_root(root))
-    name = os.path.basename(os.path.splitext(spec.rstrip("/"))[0]) or "images"
-    output_dir = os.path.join(cache_dir, f"{name}-{source_fingerprint(scan[0])}")
+    scan = scan_source(root)
+    name = posixpath.basename(os.path.splitext(root)[0]) or "images"
+    output_dir = posixpath.join(cache_dir, f"{name}-{source_fingerprint(scan[0])}")
+    if is_local(output_dir):
+        output_dir = os.path.abspath(output_dir)
     if is_complete(output_dir):
         log.info("reusing converted %s (fingerprint matches): %s", spec, output_dir)
-        return os.path.abspath(output_dir)
+        return output_dir
     convert_folder(root, output_dir, max_bad_fraction, beam_args, scan=scan)
-    return os.path.abspath(output_dir)
+    return output_dir
 
 
 def holds_class_folders(path: str) -> bool:
-    """Whether `path` looks like a folder-per-class image set (or a zip): used to dispatch --data."""
-    if os.path.isfile(path):
-        return zipfile.is_zipfile(path)
-    if not os.path.isdir(path):
+    """Whether `path` looks like a folder-per-class image set or an archive (convert_source says
+    when a .zip is not one): used to dispatch --data."""
+    if is_archive(path):
+        return not is_local(path) or os.path.exists(path)
+    if is_local(path) and not os.path.isdir(path):
         return False
-    root = find_class_root(path)
-    return any(
-        f.lower().endswith(IMAGE_EXTENSIONS)
-        for d in _subfolders(root)
-        for f in os.listdir(os.path.join(root, d))
-    )
+    try:
+        tree = open_tree(path)
+    except ConversionError:
+        return False
+    prefix = find_class_root(tree)
+    return any(e.name.startswith(prefix) and "/" in e.name[len(prefix):]
+               and e.name.lower().endswith(IMAGE_EXTENSIONS) for e in tree.entries)
 
 
 def iter_examples(folder: str) -> Iterable:

@@ -7,7 +7,14 @@ measurement (benchmarks/train_throughput.py); each piece of the recipe can be sw
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Optional
+from typing import Annotated, Any, Literal, Mapping, Optional
+
+from pydantic import Field, field_validator
+from pydantic.dataclasses import dataclass
+
+from components import settings
+from components.settings import (Float, Fraction, Int, NonNegativeFloat, NonNegativeInt,
+                                 OpenFraction, PositiveFloat, PositiveInt)
 
 # Keras applications backbones the Trainer can build (name -> tf.keras.applications symbol).
 BACKBONES = (
@@ -58,8 +65,11 @@ def hub_input_size(handle: str) -> int:
     return DEFAULT_HUB_INPUT_SIZE
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True, config=settings.CONFIG)
 class HParams:
+    """Validated on construction (components/settings.py): wrong types and ranges are one-line
+    ConfigErrors through from_dict, pydantic ValidationErrors when built directly."""
+
     # A Keras application name (BACKBONES) or a TF Hub feature-vector handle: URL or local path.
     backbone: str = "EfficientNetV2B0"
     # Keras backbones: "imagenet" (Keras download), a local weights file, or "none".
@@ -68,62 +78,55 @@ class HParams:
     # Train from random initialisation when the pretrained weights cannot be had.
     allow_random_init: bool = False
     # Model input size; None: the backbone's own (64 for Keras apps, the Hub model's size).
-    image_size: Optional[int] = None
-    epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 1e-3
+    image_size: Optional[Annotated[Int, Field(ge=32)]] = None
+    epochs: PositiveInt = 10
+    batch_size: PositiveInt = 64
+    learning_rate: PositiveFloat = 1e-3
     # Two-phase fine-tuning (pretrained weights only): head_epochs with the backbone frozen,
     # then everything at learning_rate * fine_tune_lr_factor.
-    head_epochs: int = 2
-    fine_tune_lr_factor: float = 0.1
-    optimizer: str = "adamw"  # or "adam" (the tutorial's)
-    lr_schedule: str = "cosine"  # warm-up then cosine decay, or "constant" (the tutorial's)
-    warmup_epochs: float = 1.0
-    weight_decay: float = 1e-4
-    label_smoothing: float = 0.1
-    dropout: float = 0.2
-    augment: str = "full"  # AUGMENTATIONS; True/False are read as "full"/"none"
-    colour_jitter: float = 0.1
+    head_epochs: NonNegativeInt = 2
+    fine_tune_lr_factor: Annotated[Float, Field(gt=0, le=1)] = 0.1
+    optimizer: Literal["adamw", "adam"] = "adamw"  # or "adam" (the tutorial's)
+    lr_schedule: Literal["cosine", "constant"] = "cosine"  # warm-up then cosine decay, or "constant" (the tutorial's)
+    warmup_epochs: NonNegativeFloat = 1.0
+    weight_decay: NonNegativeFloat = 1e-4
+    label_smoothing: OpenFraction = 0.1
+    dropout: OpenFraction = 0.2
+    augment: Literal[AUGMENTATIONS] = "full"  # True/False are read as "full"/"none"
+    colour_jitter: OpenFraction = 0.1
     # Early stopping on validation accuracy with the best weights restored, counting only from
     # this fraction of the (fine-tuning) epoch budget on: the first epochs, warm-up included,
     # always run, and their weights (BatchNorm statistics still settling) are never "the best".
-    early_stopping_patience: int = 3
-    early_stopping_start: float = 0.5
+    early_stopping_patience: NonNegativeInt = 3
+    early_stopping_start: Fraction = 0.5
     # "auto": mixed_float16 on GPUs, float32 on CPUs (see benchmarks/train_throughput.py).
-    precision: str = "auto"
+    precision: Literal[PRECISIONS] = "auto"
     # XLA: None = auto (on for GPUs), or True/False.
     jit_compile: Optional[bool] = None
-    seed: int = 42
+    seed: Int = 42
+
+    @field_validator("augment", mode="before")
+    @classmethod
+    def _augment_mode(cls, augment: Any) -> Any:
+        if isinstance(augment, bool):  # the earlier boolean form (configs, recorded runs)
+            return "full" if augment else "none"
+        if augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)}")
+        return augment
+
+    @field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, backbone: str) -> str:
+        if backbone not in BACKBONES and not is_hub_handle(backbone):
+            raise ValueError(f"unknown backbone; expected one of {', '.join(BACKBONES)}, "
+                             "or a TF Hub feature-vector handle (URL or local path)")
+        return backbone
 
     def __post_init__(self) -> None:
-        if isinstance(self.augment, bool):  # the earlier boolean form (configs, recorded runs)
-            object.__setattr__(self, "augment", "full" if self.augment else "none")
-        if self.augment not in AUGMENTATIONS:
-            raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
-        if not 0 <= self.early_stopping_start <= 1:
-            raise ValueError(f"early_stopping_start must lie in [0, 1], got {self.early_stopping_start}")
-        if self.backbone not in BACKBONES and not is_hub_handle(self.backbone):
-            raise ValueError(
-                f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)} "
-                "or give a TF Hub feature-vector handle (URL or local path)"
-            )
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.image_size is not None and self.image_size < 32:
-            raise ValueError(f"image_size must be >= 32 (or unset), got {self.image_size}")
-        if self.learning_rate <= 0 or not 0 < self.fine_tune_lr_factor <= 1:
-            raise ValueError("learning_rate must be > 0 and fine_tune_lr_factor in (0, 1]")
-        if not 0 <= self.label_smoothing < 1 or not 0 <= self.dropout < 1:
-            raise ValueError("label_smoothing and dropout must lie in [0, 1)")
-        if self.head_epochs < 0:
-            raise ValueError(f"head_epochs must be >= 0, got {self.head_epochs}")
-        if self.optimizer not in ("adamw", "adam") or self.lr_schedule not in ("cosine", "constant"):
-            raise ValueError("optimizer must be adamw|adam and lr_schedule cosine|constant")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        """What one field alone cannot say (pydantic runs this after checking each field)."""
         if self.hub and not self.pretrained:
-            raise ValueError("TF Hub backbones carry their own weights: drop --weights none")
+            raise ValueError(f"TF Hub backbones carry their own weights, got weights={self.weights!r}: "
+                             "drop --weights none")
 
     @property
     def hub(self) -> bool:
@@ -149,12 +152,9 @@ class HParams:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "HParams":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown hyperparameters {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**values)
+    def from_dict(cls, values: Mapping[str, Any], prefix: str = "") -> "HParams":
+        """HParams from a mapping (YAML, custom_config); bad keys/values are one-line ConfigErrors."""
+        return settings.build(cls, values, prefix)
 
 
 # The tutorial's recipe, kept for comparison (benchmarks/train_throughput.py): Adam at a

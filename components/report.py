@@ -324,20 +324,24 @@ def _split_files(examples_uri: str, split: str) -> List[str]:
     return sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
 
 
-def count_classes(examples_uri: str) -> Dict[str, Dict[str, int]]:
-    """{split: {class name: examples}} from ExampleGen's output (labels only are parsed)."""
+def count_classes(statistics_uri: str) -> Dict[str, Dict[str, int]]:
+    """{split: {class name: examples}} from StatisticsGen's output (the `class_name` feature's
+    value counts), so nothing is read twice."""
     import tensorflow as tf
+    from tensorflow_metadata.proto.v0 import statistics_pb2
 
     counts = {}
-    spec = {features.LABEL_KEY: features.raw_feature_spec()[features.LABEL_KEY]}
     for split in SPLITS:
-        files = _split_files(examples_uri, split)
-        if not files:
+        path = os.path.join(statistics_uri, f"Split-{split}", "FeatureStats.pb")
+        if not tf.io.gfile.exists(path):
             continue
-        labels = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(512).map(
-            lambda b: tf.io.parse_example(b, spec)[features.LABEL_KEY])
-        ids = np.concatenate([b.numpy() for b in labels] or [np.zeros([0], np.int64)])
-        counts[split] = {n: int((ids == i).sum()) for i, n in enumerate(features.CLASS_NAMES)}
+        with tf.io.gfile.GFile(path, "rb") as f:
+            stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
+        found: Dict[str, int] = {}
+        for feature in (f for d in stats.datasets for f in d.features):
+            if list(feature.path.step) == [features.CLASS_NAME_KEY]:
+                found = {b.label: int(b.sample_count) for b in feature.string_stats.rank_histogram.buckets}
+        counts[split] = {n: found.get(n, 0) for n in features.CLASS_NAMES}
     return counts
 
 
@@ -400,14 +404,16 @@ def _read_history(model_run_uri: Optional[str]) -> Optional[Dict[str, List[float
         return json.load(f)
 
 
-def gather_run(metadata_path: str, pipeline_name: str) -> ReportInputs:
-    """ReportInputs for the latest run of `pipeline_name` recorded in `metadata_path`."""
+def gather_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] = None) -> ReportInputs:
+    """ReportInputs for the latest run of `pipeline_name` recorded in `metadata_path` (or its
+    run `run_id`); metrics["run_id"] says which run it is."""
     from components import evaluation
     from pipeline.results import latest_results
 
-    results = latest_results(metadata_path, pipeline_name)
+    results = latest_results(metadata_path, pipeline_name, run_id)
     if not results.evaluation_uri:
-        raise ValueError(f"pipeline {pipeline_name!r} in {metadata_path} has no Evaluator output yet: "
+        which = f"run {run_id!r} of pipeline {pipeline_name!r}" if run_id else f"pipeline {pipeline_name!r}"
+        raise ValueError(f"{which} in {metadata_path} has no Evaluator output yet: "
                          "run the pipeline to the Evaluator first (or check --pipeline-name)")
     metrics = build_metrics(
         evaluation.summarize(results.evaluation_uri),
@@ -419,35 +425,58 @@ def gather_run(metadata_path: str, pipeline_name: str) -> ReportInputs:
         pushed_destination=results.pushed_destination if results.pushed else None,
     )
     metrics["evaluation_uri"] = results.evaluation_uri
+    metrics["run_id"] = results.run_id
     inputs = ReportInputs(metrics=metrics, history=_read_history(results.model_run_uri))
+    if results.statistics_uri:
+        inputs.class_counts = count_classes(results.statistics_uri)
     if results.examples_uri:
-        inputs.class_counts = count_classes(results.examples_uri)
         if results.model_uri:
             inputs.samples = predict_samples(results.model_uri, results.examples_uri)
     return inputs
 
 
-def report_for_run(output_dir: str, pipeline_name: str, report_dir: Optional[str] = None) -> Dict[str, str]:
-    """Write the report of `pipeline_name`'s latest run under `output_dir` (the pipeline's
-    output folder) to `report_dir` (default <output_dir>/report)."""
+def run_report_dir(output_dir: str, pipeline_name: str, run_id: Optional[str]) -> str:
+    """Where a run's report lives: <output_dir>/report/<pipeline>/<run>/ (one per run, kept)."""
+    from pipeline.results import run_folder
+
+    return os.path.join(output_dir, "report", pipeline_name, run_folder(run_id) if run_id else "latest")
+
+
+def report_for_run(output_dir: str, pipeline_name: str, report_dir: Optional[str] = None,
+                   run_id: Optional[str] = None) -> Dict[str, str]:
+    """Write the report of `pipeline_name`'s latest run (or run `run_id`) under `output_dir`
+    (the pipeline's output folder) to `report_dir` (default run_report_dir())."""
     from pipeline.config import PipelineConfig
 
     metadata_path = PipelineConfig(output_dir=output_dir, pipeline_name=pipeline_name).metadata_path
-    return write_report(gather_run(metadata_path, pipeline_name), report_dir or os.path.join(output_dir, "report"))
+    inputs = gather_run(metadata_path, pipeline_name, run_id)
+    target = report_dir or run_report_dir(output_dir, pipeline_name, inputs.metrics.get("run_id"))
+    return write_report(inputs, target)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from components.console import quiet_tensorflow
     from pipeline.config import PipelineConfig
+    from pipeline.results import list_runs, run_folder
+
+    quiet_tensorflow()  # EUROSAT_VERBOSE=1 shows TensorFlow's start-up lines
 
     defaults = PipelineConfig()
     p = argparse.ArgumentParser(description="Write the evaluation report of a finished pipeline run.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--output-dir", default=defaults.output_dir, help="the pipeline's --output-dir")
     p.add_argument("--pipeline-name", default=defaults.pipeline_name, help="the pipeline's name in metadata")
-    p.add_argument("--report-dir", help="where to write (default <output-dir>/report)")
+    p.add_argument("--run", dest="run_id", help="the run to report (an id from --list); default the latest")
+    p.add_argument("--list", action="store_true", help="list the pipeline's runs, oldest first, and exit")
+    p.add_argument("--report-dir", help="where to write (default <output-dir>/report/<pipeline>/<run>)")
     args = p.parse_args(argv)
     try:
-        written = report_for_run(args.output_dir, args.pipeline_name, args.report_dir)
+        if args.list:
+            metadata_path = PipelineConfig(output_dir=args.output_dir, pipeline_name=args.pipeline_name).metadata_path
+            for run_id in list_runs(metadata_path, args.pipeline_name):
+                print(run_folder(run_id))
+            return 0
+        written = report_for_run(args.output_dir, args.pipeline_name, args.report_dir, args.run_id)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

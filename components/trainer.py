@@ -99,12 +99,38 @@ def resolve_jit(hp: HParams, has_gpu: bool) -> bool:
     return has_gpu if hp.jit_compile is None else bool(hp.jit_compile)
 
 
+_RESUME_LOCKS: Dict[str, int] = {}  # lock file -> open descriptor, held while this process lives
+
+
 def resume_dir(model_run_dir: str, hp: HParams, inputs: List[str]) -> str:
     """A directory stable across retries of the same Trainer inputs (TFX gives each execution a
-    new model_run_dir, so a retried Trainer could never find its own checkpoints there)."""
+    new model_run_dir, so a retried Trainer could never find its own checkpoints there).
+
+    Locally the directory is locked (flock on `<key>.lock`, released when the process ends, also
+    by a crash or Ctrl-C): a second run with the same inputs at the same time gets a directory of
+    its own execution instead, so neither resumes from, nor deletes, the other's checkpoints."""
+    import fcntl
+
     key = hashlib.sha256(json.dumps([hp.to_dict(), sorted(inputs)]).encode()).hexdigest()[:16]
     base = os.path.dirname(os.path.dirname(model_run_dir.rstrip("/")))
-    return os.path.join(base, "resume", key)
+    shared = os.path.join(base, "resume", key)
+    if "://" in base or not os.path.isdir(base):  # cloud storage: one writer per execution there
+        return shared
+    lock_path = shared + ".lock"
+    if lock_path in _RESUME_LOCKS:  # this process holds it: a retry in the same process
+        return shared
+    os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        own = f"{shared}-{os.path.basename(model_run_dir.rstrip('/'))}"
+        log.warning("another run is training on the same inputs (it holds %s); this one keeps its "
+                    "checkpoints in %s", lock_path, own)
+        return own
+    _RESUME_LOCKS[lock_path] = fd
+    return shared
 
 
 class ProgressLog(tf.keras.callbacks.Callback):

@@ -8,9 +8,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import posixpath
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Literal, Mapping, Optional
 
+from pydantic import ValidationError
+from pydantic.dataclasses import dataclass
+
+from components import settings
 from components.hparams import HParams
+from components.settings import ConfigError, Fraction, NonNegativeInt, PositiveInt
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The curated raw-example schema of each modality (components.features: rgb, all).
@@ -21,6 +26,7 @@ IMAGE_PROJECT_DIR = "/pipeline"
 IMAGE_SCHEMA = IMAGE_PROJECT_DIR + "/schema/" + SCHEMA_FILES["rgb"]
 BEAM_RUNNERS = ("direct", "dataflow")
 MODALITIES = ("auto", "rgb", "all")
+DIRECT_RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
 
 # The demo: a small synthetic run that finishes in a few minutes on 2 CPU cores.
 DEMO_OVERRIDES: Dict[str, Any] = {
@@ -38,16 +44,19 @@ DEMO_HPARAMS: Dict[str, Any] = {
 }
 
 
-@dataclasses.dataclass
+@dataclass(config=settings.CONFIG)
 class PipelineConfig:
+    """Validated on construction and on replace() (components/settings.py): a wrong type or range
+    is one line naming the key, the value and what was expected."""
+
     pipeline_name: str = "eurosat"
     # A folder of TFRecords of tf.Example, image folders/zips, tfds:eurosat/{rgb,all}, synthetic[/all][:N].
     data: str = "synthetic:2000"
     # 'rgb' (encoded images) or 'all' (13 Sentinel-2 bands); 'auto': read from the data's first
     # example when running locally, 'rgb' when compiling for the cloud (the data is not read then).
-    modality: str = "auto"
+    modality: Literal[MODALITIES] = "auto"
     # Image folders/zips: fail the conversion when more than this fraction of files is unusable.
-    max_bad_fraction: float = 0.01
+    max_bad_fraction: Fraction = 0.01
     # tfds:eurosat/rgb: a TFDS data dir where the dataset is (or is to be) prepared; "" = TFDS default.
     tfds_data_dir: str = ""
     # Published split lists "train.txt,val.txt,test.txt" instead of the 60/20/20 hash split.
@@ -58,17 +67,17 @@ class PipelineConfig:
     model_name: str = "eurosat"
     hparams: HParams = dataclasses.field(default_factory=HParams)
     # Blessing: absolute bars, and the largest drop allowed against the latest blessed model.
-    min_accuracy: float = 0.8
-    min_macro_f1: float = 0.8
-    max_drop: float = 0.01
+    min_accuracy: Fraction = 0.8
+    min_macro_f1: Fraction = 0.8
+    max_drop: Fraction = 0.01
     enable_cache: bool = True
     # Optional KerasTuner stage before the Trainer (components/tuner.py).
     tune: bool = False
-    tuner_trials: int = 4
-    tuner_epochs: int = 2
+    tuner_trials: PositiveInt = 4
+    tuner_epochs: PositiveInt = 2
     # Beam DirectRunner locally: 'in_memory', 'multi_threading' or 'multi_processing'.
-    beam_direct_running_mode: str = "multi_processing"
-    beam_num_workers: int = 0  # 0: one per CPU core
+    beam_direct_running_mode: Literal[DIRECT_RUNNING_MODES] = "multi_processing"
+    beam_num_workers: NonNegativeInt = 0  # 0: one per CPU core
     extra_beam_args: List[str] = dataclasses.field(default_factory=list)
 
     # Cloud runs (Kubeflow Pipelines v2, Vertex AI Pipelines, Dataflow, Vertex AI Training).
@@ -79,21 +88,16 @@ class PipelineConfig:
     image: str = ""  # component image built from the Dockerfile, e.g. europe-docker.pkg.dev/p/r/eurosat-tfx:1
     service_account: str = ""  # Vertex AI Pipelines runs as this account ("" = the default one)
     # Beam-based components (ExampleGen, StatisticsGen, Transform, Evaluator): 'direct' or 'dataflow'.
-    beam_runner: str = "direct"
+    beam_runner: Literal[BEAM_RUNNERS] = "direct"
     temp_location: str = ""  # Dataflow's staging folder; default <pipeline root>/tmp
     # The Trainer as a Vertex AI Training custom job instead of in the component's process.
     vertex_training: bool = False
     training_machine_type: str = "n1-standard-8"
     training_accelerator_type: str = ""  # e.g. NVIDIA_TESLA_T4, NVIDIA_L4; "" = CPU only
-    training_accelerator_count: int = 0
+    training_accelerator_count: NonNegativeInt = 0
 
     def __post_init__(self) -> None:
-        if self.modality not in MODALITIES:
-            raise ValueError(f"modality must be one of {', '.join(MODALITIES)}, got {self.modality!r}")
-        if self.beam_runner not in BEAM_RUNNERS:
-            raise ValueError(f"beam_runner must be one of {', '.join(BEAM_RUNNERS)}, got {self.beam_runner!r}")
-        if self.training_accelerator_count < 0:
-            raise ValueError(f"training_accelerator_count must be >= 0, got {self.training_accelerator_count}")
+        """What one field alone cannot say (pydantic runs this after checking each field)."""
         if bool(self.training_accelerator_type) != (self.training_accelerator_count > 0):
             raise ValueError(
                 "set both --accelerator-type and --accelerator-count (>= 1) for GPU training, or neither; got "
@@ -171,33 +175,58 @@ class PipelineConfig:
         return args + list(self.extra_beam_args)
 
     def replace(self, **changes: Any) -> "PipelineConfig":
-        hp = changes.pop("hparams", None)
-        cfg = dataclasses.replace(self, **changes)
-        if hp:
-            cfg = dataclasses.replace(cfg, hparams=dataclasses.replace(cfg.hparams, **hp))
-        return cfg
+        """A copy with `changes` (hparams: a mapping of hyperparameter changes), validated."""
+        hp = changes.pop("hparams", None) or {}
+        settings.check_keys(changes, self.keys())
+        settings.check_keys(hp, list(HParams.__dataclass_fields__), "hparams.")
+        try:
+            hparams = dataclasses.replace(self.hparams, **hp)
+        except ValidationError as err:
+            raise settings.config_error(err, "hparams.") from None
+        try:
+            return dataclasses.replace(self, **changes, hparams=hparams)
+        except ValidationError as err:
+            raise settings.config_error(err) from None
+
+    @classmethod
+    def keys(cls) -> List[str]:
+        return list(cls.__dataclass_fields__)
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "PipelineConfig":
+        """A config from a mapping (a YAML file); bad keys or values are one-line ConfigErrors."""
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"expected a mapping of configuration keys, got {type(values).__name__}")
         values = dict(values)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown configuration keys {sorted(unknown)}; known: {sorted(known)}")
-        hp = HParams.from_dict(values.pop("hparams", None) or {})
-        return cls(hparams=hp, **values)
+        settings.check_keys(values, cls.keys())
+        hp = HParams.from_dict(values.pop("hparams", None) or {}, prefix="hparams.")
+        return settings.build(cls, {**values, "hparams": hp})
 
 
 def load_yaml(path: str) -> Dict[str, Any]:
+    """The mapping in a YAML config file; an unreadable file or invalid YAML is one ConfigError line."""
     import yaml
 
-    with open(path) as f:
-        values = yaml.safe_load(f) or {}
+    try:
+        with open(path) as f:
+            values = yaml.safe_load(f) or {}
+    except IsADirectoryError:
+        raise ConfigError(f"--config {path!r} is a folder; give a YAML file of configuration keys") from None
+    except FileNotFoundError:
+        raise ConfigError(f"--config {path!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"--config {path!r} cannot be read: {err}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"--config {path!r} is not valid YAML{where}: {problem}") from None
     if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a mapping of configuration keys, got {type(values).__name__}")
+        raise ConfigError(f"--config {path!r}: expected a mapping of configuration keys, got "
+                          f"{type(values).__name__} {values!r}"[:300])
     return values
 
 

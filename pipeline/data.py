@@ -34,8 +34,31 @@ def parse_synthetic(spec: str) -> Optional[Tuple[int, str]]:
     return (int(size) if size else DEFAULT_SYNTHETIC_SIZE), modality
 
 
+RECORDS_CHECKED = 100  # records read from each TFRecord file before the pipeline starts
+
+
 def _holds_tfrecords(spec: str) -> bool:
     return tf.io.gfile.isdir(spec) and any("tfrecord" in f for f in tf.io.gfile.listdir(spec))
+
+
+def check_tfrecords(folder: str, records: int = RECORDS_CHECKED) -> None:
+    """Read the first `records` records of every TFRecord file in `folder` (as ExampleGen will:
+    GZIP by the .gz suffix) and parse them as tf.Examples; DataError naming the first file that
+    is not one, before any component runs."""
+    for name in sorted(tf.io.gfile.listdir(folder)):
+        path = folder.rstrip("/") + "/" + name
+        if "tfrecord" not in name or tf.io.gfile.isdir(path):
+            continue
+        compression = "GZIP" if name.endswith(".gz") else ""
+        try:
+            for raw in tf.data.TFRecordDataset(path, compression_type=compression).take(records):
+                tf.train.Example.FromString(raw.numpy())
+        except (tf.errors.OpError, ValueError) as err:  # DataLossError, DecodeError
+            detail = getattr(err, "message", str(err)).splitlines()[0]
+            raise DataError(
+                f"--data: {path!r} is not a file of tf.Example records ({type(err).__name__}: {detail}); "
+                "remove it from the folder or rewrite it (components/features.py make_example)"
+            ) from None
 
 
 def resolve_data(
@@ -73,10 +96,11 @@ def _resolve_records(spec, cache_dir, seed, max_bad_fraction, beam_args, tfds_da
     if tfds_name is not None:
         return tfds_source.write_tfds_tfrecords(tfds_name, cache_dir, tfds_data_dir)
     if _holds_tfrecords(spec):
+        check_tfrecords(spec)
         return spec if "://" in spec else os.path.abspath(spec)
     from components import convert
 
-    if "://" not in spec and convert.holds_class_folders(spec):
+    if convert.holds_class_folders(spec):
         fraction = convert.DEFAULT_MAX_BAD_FRACTION if max_bad_fraction is None else max_bad_fraction
         return convert.convert_source(spec, cache_dir, fraction, beam_args)
     if not tf.io.gfile.exists(spec):

@@ -99,8 +99,10 @@ def create_pipeline(
     example_gen = tfx.components.ImportExampleGen(
         input_base=data_root, **example_gen_split_configs(bool(config.split_files))
     )
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_file())
+    # With the schema, statistics follow the contract (the label is categorical: counted per class).
+    statistics_gen = tfx.components.StatisticsGen(
+        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"])
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )

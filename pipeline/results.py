@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional
+from typing import List, Optional
 
+from ml_metadata import errors as mlmd_errors
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
@@ -23,6 +24,11 @@ class RunResults:
     blessing_uri: Optional[str] = None
     baseline_model_uri: Optional[str] = None  # the blessed model the candidate was compared with
     pushed_version: Optional[str] = None
+    run_id: Optional[str] = None  # the pipeline run the evaluation belongs to (TFX's pipeline_run context)
+    statistics_uri: Optional[str] = None  # StatisticsGen's output for those examples (Split-*/FeatureStats.pb)
+
+
+RUN_CONTEXT = "pipeline_run"
 
 
 def _store(metadata_path: str) -> metadata_store.MetadataStore:
@@ -32,15 +38,44 @@ def _store(metadata_path: str) -> metadata_store.MetadataStore:
     return metadata_store.MetadataStore(config)
 
 
-def _latest(store, pipeline_name: str, type_name: str):
-    context = store.get_context_by_type_and_name("pipeline", pipeline_name)
-    if context is None:
+def _type_id(store, type_name: str) -> Optional[int]:
+    """The artifact type's id, or None when no run ever produced one (MLMD raises NotFound)."""
+    try:
+        return store.get_artifact_type(type_name).id
+    except mlmd_errors.NotFoundError:
         return None
-    artifacts = [
-        a for a in store.get_artifacts_by_context(context.id)
-        if a.type_id == store.get_artifact_type(type_name).id
-    ]
+
+
+def _latest(store, pipeline_name: str, type_name: str, run=None):
+    """The newest `type_name` artifact of the pipeline, or of its run context `run`."""
+    context = run or store.get_context_by_type_and_name("pipeline", pipeline_name)
+    type_id = _type_id(store, type_name)
+    if context is None or type_id is None:
+        return None
+    artifacts = [a for a in store.get_artifacts_by_context(context.id) if a.type_id == type_id]
     return max(artifacts, key=lambda a: a.id) if artifacts else None
+
+
+def _runs(store, pipeline_name: str) -> list:
+    """The pipeline's run contexts (TFX's pipeline_run, named by run id), oldest first."""
+    pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline is None:
+        return []
+    return sorted((c for c in store.get_children_contexts_by_context(pipeline.id) if c.type == RUN_CONTEXT),
+                  key=lambda c: c.id)
+
+
+def list_runs(metadata_path: str, pipeline_name: str) -> List[str]:
+    """Run ids of `pipeline_name`, oldest first (what `report --run` takes)."""
+    return [c.name for c in _runs(_store(metadata_path), pipeline_name)]
+
+
+def _run_of(store, artifact) -> Optional[str]:
+    """The newest run an artifact belongs to (a cached output belongs to every run reusing it)."""
+    if artifact is None:
+        return None
+    runs = [c for c in store.get_contexts_by_artifact(artifact.id) if c.type == RUN_CONTEXT]
+    return max(runs, key=lambda c: c.id).name if runs else None
 
 
 def _int_property(artifact, name: str) -> Optional[int]:
@@ -70,7 +105,9 @@ def _linked(store, artifact, type_name: str, towards: str, key: str):
         return None
     wanted = metadata_store_pb2.Event.INPUT if towards == "input" else metadata_store_pb2.Event.OUTPUT
     events = [e for e in store.get_events_by_execution_ids([max(producers)]) if e.type == wanted]
-    type_id = store.get_artifact_type(type_name).id
+    type_id = _type_id(store, type_name)
+    if type_id is None:
+        return None
     by_id = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events]) if a.type_id == type_id}
     keyed = [by_id[e.artifact_id] for e in events
              if e.artifact_id in by_id and e.path.steps and e.path.steps[0].key == key]
@@ -78,16 +115,41 @@ def _linked(store, artifact, type_name: str, towards: str, key: str):
     return max(found, key=lambda a: a.id) if found else None
 
 
-def latest_results(metadata_path: str, pipeline_name: str) -> RunResults:
-    """The newest evaluation, blessing and push of `pipeline_name`, with the model, model_run
-    and examples that evaluation was made from (followed through MLMD events)."""
+def _produced_from(store, artifact, type_name: str, key: str):
+    """The newest `type_name` artifact output under `key` by an execution that read `artifact`:
+    e.g. StatisticsGen's "statistics" of an Examples artifact (Transform's pre/post-transform
+    statistics have other keys)."""
+    type_id = _type_id(store, type_name)
+    if artifact is None or type_id is None:
+        return None
+    readers = [e.execution_id for e in store.get_events_by_artifact_ids([artifact.id])
+               if e.type == metadata_store_pb2.Event.INPUT]
+    outputs = [e.artifact_id for e in store.get_events_by_execution_ids(readers)
+               if e.type == metadata_store_pb2.Event.OUTPUT and e.path.steps and e.path.steps[0].key == key]
+    found = [a for a in store.get_artifacts_by_id(outputs) if a.type_id == type_id]
+    return max(found, key=lambda a: a.id) if found else None
+
+
+def latest_results(metadata_path: str, pipeline_name: str, run_id: Optional[str] = None) -> RunResults:
+    """The newest evaluation, blessing and push of `pipeline_name` (of its run `run_id` when
+    given; ValueError naming the known runs when there is no such run), with the model,
+    model_run and examples that evaluation was made from (followed through MLMD events)."""
     store = _store(metadata_path)
-    evaluation = _latest(store, pipeline_name, "ModelEvaluation")
-    blessing = _latest(store, pipeline_name, "ModelBlessing")
-    pushed = _latest(store, pipeline_name, "PushedModel")
-    model = _linked(store, evaluation, "Model", "input", "model") or _latest(store, pipeline_name, "Model")
-    examples = _linked(store, evaluation, "Examples", "input", "examples") or _latest(store, pipeline_name, "Examples")
+    run = None
+    if run_id:
+        runs = _runs(store, pipeline_name)
+        run = next((c for c in runs if run_id in (c.name, run_folder(c.name))), None)
+        if run is None:
+            known = ", ".join(run_folder(c.name) for c in runs[-5:]) or "none"
+            raise ValueError(f"pipeline {pipeline_name!r} has no run {run_id!r}; latest runs: {known}")
+    evaluation = _latest(store, pipeline_name, "ModelEvaluation", run)
+    blessing = _latest(store, pipeline_name, "ModelBlessing", run)
+    pushed = _latest(store, pipeline_name, "PushedModel", run)
+    model = _linked(store, evaluation, "Model", "input", "model") or _latest(store, pipeline_name, "Model", run)
+    examples = (_linked(store, evaluation, "Examples", "input", "examples")
+                or _latest(store, pipeline_name, "Examples", run))
     model_run = _linked(store, model, "ModelRun", "output", "model_run")
+    statistics = _produced_from(store, examples, "ExampleStatistics", "statistics")
     blessed = _int_property(blessing, "blessed")
     was_pushed = _int_property(pushed, "pushed")
     destination = None
@@ -104,4 +166,47 @@ def latest_results(metadata_path: str, pipeline_name: str) -> RunResults:
         blessing_uri=blessing.uri if blessing else None,
         baseline_model_uri=_str_property(blessing, "baseline_model"),  # set by the Evaluator
         pushed_version=_str_property(pushed, "pushed_version"),
+        run_id=run.name if run is not None else _run_of(store, evaluation),
+        statistics_uri=statistics.uri if statistics else None,
     )
+
+
+def not_pushed_reason(checks: List[dict], blessed: Optional[bool]) -> str:
+    """Why a model was not pushed, from evaluation.validation_summary()'s checks: the bars that
+    actually failed (absolute or change vs the baseline), with their values."""
+    if blessed:
+        return "the model was blessed but the Pusher did not push it"
+    failed = [c for c in checks if c.get("status") == "failed"]
+    if not failed:
+        return "the model was not blessed (no failed bar recorded)"
+    return "the model was not blessed: " + "; ".join(
+        f"{c['metric']} ({c['slice']}, {c['kind']}) {c.get('bound', '')}".rstrip()
+        + (f", got {c['value']:.4f}" if isinstance(c.get("value"), (int, float)) else "")
+        for c in failed)
+
+
+def run_folder(run_id: str) -> str:
+    """A run id as a folder name (TFX's ids are ISO times: ':' is not welcome everywhere)."""
+    return run_id.replace(":", "")
+
+
+def cancel_running(metadata_path: str, pipeline_name: str) -> List[str]:
+    """Mark the pipeline's executions still RUNNING as CANCELED (after an interrupt, nothing is
+    running any more; the next run must not take them for live ones). Returns their component ids."""
+    if not os.path.exists(metadata_path):
+        return []
+    store = _store(metadata_path)
+    pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline is None:
+        return []
+    running = [e for e in store.get_executions_by_context(pipeline.id)
+               if e.last_known_state == metadata_store_pb2.Execution.RUNNING]
+    for e in running:
+        e.last_known_state = metadata_store_pb2.Execution.CANCELED
+    if running:
+        store.put_executions(running)
+    names = []
+    for e in running:
+        nodes = [c.name for c in store.get_contexts_by_execution(e.id) if c.type == "node"]
+        names.append(nodes[0].split(".")[-1] if nodes else str(e.id))
+    return names

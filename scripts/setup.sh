@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# One-command set-up: platform fix (only where needed), virtual environment, pinned TFX stack.
+# One-command set-up: platform fix (only where needed), virtual environment, the TFX stack
+# exactly as requirements.lock pins it (every package, version and hash; `make lock` refreshes it).
 # Idempotent: a second run checks what is there and returns quickly.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
+LOCK="$ROOT/requirements.lock"
+UV_VERSION="0.13.9"          # the installer of the lock (Makefile's `make lock` uses the same)
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 GLIBC_NEEDED="2.38"          # tfx 1.21's ml-metadata / TFDV wheels are manylinux_2_39
@@ -40,15 +43,16 @@ platform_fix() {
 imports_ok() {
   "$VENV/bin/python" -c "import tfx, tensorflow_transform, tensorflow_model_analysis, tensorflow_hub, tensorflow_serving" >/dev/null 2>&1
 }
-stack_ok() {  # installed from this very pyproject.toml/setup.sh, and importable
+stack_ok() {  # installed from this very lock/pyproject.toml/setup.sh, and importable
   [ -x "$VENV/bin/python" ] && [ -f "$VENV/.setup-stamp" ] \
     && [ "$(cat "$VENV/.setup-stamp")" = "$(stamp)" ] && imports_ok
 }
+uv_pip() { "$VENV/bin/uv" pip "$1" --quiet --python "$VENV/bin/python" "${@:2}"; }
 quiet_pip() { "$VENV/bin/pip" "$@" 2>&1 | grep -v "is ignored: it is neither a file" || true; }
 project_ok() {  # the editable install points at this checkout (CI reuses one environment across clones)
   [ "$(cd / && "$VENV/bin/python" -c 'import pipeline, os; print(os.path.dirname(os.path.dirname(pipeline.__file__)))' 2>/dev/null)" = "$ROOT" ]
 }
-stamp() { cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" | sha256sum; }
+stamp() { cat "$ROOT/pyproject.toml" "$LOCK" "$ROOT/scripts/setup.sh" | sha256sum; }
 
 main() {
   case "$(uname -s)" in Linux) platform_fix ;; esac
@@ -57,16 +61,18 @@ main() {
       log "environment $VENV is intact; nothing to do."
     else
       log "environment $VENV is intact; pointing it at this checkout ($ROOT)."
-      quiet_pip install -q --no-deps -e "$ROOT"
+      uv_pip install --no-deps -e "$ROOT"
     fi
     return
   fi
-  log "creating $VENV and installing the pinned stack (first time: ~4 min, mostly downloads)."
+  log "creating $VENV and installing the locked stack from requirements.lock (first time: 1–2 min, mostly downloads)."
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-  quiet_pip install -q --upgrade "pip>=24" wheel
-  quiet_pip install -q --progress-bar off -e "$ROOT[test]"
-  # tfx pins tensorflow-hub<0.16, but 0.15 does not import on TF 2.21.
-  quiet_pip install -q --no-deps "tensorflow-hub==0.16.1"
+  quiet_pip install -q --upgrade "pip>=24" wheel "uv==$UV_VERSION"
+  # Exactly the lock: no resolver runs, so a fresh machine next month gets this very stack
+  # (tensorflow-hub 0.16.1 included: the lock was resolved with requirements/overrides.txt).
+  # uv downloads in parallel (pip one wheel at a time); the same command works with pip.
+  uv_pip install --require-hashes --no-deps -r "$LOCK"
+  uv_pip install --no-deps -e "$ROOT"
   "$VENV/bin/python" -c "import tfx, tensorflow as tf; print('[setup] tfx', tfx.__version__, 'tensorflow', tf.__version__)" 2>/dev/null
   imports_ok || { log "the environment does not import the stack; see the pip output above."; exit 1; }
   stamp > "$VENV/.setup-stamp"

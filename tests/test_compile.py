@@ -19,7 +19,7 @@ VERTEX = ["--project", "my-proj", "--region", "europe-west4"]
 EXPECTED_DAG = {
     "ImportExampleGen": set(),
     "ImportSchemaGen": set(),
-    "StatisticsGen": {"ImportExampleGen"},
+    "StatisticsGen": {"ImportExampleGen", "ImportSchemaGen"},  # statistics follow the schema
     "ExampleValidator": {"StatisticsGen", "ImportSchemaGen"},
     "AnomalyCheck": {"ExampleValidator"},  # anomalies stop the run before Transform
     "Transform": {"ImportExampleGen", "ImportSchemaGen", "AnomalyCheck"},
@@ -239,7 +239,7 @@ def test_cloud_problems_for_dataflow_gpus_and_roots():
     assert "add --vertex-training" in runners.cloud_problems(gpus, runners.LOCAL)[0]
     with pytest.raises(ValueError, match="--accelerator-type and --accelerator-count"):
         PipelineConfig(training_accelerator_type="NVIDIA_L4")
-    with pytest.raises(ValueError, match="beam_runner must be one of direct, dataflow"):
+    with pytest.raises(ValueError, match="Input should be 'direct' or 'dataflow'"):
         PipelineConfig(beam_runner="flink")
 
 

@@ -50,11 +50,83 @@ def test_bad_config_values_are_clear_errors(tmp_path, capsys):
     path = tmp_path / "c.yaml"
     path.write_text("dataa: x\n")
     assert pipeline_runner.main(["--config", str(path)]) == 2
-    assert "unknown configuration keys ['dataa']" in capsys.readouterr().err
+    assert "unknown configuration key 'dataa'; did you mean 'data'?" in capsys.readouterr().err
     assert pipeline_runner.main(["--epochs", "0"]) == 2
-    assert "epochs must be >= 1" in capsys.readouterr().err
+    assert "config key 'hparams.epochs': got 0, expected a number >= 1" in capsys.readouterr().err
     assert pipeline_runner.main(["--backbone", "ResNet50"]) == 2
-    assert "unknown backbone 'ResNet50'" in capsys.readouterr().err
+    assert "'hparams.backbone': got 'ResNet50', unknown backbone" in capsys.readouterr().err
+
+
+def test_unambiguous_values_are_coerced(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text('min_accuracy: "0.9"\nbeam_num_workers: "2"\nhparams: {epochs: "10", learning_rate: 1, '
+                    'augment: "false"}\n')
+    cfg = _config("--config", str(path))
+    assert cfg.min_accuracy == 0.9 and isinstance(cfg.min_accuracy, float)
+    assert cfg.beam_num_workers == 2
+    assert (cfg.hparams.epochs, cfg.hparams.learning_rate, cfg.hparams.augment) == (10, 1.0, False)
+    assert isinstance(cfg.hparams.learning_rate, float)
+
+
+# (YAML text or flags, what the one error line must say). Each exits 2 with that one line.
+BAD_CONFIGS = [
+    ("hparams: {epochs: ten}", "config key 'hparams.epochs': got 'ten', expected a valid integer"),
+    ("hparams: {epochs: 2.5}", "'hparams.epochs': got 2.5, expected a valid integer"),
+    ("hparams: {epochs: true}", "'hparams.epochs': got True, expected a number, not true/false"),
+    ("hparams: {epoch: 3}", "unknown configuration key 'hparams.epoch'; did you mean 'hparams.epochs'?"),
+    ("hparams: {dropout: 1.5}", "'hparams.dropout': got 1.5, expected a number < 1"),
+    ("hparams: {precision: fp8}", "'hparams.precision': got 'fp8', expected 'auto', 'float32'"),
+    ("hparams: 5", "config key 'hparams': got 5, expected a mapping"),
+    ("min_acuracy: 0.9", "unknown configuration key 'min_acuracy'; did you mean 'min_accuracy'?"),
+    ("min_accuracy: high", "config key 'min_accuracy': got 'high', expected a valid number"),
+    ("min_accuracy: .nan", "config key 'min_accuracy': got nan, expected a finite number"),
+    ("max_drop: .inf", "config key 'max_drop': got inf, expected a finite number"),
+    ("tuner_trials: 0", "config key 'tuner_trials': got 0, expected a number >= 1"),
+    ("beam_runner: flink", "config key 'beam_runner': got 'flink', expected 'direct' or 'dataflow'"),
+    ("extra_beam_args: --x", "config key 'extra_beam_args': got '--x', expected a valid list"),
+    ("data: [", "is not valid YAML (line 2, column 1)"),
+    ("- data", "expected a mapping of configuration keys, got list"),
+    (["--min-accuracy", "2"], "config key 'min_accuracy': got 2.0, expected a number <= 1"),
+    (["--max-bad-fraction", "nan"], "config key 'max_bad_fraction': got nan, expected a finite number"),
+    (["--learning-rate", "inf"], "config key 'hparams.learning_rate': got inf, expected a finite number"),
+    (["--max-drop", "-0.1"], "config key 'max_drop': got -0.1, expected a number >= 0"),
+    (["--accelerator-count", "1"], "set both --accelerator-type and --accelerator-count"),
+]
+
+
+@pytest.mark.parametrize("bad,message", BAD_CONFIGS, ids=[str(b) for b, _ in BAD_CONFIGS])
+def test_bad_config_is_one_line_and_exit_2(bad, message, tmp_path, capsys):
+    if isinstance(bad, list):
+        argv = bad
+    else:
+        path = tmp_path / "c.yaml"
+        path.write_text(bad + "\n")
+        argv = ["--config", str(path)]
+    assert pipeline_runner.main(argv + ["--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_config_file_that_is_not_a_file(tmp_path, capsys):
+    assert pipeline_runner.main(["--config", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"error: --config {str(tmp_path)!r} is a folder; give a YAML file of configuration keys\n"
+    assert pipeline_runner.main(["--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_hparams_keep_their_dataclass_api():
+    import dataclasses
+
+    from components.hparams import HParams
+
+    hp = HParams.from_dict({"epochs": "3"})
+    assert hp.epochs == 3 and HParams.from_dict(hp.to_dict()) == hp
+    assert dataclasses.replace(hp, batch_size=8).batch_size == 8
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        hp.epochs = 4
+    with pytest.raises(ValueError):  # built directly: validated too (pydantic's error)
+        HParams(epochs=0)
 
 
 def test_paths_live_under_the_output_dir():
@@ -96,7 +168,7 @@ def test_modality_is_read_from_the_data_and_picks_the_schema(tmp_path):
     assert resolve_modality("all", bands) == "all"
     with pytest.raises(ValueError, match="--modality rgb but the data .* is 'all'.*pass --modality all"):
         resolve_modality("rgb", bands)
-    with pytest.raises(ValueError, match="modality must be one of auto, rgb, all"):
+    with pytest.raises(ValueError, match="Input should be 'auto', 'rgb' or 'all'"):
         PipelineConfig(modality="nir")
     assert PipelineConfig().schema_file().endswith("schema/schema.pbtxt")
     assert PipelineConfig(modality="all").schema_file().endswith("schema/schema_all.pbtxt")

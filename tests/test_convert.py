@@ -1,4 +1,5 @@
 """Image folders (the EuroSAT RGB archive layout) -> TFRecords, including every kind of bad input."""
+import dataclasses
 import io
 import json
 import logging
@@ -42,8 +43,9 @@ def make_archive(root, per_class=3, classes=features.CLASS_NAMES):
 
 def test_finds_class_folder_level_and_labels_in_eurosat_order(tmp_path):
     class_root = make_archive(tmp_path, per_class=1)
-    assert convert.find_class_root(str(tmp_path)) == class_root
-    files, empty = convert.list_source(class_root)
+    tree = convert.open_tree(str(tmp_path))
+    assert convert.find_class_root(tree) == os.path.relpath(class_root, tmp_path) + "/"
+    files, empty = convert.list_source(tree)
     assert empty == []
     assert [(f.source, f.label) for f in files][:2] == [("AnnualCrop/AnnualCrop_1.jpg", 0), ("Forest/Forest_1.jpg", 1)]
     assert convert.eurosat_class("sealake") == "SeaLake"  # folder names match case-insensitively
@@ -296,3 +298,125 @@ def test_resolve_data_converts_a_zipped_13_band_archive(tmp_path):
     assert os.path.basename(out).startswith("EuroSATallBands-")
     assert features.detect_modality(out) == features.ALL_BANDS
     assert len(list(convert.iter_examples(out))) == 10
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile and odd input: bounded memory, nothing unpacked, every file reported
+# ---------------------------------------------------------------------------------------------
+def _declaring(jpeg: bytes, width: int, height: int) -> bytes:
+    """`jpeg` with its frame header (SOF0) declaring another size: a bomb without the bytes."""
+    sof = jpeg.index(b"\xff\xc0")
+    return jpeg[:sof + 5] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + jpeg[sof + 9:]
+
+
+def test_image_size_is_checked_before_decoding():
+    with pytest.raises(ValueError, match="declares 6000x6000 pixels.*refused before decoding"):
+        convert.prepare_image(_declaring(_image(1), 6000, 6000))
+    with pytest.raises(ValueError, match="1x1 pixels, smaller than the 16x16 minimum"):
+        convert.prepare_image(_image(2, size=(1, 1), fmt="PNG"))
+
+
+def test_pillows_own_bomb_error_is_a_reason_not_a_crash():
+    # Over twice Pillow's MAX_IMAGE_PIXELS: Image.open itself raises DecompressionBombError.
+    with pytest.raises(ValueError, match="refused as a decompression bomb"):
+        convert.prepare_image(_declaring(_image(1), 14000, 14000))
+
+
+def test_huge_and_tiny_images_are_listed_as_bad_and_the_rest_converts(tmp_path):
+    class_root = make_archive(tmp_path / "src", per_class=3)
+    _write(f"{class_root}/Forest/huge.jpg", _declaring(_image(5), 14000, 14000))
+    _write(f"{class_root}/Forest/dot.png", _image(6, size=(1, 1), fmt="PNG"))
+    out = str(tmp_path / "out")
+    summary = convert.convert_folder(str(tmp_path / "src"), out, max_bad_fraction=0.1, beam_args=BEAM)
+    reasons = {r["path"]: r["reason"] for r in json.load(open(os.path.join(out, convert.REPORT_NAME)))["bad"]}
+    assert "decompression bomb" in reasons["Forest/huge.jpg"] and "1x1" in reasons["Forest/dot.png"]
+    assert summary["examples"] == 30 and summary["bad"] == 2
+
+
+def test_zip_is_read_in_place_with_bounded_members(tmp_path):
+    make_archive(tmp_path / "src", per_class=10)
+    zpath = str(tmp_path / "EuroSAT_RGB.zip")
+    zip_folder(tmp_path / "src", zpath)
+    with zipfile.ZipFile(zpath, "a", compression=zipfile.ZIP_DEFLATED) as zf:
+        # 8 MiB of zeros packs to ~8 KB: a bomb by ratio; the other is over the size limit too.
+        zf.writestr("EuroSAT_RGB/2750/Forest/bomb.jpg", bytes(8 << 20))
+        zf.writestr("EuroSAT_RGB/2750/Forest/too_big.jpg", bytes(convert.MAX_FILE_BYTES + 1))
+    cache = tmp_path / "cache"
+    out = resolve_data(zpath, str(cache), max_bad_fraction=0.05, beam_args=BEAM)
+    assert sorted(os.listdir(cache)) == [os.path.basename(out)]  # nothing unpacked, nothing left
+    reasons = {r["path"]: r["reason"] for r in json.load(open(os.path.join(out, convert.REPORT_NAME)))["bad"]}
+    assert "refused as a decompression bomb" in reasons["Forest/bomb.jpg"]
+    assert "larger than the 67,108,864-byte limit" in reasons["Forest/too_big.jpg"]
+    assert len(list(convert.iter_examples(out))) == 100
+
+
+def test_zip_members_are_never_read_past_the_limit(tmp_path, monkeypatch):
+    """A member whose directory entry lies about its size is still cut at the limit."""
+    zpath = str(tmp_path / "a.zip")
+    with zipfile.ZipFile(zpath, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("Forest/x.jpg", os.urandom(4096))
+    monkeypatch.setattr(convert, "MAX_FILE_BYTES", 1000)
+    files, _ = convert.list_source(convert.open_tree(zpath))
+    monkeypatch.setattr(convert, "member_problem", lambda info: None)  # as if the listing had lied
+    with pytest.raises(ValueError, match="larger than the 1,000-byte limit"):
+        convert.SourceReader().read(dataclasses.replace(files[0], problem=None, label=1))
+
+
+def test_a_zip_that_is_not_a_zip_is_named(tmp_path, capsys):
+    import pipeline_runner
+
+    fake = tmp_path / "EuroSAT.zip"
+    fake.write_bytes(b"<html>404 Not Found</html>")
+    with pytest.raises(convert.ConversionError, match="EuroSAT.zip' is not a readable zip archive"):
+        resolve_data(str(fake), str(tmp_path / "cache"))
+    assert pipeline_runner.main(["--data", str(fake), "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a readable zip archive" in err and err.count("\n") == 1
+
+
+def test_a_garbage_tfrecord_is_named_before_the_pipeline_starts(tmp_path, capsys, synthetic_records):
+    import shutil
+
+    import pipeline_runner
+
+    folder = tmp_path / "records"
+    shutil.copytree(synthetic_records, folder)
+    (folder / "zz-garbage.tfrecord.gz").write_bytes(os.urandom(2000))
+    with pytest.raises(ValueError, match="zz-garbage.tfrecord.gz' is not a file of tf.Example records"):
+        resolve_data(str(folder), str(tmp_path / "cache"))
+    assert pipeline_runner.main(["--data", str(folder), "--output-dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "zz-garbage.tfrecord.gz" in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources on other filesystems (gs:// on Dataflow): Beam's FileSystems, tested with mem://
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def memfs():
+    from tests.memfs import MemoryFileSystem
+
+    yield MemoryFileSystem
+    MemoryFileSystem.clear()
+
+
+def test_converts_a_folder_and_a_zip_on_another_filesystem(tmp_path, memfs):
+    class_root = make_archive(tmp_path / "src", per_class=2)
+    for dirpath, _, names in os.walk(tmp_path / "src"):
+        for fn in names:
+            full = os.path.join(dirpath, fn)
+            memfs.put("mem://bucket/eurosat/" + os.path.relpath(full, tmp_path / "src"), open(full, "rb").read())
+    memfs.put("mem://bucket/eurosat/EuroSAT_RGB/2750/Forest/bad.jpg", b"not an image")
+    assert convert.holds_class_folders("mem://bucket/eurosat")
+    out = resolve_data("mem://bucket/eurosat", str(tmp_path / "cache"), max_bad_fraction=0.1, beam_args=BEAM)
+    assert len(list(convert.iter_examples(out))) == 20
+    report = json.load(open(os.path.join(out, convert.REPORT_NAME)))
+    assert report["summary"]["source"] == "mem://bucket/eurosat"
+    assert [r["path"] for r in report["bad"]] == ["Forest/bad.jpg"]
+    # The same files as a zip in the bucket: read in place through the same filesystem.
+    zpath = tmp_path / "EuroSAT_RGB.zip"
+    zip_folder(os.path.dirname(os.path.dirname(class_root)), zpath)
+    memfs.put("mem://bucket/EuroSAT_RGB.zip", zpath.read_bytes())
+    zipped = resolve_data("mem://bucket/EuroSAT_RGB.zip", str(tmp_path / "cache"), beam_args=BEAM)
+    assert sorted(e.features.feature["source"].bytes_list.value[0] for e in convert.iter_examples(zipped)) == \
+        sorted(e.features.feature["source"].bytes_list.value[0] for e in convert.iter_examples(out))

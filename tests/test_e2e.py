@@ -13,6 +13,15 @@ from pipeline.results import latest_results
 pytestmark = pytest.mark.e2e
 
 
+def _latest_report_dir(out, pipeline="e2e"):
+    """Each run writes its own report folder: the one of the latest run."""
+    from components.report import run_report_dir
+
+    run_id = latest_results(os.path.join(out, "metadata", f"{pipeline}.sqlite"), pipeline).run_id
+    assert run_id
+    return run_report_dir(out, pipeline, run_id)
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("e2e"))
@@ -70,7 +79,7 @@ def test_rerun_reuses_cached_components(tiny_run):
 def test_run_wrote_the_report(tiny_run):
 
     out, _ = tiny_run
-    report_dir = os.path.join(out, "report")
+    report_dir = _latest_report_dir(out)
     with open(os.path.join(report_dir, "metrics.json")) as f:
         metrics = json.load(f)
     assert metrics["blessed"] is True and metrics["pushed_version"]
@@ -80,21 +89,24 @@ def test_run_wrote_the_report(tiny_run):
         assert os.path.exists(os.path.join(report_dir, name)), name
 
 
-def test_impossible_bar_blocks_the_push_and_report_says_why(tiny_run):
+def test_impossible_bar_blocks_the_push_and_report_says_why(tiny_run, capsys):
     """Same data and model (cached), bar raised out of reach: only Evaluator/Pusher re-run."""
 
     out, argv = tiny_run
     base = os.path.join(out, "serving", "eurosat")
     pushed_before = sorted(os.listdir(base))
-    assert pipeline_runner.main(argv + ["--min-accuracy", "1.01"]) == 0
+    assert pipeline_runner.main(argv + ["--min-accuracy", "1.0"]) == 0
+    assert "NOT pushed: the model was not blessed: accuracy (overall, absolute) >= 1" in capsys.readouterr().out
     results = latest_results(os.path.join(out, "metadata", "e2e.sqlite"), "e2e")
     assert results.blessed is False and not results.pushed
     assert results.baseline_model_uri  # compared with the blessed model that is serving
     assert sorted(os.listdir(base)) == pushed_before
-    with open(os.path.join(out, "report", "metrics.json")) as f:
+    report_dir = _latest_report_dir(out)
+    assert len(os.listdir(os.path.dirname(report_dir))) >= 2  # one report per run, none overwritten
+    with open(os.path.join(report_dir, "metrics.json")) as f:
         metrics = json.load(f)
     assert metrics["blessed"] is False and metrics["pushed_version"] is None
-    assert "accuracy (overall, absolute) >= 1.01" in metrics["blessing_reason"]
+    assert "accuracy (overall, absolute) >= 1" in metrics["blessing_reason"]
     change = [c for c in metrics["validation"]["checks"] if c["kind"] == "change vs baseline"]
     assert change and all(c["status"] == "passed" for c in change)  # same model: no drop
 
@@ -125,7 +137,7 @@ def test_13_band_dag_standardises_trains_evaluates_and_pushes(tmp_path, capsys):
     patches = np.stack([b for b, _, _ in synthetic.synthetic_band_examples(3, seed=9)])
     probabilities = model.signatures[signatures.PREDICT_BANDS](bands=tf.constant(patches))[signatures.PROBABILITIES]
     np.testing.assert_allclose(probabilities.numpy().sum(-1), 1.0, rtol=1e-4)
-    assert os.path.exists(os.path.join(out, "report", "predictions.png"))
+    assert os.path.exists(os.path.join(_latest_report_dir(out, "e2e-all"), "predictions.png"))
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +154,7 @@ def digits_run(tmp_path_factory):
     argv = ["--data", folder, "--output-dir", out, "--pipeline-name", "digits", "--weights", "none",
             "--epochs", "8", "--augment", "none", "--min-accuracy", "0", "--min-macro-f1", "0"]
     assert pipeline_runner.main(argv) == 0
-    with open(os.path.join(out, "report", "metrics.json")) as f:
+    with open(os.path.join(_latest_report_dir(out, "digits"), "metrics.json")) as f:
         metrics = json.load(f)
     return latest_results(os.path.join(out, "metadata", "digits.sqlite"), "digits"), metrics
 

@@ -108,7 +108,7 @@ def test_hparams_validation():
         HParams(backbone="ResNet50")
     with pytest.raises(ValueError, match="epochs"):
         HParams(epochs=0)
-    with pytest.raises(ValueError, match="unknown hyperparameters"):
+    with pytest.raises(ValueError, match="unknown configuration key 'epochz'; did you mean 'epochs'"):
         HParams.from_dict({"epochz": 3})
     assert HParams.from_dict(HParams(epochs=3).to_dict()) == HParams(epochs=3)
 

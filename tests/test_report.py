@@ -94,3 +94,19 @@ def test_report_of_run_without_evaluation_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="run the pipeline first"):
         report.report_for_run(str(tmp_path), "nothing-here")
     assert report.main(["--output-dir", str(tmp_path), "--pipeline-name", "nothing-here"]) == 2
+
+
+def test_class_counts_come_from_statisticsgen_output(tmp_path):
+    """The counts are StatisticsGen's (TFDV's statistics of the class_name feature), per split."""
+    import pandas as pd
+    import tensorflow_data_validation as tfdv
+
+    names = ["Forest"] * 3 + ["SeaLake"] * 2 + ["River"]
+    for split, rows in (("train", names), ("test", names[:2])):
+        stats = tfdv.generate_statistics_from_dataframe(pd.DataFrame({"class_name": rows, "label": [1] * len(rows)}))
+        os.makedirs(tmp_path / f"Split-{split}")
+        (tmp_path / f"Split-{split}" / "FeatureStats.pb").write_bytes(stats.SerializeToString())
+    counts = report.count_classes(str(tmp_path))
+    assert set(counts) == {"train", "test"}
+    assert counts["train"]["Forest"] == 3 and counts["train"]["SeaLake"] == 2 and counts["train"]["River"] == 1
+    assert counts["test"] == {n: (2 if n == "Forest" else 0) for n in features.CLASS_NAMES}

@@ -1,4 +1,5 @@
 """The Trainer's recipe on tiny in-memory data: phases, precision, resume, Hub backbones."""
+import os
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -197,3 +198,24 @@ def test_early_stopping_stops_late_plateaus_with_the_best_counted_weights():
     assert epoch == 8  # 6 counted first (12 * 0.5), was the best; 7 and 8 did not improve
     callback.on_train_end()
     assert model.layers[0].get_weights()[0][0, 0] == 6.0
+
+
+def test_concurrent_runs_do_not_share_resume_checkpoints(tmp_path):
+    """Another process holding the inputs' resume lock: this Trainer gets its own directory, so
+    neither resumes from, nor deletes, the other's checkpoints; once released, it is shared again."""
+    import fcntl
+
+    run_dir = tmp_path / "Trainer" / "model_run" / "7"
+    run_dir.mkdir(parents=True)
+    shared = str(tmp_path / "Trainer" / "resume")
+    hp = HParams(epochs=3)
+    lock = trainer.resume_dir(str(run_dir), hp, ["/t/*"]) + ".lock"
+    os.close(trainer._RESUME_LOCKS.pop(lock))  # released: now another process takes it
+    other = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        mine = trainer.resume_dir(str(run_dir), hp, ["/t/*"])
+        assert mine == lock[: -len(".lock")] + "-7" and mine.startswith(shared)
+    finally:
+        os.close(other)  # that process ended
+    assert trainer.resume_dir(str(tmp_path / "Trainer" / "model_run" / "9"), hp, ["/t/*"]) == lock[: -len(".lock")]
