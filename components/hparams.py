@@ -51,6 +51,7 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 # colour jitter, for overhead imagery, which has no "up"; "flips": left-right mirroring only,
 # for pictures that have an "up"; "none".
 AUGMENTATIONS = ("full", "flips", "none")
+_BOOLEAN_TEXT = {**dict.fromkeys(("true", "yes", "on", "1"), True), **dict.fromkeys(("false", "no", "off", "0"), False)}
 
 
 def is_hub_handle(backbone: str) -> bool:
@@ -108,7 +109,10 @@ class HParams:
     @field_validator("augment", mode="before")
     @classmethod
     def _augment_mode(cls, augment: Any) -> Any:
-        if isinstance(augment, bool):  # the earlier boolean form (configs, recorded runs)
+        # The earlier boolean form (configs, recorded runs), also as YAML/flag text.
+        if isinstance(augment, str) and augment.lower() in _BOOLEAN_TEXT:
+            augment = _BOOLEAN_TEXT[augment.lower()]
+        if isinstance(augment, bool):
             return "full" if augment else "none"
         if augment not in AUGMENTATIONS:
             raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)}")

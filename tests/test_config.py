@@ -64,7 +64,7 @@ def test_unambiguous_values_are_coerced(tmp_path):
     cfg = _config("--config", str(path))
     assert cfg.min_accuracy == 0.9 and isinstance(cfg.min_accuracy, float)
     assert cfg.beam_num_workers == 2
-    assert (cfg.hparams.epochs, cfg.hparams.learning_rate, cfg.hparams.augment) == (10, 1.0, False)
+    assert (cfg.hparams.epochs, cfg.hparams.learning_rate, cfg.hparams.augment) == (10, 1.0, "none")
     assert isinstance(cfg.hparams.learning_rate, float)
 
 
