@@ -4,15 +4,18 @@ PY := $(VENV)/bin/python
 
 UV_VERSION := 0.13.9
 
-.PHONY: setup lock demo test test-fast
+.PHONY: setup lock lint demo test test-fast
 setup:            ## virtual environment + the TFX stack exactly as requirements.lock pins it (+ glibc fix on Debian 12)
 	VENV=$(VENV) bash scripts/setup.sh
 lock:             ## re-resolve requirements.lock from pyproject.toml (pins kept unless a requirement changed; uv, with requirements/overrides.txt)
 	$(PY) -m pip install -q "uv==$(UV_VERSION)"
-	$(VENV)/bin/uv pip compile pyproject.toml --extra test --extra bench \
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test --extra bench --extra lint \
 	    --override requirements/overrides.txt --python-version 3.11 \
 	    --python-platform x86_64-manylinux_2_39 --generate-hashes \
 	    --custom-compile-command "make lock" -o requirements.lock
+lint:             ## ruff (style, imports, likely bugs) + import-linter (layers point down, no cycles: pyproject.toml)
+	$(VENV)/bin/ruff check .
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/lint-imports
 demo:             ## the whole pipeline on a small synthetic set (a few minutes on 2 cores)
 	$(PY) pipeline_runner.py --demo
 test:             ## the test suite CI runs
