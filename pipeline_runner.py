@@ -13,22 +13,28 @@
 """
 from __future__ import annotations
 
+import argparse
+import json
+import logging
 import os
+import sys
+import time
+from typing import List, Optional
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before any TensorFlow import
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from typing import List, Optional  # noqa: E402
-
-from components.console import quiet_tensorflow  # noqa: E402
-from components.errors import UserError  # noqa: E402
-from components.hparams import BACKBONES, HParams  # noqa: E402
-from components.settings import ConfigError  # noqa: E402
-from pipeline.config import PipelineConfig, demo_config, load_yaml  # noqa: E402
+from components.console import quiet_tensorflow
+from components.hparams import BACKBONES, HParams
+from pipeline.config import (
+    BEAM_RUNNERS,
+    DIRECT_RUNNING_MODES,
+    LOCAL,
+    MODALITIES,
+    RUNNERS,
+    PipelineConfig,
+    demo_config,
+    load_yaml,
+)
+from schema.errors import ConfigError, user_errors_to_exit
+from serving.names import MODEL_NAME
 
 _DEFAULTS = PipelineConfig()
 _HP = HParams()
@@ -51,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "of JPEGs or the all-bands archive of 13-band GeoTIFFs; converted once), "
                    "tfds:eurosat/rgb, tfds:eurosat/all, synthetic[:N] or synthetic/all[:N] (13 bands) "
                    f"(default {_DEFAULTS.data})")
-    p.add_argument("--modality", choices=["auto", "rgb", "all"],
+    p.add_argument("--modality", choices=MODALITIES,
                    help="'rgb' or 'all' (13 bands); 'auto' reads it from the data (local runs) and means "
                    "rgb when compiling for the cloud, where pass --modality all for 13-band data (default auto)")
     p.add_argument("--max-bad-fraction", type=float, help="image folders: stop when more than this "
@@ -91,13 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add a KerasTuner stage (learning rate, dropout, label smoothing) before the Trainer")
     g.add_argument("--tuner-trials", type=int, help=f"Tuner trials (default {_DEFAULTS.tuner_trials})")
     g = p.add_argument_group("evaluation and blessing")
-    g.add_argument("--min-accuracy", type=float, help=f"bless only above this test accuracy (default {_DEFAULTS.min_accuracy})")
-    g.add_argument("--min-macro-f1", type=float, help=f"bless only above this macro F1 (default {_DEFAULTS.min_macro_f1})")
+    g.add_argument("--min-accuracy", type=float,
+                   help=f"bless only above this test accuracy (default {_DEFAULTS.min_accuracy})")
+    g.add_argument("--min-macro-f1", type=float,
+                   help=f"bless only above this macro F1 (default {_DEFAULTS.min_macro_f1})")
     g.add_argument("--max-drop", type=float, help="largest accuracy/F1 drop allowed against the "
                    f"latest blessed model (default {_DEFAULTS.max_drop})")
     g = p.add_argument_group("execution")
     g.add_argument("--no-cache", action="store_true", help="re-run every component instead of reusing cached outputs")
-    g.add_argument("--beam-direct-running-mode", choices=["in_memory", "multi_threading", "multi_processing"],
+    g.add_argument("--beam-direct-running-mode", choices=DIRECT_RUNNING_MODES,
                    help=f"Beam DirectRunner mode (default {_DEFAULTS.beam_direct_running_mode})")
     g.add_argument("--beam-num-workers", type=int, help="DirectRunner workers, 0 = one per core")
     g.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines and "
@@ -109,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 def add_cloud_arguments(p: argparse.ArgumentParser) -> None:
     """--runner and the settings of Kubeflow Pipelines, Vertex AI, Dataflow and Vertex AI Training."""
     g = p.add_argument_group("runners: Kubeflow Pipelines v2, Vertex AI Pipelines, Dataflow, Vertex AI Training")
-    g.add_argument("--runner", choices=["local", "kubeflow", "vertex"], default="local",
+    g.add_argument("--runner", choices=RUNNERS, default=LOCAL,
                    help="local: run here; kubeflow: compile a KFP v2 pipeline spec; vertex: compile and "
                    "submit to Vertex AI Pipelines")
     g.add_argument("--output", help="compiled pipeline spec (.json or .yaml) "
@@ -121,8 +129,9 @@ def add_cloud_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--region", help="Google Cloud region, e.g. europe-west4")
     g.add_argument("--image", help="component image built from the Dockerfile; the compiled spec runs it")
     g.add_argument("--service-account", help="service account Vertex AI Pipelines runs as")
-    g.add_argument("--beam-runner", choices=["direct", "dataflow"],
-                   help=f"Beam runner of ExampleGen/StatisticsGen/Transform/Evaluator (default {_DEFAULTS.beam_runner})")
+    g.add_argument("--beam-runner", choices=BEAM_RUNNERS,
+                   help="Beam runner of ExampleGen/StatisticsGen/Transform/Evaluator "
+                   f"(default {_DEFAULTS.beam_runner})")
     g.add_argument("--temp-location", help="Dataflow staging folder (default <pipeline-root>/tmp)")
     g.add_argument("--vertex-training", action="store_true", default=None,
                    help="run the Trainer as a Vertex AI Training job (machine and GPUs below)")
@@ -136,7 +145,8 @@ def add_cloud_arguments(p: argparse.ArgumentParser) -> None:
 
 _HPARAM_FLAGS = ("backbone", "weights", "allow_random_init", "epochs", "batch_size", "learning_rate",
                  "image_size", "head_epochs", "precision", "augment")
-_CONFIG_FLAGS = ("tune", "tuner_trials", "data", "modality", "max_bad_fraction", "tfds_data_dir", "split_files", "output_dir", "pipeline_name", "model_name", "min_accuracy", "min_macro_f1",
+_CONFIG_FLAGS = ("tune", "tuner_trials", "data", "modality", "max_bad_fraction", "tfds_data_dir", "split_files",
+                 "output_dir", "pipeline_name", "model_name", "min_accuracy", "min_macro_f1",
                  "max_drop", "beam_direct_running_mode", "beam_num_workers")
 _CLOUD_FLAGS = ("pipeline_root_uri", "project", "region", "image", "service_account", "beam_runner",
                 "temp_location", "vertex_training", "training_machine_type", "training_accelerator_type",
@@ -162,11 +172,11 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
 def run_local(config: PipelineConfig) -> None:
     from tfx import v1 as tfx
 
-    from components import features
     from components.model import check_backbone_takes
     from pipeline.data import resolve_data, resolve_modality
     from pipeline.pipeline import create_pipeline, describe_split
     from pipeline.results import cancel_running, latest_results, not_pushed_reason
+    from schema import features, modalities
 
     log = logging.getLogger("pipeline_runner")
     start = time.time()
@@ -180,9 +190,9 @@ def run_local(config: PipelineConfig) -> None:
     # Fail before any component runs when the backbone cannot take the data (not in the Trainer).
     check_backbone_takes(config.hparams, features.channels(config.modality))
     log.info("data: %s -> %s (%s, %s)", config.data, data_root, config.modality, describe_split(config))
-    if config.modality == "all":
-        log.info("13-band data: pipeline %r, model %r (kept apart from RGB runs)",
-                 config.pipeline_name, config.model_name)
+    if modalities.get(config.modality).name_suffix:
+        log.info("%s data: pipeline %r, model %r (kept apart from RGB runs)",
+                 modalities.get(config.modality).description, config.pipeline_name, config.model_name)
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
     pipeline = create_pipeline(
         config,
@@ -219,7 +229,7 @@ def run_local(config: PipelineConfig) -> None:
         checks = validation_summary(results.evaluation_uri)["checks"]
         print(f"NOT pushed: {not_pushed_reason(checks, results.blessed)}; see {results.evaluation_uri}")
     if results.evaluation_uri:
-        from components.report import report_for_run
+        from pipeline.report import report_for_run
 
         written = report_for_run(config.output_dir, config.pipeline_name, run_id=results.run_id)
         print(f"report: {written['index.html']}")
@@ -263,7 +273,7 @@ def build_map_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a push directory (its newest version is used, e.g. outputs/serving/eurosat) "
                    "or a SavedModel folder; not needed with --server")
     p.add_argument("--server", help="host:port of a TF Serving / serving.server gRPC endpoint to classify through")
-    p.add_argument("--model-name", default="eurosat", help="--server: the served model's name (default eurosat)")
+    p.add_argument("--model-name", default=MODEL_NAME, help=f"--server: the served model's name (default {MODEL_NAME})")
     p.add_argument("--stride", type=int, default=64, help="pixels between patch starts (64, 32, 16 or 8); below 64 "
                    "patches overlap, their probabilities are averaged and map cells are stride x stride px "
                    "(default 64)")
@@ -278,8 +288,8 @@ def build_map_parser() -> argparse.ArgumentParser:
                    "probability is below this in either map (a map's errors look like change) (default 0)")
     g = p.add_argument_group("Beam (many scenes; Dataflow)")
     g.add_argument("--beam", action="store_true", help="run the tiling and inference as a Beam pipeline")
-    g.add_argument("--beam-runner", choices=["direct", "dataflow"], default="direct")
-    g.add_argument("--beam-direct-running-mode", choices=["in_memory", "multi_threading", "multi_processing"],
+    g.add_argument("--beam-runner", choices=BEAM_RUNNERS, default="direct")
+    g.add_argument("--beam-direct-running-mode", choices=DIRECT_RUNNING_MODES,
                    default=_DEFAULTS.beam_direct_running_mode)
     g.add_argument("--beam-num-workers", type=int, default=0, help="DirectRunner workers, 0 = one per core")
     g.add_argument("--project", default="", help="Dataflow: Google Cloud project")
@@ -306,67 +316,65 @@ def map_main(argv: List[str]) -> int:
     from pipeline.mapping import change, landuse
     from pipeline.mapping.scene import MapError
 
-    try:
-        options = landuse.MapOptions(args.stride, args.batch_size, parse_dn_range(args.dn_range),
-                                     args.max_nodata_fraction)
-        if args.beam:
-            if args.server:
-                raise MapError("--beam runs the SavedModel on the workers; drop --server (or --beam)")
-            beam_config = PipelineConfig(beam_runner=args.beam_runner, project=args.project, region=args.region,
-                                         temp_location=args.temp_location, image=args.image,
-                                         beam_direct_running_mode=args.beam_direct_running_mode,
-                                         beam_num_workers=args.beam_num_workers)
-            missing = [f"--{k.replace('_', '-')}" for k in ("project", "region", "temp_location", "image")
-                       if args.beam_runner == "dataflow" and not getattr(args, k)]
-            if missing:
-                raise MapError(f"--beam-runner dataflow needs {', '.join(missing)}")
-            if not args.model:
-                raise MapError("--beam needs --model (a push directory or SavedModel the workers can read)")
-            from pipeline.mapping.beam import run_beam_maps
+    options = landuse.MapOptions(args.stride, args.batch_size, parse_dn_range(args.dn_range),
+                                 args.max_nodata_fraction)
+    if args.beam:
+        if args.server:
+            raise MapError("--beam runs the SavedModel on the workers; drop --server (or --beam)")
+        beam_config = PipelineConfig(beam_runner=args.beam_runner, project=args.project, region=args.region,
+                                     temp_location=args.temp_location, image=args.image,
+                                     beam_direct_running_mode=args.beam_direct_running_mode,
+                                     beam_num_workers=args.beam_num_workers)
+        missing = [f"--{k.replace('_', '-')}" for k in ("project", "region", "temp_location", "image")
+                   if args.beam_runner == "dataflow" and not getattr(args, k)]
+        if missing:
+            raise MapError(f"--beam-runner dataflow needs {', '.join(missing)}")
+        if not args.model:
+            raise MapError("--beam needs --model (a push directory or SavedModel the workers can read)")
+        from pipeline.mapping.beam import run_beam_maps
 
-            outputs = run_beam_maps(args.input, args.model, args.output, beam_config.beam_pipeline_args(), options)
+        outputs = run_beam_maps(args.input, args.model, args.output, beam_config.beam_pipeline_args(), options)
+    else:
+        if len(args.input) != 1:
+            raise MapError("several --input scenes need --beam (one map per run otherwise)")
+        from pipeline.mapping import predictors
+
+        if args.server:
+            predictor = predictors.EndpointPredictor(args.server, args.model_name)
+        elif args.model:
+            predictor = predictors.SavedModelPredictor(args.model)
         else:
-            if len(args.input) != 1:
-                raise MapError("several --input scenes need --beam (one map per run otherwise)")
-            from pipeline.mapping import predictors
-
-            if args.server:
-                predictor = predictors.EndpointPredictor(args.server, args.model_name)
-            elif args.model:
-                predictor = predictors.SavedModelPredictor(args.model)
-            else:
-                raise MapError("give --model (a push directory or SavedModel) or --server host:port")
-            landuse.map_scene(args.input[0], predictor, args.output, options)
-            outputs = {args.input[0]: args.output}
-        if args.compare:
-            for output in outputs.values():
-                result = change.compare(args.compare, output, args.min_confidence)
-                print(f"change: {result['changed']} {result['unit']} of {result['compared']} changed class; "
-                      f"{os.path.join(output, 'change.png')}")
-    except UserError as err:  # MapError too: the message names the input and the fix
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+            raise MapError("give --model (a push directory or SavedModel) or --server host:port")
+        landuse.map_scene(args.input[0], predictor, args.output, options)
+        outputs = {args.input[0]: args.output}
+    if args.compare:
+        for output in outputs.values():
+            result = change.compare(args.compare, output, args.min_confidence)
+            print(f"change: {result['changed']} {result['unit']} of {result['compared']} changed class; "
+                  f"{os.path.join(output, 'change.png')}")
     for output in outputs.values():
         print(f"map: {os.path.join(output, 'landuse.png')}")
     return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Every subcommand; a UserError from any of them (bad flags, config, data, a missing run,
+    weights that cannot load inside a component, ...) is one line on stderr and exit code 2."""
     argv = sys.argv[1:] if argv is None else argv
+    return user_errors_to_exit(lambda: dispatch(argv))
+
+
+def dispatch(argv: List[str]) -> int:
     if argv[:1] == ["report"]:  # the report of a past run, from its metadata
         quiet_tensorflow("--verbose" in argv)
-        from components import report
+        from pipeline import report
 
-        return report.main([a for a in argv[1:] if a != "--verbose"])
+        return report.run([a for a in argv[1:] if a != "--verbose"])
     if argv[:1] == ["map"]:  # a land-use map of a whole scene
         return map_main(argv[1:])
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
-    try:
-        config = config_from_args(args)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    config = config_from_args(args)
     quiet_tensorflow(args.verbose)
     return run_or_compile(args, config)
 
@@ -375,23 +383,13 @@ def run_or_compile(args: argparse.Namespace, config: PipelineConfig) -> int:
     """local: run the pipeline here; kubeflow: write its spec; vertex: write it and submit it."""
     from pipeline import runners
 
-    try:
-        runners.check_config(config, args.runner)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    runners.check_config(config, args.runner)
     if args.runner == runners.LOCAL:
         try:
             run_local(config)
         except KeyboardInterrupt:
             print(INTERRUPTED, file=sys.stderr)
             return 130
-        except UserError as err:
-            # Bad input or configuration (also raised inside components, e.g. missing weights):
-            # the message names the thing and the fix; the traceback would only hide it.
-            logging.getLogger("pipeline_runner").debug("user error", exc_info=True)
-            print(f"error: {err}", file=sys.stderr)
-            return 2
         return 0
     output = args.output or os.path.join(config.output_dir, f"{config.pipeline_name}_pipeline.json")
     runners.compile_pipeline(config, output)

@@ -39,7 +39,8 @@ import numpy as np  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from components import features, synthetic  # noqa: E402
+from components import synthetic  # noqa: E402
+from schema import features  # noqa: E402
 
 S2_TILE_PATCHES = (10980 // 64) ** 2
 
@@ -144,8 +145,8 @@ def main() -> None:
     small = os.path.join(work, "small.tif")
     record("in_process", small, ["--model", model])
     if not args.skip_grpc:
-        from tests.mapping_fixtures import start_dev_server
         from pipeline.mapping.predictors import resolve_model
+        from tests.mapping_fixtures import start_dev_server
 
         export_dir, _ = resolve_model(model)
         server, address = start_dev_server(os.path.dirname(export_dir))

@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pipeline_runner  # noqa: E402
 from components import digits, features  # noqa: E402
-from components.report import predict_split, run_report_dir  # noqa: E402
+from pipeline.report import predict_split, run_report_dir  # noqa: E402
 from pipeline.results import latest_results  # noqa: E402
 
 PIPELINE = "real-data"

@@ -39,7 +39,9 @@ from serving.client import ServingClient  # noqa: E402
 BATCH_SIZES = (1, 16, 64)
 
 
-def measure(call: Callable[[Sequence[bytes]], object], images: List[bytes], batch: int, requests: int) -> Dict[str, float]:
+def measure(
+    call: Callable[[Sequence[bytes]], object], images: List[bytes], batch: int, requests: int
+) -> Dict[str, float]:
     """Latency percentiles (ms) and images/s of `requests` sequential calls with `batch` images."""
     payload = [images[i % len(images)] for i in range(batch)]
     for _ in range(3):  # warm-up: tracing, connection set-up
@@ -117,7 +119,8 @@ def main(argv: List[str] | None = None) -> None:
     print("-" * len(header))
     for batch, requests, local, remote in rows:
         for name, r in (("in-process", local), ("gRPC", remote)):
-            print(f"{batch:>5} {requests:>5} | {name:<10} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['images_per_s']:8.1f}")
+            print(f"{batch:>5} {requests:>5} | {name:<10} "
+                  f"{r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['images_per_s']:8.1f}")
         print(
             f"{'':>11} | gRPC/in-process: p50 x{remote['p50_ms'] / local['p50_ms']:.2f}, "
             f"p99 x{remote['p99_ms'] / local['p99_ms']:.2f}, "

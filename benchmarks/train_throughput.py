@@ -36,11 +36,13 @@ import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from components import features, synthetic  # noqa: E402
+from components import synthetic  # noqa: E402
+from components.dataset import input_fn, write_transformed  # noqa: E402
 from components.hparams import TUTORIAL_RECIPE, HParams  # noqa: E402
 from components.model import compile_model  # noqa: E402
-from components.trainer import build_model_with_precision, input_fn, train  # noqa: E402
+from components.trainer import build_model_with_precision, train  # noqa: E402
 from components.transform import preprocessing_fn  # noqa: E402
+from schema import features  # noqa: E402
 
 
 def make_data(n: int, seed: int = 0):
@@ -56,25 +58,6 @@ def make_data(n: int, seed: int = 0):
     cut1, cut2 = int(0.6 * n), int(0.8 * n)
     return {name: (x[idx], y[idx]) for name, idx in
             (("train", order[:cut1]), ("eval", order[cut1:cut2]), ("test", order[cut2:]))}
-
-
-def write_transformed(x: np.ndarray, y: np.ndarray, path: str, shards: int = 4) -> tuple[list, dict]:
-    """The Transform component's on-disk format: GZIP TFRecords of float features."""
-    files = [f"{path}-{i:05d}-of-{shards:05d}.gz" for i in range(shards)]
-    writers = [tf.io.TFRecordWriter(f, options="GZIP") for f in files]
-    for i in range(len(x)):
-        ex = tf.train.Example(features=tf.train.Features(feature={
-            features.TRANSFORMED_IMAGE_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=x[i].ravel())),
-            features.TRANSFORMED_ONEHOT_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=y[i])),
-        }))
-        writers[i % shards].write(ex.SerializeToString())
-    for w in writers:
-        w.close()
-    spec = {
-        features.TRANSFORMED_IMAGE_KEY: tf.io.FixedLenFeature(list(x.shape[1:]), tf.float32),
-        features.TRANSFORMED_ONEHOT_KEY: tf.io.FixedLenFeature([features.NUM_CLASSES], tf.float32),
-    }
-    return files, spec
 
 
 class _Timer(tf.keras.callbacks.Callback):
@@ -216,7 +199,9 @@ def main(argv=None) -> int:
         for precision in () if args.skip_throughput else (
                 ("float32", "mixed_bfloat16") + (("mixed_float16",) if "GPU" in devices else ())):
             logging.info("throughput, %s ...", precision)
-            report["throughput"][precision] = throughput(splits, files, spec, precision, args.timing_epochs, args.batch_size)
+            report["throughput"][precision] = throughput(
+                splits, files, spec, precision, args.timing_epochs, args.batch_size
+            )
         if not args.skip_accuracy:
             logging.info("recipes, %d epochs each ...", args.epochs)
             report["recipes"] = recipes(splits, files, spec, args.epochs, args.batch_size, args.weights)

@@ -6,16 +6,14 @@ each split, feature and problem (``train: feature 'label': Out-of-range values .
 never reaches training silently. Transform runs after it (create_pipeline wires the order).
 """
 
+import json
 import os
+from typing import Dict, List
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx import v1 as tfx
 
-from typing import Dict, List  # noqa: E402
-
-from tensorflow_metadata.proto.v0 import anomalies_pb2  # noqa: E402
-from tfx import v1 as tfx  # noqa: E402
-
-from components.errors import DataError  # noqa: E402
+from schema.errors import DataError
 
 ANOMALIES_FILE = "SchemaDiff.pb"  # what ExampleValidator writes under Split-<name>/
 
@@ -66,9 +64,9 @@ def read_anomalies(uri: str, splits: List[str]) -> Dict[str, anomalies_pb2.Anoma
 @tfx.dsl.components.component
 def AnomalyCheck(
     anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
+    schema_file: tfx.dsl.components.Parameter[str],
 ) -> None:
-    """Fails (and so stops every downstream component) when the anomalies artifact is not empty."""
-    import json
-
+    """Fails (and so stops every downstream component) when the anomalies artifact is not empty;
+    the message names `schema_file`, the curated schema the run validated against."""
     splits = json.loads(anomalies.split_names)
-    check_anomalies(read_anomalies(anomalies.uri, splits), schema_hint="schema/schema.pbtxt")
+    check_anomalies(read_anomalies(anomalies.uri, splits), schema_hint=schema_file)

@@ -8,7 +8,7 @@ Two kinds of source, told apart once from the listing (source_modality()):
   GeoTIFFs, modality ``all``. A source is ``all`` when the first readable TIFF in its class
   folders has 13 bands; every other source is ``rgb``.
 
-The output is the example contract of components.features, so ExampleGen cannot tell converted
+The output is the example contract of schema.features, so ExampleGen cannot tell converted
 archives from synthetic data or TFDS. The conversion is a Beam pipeline (DirectRunner locally, the
 same code on Dataflow) built from small pure functions that tests call directly:
 
@@ -55,37 +55,35 @@ Hidden files (``.DS_Store``, ``._*``) are ignored. The summary and the report re
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import io
+import json
+import logging
 import os
+import posixpath
+import zipfile
+import zlib
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import apache_beam as beam
 
-import dataclasses  # noqa: E402
-import hashlib  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import posixpath  # noqa: E402
-import zipfile  # noqa: E402
-import zlib  # noqa: E402
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple  # noqa: E402
-
-import apache_beam as beam  # noqa: E402
-
-from components import features  # noqa: E402
-from components.errors import DataError  # noqa: E402
+from schema import features, modalities, records
+from schema.errors import DataError
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-TIFF_EXTENSIONS = (".tif", ".tiff")
+IMAGE_EXTENSIONS = modalities.RGB.file_extensions
+TIFF_EXTENSIONS = modalities.ALL_BANDS.file_extensions
 NOT_AN_IMAGE = "not an image file (extension)"
 MODALITY_PROBES = 20  # unreadable TIFFs tried before a source is taken as RGB
 STORED_AS_IS = ("JPEG", "PNG")  # formats the contract's decoder reads; others are re-encoded
-DEFAULT_MAX_BAD_FRACTION = 0.01
+DEFAULT_MAX_BAD_FRACTION = records.DEFAULT_MAX_BAD_FRACTION
 REPORT_NAME = "conversion_report.json"
-COMPLETE_MARKER = "_COMPLETE"
+COMPLETE_MARKER = records.COMPLETE_MARKER
 RECORD_PREFIX = "eurosat"
-CONVERTER_VERSION = "3"  # 3: zips read in place, size bounds. Part of the fingerprint: a changed conversion does not reuse old output
+# 3: zips read in place, size bounds. Part of the fingerprint: a changed conversion does not reuse old output.
+CONVERTER_VERSION = "3"
 # Hostile input is refused with bounded memory and no disk: a file (or zip member) is read whole
 # only up to MAX_FILE_BYTES (a EuroSAT JPEG is ~3 KB, a 13-band GeoTIFF ~107 KB); a zip member
 # above RATIO_FLOOR_BYTES that unpacks to more than MAX_COMPRESSION_RATIO times its packed size

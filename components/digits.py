@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from components import features
+from schema import features
 
 DIGITS_MAX = 16  # sklearn's digits are 4-bit intensities, 0..16
 

@@ -11,19 +11,17 @@ shares one prefix, EuroSAT's file names repeat the class), so it would add slice
 from __future__ import annotations
 
 import json
-import os
+from typing import Any, Dict, List, Optional
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import tensorflow_model_analysis as tfma
 
-from typing import Any, Dict, List, Optional  # noqa: E402
-
-import tensorflow_model_analysis as tfma  # noqa: E402
 # TFMA 0.52 exports its config messages only from the proto module.
-from tensorflow_model_analysis.proto import config_pb2  # noqa: E402
-from tensorflow_model_analysis.writers import eval_config_writer  # noqa: E402
+from tensorflow_model_analysis.proto import config_pb2
+from tensorflow_model_analysis.writers import eval_config_writer
 
-from components import features, top1_metrics  # noqa: E402
-from serving import signatures  # noqa: E402
+from components import top1_metrics
+from schema import features
+from serving import signatures
 
 ACCURACY = "sparse_categorical_accuracy"
 EXAMPLE_COUNT = "example_count"
@@ -59,10 +57,9 @@ def _overall_threshold(lower_bound: float, max_drop: Optional[float]):
     return [config_pb2.PerSliceMetricThreshold(slicing_specs=[config_pb2.SlicingSpec()], threshold=threshold)]
 
 
-def make_eval_config(
-    min_accuracy: float = 0.8, min_macro_f1: float = 0.8, max_drop: Optional[float] = 0.01
-) -> config_pb2.EvalConfig:
-    """EvalConfig for the pipeline's Evaluator (thresholds decide the blessing)."""
+def make_eval_config(min_accuracy: float, min_macro_f1: float, max_drop: Optional[float]) -> config_pb2.EvalConfig:
+    """EvalConfig for the pipeline's Evaluator (thresholds decide the blessing; their defaults are
+    PipelineConfig's)."""
     return config_pb2.EvalConfig(
         model_specs=[
             config_pb2.ModelSpec(

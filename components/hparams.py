@@ -13,8 +13,17 @@ from pydantic import Field, field_validator
 from pydantic.dataclasses import dataclass
 
 from components import settings
-from components.settings import (Float, Fraction, Int, NonNegativeFloat, NonNegativeInt,
-                                 OpenFraction, PositiveFloat, PositiveInt)
+from components.settings import (
+    Float,
+    Fraction,
+    Int,
+    NonNegativeFloat,
+    NonNegativeInt,
+    OpenFraction,
+    PositiveFloat,
+    PositiveInt,
+)
+from schema.modalities import IMAGE_SIZE
 
 # Keras applications backbones the Trainer can build (name -> tf.keras.applications symbol).
 BACKBONES = (
@@ -45,7 +54,7 @@ HUB_INPUT_SIZES = {
     "_b0": 224,
 }
 DEFAULT_HUB_INPUT_SIZE = 224
-NATIVE_SIZE = 64  # EuroSAT patches
+NATIVE_SIZE = IMAGE_SIZE  # EuroSAT patches
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 # Augmentation inside the model, training only. "full": flips, 90-degree rotations and (RGB)
 # colour jitter, for overhead imagery, which has no "up"; "flips": left-right mirroring only,

@@ -7,19 +7,15 @@ input size (512x512 for the tutorial's EfficientNetV2-XL). Augmentation runs onl
 """
 from __future__ import annotations
 
-import os
+import logging
+import warnings
+from typing import Optional
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import tensorflow as tf
 
-import logging  # noqa: E402
-import warnings  # noqa: E402
-from typing import Optional  # noqa: E402
-
-import tensorflow as tf  # noqa: E402
-
-from components import features  # noqa: E402
-from components.errors import DataError, PretrainedWeightsUnavailable  # noqa: E402,F401 (re-exported)
-from components.hparams import HParams  # noqa: E402
+from components.hparams import HParams
+from schema import features
+from schema.errors import DataError, PretrainedWeightsUnavailable
 
 log = logging.getLogger(__name__)
 

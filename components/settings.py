@@ -17,7 +17,7 @@ from typing import Annotated, Any, Iterable, Mapping, Optional, Sequence
 
 from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
 
-from components.errors import UserError
+from schema.errors import ConfigError
 
 # Every settings dataclass: unknown keys are errors, floats must be finite.
 CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -37,10 +37,6 @@ PositiveFloat = Annotated[Float, Field(gt=0)]
 NonNegativeFloat = Annotated[Float, Field(ge=0)]
 Fraction = Annotated[Float, Field(ge=0, le=1)]  # rates and thresholds in [0, 1]
 OpenFraction = Annotated[Float, Field(ge=0, lt=1)]  # [0, 1): smoothing, dropout, jitter
-
-
-class ConfigError(UserError, ValueError):
-    """A configuration value or key that cannot be used; the message is one line and says why."""
 
 
 def closest(key: str, known: Iterable[str]) -> Optional[str]:

@@ -9,22 +9,19 @@ names are unique across classes and the 13-band archive names them the same with
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
+import shutil
+from typing import Dict, List, Optional, Sequence
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import shutil  # noqa: E402
-from typing import Dict, List, Optional, Sequence  # noqa: E402
-
-from components import features  # noqa: E402
-from components.errors import DataError, DataNotFound  # noqa: E402
+from schema import features
+from schema.errors import DataError, DataNotFound
+from schema.records import RECORD_PATTERN, SPLIT_NAMES  # the files' "val" is "eval"
 
 log = logging.getLogger(__name__)
 
-SPLIT_NAMES = ("train", "eval", "test")  # ExampleGen's split names; the files' "val" is "eval"
 SPLIT_REPORT = "split.json"
 UNASSIGNED = "unassigned"
 
@@ -106,7 +103,7 @@ def resolve_split(records_dir: str, split_files: str, cache_dir: str,
 
     paths = parse_split_files(split_files)
     split_of = read_split_lists(paths)
-    records = sorted(tf.io.gfile.glob(os.path.join(records_dir, "*tfrecord*")))
+    records = sorted(tf.io.gfile.glob(os.path.join(records_dir, RECORD_PATTERN)))
     h = hashlib.sha256()
     for path in records:
         h.update(f"{path}\0{tf.io.gfile.stat(path).length}\n".encode())
@@ -117,7 +114,7 @@ def resolve_split(records_dir: str, split_files: str, cache_dir: str,
     if os.path.exists(report):
         return os.path.abspath(out)
     shutil.rmtree(out, ignore_errors=True)
-    counts = write_presplit(os.path.join(records_dir, "*tfrecord*"), split_of, out, beam_args)
+    counts = write_presplit(os.path.join(records_dir, RECORD_PATTERN), split_of, out, beam_args)
     if not all(counts[s] for s in SPLIT_NAMES):
         raise DataError(f"--split-files: the splits got {counts} examples; every split needs some. "
                          "Do the files name this data set's images (e.g. Forest/Forest_1.jpg)?")

@@ -7,17 +7,14 @@ of letting the download retry (and hang) until a network timeout.
 """
 from __future__ import annotations
 
+import logging
 import os
+import socket
+from typing import Callable, Optional
+from urllib.parse import urlparse
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import logging  # noqa: E402
-import socket  # noqa: E402
-from typing import Callable, Optional  # noqa: E402
-from urllib.parse import urlparse  # noqa: E402
-
-from components import features  # noqa: E402
-from components.errors import DataError  # noqa: E402
+from schema import features, records
+from schema.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +33,8 @@ def parse_tfds(spec: str) -> Optional[str]:
         return None
     name = spec[len(PREFIX):]
     if name not in SUPPORTED:
-        raise TfdsUnavailableError(f"--data {spec!r}: supported TFDS datasets are {', '.join(PREFIX + s for s in SUPPORTED)}")
+        supported = ", ".join(PREFIX + s for s in SUPPORTED)
+        raise TfdsUnavailableError(f"--data {spec!r}: supported TFDS datasets are {supported}")
     return name
 
 
@@ -101,7 +99,7 @@ def write_tfds_tfrecords(
 
     builder = prepare_builder(name, data_dir, is_reachable)
     out = os.path.join(cache_dir, f"tfds-{name.replace('/', '-')}-{builder.version}")
-    marker = os.path.join(out, "_COMPLETE")
+    marker = os.path.join(out, records.COMPLETE_MARKER)
     if os.path.exists(marker):
         return os.path.abspath(out)
     tf.io.gfile.makedirs(out)

@@ -2,83 +2,31 @@
 
 Recipe (components/hparams.py): augmentation inside the model, two-phase fine-tuning for
 pretrained backbones (head first, then everything at a lower rate), warm-up + cosine decay,
-AdamW, label smoothing, early stopping (from half the budget on) with the best weights restored. All visible GPUs through
-a distribution strategy, mixed precision and XLA on GPUs, and a clean CPU path. An interrupted
+AdamW, label smoothing, early stopping (from half the budget on) with the best weights restored.
+All visible GPUs through a distribution strategy, mixed precision and XLA on GPUs, and a clean CPU path. An interrupted
 Trainer resumes from its last epoch (Keras BackupAndRestore in a directory keyed by its inputs).
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import math
 import os
+import time
+from typing import Dict, List, Optional, Tuple
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import tensorflow as tf
 
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import math  # noqa: E402
-import time  # noqa: E402
-from typing import Dict, List, Optional, Tuple  # noqa: E402
-
-import tensorflow as tf  # noqa: E402
-
-from components import features  # noqa: E402
-from components.hparams import HParams  # noqa: E402
-from components.model import build_model, compile_model, set_backbone_trainable  # noqa: E402
+from components.dataset import count_records, input_fn, model_feature_spec
+from components.hparams import HParams
+from components.model import build_model, compile_model, set_backbone_trainable
+from components.tuner import apply_tuned
+from schema import features
+from serving.export import export_serving_model
 
 log = logging.getLogger(__name__)
 HISTORY_FILE = "history.json"  # in the model run directory: the report plots it
-SHUFFLE_BUFFER = 10_000
-PARSE_BATCH = 256
-
-
-def _files(patterns: List[str]) -> List[str]:
-    files = sorted(f for p in patterns for f in tf.io.gfile.glob(p))
-    if not files:
-        raise FileNotFoundError(f"no transformed examples match {patterns}")
-    return files
-
-
-def count_records(patterns: List[str]) -> int:
-    """Number of examples in the (GZIP) TFRecord files: sizes the schedule and the epochs."""
-    ds = tf.data.TFRecordDataset(_files(patterns), compression_type="GZIP")
-    return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
-
-
-def model_feature_spec(transformed_feature_spec: Dict[str, tf.io.FixedLenFeature]) -> Dict:
-    """The two transformed features the model trains on."""
-    keys = (features.TRANSFORMED_IMAGE_KEY, features.TRANSFORMED_ONEHOT_KEY)
-    return {k: transformed_feature_spec[k] for k in keys}
-
-
-def input_fn(
-    patterns: List[str],
-    feature_spec: Dict[str, tf.io.FixedLenFeature],
-    batch_size: int,
-    training: bool,
-    seed: int = 0,
-) -> tf.data.Dataset:
-    """(image, one-hot label) batches from transformed TFRecords.
-
-    Records are parsed in large parallel batches once, and the parsed tensors are cached in
-    memory (EuroSAT RGB: ~0.8 GB for the 16,200 training images), so every later epoch reads
-    like an in-memory loop; then shuffled, batched and prefetched.
-    """
-    ds = tf.data.TFRecordDataset(
-        _files(patterns), compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE
-    )
-    ds = ds.batch(PARSE_BATCH).map(
-        lambda s: _to_xy(tf.io.parse_example(s, feature_spec)), num_parallel_calls=tf.data.AUTOTUNE
-    )
-    ds = ds.unbatch().cache()
-    if training:
-        ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size, drop_remainder=False).prefetch(tf.data.AUTOTUNE)
-
-
-def _to_xy(parsed) -> Tuple[tf.Tensor, tf.Tensor]:
-    return parsed[features.TRANSFORMED_IMAGE_KEY], parsed[features.TRANSFORMED_ONEHOT_KEY]
-
-
 def distribution_strategy() -> tf.distribute.Strategy:
     """All visible GPUs when there are several; the default strategy otherwise."""
     gpus = tf.config.list_logical_devices("GPU")
@@ -248,12 +196,8 @@ def run_fn(fn_args) -> None:
     """TFX Trainer entry point (GenericExecutor)."""
     import tensorflow_transform as tft
 
-    from serving.signatures import export_serving_model
-
     hp = HParams.from_dict((fn_args.custom_config or {}).get("hparams", {}))
     if fn_args.hyperparameters:  # from the optional Tuner
-        from components.tuner import apply_tuned
-
         hp = apply_tuned(hp, fn_args.hyperparameters)
     log.info("training %s with %s", hp.backbone, json.dumps(hp.to_dict()))
     tf.keras.utils.set_random_seed(hp.seed)

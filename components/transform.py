@@ -1,6 +1,6 @@
 """Transform module file: `preprocessing_fn` turns raw EuroSAT examples into model inputs.
 
-RGB: the encoded image is decoded and scaled to [0, 1] (components.features.decode_images).
+RGB: the encoded image is decoded and scaled to [0, 1] (schema.features.decode_images).
 13 bands: each band is standardised with its own mean and standard deviation, which tft
 analyzers compute over every pixel of the training split; the bands' ranges differ by two
 orders of magnitude (B10 cirrus ~15, B08 near infrared ~2,500), so one global scale would drown
@@ -9,15 +9,11 @@ Trainer attaches to the exported model: training and serving run the very same o
 """
 from __future__ import annotations
 
-import os
+from typing import Any, Dict, Optional
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import tensorflow as tf
 
-from typing import Any, Dict, Optional  # noqa: E402
-
-import tensorflow as tf  # noqa: E402
-
-from components import features  # noqa: E402
+from schema import features
 
 # A band that is constant in the training data (possible on tiny sets) must not divide by zero.
 MIN_BAND_STD = 1.0

@@ -5,17 +5,16 @@ which run_fn applies on top of the configured hyperparameters.
 """
 from __future__ import annotations
 
-import os
+import dataclasses
+import math
+from typing import Any, Mapping
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import keras_tuner
 
-import dataclasses  # noqa: E402
-import math  # noqa: E402
-from typing import Any, Mapping  # noqa: E402
-
-import keras_tuner  # noqa: E402
-
-from components.hparams import HParams  # noqa: E402
+from components.dataset import count_records, input_fn, model_feature_spec
+from components.hparams import HParams
+from components.model import build_model, compile_model
+from serving import names
 
 TUNED = ("learning_rate", "dropout", "label_smoothing")
 
@@ -40,9 +39,6 @@ def tuner_fn(fn_args):
     import tensorflow_transform as tft
     from tfx import v1 as tfx
 
-    from components.model import build_model, compile_model
-    from components.trainer import count_records, input_fn, model_feature_spec
-
     config = fn_args.custom_config or {}
     base = HParams.from_dict(config.get("hparams", {}))
     spec = model_feature_spec(tft.TFTransformOutput(fn_args.transform_graph_path).transformed_feature_spec())
@@ -60,7 +56,7 @@ def tuner_fn(fn_args):
         objective=keras_tuner.Objective("val_accuracy", "max"),
         max_trials=int(config.get("tuner_trials", 4)),
         directory=fn_args.working_dir,
-        project_name="eurosat",
+        project_name=names.MODEL_NAME,
         seed=base.seed,
     )
     return tfx.components.TunerFnResult(

@@ -15,17 +15,20 @@ from pydantic.dataclasses import dataclass
 
 from components import settings
 from components.hparams import HParams
-from components.settings import ConfigError, Fraction, NonNegativeInt, PositiveInt
+from components.settings import Fraction, NonNegativeInt, PositiveInt
+from schema import modalities, records
+from schema.errors import ConfigError
+from serving import names
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The curated raw-example schema of each modality (components.features: rgb, all).
-SCHEMA_FILES = {"rgb": "schema.pbtxt", "all": "schema_all.pbtxt"}
-DEFAULT_SCHEMA = os.path.join(REPO_ROOT, "schema", SCHEMA_FILES["rgb"])
 # Where the Dockerfile puts the project inside the component image (WORKDIR there).
 IMAGE_PROJECT_DIR = "/pipeline"
-IMAGE_SCHEMA = IMAGE_PROJECT_DIR + "/schema/" + SCHEMA_FILES["rgb"]
+IMAGE_SCHEMA = IMAGE_PROJECT_DIR + "/schema/" + modalities.RGB.schema_file
 BEAM_RUNNERS = ("direct", "dataflow")
-MODALITIES = ("auto", "rgb", "all")
+MODALITIES = (modalities.AUTO, *modalities.NAMES)
+# Where the pipeline runs: locally (LocalDagRunner), or compiled for Kubeflow Pipelines / Vertex AI.
+LOCAL, KUBEFLOW, VERTEX = "local", "kubeflow", "vertex"
+RUNNERS = (LOCAL, KUBEFLOW, VERTEX)
 DIRECT_RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
 
 # The demo: a small synthetic run that finishes in a few minutes on 2 CPU cores.
@@ -49,14 +52,14 @@ class PipelineConfig:
     """Validated on construction and on replace() (components/settings.py): a wrong type or range
     is one line naming the key, the value and what was expected."""
 
-    pipeline_name: str = "eurosat"
+    pipeline_name: str = names.MODEL_NAME
     # A folder of TFRecords of tf.Example, image folders/zips, tfds:eurosat/{rgb,all}, synthetic[/all][:N].
     data: str = "synthetic:2000"
     # 'rgb' (encoded images) or 'all' (13 Sentinel-2 bands); 'auto': read from the data's first
     # example when running locally, 'rgb' when compiling for the cloud (the data is not read then).
     modality: Literal[MODALITIES] = "auto"
     # Image folders/zips: fail the conversion when more than this fraction of files is unusable.
-    max_bad_fraction: Fraction = 0.01
+    max_bad_fraction: Fraction = records.DEFAULT_MAX_BAD_FRACTION
     # tfds:eurosat/rgb: a TFDS data dir where the dataset is (or is to be) prepared; "" = TFDS default.
     tfds_data_dir: str = ""
     # Published split lists "train.txt,val.txt,test.txt" instead of the 60/20/20 hash split.
@@ -64,7 +67,7 @@ class PipelineConfig:
     output_dir: str = "outputs"
     # "" = the curated schema of the data's modality, schema/schema.pbtxt or schema/schema_all.pbtxt.
     schema_path: str = ""
-    model_name: str = "eurosat"
+    model_name: str = names.MODEL_NAME
     hparams: HParams = dataclasses.field(default_factory=HParams)
     # Blessing: absolute bars, and the largest drop allowed against the latest blessed model.
     min_accuracy: Fraction = 0.8
@@ -107,23 +110,19 @@ class PipelineConfig:
     @property
     def data_modality(self) -> str:
         """The modality the pipeline is built for ('auto' not yet resolved counts as rgb)."""
-        return "rgb" if self.modality == "auto" else self.modality
+        return modalities.RGB.name if self.modality == modalities.AUTO else self.modality
 
     def with_modality(self, modality: str) -> "PipelineConfig":
         """The config for data of `modality`. 13-band runs get '-all' appended to the pipeline and
         model names, so an RGB and a 13-band model are never compared with each other (the
         Evaluator's baseline is the pipeline's latest blessed model) or pushed over each other."""
-        changes: Dict[str, Any] = {"modality": modality}
-        if modality == "all":
-            for key in ("pipeline_name", "model_name"):
-                name = getattr(self, key)
-                if not name.endswith("-all"):
-                    changes[key] = f"{name}-all"
-        return self.replace(**changes)
+        record = modalities.get(modality)
+        return self.replace(modality=modality, pipeline_name=record.with_suffix(self.pipeline_name),
+                            model_name=record.with_suffix(self.model_name))
 
     def schema_file(self, schema_dir: str = os.path.join(REPO_ROOT, "schema")) -> str:
         """The schema ImportSchemaGen loads: the one given, or the curated one of the modality."""
-        return self.schema_path or os.path.join(schema_dir, SCHEMA_FILES[self.data_modality])
+        return self.schema_path or os.path.join(schema_dir, modalities.get(self.data_modality).schema_file)
 
     # Where things go; all under output_dir unless a pipeline root is given.
     @property

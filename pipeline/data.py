@@ -13,7 +13,9 @@ from typing import List, Optional, Tuple
 
 import tensorflow as tf
 
-from components.errors import DataError, DataNotFound
+from schema import modalities
+from schema.errors import DataError, DataNotFound
+from schema.records import DEFAULT_MAX_BAD_FRACTION, RECORD_PATTERN, is_record_file
 
 SYNTHETIC = "synthetic"
 DEFAULT_SYNTHETIC_SIZE = 2000
@@ -38,7 +40,7 @@ RECORDS_CHECKED = 100  # records read from each TFRecord file before the pipelin
 
 
 def _holds_tfrecords(spec: str) -> bool:
-    return tf.io.gfile.isdir(spec) and any("tfrecord" in f for f in tf.io.gfile.listdir(spec))
+    return tf.io.gfile.isdir(spec) and any(is_record_file(f) for f in tf.io.gfile.listdir(spec))
 
 
 def check_tfrecords(folder: str, records: int = RECORDS_CHECKED) -> None:
@@ -47,7 +49,7 @@ def check_tfrecords(folder: str, records: int = RECORDS_CHECKED) -> None:
     is not one, before any component runs."""
     for name in sorted(tf.io.gfile.listdir(folder)):
         path = folder.rstrip("/") + "/" + name
-        if "tfrecord" not in name or tf.io.gfile.isdir(path):
+        if not is_record_file(name) or tf.io.gfile.isdir(path):
             continue
         compression = "GZIP" if name.endswith(".gz") else ""
         try:
@@ -57,7 +59,7 @@ def check_tfrecords(folder: str, records: int = RECORDS_CHECKED) -> None:
             detail = getattr(err, "message", str(err)).splitlines()[0]
             raise DataError(
                 f"--data: {path!r} is not a file of tf.Example records ({type(err).__name__}: {detail}); "
-                "remove it from the folder or rewrite it (components/features.py make_example)"
+                "remove it from the folder or rewrite it (schema/features.py make_example)"
             ) from None
 
 
@@ -86,8 +88,7 @@ def _resolve_records(spec, cache_dir, seed, max_bad_fraction, beam_args, tfds_da
         from components.synthetic import write_synthetic_tfrecords
 
         n, modality = synthetic
-        suffix = "" if modality == "rgb" else f"-{modality}"
-        folder = os.path.join(cache_dir, f"synthetic{suffix}-{n}-seed{seed}")
+        folder = os.path.join(cache_dir, f"synthetic{modalities.get(modality).name_suffix}-{n}-seed{seed}")
         write_synthetic_tfrecords(folder, n, seed=seed, num_shards=max(1, min(8, n // 2000)), modality=modality)
         return os.path.abspath(folder)
     from components import tfds_source
@@ -101,7 +102,7 @@ def _resolve_records(spec, cache_dir, seed, max_bad_fraction, beam_args, tfds_da
     from components import convert
 
     if convert.holds_class_folders(spec):
-        fraction = convert.DEFAULT_MAX_BAD_FRACTION if max_bad_fraction is None else max_bad_fraction
+        fraction = DEFAULT_MAX_BAD_FRACTION if max_bad_fraction is None else max_bad_fraction
         return convert.convert_source(spec, cache_dir, fraction, beam_args)
     if not tf.io.gfile.exists(spec):
         raise DataNotFound(
@@ -110,7 +111,7 @@ def _resolve_records(spec, cache_dir, seed, max_bad_fraction, beam_args, tfds_da
             "tfds:eurosat/all, synthetic[:N] or synthetic/all[:N]."
         )
     raise DataNotFound(
-        f"--data {spec!r} holds neither TFRecord files (*.tfrecord*) nor class folders of images "
+        f"--data {spec!r} holds neither TFRecord files ({RECORD_PATTERN}) nor class folders of images "
         "(<ClassName>/*.jpg or *.tif, as in the EuroSAT archives); give one of those, "
         "tfds:eurosat/rgb, tfds:eurosat/all, synthetic[:N] or synthetic/all[:N]."
     )
@@ -118,15 +119,15 @@ def _resolve_records(spec, cache_dir, seed, max_bad_fraction, beam_args, tfds_da
 
 def resolve_modality(requested: str, data_root: str) -> str:
     """The data's modality (from its first example); `requested` 'rgb'/'all' must agree with it."""
-    from components import features
+    from schema import features
 
     try:
         found = features.detect_modality(data_root)
     except ValueError as err:
         raise DataError(f"cannot tell the modality of {data_root!r}: {err}") from None
-    if requested not in ("auto", found):
+    if requested not in (modalities.AUTO, found):
         raise DataError(
             f"--modality {requested} but the data in {data_root!r} is {found!r} "
-            f"({'13 bands' if found == 'all' else 'encoded RGB images'}); drop --modality or pass --modality {found}"
+            f"({modalities.get(found).description}); drop --modality or pass --modality {found}"
         )
     return found

@@ -1,17 +1,14 @@
 """The EuroSAT TFX pipeline, defined once: every runner (local, Kubeflow, Vertex) calls this."""
 from __future__ import annotations
 
-import os
+from typing import Any, Dict, List, Optional
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from tfx import v1 as tfx
 
-from typing import Any, Dict, List, Optional  # noqa: E402
-
-from tfx import v1 as tfx  # noqa: E402
-
-from components.anomaly_check import AnomalyCheck  # noqa: E402
-from components.evaluation import make_eval_config  # noqa: E402
-from pipeline.config import PipelineConfig  # noqa: E402
+from components.anomaly_check import AnomalyCheck
+from components.evaluation import make_eval_config
+from pipeline.config import PipelineConfig
+from schema.records import RECORD_PATTERN, SPLIT_NAMES
 
 # Module files, referenced by import path: the same code runs locally and in the
 # component image, where the project is installed.
@@ -21,8 +18,7 @@ TUNER_FN = "components.tuner.tuner_fn"
 
 # ExampleGen splits: 60/20/20 by hash of the source file name (stable across runs), unless
 # published split files are given.
-SPLITS = (("train", 6), ("eval", 2), ("test", 2))
-RECORD_PATTERN = "*tfrecord*"
+SPLITS = tuple(zip(SPLIT_NAMES, (6, 2, 2)))
 
 
 def vertex_training_job(config: PipelineConfig) -> Dict[str, Any]:
@@ -107,7 +103,7 @@ def create_pipeline(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
     # ExampleValidator records anomalies; AnomalyCheck fails the run on them, before Transform.
-    anomaly_check = AnomalyCheck(anomalies=example_validator.outputs["anomalies"])
+    anomaly_check = AnomalyCheck(anomalies=example_validator.outputs["anomalies"], schema_file=config.schema_file())
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],

@@ -9,32 +9,31 @@ Two layers, so tests need no pipeline: `gather_run` reads a finished run (MLMD v
 pipeline/results.py, the Evaluator output, ExampleGen's examples, the Trainer's history.json,
 the exported model) into a `ReportInputs`; `write_report` renders any `ReportInputs`.
 
-    python -m components.report --output-dir outputs [--pipeline-name eurosat]
+    python -m pipeline.report --output-dir outputs [--pipeline-name eurosat]
 """
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import glob
+import html
+import json
+import math
 import os
+import sys
+from typing import Any, Dict, List, Optional, Sequence
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import glob  # noqa: E402
-import html  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import sys  # noqa: E402
-from typing import Any, Dict, List, Optional, Sequence  # noqa: E402
-
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from components import features  # noqa: E402
+from schema import features
+from schema.errors import DataError, DataNotFound, user_errors_to_exit
+from schema.records import SPLIT_NAMES
 
-SPLITS = ("train", "eval", "test")
+SPLITS = SPLIT_NAMES
 NUM_SAMPLES = 16  # test predictions shown in the grid
 
 CLASS_COUNTS_PNG = "class_counts.png"
@@ -354,7 +353,7 @@ def predict_samples(model_uri: str, examples_uri: str, num: int = NUM_SAMPLES) -
 
     files = _split_files(examples_uri, "test")
     if not files:
-        raise FileNotFoundError(f"no test split under {examples_uri} (expected Split-test/)")
+        raise DataNotFound(f"no test split under {examples_uri} (expected Split-test/)")
     records = next(iter(tf.data.TFRecordDataset(files, compression_type="GZIP").take(num).batch(num)))
     modality = features.modality_of(tf.train.Example.FromString(records[0].numpy()))
     batch = tf.io.parse_example(records, features.raw_feature_spec(modality))
@@ -386,7 +385,7 @@ def predict_split(saved_model_dir: str, examples_uri: str, split: str = "test", 
 
     files = _split_files(examples_uri, split)
     if not files:
-        raise FileNotFoundError(f"no {split} split under {examples_uri} (expected Split-{split}/)")
+        raise DataNotFound(f"no {split} split under {examples_uri} (expected Split-{split}/)")
     serve = tf.saved_model.load(saved_model_dir).signatures[signatures.SERVING_DEFAULT]
     spec = {features.LABEL_KEY: features.raw_feature_spec()[features.LABEL_KEY]}
     labels, probabilities = [], []
@@ -397,7 +396,9 @@ def predict_split(saved_model_dir: str, examples_uri: str, split: str = "test", 
 
 
 def _read_history(model_run_uri: Optional[str]) -> Optional[Dict[str, List[float]]]:
-    path = os.path.join(model_run_uri, "history.json") if model_run_uri else None
+    from components.trainer import HISTORY_FILE  # what the Trainer writes (TensorFlow: imported late)
+
+    path = os.path.join(model_run_uri, HISTORY_FILE) if model_run_uri else None
     if not path or not os.path.exists(path):
         return None
     with open(path) as f:
@@ -413,7 +414,7 @@ def gather_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] = N
     results = latest_results(metadata_path, pipeline_name, run_id)
     if not results.evaluation_uri:
         which = f"run {run_id!r} of pipeline {pipeline_name!r}" if run_id else f"pipeline {pipeline_name!r}"
-        raise ValueError(f"{which} in {metadata_path} has no Evaluator output yet: "
+        raise DataError(f"{which} in {metadata_path} has no Evaluator output yet: "
                          "run the pipeline to the Evaluator first (or check --pipeline-name)")
     metrics = build_metrics(
         evaluation.summarize(results.evaluation_uri),
@@ -455,6 +456,12 @@ def report_for_run(output_dir: str, pipeline_name: str, report_dir: Optional[str
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """`python -m pipeline.report`: a user error is one line on stderr and exit code 2."""
+    return user_errors_to_exit(lambda: run(argv))
+
+
+def run(argv: Optional[List[str]] = None) -> int:
+    """The report command line (also `pipeline_runner.py report`); raises UserError for bad input."""
     from components.console import quiet_tensorflow
     from pipeline.config import PipelineConfig
     from pipeline.results import list_runs, run_folder
@@ -470,16 +477,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--list", action="store_true", help="list the pipeline's runs, oldest first, and exit")
     p.add_argument("--report-dir", help="where to write (default <output-dir>/report/<pipeline>/<run>)")
     args = p.parse_args(argv)
-    try:
-        if args.list:
-            metadata_path = PipelineConfig(output_dir=args.output_dir, pipeline_name=args.pipeline_name).metadata_path
-            for run_id in list_runs(metadata_path, args.pipeline_name):
-                print(run_folder(run_id))
-            return 0
-        written = report_for_run(args.output_dir, args.pipeline_name, args.report_dir, args.run_id)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.list:
+        metadata_path = PipelineConfig(output_dir=args.output_dir, pipeline_name=args.pipeline_name).metadata_path
+        for run_id in list_runs(metadata_path, args.pipeline_name):
+            print(run_folder(run_id))
+        return 0
+    written = report_for_run(args.output_dir, args.pipeline_name, args.report_dir, args.run_id)
     print(f"report: {written['index.html']}")
     return 0
 

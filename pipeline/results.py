@@ -11,6 +11,8 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from schema.errors import DataError, DataNotFound
+
 
 @dataclasses.dataclass
 class RunResults:
@@ -33,7 +35,7 @@ RUN_CONTEXT = "pipeline_run"
 
 def _store(metadata_path: str) -> metadata_store.MetadataStore:
     if not os.path.exists(metadata_path):
-        raise FileNotFoundError(f"no metadata at {metadata_path}: run the pipeline first")
+        raise DataNotFound(f"no metadata at {metadata_path}: run the pipeline first")
     config = tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
     return metadata_store.MetadataStore(config)
 
@@ -141,7 +143,7 @@ def latest_results(metadata_path: str, pipeline_name: str, run_id: Optional[str]
         run = next((c for c in runs if run_id in (c.name, run_folder(c.name))), None)
         if run is None:
             known = ", ".join(run_folder(c.name) for c in runs[-5:]) or "none"
-            raise ValueError(f"pipeline {pipeline_name!r} has no run {run_id!r}; latest runs: {known}")
+            raise DataError(f"pipeline {pipeline_name!r} has no run {run_id!r}; latest runs: {known}")
     evaluation = _latest(store, pipeline_name, "ModelEvaluation", run)
     blessing = _latest(store, pipeline_name, "ModelBlessing", run)
     pushed = _latest(store, pipeline_name, "PushedModel", run)

@@ -7,21 +7,17 @@ why the pipeline names its code by import path (no module file to upload at comp
 """
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
+from typing import Any, Dict, List, Optional
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import logging  # noqa: E402
-from typing import Any, Dict, List, Optional  # noqa: E402
-
-from pipeline.config import IMAGE_PROJECT_DIR, PipelineConfig  # noqa: E402
-from pipeline.data import parse_synthetic  # noqa: E402
+from pipeline.config import IMAGE_PROJECT_DIR, KUBEFLOW, VERTEX, PipelineConfig
+from pipeline.config import LOCAL as LOCAL  # re-exported: runners.LOCAL beside KUBEFLOW, VERTEX
+from pipeline.data import parse_synthetic
+from schema.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-LOCAL, KUBEFLOW, VERTEX = "local", "kubeflow", "vertex"
-RUNNERS = (LOCAL, KUBEFLOW, VERTEX)
 
 
 def _is_gcs(path: str) -> bool:
@@ -79,10 +75,10 @@ def cloud_problems(config: PipelineConfig, runner: str) -> List[str]:
 
 
 def check_config(config: PipelineConfig, runner: str) -> None:
-    """Raise ValueError listing every problem at once, so a user fixes them in one go."""
+    """Raise ConfigError (a ValueError) listing every problem at once, so a user fixes them in one go."""
     problems = cloud_problems(config, runner)
     if problems:
-        raise ValueError(f"--runner {runner} cannot start:\n  " + "\n  ".join(problems))
+        raise ConfigError(f"--runner {runner} cannot start:\n  " + "\n  ".join(problems))
 
 
 def image_config(config: PipelineConfig) -> PipelineConfig:

@@ -1,4 +1,9 @@
-"""Errors a user can fix: the command line prints their message (no traceback) and exits 2."""
+"""Errors a user can fix: every command line prints their message (no traceback) and exits 2."""
+import logging
+import sys
+from typing import Callable
+
+USER_ERROR_EXIT = 2
 
 
 class UserError(RuntimeError):
@@ -15,3 +20,18 @@ class DataError(UserError, ValueError):
 
 class DataNotFound(UserError, FileNotFoundError):
     """The data given does not exist where it was said to be."""
+
+
+class ConfigError(UserError, ValueError):
+    """A configuration value or key that cannot be used; the message is one line and says why."""
+
+
+def user_errors_to_exit(main: Callable[[], int]) -> int:
+    """The one user-error path of the command lines: run `main`; a UserError becomes its message
+    on one line of stderr and exit code 2 (the traceback only at debug level)."""
+    try:
+        return main()
+    except UserError as err:
+        logging.getLogger(__name__).debug("user error", exc_info=True)
+        print(f"error: {err}", file=sys.stderr)
+        return USER_ERROR_EXIT

@@ -17,15 +17,15 @@ Both carry ``label``, ``class_name`` and ``source``; a dataset holds one modalit
 """
 from __future__ import annotations
 
+import io
 import os
+from typing import Dict
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
+import tensorflow as tf
 
-import io  # noqa: E402
-from typing import Dict  # noqa: E402
-
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from schema import modalities, records
+from schema.modalities import BAND_NAMES, IMAGE_SIZE
 
 # EuroSAT's class order (the label ids of TFDS eurosat and of the paper's archive).
 CLASS_NAMES: tuple[str, ...] = (
@@ -42,18 +42,13 @@ CLASS_NAMES: tuple[str, ...] = (
 )
 NUM_CLASSES = len(CLASS_NAMES)
 
-IMAGE_SIZE = 64  # EuroSAT patches are 64x64 pixels (Sentinel-2, 10 m).
-RGB_CHANNELS = 3
+RGB_CHANNELS = modalities.RGB.channels
 
-# Modalities (TFDS eurosat/rgb and eurosat/all).
-RGB = "rgb"
-ALL_BANDS = "all"
-MODALITIES = (RGB, ALL_BANDS)
+# Modalities (TFDS eurosat/rgb and eurosat/all): their records are in schema.modalities.
+RGB = modalities.RGB.name
+ALL_BANDS = modalities.ALL_BANDS.name
+MODALITIES = modalities.NAMES
 
-# The 13 Sentinel-2 bands in the order of EuroSAT's all-bands GeoTIFFs.
-BAND_NAMES: tuple[str, ...] = (
-    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B08A", "B09", "B10", "B11", "B12",
-)
 NUM_BANDS = len(BAND_NAMES)
 BANDS_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, NUM_BANDS)
 BANDS_MAX = 65535  # 16-bit digital numbers
@@ -61,8 +56,8 @@ TRUE_COLOUR_BANDS = (3, 2, 1)  # B04 red, B03 green, B02 blue: for pictures of 1
 TRUE_COLOUR_SCALE = 3000.0  # reflectance 0.3 shown as white, the usual Sentinel-2 true-colour stretch
 
 # Raw (tf.Example) feature keys.
-IMAGE_KEY = "image"  # encoded JPEG/PNG bytes (rgb)
-BANDS_KEY = "bands"  # int64 [64, 64, 13] digital numbers (all)
+IMAGE_KEY = modalities.RGB.feature_key  # encoded JPEG/PNG bytes (rgb)
+BANDS_KEY = modalities.ALL_BANDS.feature_key  # int64 [64, 64, 13] digital numbers (all)
 LABEL_KEY = "label"  # int64 class id in CLASS_NAMES order
 CLASS_NAME_KEY = "class_name"  # the class name, for people and slicing
 SOURCE_KEY = "source"  # the source file name: traces a prediction back to its file
@@ -92,29 +87,23 @@ def class_id(name: str) -> int:
 
 
 def check_modality(modality: str) -> str:
-    if modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
-    return modality
+    return modalities.get(modality).name
 
 
 def input_key(modality: str = RGB) -> str:
     """The feature that carries the pixels: `image` (rgb) or `bands` (all)."""
-    return IMAGE_KEY if check_modality(modality) == RGB else BANDS_KEY
+    return modalities.get(modality).feature_key
 
 
 def channels(modality: str = RGB) -> int:
-    return RGB_CHANNELS if check_modality(modality) == RGB else NUM_BANDS
+    return modalities.get(modality).channels
 
 
 def raw_feature_spec(modality: str = RGB) -> Dict[str, tf.io.FixedLenFeature]:
     """The tf.Example parsing spec of the raw examples (schema/*.pbtxt say the same)."""
-    pixels = (
-        tf.io.FixedLenFeature([], tf.string)
-        if check_modality(modality) == RGB
-        else tf.io.FixedLenFeature(list(BANDS_SHAPE), tf.int64)
-    )
+    record = modalities.get(modality)
     return {
-        input_key(modality): pixels,
+        record.feature_key: tf.io.FixedLenFeature(list(record.feature_shape), tf.dtypes.as_dtype(record.feature_dtype)),
         LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
         CLASS_NAME_KEY: tf.io.FixedLenFeature([], tf.string),
         SOURCE_KEY: tf.io.FixedLenFeature([], tf.string),
@@ -225,23 +214,23 @@ def true_colour(bands) -> np.ndarray:
 def modality_of(example: tf.train.Example) -> str:
     """Which modality a raw tf.Example is in; ValueError when it carries neither pixel feature."""
     keys = example.features.feature
-    if IMAGE_KEY in keys:
-        return RGB
-    if BANDS_KEY in keys:
-        return ALL_BANDS
+    try:
+        return modalities.of_feature_keys(keys).name
+    except KeyError:
+        pass
     raise ValueError(
         f"the example has neither {IMAGE_KEY!r} (encoded RGB image) nor {BANDS_KEY!r} (13 bands); "
-        f"it has {sorted(keys)}. Write examples with components.features.make_example / make_bands_example."
+        f"it has {sorted(keys)}. Write examples with schema.features.make_example / make_bands_example."
     )
 
 
 def detect_modality(records_dir: str) -> str:
     """The modality of a folder of raw TFRecords (GZIP or not), from its first example."""
     files = sorted(
-        os.path.join(d, f) for d, _, fs in tf.io.gfile.walk(records_dir) for f in fs if "tfrecord" in f
+        os.path.join(d, f) for d, _, fs in tf.io.gfile.walk(records_dir) for f in fs if records.is_record_file(f)
     )
     if not files:
-        raise ValueError(f"{records_dir!r} holds no TFRecord files (*.tfrecord*)")
+        raise ValueError(f"{records_dir!r} holds no TFRecord files ({records.RECORD_PATTERN})")
     compression = "GZIP" if files[0].endswith(".gz") else ""
     for record in tf.data.TFRecordDataset(files[:1], compression_type=compression).take(1):
         return modality_of(tf.train.Example.FromString(record.numpy()))

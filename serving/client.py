@@ -12,26 +12,23 @@ Prints the top-k classes with their scores for each file. As a library:
 
 Image files go to the ``predict_images`` signature in batches (one request per ``batch_size``
 files), so the server decodes them with the very code Transform used; 13-band GeoTIFFs are read
-here (components.features.read_bands, which checks them) and sent to ``predict_bands`` as uint16. Every call has a deadline, and
+here (schema.features.read_bands, which checks them) and sent to ``predict_bands`` as uint16.
+Every call has a deadline, and
 calls that find the server unavailable are retried by gRPC itself (a service-config retry
 policy with back-off). Failures become ServingError subclasses whose messages say what to do.
 """
 from __future__ import annotations
 
-import os
+import argparse
+import dataclasses
+import json
+import sys
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple  # noqa: E402
-
-import grpc  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from tensorflow_serving.apis import (  # noqa: E402
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -40,12 +37,12 @@ from tensorflow_serving.apis import (  # noqa: E402
     prediction_service_pb2_grpc,
 )
 
-from components import features  # noqa: E402
-from serving import signatures  # noqa: E402
+from schema import features, modalities
+from serving import names
 
 DEFAULT_SERVER = "localhost:8500"
-DEFAULT_MODEL = "eurosat"
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+DEFAULT_MODEL = names.MODEL_NAME
+MAX_MESSAGE_BYTES = names.MAX_MESSAGE_BYTES
 START_HINT = (
     "start one with `python -m serving.server --model-base-path <output>/serving/eurosat "
     "--model-name eurosat` or `docker compose -f serving/docker-compose.yml up`"
@@ -187,20 +184,20 @@ class ServingClient:
             request = predict_pb2.PredictRequest()
             self._spec(request.model_spec, signature_name)
             request.inputs[input_name].CopyFrom(proto)
-            request.output_filter.append(signatures.PROBABILITIES)
+            request.output_filter.append(names.PROBABILITIES)
             response = self._call(self._predictions.Predict, request)
-            rows.append(tf.make_ndarray(response.outputs[signatures.PROBABILITIES]))
+            rows.append(tf.make_ndarray(response.outputs[names.PROBABILITIES]))
         return np.concatenate(rows) if rows else np.zeros([0, features.NUM_CLASSES], np.float32)
 
     def predict_images(self, images: Sequence[bytes], batch_size: int = 16) -> np.ndarray:
         """Class probabilities [N, 10] of encoded JPEG/PNG images, `batch_size` per request."""
         protos = (tf.make_tensor_proto(list(b), dtype=tf.string) for b in _batches(list(images), batch_size))
-        return self._predict_batches(signatures.PREDICT_IMAGES, signatures.IMAGES_INPUT, protos)
+        return self._predict_batches(names.PREDICT_IMAGES, names.IMAGES_INPUT, protos)
 
     def predict_bands(self, bands: Sequence[np.ndarray], batch_size: int = 16) -> np.ndarray:
         """Class probabilities [N, 10] of 13-band patches (uint16 [64, 64, 13] each)."""
         protos = (tf.make_tensor_proto(np.stack(b).astype(np.uint16)) for b in _batches(list(bands), batch_size))
-        return self._predict_batches(signatures.PREDICT_BANDS, signatures.BANDS_INPUT, protos)
+        return self._predict_batches(names.PREDICT_BANDS, names.BANDS_INPUT, protos)
 
     def predict_files(self, paths: Sequence[str], top_k_classes: int = 3, batch_size: int = 16) -> List[Prediction]:
         """The top classes of each file: JPEG/PNG images, or 13-band GeoTIFFs (not mixed: a model
@@ -221,7 +218,7 @@ class ServingClient:
         results = []
         for batch in _batches(list(images), batch_size):
             request = classification_pb2.ClassificationRequest()
-            self._spec(request.model_spec, signatures.CLASSIFY)
+            self._spec(request.model_spec, names.CLASSIFY)
             for image in batch:
                 example = request.input.example_list.examples.add()
                 example.features.feature[features.IMAGE_KEY].bytes_list.value.append(image)
@@ -259,7 +256,7 @@ def read_image_file(path: str) -> bytes:
 
 
 def is_bands_file(path: str) -> bool:
-    return path.lower().endswith((".tif", ".tiff"))
+    return path.lower().endswith(modalities.ALL_BANDS.file_extensions)
 
 
 def read_bands_file(path: str) -> np.ndarray:

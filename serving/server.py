@@ -15,28 +15,26 @@ rules over the Pusher's directory:
   half-copied version is never loaded (a load that still fails is retried when the file changes);
 - the version's ``assets.extra/tf_serving_warmup_requests`` are replayed before it is served;
 - errors carry TF Serving's gRPC status codes (NOT_FOUND for an unknown model or version,
-  INVALID_ARGUMENT for bad input, FAILED_PRECONDITION for an unknown signature, RESOURCE_EXHAUSTED for an over-size message from gRPC itself).
+  INVALID_ARGUMENT for bad input, FAILED_PRECONDITION for an unknown signature, RESOURCE_EXHAUSTED for an
+  over-size message from gRPC itself).
 
 What it does not do: cross-request batching (the batching parameters file is for TF Serving),
 model config files with several models, version labels, and the REST API.
 """
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import logging
 import os
+import threading
+from concurrent import futures
+from typing import Dict, List, Optional, Tuple
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import logging  # noqa: E402
-import threading  # noqa: E402
-from concurrent import futures  # noqa: E402
-from typing import Dict, List, Optional, Tuple  # noqa: E402
-
-import grpc  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
-from tensorflow_serving.apis import (  # noqa: E402
+import grpc
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -45,13 +43,13 @@ from tensorflow_serving.apis import (  # noqa: E402
     prediction_service_pb2_grpc,
 )
 
-from serving import signatures, warmup  # noqa: E402
+from serving import names, signatures, warmup
 
 log = logging.getLogger("serving.server")
 
 DEFAULT_SIGNATURE = signatures.SERVING_DEFAULT  # what TF Serving uses when none is named
 METADATA_SIGNATURE_DEF = "signature_def"  # the one metadata field TF Serving answers
-DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_MESSAGE_BYTES = names.MAX_MESSAGE_BYTES
 _GRPC_CODE = {code.value[0]: code for code in grpc.StatusCode}  # TF error codes are gRPC's
 
 
@@ -231,7 +229,7 @@ def _input_tensors(signature, inputs) -> Dict[str, tf.Tensor]:
         try:
             value = tf.constant(tf.make_ndarray(proto), dtype=spec.dtype)
         except Exception as err:
-            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"input {key!r} is malformed: {err}")
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"input {key!r} is malformed: {err}") from None
         if not spec.shape.is_compatible_with(value.shape):
             raise ServingError(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -436,7 +434,7 @@ class ModelServer:
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-base-path", required=True, help="directory holding <version>/ SavedModels")
-    parser.add_argument("--model-name", default="eurosat")
+    parser.add_argument("--model-name", default=names.MODEL_NAME)
     parser.add_argument("--port", type=int, default=8500, help="gRPC port (0: any free port)")
     parser.add_argument("--host", default="localhost", help="address to bind; 0.0.0.0 exposes it to the network")
     parser.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new versions")

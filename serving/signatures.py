@@ -17,42 +17,34 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import tensorflow as tf
+import tensorflow_transform as tft
 
-import tensorflow as tf  # noqa: E402
-import tensorflow_transform as tft  # noqa: E402
+from schema import features, modalities
 
-from components import features  # noqa: E402
-
-SERVING_DEFAULT = "serving_default"
-PREDICT_IMAGES = "predict_images"
-PREDICT_BANDS = "predict_bands"
-TRANSFORM_FEATURES = "transform_features"
-CLASSIFY = "classify"
-EXAMPLES_INPUT = "examples"
-IMAGES_INPUT = "images"
-BANDS_INPUT = "bands"
-PROBABILITIES = "probabilities"
-CLASS_ID = "class_id"
-CLASS_NAME = "class_name"
-# TF Serving's Classify API names (tensorflow/cc/saved_model/signature_constants.h).
-CLASSIFY_INPUTS = "inputs"
-CLASSIFY_CLASSES = "classes"
-CLASSIFY_SCORES = "scores"
-CLASSIFY_METHOD_NAME = "tensorflow/serving/classify"
-SAVED_MODEL_FILE = "saved_model.pb"
+# The names live in serving.names (no TensorFlow there, for the client); re-exported here.
+from serving.names import (
+    BANDS_INPUT,
+    CLASS_ID,
+    CLASS_NAME,
+    CLASSIFY,
+    CLASSIFY_CLASSES,
+    CLASSIFY_INPUTS,
+    CLASSIFY_METHOD_NAME,
+    CLASSIFY_SCORES,
+    EXAMPLES_INPUT,
+    IMAGES_INPUT,
+    PROBABILITIES,
+    SAVED_MODEL_FILE,
+    SERVING_DEFAULT,
+    TRANSFORM_FEATURES,
+    pixel_signature,
+)
 
 
 def modality_of(tft_output: tft.TFTransformOutput) -> str:
     """The modality a Transform graph was built for (its raw features say it)."""
-    return features.ALL_BANDS if features.BANDS_KEY in tft_output.raw_feature_spec() else features.RGB
-
-
-def pixel_signature(modality: str) -> tuple[str, str]:
-    """(signature name, input name) of the signature that takes pixels without a tf.Example."""
-    if modality == features.ALL_BANDS:
-        return PREDICT_BANDS, BANDS_INPUT
-    return PREDICT_IMAGES, IMAGES_INPUT
+    return modalities.of_feature_keys(tft_output.raw_feature_spec()).name
 
 
 def make_serving_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOutput) -> dict:
@@ -102,7 +94,7 @@ def make_serving_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOu
     pixels_name, _ = pixel_signature(modality)
     return {
         SERVING_DEFAULT: serve_examples,
-        pixels_name: serve_bands if modality == features.ALL_BANDS else serve_images,
+        pixels_name: {features.RGB: serve_images, features.ALL_BANDS: serve_bands}[modality],
         CLASSIFY: classify,
         TRANSFORM_FEATURES: transform_features,
     }
@@ -127,16 +119,3 @@ def set_classify_method_name(export_dir: str, signature_name: str = CLASSIFY) ->
         meta_graph.signature_def[signature_name].method_name = CLASSIFY_METHOD_NAME
     with tf.io.gfile.GFile(path, "wb") as f:
         f.write(saved_model.SerializeToString())
-
-
-def export_serving_model(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir: str) -> str:
-    """Save `model` with the serving signatures and TF Serving's warm-up requests.
-
-    The one export the Trainer (and the tests) use, so what is tested is what is pushed.
-    """
-    from serving import warmup
-
-    model.save(export_dir, save_format="tf", signatures=make_serving_signatures(model, tft_output))
-    set_classify_method_name(export_dir)
-    warmup.write_warmup_requests(export_dir, modality_of(tft_output))
-    return export_dir

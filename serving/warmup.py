@@ -10,22 +10,19 @@ right shapes and types, not real data.
 from __future__ import annotations
 
 import os
+from typing import Iterator, List
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-from typing import Iterator, List  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-import tensorflow as tf  # noqa: E402
-from tensorflow_serving.apis import (  # noqa: E402
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import (
     classification_pb2,
     predict_pb2,
     prediction_log_pb2,
 )
 
-from components import features, synthetic  # noqa: E402
-from serving import signatures  # noqa: E402
+from schema import features
+from schema import samples as synthetic
+from serving import signatures
 
 WARMUP_DIR = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"  # the name TF Serving looks for

@@ -3,25 +3,23 @@
 The map tests need a model that tells the synthetic classes apart (to check the map against the
 scene's layout), and training EfficientNetV2 takes minutes. So a small CNN is trained on
 synthetic patches (through the Transform graph's own output, as the Trainer does) and exported
-with serving.signatures.export_serving_model, the Trainer's export: the map code only sees the
+with serving.export.export_serving_model, the Trainer's export: the map code only sees the
 SavedModel's signatures, which are the project's whatever network sits behind them.
 """
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
+import threading
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
+import tensorflow as tf
 
-import re  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
-
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from components import features, synthetic  # noqa: E402
-from tests import serving_fixtures  # noqa: E402
+from components import synthetic
+from schema import features
+from tests import serving_fixtures
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL_NAME = serving_fixtures.MODEL_NAME
@@ -62,7 +60,7 @@ def train_and_export(base_dir: str, modality: str = features.RGB, count: int = 1
     model.compile(tf.keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
     model.fit(x, labels, epochs=epochs, batch_size=32, verbose=0)
     export_dir = os.path.join(base_dir, "serving", MODEL_NAME, str(serving_fixtures.FIRST_VERSION))
-    from serving.signatures import export_serving_model
+    from serving.export import export_serving_model
 
     export_serving_model(model, tft_output, export_dir)
     return os.path.dirname(export_dir)

@@ -1,22 +1,20 @@
 """An exported serving model without the TFX pipeline, for the serving tests and the benchmark.
 
 Runs Transform's analysis (tft_beam) on a few synthetic examples, builds a tiny untrained model
-and exports it with serving.signatures.export_serving_model into
+and exports it with serving.export.export_serving_model into
 ``<base>/serving/eurosat/<version>/`` exactly as the Trainer + Pusher lay it out.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import tempfile
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import tensorflow as tf
+import tensorflow_transform as tft
 
-import dataclasses  # noqa: E402
-import tempfile  # noqa: E402
-
-import tensorflow as tf  # noqa: E402
-import tensorflow_transform as tft  # noqa: E402
-
-from components import features, synthetic  # noqa: E402
+from components import synthetic
+from schema import features
 
 MODEL_NAME = "eurosat"
 FIRST_VERSION = 1
@@ -91,7 +89,7 @@ class ExportedModel:
 
 def export_model(base_dir: str, version: int = FIRST_VERSION, modality: str = features.RGB) -> ExportedModel:
     """Export a model version under <base_dir>/serving/eurosat/<version>/ as the Trainer does."""
-    from serving.signatures import export_serving_model
+    from serving.export import export_serving_model
 
     tft_output = write_transform_output(os.path.join(base_dir, "transform_output"), modality)
     export_dir = os.path.join(base_dir, "serving", MODEL_NAME, str(version))

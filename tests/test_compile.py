@@ -268,7 +268,7 @@ def test_13_band_compile_imports_the_13_band_schema_from_the_image(tmp_path):
 
 
 def test_a_hub_backbone_on_13_band_data_is_refused_before_anything_runs(tmp_path):
-    from components.errors import UserError
+    from schema.errors import UserError
 
     config = PipelineConfig(output_dir=str(tmp_path), data="synthetic/all:20").replace(
         hparams={"backbone": "https://tfhub.dev/google/imagenet/efficientnet_v2_imagenet21k_xl/feature_vector/2"})

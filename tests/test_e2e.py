@@ -6,16 +6,16 @@ import os
 import pytest
 
 import pipeline_runner
-from components import features
 from components.evaluation import summarize
 from pipeline.results import latest_results
+from schema import features
 
 pytestmark = pytest.mark.e2e
 
 
 def _latest_report_dir(out, pipeline="e2e"):
     """Each run writes its own report folder: the one of the latest run."""
-    from components.report import run_report_dir
+    from pipeline.report import run_report_dir
 
     run_id = latest_results(os.path.join(out, "metadata", f"{pipeline}.sqlite"), pipeline).run_id
     assert run_id
@@ -170,7 +170,7 @@ def test_metrics_json_is_the_pushed_models_argmax_predictions(digits_run):
     from sklearn import metrics as skm
 
     from components import top1_metrics
-    from components.report import predict_split
+    from pipeline.report import predict_split
 
     results, metrics = digits_run
     labels, probabilities = predict_split(results.pushed_destination, results.examples_uri)

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components import features
+from schema import features
 
 
 def _encode(array: np.ndarray, fmt: str = "JPEG", mode: str | None = None) -> bytes:

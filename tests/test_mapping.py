@@ -13,10 +13,11 @@ import rasterio
 from affine import Affine
 
 import pipeline_runner
-from components import features, synthetic
+from components import synthetic
 from pipeline.mapping import change, landuse, predictors
 from pipeline.mapping import scene as scenes
 from pipeline.mapping.scene import MapError, TileGrid
+from schema import features
 from tests import mapping_fixtures
 
 NODATA = synthetic.NODATA_PATCH
@@ -227,7 +228,8 @@ def test_folder_and_zip_of_georeferenced_patches_are_mosaicked_and_mapped(scenes
                                                                          tmp_path):
     import zipfile
 
-    from rasterio.windows import Window, transform as window_transform
+    from rasterio.windows import Window
+    from rasterio.windows import transform as window_transform
 
     folder = tmp_path / "patches" / "Scene_1"
     folder.mkdir(parents=True)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components import features, report
+from pipeline import report
+from schema import features
 
 
 def _picture(color):

@@ -6,8 +6,7 @@ from ml_metadata.proto import metadata_store_pb2 as mlmd
 from tfx import v1 as tfx
 
 import pipeline_runner
-from components import report
-from pipeline import results
+from pipeline import report, results
 from pipeline.config import PipelineConfig
 
 

@@ -17,8 +17,9 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from components import features, synthetic
+from components import synthetic
 from components.transform import preprocessing_fn
+from schema import features
 from serving import client as serving_client
 from serving import server as serving_server
 from serving import signatures, warmup

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import features, synthetic
+from components import synthetic
+from schema import features
 
 
 def test_images_are_reproducible_and_balanced():

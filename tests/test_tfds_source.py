@@ -43,7 +43,7 @@ def test_tfds_examples_follow_the_contract_and_archive_source_names(tmp_path):
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    from components import features
+    from schema import features
 
     assert tfds_source._source_name("Forest_12.jpg", 1) == "Forest/Forest_12.jpg"
     with tfds.testing.mock_data(num_examples=12):
@@ -66,8 +66,8 @@ def _tfds_all_example(bands, label, filename):
 
 
 def test_tfds_all_examples_become_13_band_contract_examples():
-    from components import features
     from components.synthetic import synthetic_band_examples
+    from schema import features
 
     bands, label, _ = next(synthetic_band_examples(1, seed=5))
     example = tfds_source.to_example(_tfds_all_example(bands, label, "AnnualCrop_7.tif"))
@@ -83,8 +83,8 @@ def test_tfds_all_is_written_through_the_same_code_path(tmp_path):
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    from components import features
     from components.synthetic import synthetic_band_examples
+    from schema import features
 
     originals = list(synthetic_band_examples(10, seed=6))
 

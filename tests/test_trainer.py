@@ -1,5 +1,6 @@
 """The Trainer's recipe on tiny in-memory data: phases, precision, resume, Hub backbones."""
 import os
+
 import numpy as np
 import pytest
 import tensorflow as tf

@@ -1,8 +1,9 @@
 import numpy as np
 import tensorflow as tf
 
-from components import features, synthetic
+from components import synthetic
 from components.transform import preprocessing_fn, standardise
+from schema import features
 
 
 def _raw_batch(n=10):

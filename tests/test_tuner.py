@@ -1,6 +1,4 @@
 """The Tuner's tuner_fn runs a real (tiny) KerasTuner search on transformed-format records."""
-import os
-import sys
 import types
 
 import numpy as np
@@ -8,10 +6,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components import tuner as tuner_lib
+from components.dataset import write_transformed
 from components.hparams import HParams
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
-from train_throughput import write_transformed  # noqa: E402
 
 
 def test_tuner_fn_searches_and_returns_best_values(tmp_path, monkeypatch):

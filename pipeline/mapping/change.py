@@ -22,9 +22,9 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from components import features
 from pipeline.mapping import landuse
 from pipeline.mapping.scene import MapError
+from schema import features
 
 MAP_FILE = "landuse.tif"
 CONFIDENCE_FILE = "confidence.tif"

@@ -26,9 +26,9 @@ from typing import Dict, Iterable, Iterator, Optional, Tuple
 
 import numpy as np
 
-from components import features
 from pipeline.mapping import scene as scenes
 from pipeline.mapping.scene import EUROSAT_DN_RANGE, MapError, TileGrid
+from schema import features
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from typing import List, Protocol, Tuple
 
 import numpy as np
 
-from components import features
 from pipeline.mapping.scene import MapError
+from schema import features
 from serving import signatures
 
 

@@ -30,8 +30,8 @@ from typing import Iterator, Optional, Tuple
 
 import numpy as np
 
-from components import features
-from components.errors import UserError
+from schema import features
+from schema.errors import UserError
 
 PATCH = features.IMAGE_SIZE
 # Bounds on what a scene may make us hold, so a huge (or lying) header is refused, not allocated:

@@ -1,0 +1,108 @@
+"""The modalities as data: one record per kind of input the pipeline can be built for.
+
+Named like TFDS's EuroSAT configs. Everything that differs between an RGB and a 13-band run
+(the feature that carries the pixels, its parsing spec, the curated schema, the serving
+signature that takes raw pixels, which files hold such patches, the name suffix that keeps the
+two kinds of model apart) is a field here, so code looks it up instead of branching on the
+name, and a third modality (a band subset, say) is one more entry.
+
+Pure data: no TensorFlow, so the gRPC client and the command line can read it cheaply.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Tuple
+
+# The patch size of EuroSAT (Sentinel-2 at 10 m): every modality's patches are this square.
+IMAGE_SIZE = 64
+
+# The 13 Sentinel-2 bands in the order of EuroSAT's all-bands GeoTIFFs.
+BAND_NAMES: Tuple[str, ...] = (
+    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B08A", "B09", "B10", "B11", "B12",
+)
+
+TIFF_EXTENSIONS = (".tif", ".tiff")
+ENCODED_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+
+
+@dataclasses.dataclass(frozen=True)
+class Modality:
+    """What one modality's examples, schema and serving signature look like."""
+
+    name: str  # as in --modality and TFDS (eurosat/<name>)
+    description: str  # for people: "encoded RGB images", "13 bands"
+    feature_key: str  # the raw tf.Example feature that carries the pixels
+    channels: int  # channels of the decoded/standardised image the model sees
+    # The pixel feature's tf.Example parsing spec: shape and dtype name ("string": encoded bytes).
+    feature_shape: Tuple[int, ...]
+    feature_dtype: str
+    schema_file: str  # the curated raw-example schema, a file of the schema/ folder
+    signature: str  # the serving signature that takes raw pixels (no tf.Example around them)
+    signature_input: str  # its input name
+    input_dtype: str  # its input dtype ("string": encoded image bytes; "uint16": digital numbers)
+    file_extensions: Tuple[str, ...]  # files in a class folder that hold such a patch
+    name_suffix: str  # appended to pipeline and model names, so the modalities never meet
+
+    def with_suffix(self, name: str) -> str:
+        """`name` with this modality's suffix (once)."""
+        return name if not self.name_suffix or name.endswith(self.name_suffix) else name + self.name_suffix
+
+
+RGB = Modality(
+    name="rgb",
+    description="encoded RGB images",
+    feature_key="image",
+    channels=3,
+    feature_shape=(),
+    feature_dtype="string",
+    schema_file="schema.pbtxt",
+    signature="predict_images",
+    signature_input="images",
+    input_dtype="string",
+    file_extensions=ENCODED_IMAGE_EXTENSIONS + TIFF_EXTENSIONS,
+    name_suffix="",
+)
+
+ALL_BANDS = Modality(
+    name="all",
+    description="13 bands",
+    feature_key="bands",
+    channels=len(BAND_NAMES),
+    feature_shape=(IMAGE_SIZE, IMAGE_SIZE, len(BAND_NAMES)),
+    feature_dtype="int64",
+    schema_file="schema_all.pbtxt",
+    signature="predict_bands",
+    signature_input="bands",
+    input_dtype="uint16",
+    file_extensions=TIFF_EXTENSIONS,
+    name_suffix="-all",
+)
+
+REGISTRY: Dict[str, Modality] = {m.name: m for m in (RGB, ALL_BANDS)}
+NAMES: Tuple[str, ...] = tuple(REGISTRY)
+AUTO = "auto"  # --modality auto: read it from the data
+
+
+def get(name: str) -> Modality:
+    """The record of modality `name`; ValueError naming the known ones otherwise."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"modality must be one of {', '.join(NAMES)}, got {name!r}") from None
+
+
+def of_feature_keys(keys) -> Modality:
+    """The modality whose pixel feature is among `keys` (a tf.Example's or a feature spec's);
+    KeyError when none is."""
+    for modality in REGISTRY.values():
+        if modality.feature_key in keys:
+            return modality
+    raise KeyError(sorted(keys))
+
+
+def of_signature(signature_names) -> Modality:
+    """The modality whose pixel signature is among an exported model's `signature_names`."""
+    for modality in REGISTRY.values():
+        if modality.signature in signature_names:
+            return modality
+    raise KeyError(sorted(signature_names))

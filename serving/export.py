@@ -1,0 +1,18 @@
+"""The one export of a trained model: SavedModel with the serving signatures, TF Serving's warm-up requests."""
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from serving import signatures, warmup
+
+
+def export_serving_model(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir: str) -> str:
+    """Save `model` with the serving signatures and TF Serving's warm-up requests.
+
+    The one export the Trainer (and the tests) use, so what is tested is what is pushed.
+    """
+    model.save(export_dir, save_format="tf", signatures=signatures.make_serving_signatures(model, tft_output))
+    signatures.set_classify_method_name(export_dir)
+    warmup.write_warmup_requests(export_dir, signatures.modality_of(tft_output))
+    return export_dir
