@@ -160,6 +160,7 @@ class ServedModel:
         self._warm_up = warm_up or (lambda version: None)
         self._loaded: Dict[int, ModelVersion] = {}
         self._failed: Dict[int, Tuple[Tuple, str]] = {}  # version -> (directory stamp, error)
+        self._loading: Optional[int] = None
         self._lock = threading.Lock()
 
     def poll(self) -> None:
@@ -184,6 +185,7 @@ class ServedModel:
         stamp = directory_stamp(path)
         if version in self._failed and self._failed[version][0] == stamp:
             return  # the same files failed last time; retried once they change
+        self._loading = version
         try:
             candidate = ModelVersion.load(self.name, version, path)
             self._warm_up(candidate)
@@ -192,10 +194,12 @@ class ServedModel:
                       self.name, version, path, err)
             with self._lock:
                 self._failed[version] = (stamp, f"{type(err).__name__}: {err}")
+                self._loading = None
             return
         with self._lock:
             self._loaded[version] = candidate
             self._failed.pop(version, None)
+            self._loading = None
         log.info("serving %s version %d from %s", self.name, version, path)
 
     def labels(self) -> Dict[str, int]:
@@ -230,13 +234,17 @@ class ServedModel:
 
     def statuses(self) -> List[get_model_status_pb2.ModelVersionStatus]:
         with self._lock:
-            loaded, failed = sorted(self._loaded), dict(self._failed)
+            loaded, failed, loading = sorted(self._loaded), dict(self._failed), self._loading
         result = [
             get_model_status_pb2.ModelVersionStatus(
                 version=v, state=get_model_status_pb2.ModelVersionStatus.AVAILABLE
             )
             for v in loaded
         ]
+        if loading is not None and loading not in loaded:
+            result.append(get_model_status_pb2.ModelVersionStatus(
+                version=loading, state=get_model_status_pb2.ModelVersionStatus.LOADING))
+            failed.pop(loading, None)
         for version, (_, error) in sorted(failed.items()):
             status = get_model_status_pb2.ModelVersionStatus(
                 version=version, state=get_model_status_pb2.ModelVersionStatus.END

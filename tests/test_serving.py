@@ -361,8 +361,7 @@ def test_server_loads_new_complete_versions_and_ignores_incomplete_ones(exported
             with pytest.raises(serving_client.ModelNotFound, match="no complete version"):
                 c.model_status()  # nothing pushed yet: NOT_FOUND, and the server is up
             _push(exported.export_dir, base / "2")
-            assert _wait_for(lambda: model_server.model.statuses() != [])
-            assert c.model_status() == {2: "AVAILABLE"}
+            assert _wait_for(lambda: _status_or_none(c) == {2: "AVAILABLE"})  # LOADING meanwhile
             _push(exported.export_dir, base / "3", complete=False)  # a push still in progress
             (base / "4").mkdir()
             (base / "4" / "saved_model.pb").write_bytes(b"broken")  # a corrupt push
