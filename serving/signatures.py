@@ -155,11 +155,14 @@ def make_serving_signatures(
     modality = modality_of(tft_output)
     request_spec = features.serving_feature_spec(modality)
 
+    def guarded(raw_features):
+        """The raw features, once their images passed the size check (every path that decodes)."""
+        if features.IMAGE_KEY not in raw_features:
+            return raw_features
+        return {**raw_features, features.IMAGE_KEY: checked_images(raw_features[features.IMAGE_KEY], max_image_pixels)}
+
     def predict(raw_features):
-        if features.IMAGE_KEY in raw_features:
-            raw_features = {**raw_features, features.IMAGE_KEY: checked_images(
-                raw_features[features.IMAGE_KEY], max_image_pixels)}
-        transformed = model.tft_layer(raw_features)
+        transformed = model.tft_layer(guarded(raw_features))
         return model(transformed[features.TRANSFORMED_IMAGE_KEY], training=False)
 
     def with_classes(probabilities):
@@ -194,7 +197,7 @@ def make_serving_signatures(
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
     def transform_features(examples):
         raw = tf.io.parse_example(examples, tft_output.raw_feature_spec())
-        return model.tft_layer(raw)
+        return model.tft_layer(guarded(raw))
 
     pixels_name, _ = pixel_signature(modality)
     return {

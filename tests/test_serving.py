@@ -509,6 +509,7 @@ def test_signatures_refuse_huge_images_from_the_header_before_decoding(loaded, i
         lambda: loaded.signatures[signatures.PREDICT_IMAGES](images=tf.constant([images[0], bomb])),
         lambda: loaded.signatures[signatures.SERVING_DEFAULT](examples=tf.constant([example])),
         lambda: loaded.signatures[signatures.CLASSIFY](inputs=tf.constant([example])),
+        lambda: loaded.signatures[signatures.TRANSFORM_FEATURES](examples=tf.constant([example])),
     ):
         with pytest.raises(tf.errors.InvalidArgumentError, match=r"10000x10000 pixels; this model decodes at most"):
             call()
