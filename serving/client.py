@@ -17,7 +17,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from serving.client_common import (  # noqa: F401 - the errors, for `except serving.client.ServingError`
+from serving.client_common import (  # the errors too, for `except serving.client.ServingError`
     DEFAULT_MODEL,
     DEFAULT_REST_SERVER,
     DEFAULT_SERVER,
@@ -28,6 +28,8 @@ from serving.client_common import (  # noqa: F401 - the errors, for `except serv
     format_predictions,
 )
 from serving.rest_client import RestClient
+
+__all__ = ["ModelNotFound", "Prediction", "RestClient", "ServerUnavailable", "ServingError", "main", "make_client"]
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -781,7 +781,7 @@ def test_rest_status_metadata_and_tf_serving_error_codes(dev_server, images):
     assert signature_defs[signatures.CLASSIFY]["method_name"] == signatures.CLASSIFY_METHOD_NAME
     predict = f"/v1/models/{MODEL}:predict"
     cases = [
-        ("GET", f"/v1/models/nope", None, 404, "'nope'"),
+        ("GET", "/v1/models/nope", None, 404, "'nope'"),
         ("GET", f"/v1/models/{MODEL}/versions/9", None, 404, "version 9"),
         ("POST", predict, b"{not json", 400, "JSON Parse error"),
         ("POST", predict, {"signature_name": "nope", "instances": [1]}, 400, '"nope" not found'),
