@@ -24,7 +24,7 @@ from tensorflow_serving.apis import (  # noqa: E402
     prediction_log_pb2,
 )
 
-from components import features, synthetic  # noqa: E402
+from components import features  # noqa: E402
 from serving import signatures  # noqa: E402
 
 WARMUP_DIR = "assets.extra"
@@ -40,6 +40,8 @@ def warmup_path(export_dir: str) -> str:
 def warmup_inputs(modality: str = features.RGB, count: int = WARMUP_BATCH) -> tuple[list, list]:
     """(pixel-signature batch, tf.Examples) of `count` synthetic patches, one class after another:
     encoded JPEGs for RGB models, uint16 band arrays for 13-band models."""
+    from components import synthetic  # only the export writes warm-up data; the server reads it
+
     if modality == features.ALL_BANDS:
         rows = list(synthetic.synthetic_band_examples(count, seed=0))
         return [b for b, _, _ in rows], [features.make_bands_example(b, 0, "warmup") for b, _, _ in rows]
