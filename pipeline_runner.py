@@ -34,7 +34,7 @@ from pipeline.config import (
     load_yaml,
 )
 from schema.errors import ConfigError, user_errors_to_exit
-from serving.names import MODEL_NAME
+from serving.contract import MODEL_NAME
 
 _DEFAULTS = PipelineConfig()
 _HP = HParams()

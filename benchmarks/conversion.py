@@ -18,17 +18,17 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import argparse  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import argparse
+import io
+import json
+import sys
+import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from components import convert, features  # noqa: E402
-from components.synthetic import synthetic_band_examples, synthetic_examples  # noqa: E402
+from components import convert, features
+from components.synthetic import synthetic_band_examples, synthetic_examples
 
 
 def write_folder(root: str, n: int, modality: str = features.RGB) -> str:

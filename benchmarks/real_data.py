@@ -27,21 +27,21 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import argparse  # noqa: E402
-import glob  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import argparse
+import glob
+import json
+import sys
+import tempfile
+import time
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import pipeline_runner  # noqa: E402
-from components import digits, features  # noqa: E402
-from pipeline.report import predict_split, run_report_dir  # noqa: E402
-from pipeline.results import latest_results  # noqa: E402
+import pipeline_runner
+from components import digits, features
+from pipeline.report import predict_split, run_report_dir
+from pipeline.results import latest_results
 
 PIPELINE = "real-data"
 

@@ -1,13 +1,21 @@
-"""Serving latency: the gRPC endpoint against calling the SavedModel in process, in one run.
+"""Serving latency and throughput: gRPC against the SavedModel in process, and many concurrent
+single-image clients with server-side batching off and on, all in one run.
 
     PYTHONPATH=$PWD python benchmarks/serving_latency.py [--model-base-path <push dir>/eurosat]
 
-For batch sizes 1, 16 and 64 it sends `predict_images` requests of JPEG patches one after the
-other and prints the request latency p50/p99 and images/s of both paths, and their ratios (what
-the network hop, serialisation and the server cost on top of the model). Without
---model-base-path it exports the tests' tiny untrained model (same architecture, same
-signatures) into a temporary push directory. The server is `python -m serving.server` in a
-subprocess (a tensorflow_model_server address can be given with --server instead).
+1. One client, batch sizes 1, 16 and 64: `predict_images` requests of JPEG patches one after the
+   other; request latency p50/p99 and images/s of both paths, and their ratios (what the network
+   hop, serialisation and the server cost on top of the model).
+2. 8 and 32 concurrent clients (threads, one channel each) sending one image per request, against
+   `serving.server` without batching and with `--enable_batching
+   --batching_parameters_file serving/batching_parameters.txt`; images/s, latency p50/p99, and the
+   ratio of images/s to the one-client batch-64 throughput of step 1 (the goal: >= 0.6 with 32
+   clients and batching on), plus the batch-1 p50 of one client on the idle batching server.
+
+Without --model-base-path it exports the tests' tiny untrained model (same architecture, same
+signatures) into a temporary push directory. The servers are `python -m serving.server`
+subprocesses (a tensorflow_model_server address can be given with --server instead: then only
+step 1 and the concurrent rows against it run).
 """
 from __future__ import annotations
 
@@ -16,27 +24,30 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import argparse  # noqa: E402
-import re  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from typing import Callable, Dict, List, Sequence  # noqa: E402
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Callable, Dict, List, Sequence
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
-from components import synthetic  # noqa: E402
-from serving import server as serving_server  # noqa: E402
-from serving import signatures  # noqa: E402
-from serving.client import ServingClient  # noqa: E402
+from components import synthetic
+from serving import server as serving_server
+from serving import signatures
+from serving.grpc_client import ServingClient
 
 BATCH_SIZES = (1, 16, 64)
+CONCURRENT_CLIENTS = (8, 32)
+BATCHING_PARAMETERS = os.path.join(REPO, "serving", "batching_parameters.txt")
 
 
 def measure(
@@ -60,10 +71,11 @@ def measure(
     }
 
 
-def start_server(model_base_path: str, model_name: str) -> tuple[subprocess.Popen, str]:
+def start_server(model_base_path: str, model_name: str, batching: bool = False) -> tuple[subprocess.Popen, str]:
+    extra = ["--enable_batching", "--batching_parameters_file", BATCHING_PARAMETERS] if batching else []
     process = subprocess.Popen(
         [sys.executable, "-m", "serving.server", "--model-base-path", model_base_path,
-         "--model-name", model_name, "--port", "0"],
+         "--model-name", model_name, "--port", "0", *extra],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     line = process.stdout.readline()
@@ -71,7 +83,53 @@ def start_server(model_base_path: str, model_name: str) -> tuple[subprocess.Pope
     if not match:
         process.kill()
         raise RuntimeError(f"serving.server did not start: {line!r}")
-    return process, f"localhost:{match.group(1)}"
+    process.address = f"localhost:{match.group(1)}"
+    return process, process.address
+
+
+def concurrent(address: str, model_name: str, images: List[bytes], clients: int, total: int) -> Dict[str, float]:
+    """`clients` threads, each with its own channel, sending one image per request, `total` in all."""
+    per_client = max(1, total // clients)
+    latencies: List[float] = []
+    errors: List[str] = []
+    barrier = threading.Barrier(clients + 1)
+
+    def client(k: int) -> None:
+        with ServingClient(address, model_name, timeout=120) as c:
+            for i in range(2):  # connection set-up
+                c.predict_images([images[(k + i) % len(images)]])
+            barrier.wait()
+            own = []
+            for i in range(per_client):
+                t = time.perf_counter()
+                try:
+                    c.predict_images([images[(k + i) % len(images)]])
+                except Exception as err:  # counted
+                    errors.append(repr(err))
+                own.append(time.perf_counter() - t)
+            latencies.extend(own)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    return {
+        "p50_ms": 1000 * float(np.percentile(latencies, 50)),
+        "p99_ms": 1000 * float(np.percentile(latencies, 99)),
+        "images_per_s": clients * per_client / elapsed,
+        "errors": len(errors),
+    }
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
 
 
 def main(argv: List[str] | None = None) -> None:
@@ -80,6 +138,7 @@ def main(argv: List[str] | None = None) -> None:
     parser.add_argument("--model-name", default="eurosat")
     parser.add_argument("--server", help="an already running endpoint (host:port) instead of serving.server")
     parser.add_argument("--images-per-size", type=int, default=640, help="images sent per batch size and path")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the concurrent and idle measurements")
     args = parser.parse_args(argv)
 
     base = args.model_base_path
@@ -96,10 +155,17 @@ def main(argv: List[str] | None = None) -> None:
     images = [jpeg for jpeg, _, _ in synthetic.synthetic_examples(64, seed=7)]
     in_process = tf.saved_model.load(version_dir).signatures[signatures.PREDICT_IMAGES]
 
-    process = None
-    address = args.server
+    print(f"load average before: {load_average()} ({os.cpu_count()} CPUs)", flush=True)
+    processes = []
+    address, batched_address = args.server, None
     if address is None:
-        process, address = start_server(base, args.model_name)
+        processes.append(start_server(base, args.model_name)[0])
+        address = _address_of(processes[-1])
+        processes.append(start_server(base, args.model_name, batching=True)[0])
+        batched_address = _address_of(processes[-1])
+    servers = {"off" if args.server is None else "server's own": address}
+    if batched_address:
+        servers["on"] = batched_address
     try:
         with ServingClient(address, args.model_name, timeout=120) as client:
             rows = []
@@ -108,12 +174,29 @@ def main(argv: List[str] | None = None) -> None:
                 local = measure(lambda b: in_process(images=tf.constant(b)), images, batch, requests)
                 remote = measure(lambda b: client.predict_images(b, batch_size=len(b)), images, batch, requests)
                 rows.append((batch, requests, local, remote))
+                print(f"  batch {batch}: gRPC {remote['images_per_s']:.1f} img/s", flush=True)
+        # Rounds: each measures one client's batch 64 (the baseline), every concurrent case and the
+        # idle batch-1 latency on both servers, one after the other, so load drift hits all alike.
+        cells: Dict[tuple, List[Dict[str, float]]] = {}
+        for round_ in range(args.rounds):
+            with ServingClient(address, args.model_name, timeout=120) as client:
+                base64_ = measure(lambda b: client.predict_images(b, batch_size=len(b)), images, 64, 10)
+            for state, where in servers.items():
+                with ServingClient(where, args.model_name, timeout=120) as client:
+                    idle = measure(lambda b: client.predict_images(b, batch_size=1), images, 1, 40)
+                cells.setdefault(("idle", state), []).append(idle)
+                for clients in CONCURRENT_CLIENTS:
+                    result = concurrent(where, args.model_name, images, clients, args.images_per_size)
+                    result["ratio"] = result["images_per_s"] / base64_["images_per_s"]
+                    cells.setdefault((clients, state), []).append(result)
+            cells.setdefault(("base", "off"), []).append(base64_)
+            print(f"  round {round_ + 1}/{args.rounds}: load average {load_average()}", flush=True)
     finally:
-        if process is not None:
+        for process in processes:
             process.terminate()
             process.wait(timeout=30)
 
-    print(f"\nmodel {version_dir}; server {address}; {os.cpu_count()} CPUs")
+    print(f"\nmodel {version_dir}; server {address}; {os.cpu_count()} CPUs; load average after: {load_average()}")
     header = f"{'batch':>5} {'reqs':>5} | {'path':<10} {'p50 ms':>8} {'p99 ms':>8} {'img/s':>8}"
     print(header)
     print("-" * len(header))
@@ -126,6 +209,28 @@ def main(argv: List[str] | None = None) -> None:
             f"p99 x{remote['p99_ms'] / local['p99_ms']:.2f}, "
             f"throughput x{remote['images_per_s'] / local['images_per_s']:.2f}"
         )
+    med = lambda key, state, field: float(np.median([r[field] for r in cells[(key, state)]]))  # noqa: E731
+    if "on" in servers:
+        print(f"batch 1, one client, idle server (median of {args.rounds} rounds): "
+              f"p50 {med('idle', 'off', 'p50_ms'):.1f} ms "
+              f"without batching, {med('idle', 'on', 'p50_ms'):.1f} ms with batching "
+              f"(batch_timeout_micros adds up to 2 ms)")
+    single_64 = med("base", "off", "images_per_s")
+    print(f"\nconcurrent clients, one image per request; medians of {args.rounds} rounds; ratio: img/s over the "
+          f"same round's one-client batch-64 gRPC img/s (median {single_64:.1f})")
+    header = f"{'batching':>12} {'clients':>7} | {'p50 ms':>8} {'p99 ms':>8} {'img/s':>8} {'ratio':>6} {'errors':>6}"
+    print(header)
+    print("-" * len(header))
+    for clients in CONCURRENT_CLIENTS:
+        for state in servers:
+            errors = sum(int(r["errors"]) for r in cells[(clients, state)])
+            print(f"{state:>12} {clients:>7} | "
+                  f"{med(clients, state, 'p50_ms'):8.1f} {med(clients, state, 'p99_ms'):8.1f} "
+                  f"{med(clients, state, 'images_per_s'):8.1f} {med(clients, state, 'ratio'):6.2f} {errors:>6}")
+
+
+def _address_of(process: subprocess.Popen) -> str:
+    return process.address
 
 
 if __name__ == "__main__":

@@ -23,26 +23,26 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import math  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import argparse
+import json
+import logging
+import math
+import sys
+import tempfile
+import time
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from components import synthetic  # noqa: E402
-from components.dataset import input_fn, write_transformed  # noqa: E402
-from components.hparams import TUTORIAL_RECIPE, HParams  # noqa: E402
-from components.model import compile_model  # noqa: E402
-from components.trainer import build_model_with_precision, train  # noqa: E402
-from components.transform import preprocessing_fn  # noqa: E402
-from schema import features  # noqa: E402
+from components import synthetic
+from components.dataset import input_fn, write_transformed
+from components.hparams import TUTORIAL_RECIPE, HParams
+from components.model import compile_model
+from components.trainer import build_model_with_precision, train
+from components.transform import preprocessing_fn
+from schema import features
 
 
 def make_data(n: int, seed: int = 0):

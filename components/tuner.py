@@ -14,7 +14,7 @@ import keras_tuner
 from components.dataset import count_records, input_fn, model_feature_spec
 from components.hparams import HParams
 from components.model import build_model, compile_model
-from serving import names
+from serving import contract
 
 TUNED = ("learning_rate", "dropout", "label_smoothing")
 
@@ -56,7 +56,7 @@ def tuner_fn(fn_args):
         objective=keras_tuner.Objective("val_accuracy", "max"),
         max_trials=int(config.get("tuner_trials", 4)),
         directory=fn_args.working_dir,
-        project_name=names.MODEL_NAME,
+        project_name=contract.MODEL_NAME,
         seed=base.seed,
     )
     return tfx.components.TunerFnResult(

@@ -18,7 +18,7 @@ from components.hparams import HParams
 from components.settings import Fraction, NonNegativeInt, PositiveInt
 from schema import modalities, records
 from schema.errors import ConfigError
-from serving import names
+from serving import contract
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Where the Dockerfile puts the project inside the component image (WORKDIR there).
@@ -52,7 +52,7 @@ class PipelineConfig:
     """Validated on construction and on replace() (components/settings.py): a wrong type or range
     is one line naming the key, the value and what was expected."""
 
-    pipeline_name: str = names.MODEL_NAME
+    pipeline_name: str = contract.MODEL_NAME
     # A folder of TFRecords of tf.Example, image folders/zips, tfds:eurosat/{rgb,all}, synthetic[/all][:N].
     data: str = "synthetic:2000"
     # 'rgb' (encoded images) or 'all' (13 Sentinel-2 bands); 'auto': read from the data's first
@@ -67,7 +67,7 @@ class PipelineConfig:
     output_dir: str = "outputs"
     # "" = the curated schema of the data's modality, schema/schema.pbtxt or schema/schema_all.pbtxt.
     schema_path: str = ""
-    model_name: str = names.MODEL_NAME
+    model_name: str = contract.MODEL_NAME
     hparams: HParams = dataclasses.field(default_factory=HParams)
     # Blessing: absolute bars, and the largest drop allowed against the latest blessed model.
     min_accuracy: Fraction = 0.8

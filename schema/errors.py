@@ -1,7 +1,7 @@
 """Errors a user can fix: every command line prints their message (no traceback) and exits 2."""
 import logging
 import sys
-from typing import Callable
+from typing import Callable, Optional
 
 USER_ERROR_EXIT = 2
 
@@ -20,6 +20,16 @@ class DataError(UserError, ValueError):
 
 class DataNotFound(UserError, FileNotFoundError):
     """The data given does not exist where it was said to be."""
+
+
+class ServingError(UserError):
+    """A serving call that cannot be answered. The dev server sends it back as the call's status;
+    the clients raise it for what came back. `code` is the status code's name (INVALID_ARGUMENT,
+    NOT_FOUND, ...) when known."""
+
+    def __init__(self, message: str, code: Optional[str] = None):
+        super().__init__(message)
+        self.code = code
 
 
 class ConfigError(UserError, ValueError):

@@ -7,12 +7,17 @@ import tensorflow_transform as tft
 from serving import signatures, warmup
 
 
-def export_serving_model(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir: str) -> str:
+def export_serving_model(
+    model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir: str,
+    max_image_pixels: int = signatures.DEFAULT_MAX_IMAGE_PIXELS,
+) -> str:
     """Save `model` with the serving signatures and TF Serving's warm-up requests.
 
     The one export the Trainer (and the tests) use, so what is tested is what is pushed.
+    `max_image_pixels` bounds the images the signatures decode (width x height).
     """
-    model.save(export_dir, save_format="tf", signatures=signatures.make_serving_signatures(model, tft_output))
+    model.save(export_dir, save_format="tf",
+               signatures=signatures.make_serving_signatures(model, tft_output, max_image_pixels))
     signatures.set_classify_method_name(export_dir)
     warmup.write_warmup_requests(export_dir, signatures.modality_of(tft_output))
     return export_dir

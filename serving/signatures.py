@@ -12,18 +12,21 @@
 
 All prediction signatures run the Transform graph (TFT layer), so the decode and scaling are
 the very ops used to make the training data.
+
+Every signature refuses, with INVALID_ARGUMENT, a request with no rows, and every signature that
+decodes images first reads each image's size from its header (JPEG: ``extract_jpeg_shape``;
+PNG, GIF, BMP: the header fields) and refuses images over ``max_image_pixels`` before anything is
+decoded: a 300 KB PNG can hold 10000x10000 pixels (1.5 GB decoded), in TF Serving as here.
 """
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import tensorflow as tf
-import tensorflow_transform as tft
 
 from schema import features, modalities
-
-# The names live in serving.names (no TensorFlow there, for the client); re-exported here.
-from serving.names import (
+from serving.contract import (  # noqa: F401 - the names, re-exported with the signatures
     BANDS_INPUT,
     CLASS_ID,
     CLASS_NAME,
@@ -34,6 +37,8 @@ from serving.names import (
     CLASSIFY_SCORES,
     EXAMPLES_INPUT,
     IMAGES_INPUT,
+    PREDICT_BANDS,
+    PREDICT_IMAGES,
     PROBABILITIES,
     SAVED_MODEL_FILE,
     SERVING_DEFAULT,
@@ -41,21 +46,114 @@ from serving.names import (
     pixel_signature,
 )
 
+if TYPE_CHECKING:  # the server needs no tensorflow_transform (hundreds of MB); the export has it
+    import tensorflow_transform as tft
+
+# Largest image (width x height) a signature decodes; EuroSAT patches are 64x64. 1024x1024 keeps
+# one decoded float32 image at 12 MB. Set at export (export_serving_model(max_image_pixels=...)).
+DEFAULT_MAX_IMAGE_PIXELS = 1024 * 1024
+_HEADER_BYTES = 32  # enough for the size fields of PNG (IHDR), GIF and BMP headers
+
+
+def _uint(head: tf.Tensor, offsets, big_endian: bool) -> tf.Tensor:
+    """Unsigned integer of the header bytes at `offsets` (most significant byte first if big_endian)."""
+    order = offsets if not big_endian else offsets[::-1]
+    return tf.add_n([tf.cast(head[:, o], tf.int64) * (256 ** i) for i, o in enumerate(order)])
+
+
+def header_sizes(images: tf.Tensor) -> tf.Tensor:
+    """int64 [N, 2] (height, width) of encoded images read from their headers, nothing decoded.
+
+    JPEG via tf.image.extract_jpeg_shape, PNG/GIF/BMP from their fixed header fields; bytes in
+    no format of these get (-1, -1). (TensorFlow's decoder also reads WebP and JPEG XL, whose size
+    is not read here, so they are refused rather than decoded blind.)
+    """
+    first = tf.strings.substr(images, 0, _HEADER_BYTES)
+    padded = tf.strings.substr(tf.strings.join([first, "\0" * _HEADER_BYTES]), 0, _HEADER_BYTES)
+    head = tf.reshape(tf.io.decode_raw(padded, tf.uint8), [-1, _HEADER_BYTES])
+    starts = lambda magic: tf.reduce_all(  # noqa: E731
+        tf.equal(head[:, : len(magic)], tf.constant(list(magic), tf.uint8)), axis=1)
+    png = tf.stack([_uint(head, [20, 21, 22, 23], True), _uint(head, [16, 17, 18, 19], True)], axis=1)
+    gif = tf.stack([_uint(head, [8, 9], False), _uint(head, [6, 7], False)], axis=1)
+    bmp_height = _uint(head, [22, 23, 24, 25], False)  # int32; negative means top-down rows
+    bmp_height = tf.where(bmp_height >= 2**31, 2**32 - bmp_height, bmp_height)
+    bmp = tf.stack([bmp_height, _uint(head, [18, 19, 20, 21], False)], axis=1)
+    is_jpeg = starts(b"\xff\xd8")
+    jpeg = tf.map_fn(
+        lambda x: tf.cond(
+            x[1],
+            lambda: tf.cast(tf.image.extract_jpeg_shape(x[0])[:2], tf.int64),
+            lambda: tf.zeros([2], tf.int64),
+        ),
+        (images, is_jpeg),
+        fn_output_signature=tf.TensorSpec([2], tf.int64),
+    )
+    sizes = -tf.ones_like(png)
+    for is_format, format_sizes in (
+        (starts(b"\x89PNG"), png), (starts(b"GIF8"), gif), (starts(b"BM"), bmp), (is_jpeg, jpeg),
+    ):
+        sizes = tf.where(is_format[:, tf.newaxis], format_sizes, sizes)
+    return sizes
+
+
+def checked_rows(tensor: tf.Tensor, input_name: str) -> tf.Tensor:
+    """`tensor`, once it is known to hold at least one row (an empty batch fails in the model
+    with a message about filter depths)."""
+    check = tf.debugging.Assert(
+        tf.shape(tensor)[0] > 0,
+        [f"the request holds no {input_name}: send at least one (a batch of 0 rows cannot be predicted)"],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(tensor)
+
+
+def checked_images(images: tf.Tensor, max_pixels: int, input_name: str = IMAGES_INPUT) -> tf.Tensor:
+    """`images` (encoded, [N]), once no image is empty of rows and none is over `max_pixels`."""
+    images = checked_rows(tf.reshape(images, [-1]), input_name)
+    sizes = header_sizes(images)
+    unknown = tf.argmin(sizes[:, 0], output_type=tf.int32)
+    known = tf.debugging.Assert(
+        sizes[unknown, 0] >= 0,
+        [tf.strings.format(
+            "image {} of the request is in no image file format this model reads (JPEG, PNG, GIF, BMP)",
+            (unknown,))],
+    )
+    pixels = sizes[:, 0] * sizes[:, 1]
+    worst = tf.argmax(pixels, output_type=tf.int32)
+    check = tf.debugging.Assert(
+        pixels[worst] <= max_pixels,
+        [tf.strings.format(
+            "image {} of the request is {}x{} pixels; this model decodes at most {} pixels per image "
+            "(max_image_pixels at export): send it resized (EuroSAT patches are 64x64)",
+            (worst, sizes[worst, 1], sizes[worst, 0], max_pixels),
+        )],
+    )
+    with tf.control_dependencies([known, check]):  # decode only after the checks
+        return tf.identity(images)
+
 
 def modality_of(tft_output: tft.TFTransformOutput) -> str:
     """The modality a Transform graph was built for (its raw features say it)."""
     return modalities.of_feature_keys(tft_output.raw_feature_spec()).name
 
 
-def make_serving_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOutput) -> dict:
+def make_serving_signatures(
+    model: tf.keras.Model, tft_output: tft.TFTransformOutput, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+) -> dict:
     """The signatures to export with `model`; attaches the Transform layer to it."""
     model.tft_layer = tft_output.transform_features_layer()
     class_names = tf.constant(features.CLASS_NAMES)
     modality = modality_of(tft_output)
     request_spec = features.serving_feature_spec(modality)
 
+    def guarded(raw_features):
+        """The raw features, once their images passed the size check (every path that decodes)."""
+        if features.IMAGE_KEY not in raw_features:
+            return raw_features
+        return {**raw_features, features.IMAGE_KEY: checked_images(raw_features[features.IMAGE_KEY], max_image_pixels)}
+
     def predict(raw_features):
-        transformed = model.tft_layer(raw_features)
+        transformed = model.tft_layer(guarded(raw_features))
         return model(transformed[features.TRANSFORMED_IMAGE_KEY], training=False)
 
     def with_classes(probabilities):
@@ -68,7 +166,7 @@ def make_serving_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOu
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
     def serve_examples(examples):
-        raw = tf.io.parse_example(examples, request_spec)
+        raw = tf.io.parse_example(checked_rows(examples, EXAMPLES_INPUT), request_spec)
         return {PROBABILITIES: predict(raw)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGES_INPUT)])
@@ -77,11 +175,12 @@ def make_serving_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOu
 
     @tf.function(input_signature=[tf.TensorSpec([None, *features.BANDS_SHAPE], tf.uint16, name=BANDS_INPUT)])
     def serve_bands(bands):
+        bands = checked_rows(bands, BANDS_INPUT)
         return with_classes(predict({features.BANDS_KEY: tf.cast(bands, tf.int64)}))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=CLASSIFY_INPUTS)])
     def classify(inputs):
-        raw = tf.io.parse_example(inputs, request_spec)
+        raw = tf.io.parse_example(checked_rows(inputs, CLASSIFY_INPUTS), request_spec)
         scores = predict(raw)
         classes = tf.tile(class_names[tf.newaxis, :], [tf.shape(scores)[0], 1])
         return {CLASSIFY_CLASSES: classes, CLASSIFY_SCORES: scores}
@@ -89,7 +188,7 @@ def make_serving_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOu
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
     def transform_features(examples):
         raw = tf.io.parse_example(examples, tft_output.raw_feature_spec())
-        return model.tft_layer(raw)
+        return model.tft_layer(guarded(raw))
 
     pixels_name, _ = pixel_signature(modality)
     return {

@@ -22,7 +22,7 @@ from tensorflow_serving.apis import (
 
 from schema import features
 from schema import samples as synthetic
-from serving import signatures
+from serving import contract
 
 WARMUP_DIR = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"  # the name TF Serving looks for
@@ -53,10 +53,10 @@ def _pixels_proto(modality: str, batch: list) -> tf.Tensor:
 def warmup_logs(modality: str = features.RGB, count: int = WARMUP_BATCH) -> Iterator[prediction_log_pb2.PredictionLog]:
     """One PredictionLog per serving signature, each carrying the same `count` patches as a batch."""
     pixels, examples = warmup_inputs(modality, count)
-    pixel_signature, pixel_input = signatures.pixel_signature(modality)
+    pixel_signature, pixel_input = contract.pixel_signature(modality)
     for signature_name, input_key, proto in (
         (pixel_signature, pixel_input, _pixels_proto(modality, pixels)),
-        (signatures.SERVING_DEFAULT, signatures.EXAMPLES_INPUT,
+        (contract.SERVING_DEFAULT, contract.EXAMPLES_INPUT,
          tf.make_tensor_proto([e.SerializeToString() for e in examples], dtype=tf.string)),
     ):
         request = predict_pb2.PredictRequest()
@@ -66,7 +66,7 @@ def warmup_logs(modality: str = features.RGB, count: int = WARMUP_BATCH) -> Iter
             predict_log=prediction_log_pb2.PredictLog(request=request)
         )
     classify = classification_pb2.ClassificationRequest()
-    classify.model_spec.signature_name = signatures.CLASSIFY
+    classify.model_spec.signature_name = contract.CLASSIFY
     for example in examples:
         classify.input.example_list.examples.add().CopyFrom(example)
     yield prediction_log_pb2.PredictionLog(

@@ -21,8 +21,8 @@ from components import synthetic
 from components.transform import preprocessing_fn
 from schema import features
 from serving import client as serving_client
+from serving import grpc_client, signatures, warmup
 from serving import server as serving_server
-from serving import signatures, warmup
 from tests import serving_fixtures
 
 MODEL = serving_fixtures.MODEL_NAME
@@ -113,20 +113,28 @@ def test_complete_versions_ignores_half_pushed_and_foreign_dirs(tmp_path):
 
 
 # --- servers ------------------------------------------------------------------------------------
-def _start_dev_server(base_path):
+BATCHING_PARAMETERS = os.path.join(REPO, "serving", "batching_parameters.txt")
+REST_PORTS = {}  # gRPC address -> REST port of the dev servers started here
+
+
+def _start_dev_server(base_path, *extra):
+    """serving.server over base_path, with batching and REST on (as the production files run it)."""
     command = [
         sys.executable, "-m", "serving.server", "--model-base-path", base_path, "--model-name", MODEL,
-        "--port", "0", "--max-message-bytes", str(DEV_SERVER_MAX_MESSAGE),
+        "--port", "0", "--max-message-bytes", str(DEV_SERVER_MAX_MESSAGE), "--rest_api_port", "0",
+        "--enable_batching", "--batching_parameters_file", BATCHING_PARAMETERS, *extra,
     ]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = []
     for line in process.stdout:  # "serving model ... on host:port" once loaded and listening
         output.append(line)
-        match = re.search(r"^serving model .* on (\S+):(\d+)$", line.strip())
+        match = re.search(r"^serving models? .* on (\S+):(\d+)$", line.strip())
         if match:
             # keep draining the server's log so it never blocks on a full pipe
             threading.Thread(target=process.stdout.read, daemon=True).start()
-            return process, f"localhost:{match.group(2)}"
+            address = f"localhost:{match.group(2)}"
+            REST_PORTS[address] = int(re.search(r"REST on \S+:(\d+)", line).group(1))
+            return process, address
     process.kill()
     raise RuntimeError("serving.server did not start:\n" + "".join(output[-20:]))
 
@@ -148,7 +156,7 @@ def _start_tf_serving(base_path):
     )
     address = f"localhost:{port}"
     deadline = time.time() + 120
-    with serving_client.ServingClient(address, MODEL, timeout=2) as c:
+    with grpc_client.ServingClient(address, MODEL, timeout=2) as c:
         while time.time() < deadline:
             try:
                 if "AVAILABLE" in c.model_status().values():
@@ -198,7 +206,7 @@ def _status_of(call):
 
 
 def test_client_predictions_match_the_saved_model(server, loaded, images):
-    with serving_client.ServingClient(server[1], MODEL) as c:
+    with grpc_client.ServingClient(server[1], MODEL) as c:
         probabilities = c.predict_images(images, batch_size=4)  # 3 requests: 4 + 4 + 2
         classified = c.classify_images(images[:3])
     expected = loaded.signatures[signatures.PREDICT_IMAGES](images=tf.constant(images))[signatures.PROBABILITIES]
@@ -209,7 +217,7 @@ def test_client_predictions_match_the_saved_model(server, loaded, images):
 
 
 def test_client_status_and_metadata(server):
-    with serving_client.ServingClient(server[1], MODEL) as c:
+    with grpc_client.ServingClient(server[1], MODEL) as c:
         assert c.model_status() == {1: "AVAILABLE"}
         metadata = c.model_metadata()
     assert {signatures.SERVING_DEFAULT, signatures.PREDICT_IMAGES, signatures.CLASSIFY} <= set(metadata)
@@ -306,13 +314,13 @@ def test_load_several_concurrent_clients_zero_errors(server, images):
     errors, done = [], []
 
     def worker(offset):
-        with serving_client.ServingClient(server[1], MODEL, timeout=30) as c:
+        with grpc_client.ServingClient(server[1], MODEL, timeout=30) as c:
             for i in range(LOAD_REQUESTS_PER_CLIENT):
                 try:
                     probabilities = c.predict_images([images[(offset + i) % len(images)]])
                     assert probabilities.shape == (1, features.NUM_CLASSES)
                     done.append(1)
-                except Exception as err:  # noqa: BLE001 - counted, reported below
+                except Exception as err:  # counted, reported below
                     errors.append(repr(err))
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(LOAD_CLIENTS)]
@@ -349,12 +357,11 @@ def test_server_loads_new_complete_versions_and_ignores_incomplete_ones(exported
     base.mkdir()
     model_server = serving_server.ModelServer(str(base), MODEL, port=0, poll_seconds=0.2).start()
     try:
-        with serving_client.ServingClient(f"localhost:{model_server.port}", MODEL, timeout=30) as c:
+        with grpc_client.ServingClient(f"localhost:{model_server.port}", MODEL, timeout=30) as c:
             with pytest.raises(serving_client.ModelNotFound, match="no complete version"):
                 c.model_status()  # nothing pushed yet: NOT_FOUND, and the server is up
             _push(exported.export_dir, base / "2")
-            assert _wait_for(lambda: model_server.model.statuses() != [])
-            assert c.model_status() == {2: "AVAILABLE"}
+            assert _wait_for(lambda: _status_or_none(c) == {2: "AVAILABLE"})  # LOADING meanwhile
             _push(exported.export_dir, base / "3", complete=False)  # a push still in progress
             (base / "4").mkdir()
             (base / "4" / "saved_model.pb").write_bytes(b"broken")  # a corrupt push
@@ -411,12 +418,13 @@ def test_client_sends_geotiffs_to_a_13_band_model_and_names_bad_files(exported_b
             f.write(features.encode_bands_tiff(bands))
     model_server = serving_server.ModelServer(exported_bands.model_base_path, MODEL, port=0).start()
     try:
-        with serving_client.ServingClient(f"localhost:{model_server.port}", MODEL, timeout=30) as c:
+        with grpc_client.ServingClient(f"localhost:{model_server.port}", MODEL, timeout=30) as c:
             predictions = c.predict_files(paths, top_k_classes=1, batch_size=4)
             assert [p.top[0][0].encode() for p in predictions] == expected[signatures.CLASS_NAME].numpy().tolist()
             (tmp_path / "four_bands.tif").write_bytes(features.encode_bands_tiff(patches[0][..., :4]))
-            with pytest.raises(serving_client.ServingError, match="four_bands.tif.*expected 13 Sentinel-2 bands"):
-                c.predict_files([str(tmp_path / "four_bands.tif")])
+            bad, good = c.predict_files([str(tmp_path / "four_bands.tif"), paths[0]], top_k_classes=1)
+            assert re.search("four_bands.tif.*expected 13 Sentinel-2 bands", bad.error) and not bad.top
+            assert good.error is None and good.top[0][0].encode() == expected[signatures.CLASS_NAME].numpy()[0]
             with pytest.raises(serving_client.ServingError, match="not both in one call"):
                 c.predict_files([paths[0], str(tmp_path / "a.jpg")])
             # JPEGs to a 13-band model: the server names the signatures it has.
@@ -474,3 +482,419 @@ def test_batching_parameters_are_ones_tf_serving_accepts():
         "max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads",
         "allowed_batch_sizes", "pad_variable_length_inputs",
     }
+
+
+# --- faults found by probing ---------------------------------------------------------------------
+def _png(width, height):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (width, height)).save(buffer, format="PNG")  # compresses to a few hundred KB
+    return buffer.getvalue()
+
+
+def _max_rss_mb():
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def test_signatures_refuse_huge_images_from_the_header_before_decoding(loaded, images):
+    bomb = _png(10000, 10000)  # ~100 KB on the wire, 1.2 GB as decoded float32 RGB
+    example = features.make_example(bomb, 0, "bomb.png").SerializeToString()
+    before = _max_rss_mb()
+    for call in (
+        lambda: loaded.signatures[signatures.PREDICT_IMAGES](images=tf.constant([images[0], bomb])),
+        lambda: loaded.signatures[signatures.SERVING_DEFAULT](examples=tf.constant([example])),
+        lambda: loaded.signatures[signatures.CLASSIFY](inputs=tf.constant([example])),
+        lambda: loaded.signatures[signatures.TRANSFORM_FEATURES](examples=tf.constant([example])),
+    ):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"10000x10000 pixels; this model decodes at most"):
+            call()
+    assert _max_rss_mb() - before < 300, "the image was decoded before it was refused"
+    # images within the limit, in every format the decoder takes, still work
+    small = [_png(96, 80), images[0]]
+    assert loaded.signatures[signatures.PREDICT_IMAGES](images=tf.constant(small))[signatures.PROBABILITIES].shape == (2, 10)
+
+
+def test_header_sizes_of_every_decodable_format():
+    import io
+
+    from PIL import Image
+
+    def encoded(fmt, width, height, mode="RGB"):
+        buffer = io.BytesIO()
+        Image.new(mode, (width, height)).save(buffer, format=fmt)
+        return buffer.getvalue()
+
+    batch = [encoded("JPEG", 64, 48), encoded("PNG", 30, 20), encoded("GIF", 7, 9, "P"), encoded("BMP", 11, 13),
+             b"junk", b""]
+    assert signatures.header_sizes(tf.constant(batch)).numpy().tolist() == [
+        [48, 64], [20, 30], [9, 7], [13, 11], [-1, -1], [-1, -1]]
+
+
+def test_requests_with_no_rows_say_so(loaded):
+    for name, inputs in (
+        (signatures.PREDICT_IMAGES, {"images": tf.constant([], tf.string)}),
+        (signatures.SERVING_DEFAULT, {"examples": tf.constant([], tf.string)}),
+        (signatures.CLASSIFY, {"inputs": tf.constant([], tf.string)}),
+    ):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="the request holds no .*: send at least one"):
+            loaded.signatures[name](**inputs)
+
+
+def test_client_names_the_bad_files_and_classifies_the_rest(server, images, tmp_path, capsys):
+    ok, empty, broken = tmp_path / "ok.jpg", tmp_path / "empty.jpg", tmp_path / "broken.jpg"
+    ok.write_bytes(images[0])
+    empty.write_bytes(b"")
+    broken.write_bytes(b"not a jpeg at all")
+    paths = [str(ok), str(empty), str(broken), str(ok)]
+    assert serving_client.main(["--server", server[1], "--top-k", "1", *paths]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0::2] == [str(ok), str(ok)]
+    errors = captured.err.splitlines()
+    assert len(errors) == 2
+    assert errors[0].startswith(f"error: {empty}: ") and "is empty" in errors[0]
+    assert errors[1].startswith(f"error: {broken}: INVALID_ARGUMENT")
+
+
+# --- version policy: deleted and late-completed versions ------------------------------------------
+def _status_or_none(client):
+    """The model's version states, or None while it has none to report (between two versions)."""
+    try:
+        return client.model_status()
+    except serving_client.ModelNotFound:
+        return None
+
+
+def test_deleted_served_version_is_unloaded_and_the_newest_remaining_served(exported, tmp_path, images):
+    base = tmp_path / MODEL
+    base.mkdir()
+    _push(exported.export_dir, base / "1")
+    _push(exported.export_dir, base / "2")
+    model_server = serving_server.ModelServer(str(base), MODEL, port=0, poll_seconds=0.2).start()
+    try:
+        with grpc_client.ServingClient(f"localhost:{model_server.port}", MODEL, timeout=30) as c:
+            assert c.model_status() == {2: "AVAILABLE"}
+            shutil.rmtree(base / "2")
+            assert _wait_for(lambda: _status_or_none(c) == {1: "AVAILABLE"}, seconds=60), _status_or_none(c)
+            assert c.predict_images(images[:1]).shape == (1, features.NUM_CLASSES)
+            shutil.rmtree(base / "1")
+            assert _wait_for(lambda: model_server.model.statuses() == [], seconds=10)
+            with pytest.raises(grpc_client.ModelNotFound):
+                c.predict_images(images[:1])
+    finally:
+        model_server.stop()
+
+
+def test_version_whose_load_failed_is_retried_once_its_files_arrive(exported, tmp_path, images):
+    base = tmp_path / MODEL
+    (base / "3").mkdir(parents=True)
+    # a copy tool that writes saved_model.pb before variables/: the first load fails
+    shutil.copy(os.path.join(exported.export_dir, "saved_model.pb"), base / "3" / "saved_model.pb")
+    model_server = serving_server.ModelServer(str(base), MODEL, port=0, poll_seconds=0.2).start()
+    try:
+        from tensorflow_serving.apis import get_model_status_pb2
+
+        assert [s.state for s in model_server.model.statuses()] == [get_model_status_pb2.ModelVersionStatus.END]
+        for name in os.listdir(exported.export_dir):
+            source = os.path.join(exported.export_dir, name)
+            if os.path.isdir(source):
+                shutil.copytree(source, base / "3" / name)
+            elif name != "saved_model.pb":
+                shutil.copy(source, base / "3" / name)
+        with grpc_client.ServingClient(f"localhost:{model_server.port}", MODEL, timeout=30) as c:
+            assert _wait_for(lambda: _status_or_none(c) == {3: "AVAILABLE"}, seconds=60), _status_or_none(c)
+            assert c.predict_images(images[:1]).shape == (1, features.NUM_CLASSES)
+    finally:
+        model_server.stop()
+
+
+def test_versions_to_serve_follows_tf_serving_policies():
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    def policy(text):
+        return text_format.Parse(text, model_server_config_pb2.ModelConfig())
+
+    on_disk = [1, 3, 7]
+    assert serving_server.versions_to_serve(policy(""), on_disk) == {7}
+    assert serving_server.versions_to_serve(policy("model_version_policy { latest { num_versions: 2 } }"), on_disk) == {3, 7}
+    assert serving_server.versions_to_serve(policy("model_version_policy { all {} }"), on_disk) == {1, 3, 7}
+    assert serving_server.versions_to_serve(
+        policy("model_version_policy { specific { versions: 1 versions: 5 } }"), on_disk) == {1}
+    assert serving_server.versions_to_serve(policy(""), []) == set()
+
+
+# --- batching ------------------------------------------------------------------------------------
+def test_the_production_batching_parameters_parse_and_bad_ones_are_named(tmp_path):
+    from serving import batching
+
+    params = batching.read_batching_parameters(os.path.join(REPO, "serving", "batching_parameters.txt"))
+    assert (params.max_batch_size, params.batch_timeout_micros, params.num_batch_threads) == (64, 2000, 1)
+    assert params.allowed_batch_sizes == (1, 2, 4, 8, 16, 32, 64) and params.max_enqueued_batches == 100
+    assert [params.padded_size(n) for n in (1, 3, 5, 33, 64)] == [1, 4, 8, 64, 64]
+    with pytest.raises(ValueError, match="unknown field 'max_batch'"):
+        batching.parse_batching_parameters("max_batch { value: 3 }")
+    with pytest.raises(ValueError, match="must increase and end with max_batch_size"):
+        batching.parse_batching_parameters("max_batch_size { value: 8 }\nallowed_batch_sizes: 4")
+    with pytest.raises(ValueError, match="cannot read the batching parameters file"):
+        batching.read_batching_parameters(str(tmp_path / "missing.txt"))
+
+
+def test_batcher_merges_concurrent_requests_and_keeps_errors_per_request():
+    from serving import batching
+
+    calls = []
+
+    def run(inputs):
+        x = inputs["x"]
+        calls.append(len(x))
+        if (x < 0).any():
+            raise ValueError(f"negative input among {len(x)} rows")
+        return {"y": x * 2}
+
+    batcher = batching.Batcher(batching.BatchingParameters(
+        max_batch_size=16, batch_timeout_micros=200_000, num_batch_threads=1, allowed_batch_sizes=(4, 16)))
+    results, errors = {}, {}
+
+    def client(i):
+        try:
+            results[i] = batcher.run("model", run, {"x": np.array([i if i != 5 else -1])})["y"]
+        except ValueError as err:
+            errors[i] = str(err)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    batcher.stop()
+    assert set(errors) == {5} and "negative input among 1 rows" in errors[5]
+    assert {i: int(r[0]) for i, r in results.items()} == {i: 2 * i for i in range(10) if i != 5}
+    assert calls[0] == 16  # the ten requests merged into one batch, padded to an allowed size
+    with pytest.raises(batching.BatchingError, match="Task size 17 is larger than maximum input batch size 16"):
+        batching.Batcher(batching.BatchingParameters(max_batch_size=16, num_batch_threads=1)).run(
+            "model", run, {"x": np.zeros(17)})
+
+
+BATCHED_CLIENTS = 32
+BATCHED_REQUESTS_PER_CLIENT = 40
+
+
+def test_load_32_clients_with_batching_zero_errors_and_a_bad_image_fails_alone(server, images):
+    if server[0] != "serving.server":
+        pytest.skip("the dev server's batching; TF Serving's is its own")
+    errors, bad_errors, done = [], [], []
+
+    def worker(offset):
+        with grpc_client.ServingClient(server[1], MODEL, timeout=60) as c:
+            for i in range(BATCHED_REQUESTS_PER_CLIENT):
+                if offset == 0 and i % 10 == 0:  # one client sends a bad image now and then
+                    try:
+                        c.predict_images([b"not an image"])
+                        bad_errors.append("accepted")
+                    except serving_client.ServingError as err:
+                        bad_errors.append(err.code)
+                    continue
+                try:
+                    assert c.predict_images([images[(offset + i) % len(images)]]).shape == (1, features.NUM_CLASSES)
+                    done.append(1)
+                except Exception as err:  # counted, reported below
+                    errors.append(repr(err))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(BATCHED_CLIENTS)]
+    started = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.time() - started
+    assert not errors, errors[:3]
+    assert bad_errors == ["INVALID_ARGUMENT"] * 4
+    assert len(done) == BATCHED_CLIENTS * BATCHED_REQUESTS_PER_CLIENT - 4
+    print(f"batched load: {len(done)} requests in {elapsed:.1f}s ({len(done) / elapsed:.0f} req/s)")
+
+
+# --- REST ----------------------------------------------------------------------------------------
+def _rest(address, method, path, body=None):
+    """(HTTP status, JSON body) of a call to the dev server's REST port."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    url = f"http://localhost:{REST_PORTS[address]}{path}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data, method=method), timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+@pytest.fixture()
+def dev_server(server):
+    if server[0] != "serving.server":
+        pytest.skip("REST is checked against the dev server here (TF Serving's is the reference)")
+    return server[1]
+
+
+def _b64(data):
+    import base64
+
+    return {"b64": base64.b64encode(data).decode()}
+
+
+def test_rest_predict_row_and_columnar_and_classify_equal_grpc(dev_server, images):
+    with grpc_client.ServingClient(dev_server, MODEL) as c:
+        expected = c.predict_images(images[:4])
+    status, row = _rest(dev_server, "POST", f"/v1/models/{MODEL}:predict", {
+        "signature_name": signatures.PREDICT_IMAGES, "instances": [_b64(i) for i in images[:4]]})
+    assert status == 200, row
+    np.testing.assert_allclose([p[signatures.PROBABILITIES] for p in row["predictions"]], expected, atol=1e-6)
+    assert [p[signatures.CLASS_NAME] for p in row["predictions"]] == [
+        features.CLASS_NAMES[i] for i in expected.argmax(-1)]
+    status, columnar = _rest(dev_server, "POST", f"/v1/models/{MODEL}/versions/1:predict", {
+        "signature_name": signatures.PREDICT_IMAGES, "inputs": {"images": [_b64(i) for i in images[:4]]}})
+    assert status == 200, columnar
+    np.testing.assert_allclose(columnar["outputs"][signatures.PROBABILITIES], expected, atol=1e-6)
+    examples = [features.make_example(i, 0, "x").SerializeToString() for i in images[:2]]
+    status, by_examples = _rest(dev_server, "POST", f"/v1/models/{MODEL}:predict",
+                                {"instances": [{"examples": _b64(e)} for e in examples]})  # serving_default
+    np.testing.assert_allclose(by_examples["predictions"], expected[:2], atol=1e-6)
+    status, classified = _rest(dev_server, "POST", f"/v1/models/{MODEL}:classify", {
+        "signature_name": signatures.CLASSIFY, "examples": [{features.IMAGE_KEY: _b64(i)} for i in images[:4]]})
+    assert status == 200, classified
+    for row_result, scores in zip(classified["result"], expected):
+        assert [label for label, _ in row_result] == list(features.CLASS_NAMES)
+        np.testing.assert_allclose([score for _, score in row_result], scores, atol=1e-6)
+
+
+def test_rest_status_metadata_and_tf_serving_error_codes(dev_server, images):
+    assert _rest(dev_server, "GET", f"/v1/models/{MODEL}") == (200, {"model_version_status": [
+        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]})
+    status, metadata = _rest(dev_server, "GET", f"/v1/models/{MODEL}/metadata")
+    assert status == 200 and metadata["model_spec"] == {"name": MODEL, "signature_name": "", "version": "1"}
+    signature_defs = metadata["metadata"]["signature_def"]["signature_def"]
+    assert signature_defs[signatures.CLASSIFY]["method_name"] == signatures.CLASSIFY_METHOD_NAME
+    predict = f"/v1/models/{MODEL}:predict"
+    cases = [
+        ("GET", "/v1/models/nope", None, 404, "'nope'"),
+        ("GET", f"/v1/models/{MODEL}/versions/9", None, 404, "version 9"),
+        ("POST", predict, b"{not json", 400, "JSON Parse error"),
+        ("POST", predict, {"signature_name": "nope", "instances": [1]}, 400, '"nope" not found'),
+        ("POST", predict, {"signature_name": signatures.PREDICT_IMAGES, "instances": [_b64(b"junk")]}, 400,
+         "image file format"),
+        ("POST", predict, {"signature_name": signatures.PREDICT_IMAGES, "instances": []}, 400, "holds no images"),
+        ("POST", predict, {"signature_name": signatures.PREDICT_IMAGES}, 400, "'instances' or 'inputs'"),
+        ("POST", predict, {"signature_name": signatures.PREDICT_IMAGES, "instances": [{"b64": "%%"}]}, 400, "base64"),
+        ("POST", f"/v1/models/{MODEL}/labels/stable:predict", {"instances": []}, 400, "Unrecognized servable version label"),
+        ("POST", f"/v1/models/{MODEL}:explode", {}, 400, "Malformed request"),
+    ]
+    for method, path, body, code, message in cases:
+        status, reply = _rest(dev_server, method, path, body)
+        assert (status, list(reply)) == (code, ["error"]), (path, body, status, reply)
+        assert message in reply["error"], (path, reply)
+
+
+def test_curl_and_the_rest_client_get_the_grpc_classes(dev_server, images, tmp_path):
+    import json
+
+    paths = []
+    for i, image in enumerate(images[:3]):
+        paths.append(str(tmp_path / f"p{i}.jpg"))
+        open(paths[-1], "wb").write(image)
+    with grpc_client.ServingClient(dev_server, MODEL) as c:
+        grpc_top = [p.top[0][0] for p in c.predict_files(paths, top_k_classes=1)]
+    if shutil.which("curl"):
+        body = tmp_path / "body.json"
+        body.write_text(json.dumps({"signature_name": signatures.PREDICT_IMAGES, "instances": [_b64(i) for i in images[:3]]}))
+        out = subprocess.run(
+            ["curl", "-s", "-d", f"@{body}", f"http://localhost:{REST_PORTS[dev_server]}/v1/models/{MODEL}:predict"],
+            capture_output=True, text=True, check=True).stdout
+        assert [p[signatures.CLASS_NAME] for p in json.loads(out)["predictions"]] == grpc_top
+    # the REST client CLI in a fresh interpreter: the same classes, and TensorFlow never imported
+    script = (
+        "import sys; from serving import client\n"
+        f"code = client.main(['--rest', '--server', 'localhost:{REST_PORTS[dev_server]}', '--top-k', '1', *{paths!r}])\n"
+        "assert 'tensorflow' not in sys.modules and 'grpc' not in sys.modules, 'the REST path imported TF'\n"
+        "sys.exit(code)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1::2] and [line.split()[0] for line in result.stdout.splitlines()[1::2]] == grpc_top
+
+
+def test_rest_client_names_bad_files_and_reports_a_server_that_is_down(dev_server, images, tmp_path):
+    from serving.rest_client import RestClient
+
+    ok, broken = tmp_path / "ok.jpg", tmp_path / "broken.jpg"
+    ok.write_bytes(images[0])
+    broken.write_bytes(b"nope")
+    with RestClient(f"localhost:{REST_PORTS[dev_server]}", MODEL) as c:
+        assert c.model_status() == {1: "AVAILABLE"}
+        good, bad = c.predict_files([str(ok), str(broken)], top_k_classes=2)
+        assert good.error is None and len(good.top) == 2
+        assert bad.error.startswith("INVALID_ARGUMENT") and not bad.top
+    with pytest.raises(serving_client.ServerUnavailable, match="no model server answers"):
+        RestClient(f"localhost:{_free_port()}", MODEL, retries=1).model_status()
+    with pytest.raises(serving_client.ModelNotFound):
+        RestClient(f"localhost:{REST_PORTS[dev_server]}", "nope").model_status()
+
+
+# --- model config files --------------------------------------------------------------------------
+def test_production_models_config_runs_locally_over_a_push_directory(tmp_path):
+    config = serving_server.read_model_config(os.path.join(REPO, "serving", "models.config"))
+    (model,) = config.model_config_list.config
+    assert (model.name, model.base_path) == (MODEL, "/models/eurosat")
+    args = serving_server.parse_args(["--model_config_file", os.path.join(REPO, "serving", "models.config"),
+                                      "--model-base-path", str(tmp_path), "--port", "0"])
+    model_server = serving_server.server_from_args(args)
+    assert model_server.model.base_path == str(tmp_path)
+    model_server.stop()
+    bad = tmp_path / "bad.config"
+    bad.write_text("model_config_list { config { name: 'x' } }")
+    with pytest.raises(ValueError, match="needs a name and a base_path"):
+        serving_server.read_model_config(str(bad))
+    bad.write_text("model_config_list { nonsense: 1 }")
+    with pytest.raises(ValueError, match="not a ModelServerConfig"):
+        serving_server.read_model_config(str(bad))
+
+
+def test_model_config_with_pinned_versions_and_labels(exported, tmp_path, images):
+    base = tmp_path / MODEL
+    base.mkdir()
+    for version in (1, 2, 3):
+        _push(exported.export_dir, base / str(version))
+    config_file = tmp_path / "models.config"
+    config_file.write_text(
+        "model_config_list { config { name: 'eurosat' base_path: 'eurosat' model_platform: 'tensorflow'\n"
+        "  model_version_policy { specific { versions: 1 versions: 2 } }\n"
+        "  version_labels { key: 'stable' value: 1 } version_labels { key: 'canary' value: 2 } } }\n")
+    config = serving_server.read_model_config(str(config_file))  # base_path relative to the file
+    model_server = serving_server.ModelServer(port=0, model_config=config, rest_api_port=0).start()
+    try:
+        assert [s.version for s in model_server.model.statuses()] == [1, 2]
+        address = f"localhost:{model_server.port}"
+        channel = grpc.insecure_channel(address)
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        request = _request({"images": tf.make_tensor_proto(images[:1], dtype=tf.string)})
+        request.model_spec.version_label = "canary"
+        assert stub.Predict(request).model_spec.version.value == 2
+        request.model_spec.version_label = "stable"
+        assert stub.Predict(request).model_spec.version.value == 1
+        request.model_spec.version_label = "nope"
+        code, details = _status_of(lambda: stub.Predict(request))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "Unrecognized servable version label" in details
+        request.model_spec.ClearField("version_label")
+        assert stub.Predict(request).model_spec.version.value == 2  # no version named: the newest served
+        channel.close()
+        REST_PORTS[address] = model_server.rest_port
+        assert _rest(address, "GET", f"/v1/models/{MODEL}/labels/stable")[1]["model_version_status"][0]["version"] == "1"
+        status, reply = _rest(address, "POST", f"/v1/models/{MODEL}/labels/canary:predict", {
+            "signature_name": signatures.PREDICT_IMAGES, "instances": [_b64(images[0])]})
+        assert status == 200 and len(reply["predictions"]) == 1
+    finally:
+        model_server.stop()

@@ -341,7 +341,7 @@ def prefetch(items: Iterable, depth: int = 2) -> Iterator:
                     return
                 q.put(item)
             q.put(done)
-        except BaseException as err:  # noqa: BLE001 - handed to the consumer
+        except BaseException as err:  # handed to the consumer
             q.put(err)
 
     thread = threading.Thread(target=produce, daemon=True)

@@ -1,8 +1,8 @@
-"""The names of the export contract and of serving: signatures, their inputs and outputs, the model.
+"""The names of the serving contract (signatures, their inputs and outputs, the model), without TensorFlow.
 
-Plain strings and numbers, no TensorFlow: the gRPC client, the dev server, the exporter and the
-pipeline all spell a signature or an output through this module. What each signature does is in
-serving.signatures.
+serving.signatures builds the signatures under these names; clients that must start fast (the
+REST path of serving.client imports no TensorFlow), the dev server, the exporter and the pipeline
+read them from here. What differs by modality comes from the registry (schema.modalities).
 """
 from schema import modalities
 
@@ -25,9 +25,10 @@ CLASSIFY_CLASSES = "classes"
 CLASSIFY_SCORES = "scores"
 CLASSIFY_METHOD_NAME = "tensorflow/serving/classify"
 SAVED_MODEL_FILE = "saved_model.pb"
+# The tf.Example feature that carries an RGB patch's encoded bytes (schema.features.IMAGE_KEY).
+IMAGE_FEATURE = modalities.RGB.feature_key
 
-# gRPC message limit of the dev server and the client (TF Serving's own default is 4 MiB; a batch
-# of 13-band patches is 106 KiB each).
+# gRPC message limit of the dev server and the gRPC client (TF Serving's own default is 4 MiB).
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
