@@ -21,7 +21,6 @@ import sys
 import time
 from typing import List, Optional
 
-from components.console import quiet_tensorflow
 from components.hparams import BACKBONES, HParams
 from pipeline.config import (
     BEAM_RUNNERS,
@@ -33,6 +32,7 @@ from pipeline.config import (
     demo_config,
     load_yaml,
 )
+from pipeline.console import quiet_tensorflow
 from schema.errors import ConfigError, user_errors_to_exit
 from serving.contract import MODEL_NAME
 

@@ -66,10 +66,28 @@ import zipfile
 import zlib
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-import apache_beam as beam
-
+from components.convert_beam import BAD_TAG, RECORD_PREFIX, run_conversion
+from components.prepare import (
+    MAX_IMAGE_PIXELS,
+    MIN_IMAGE_SIDE,
+    STORED_AS_IS,
+    Prepared,
+    SourceFile,
+    bad_fraction_error,
+    check_declared_size,
+    prepare_bands,
+    prepare_image,
+    to_example,
+)
 from schema import features, modalities, records
 from schema.errors import DataError
+
+# The conversion is split at its seams: this module lists and reads sources (and holds the
+# entry points), components.prepare validates one file, components.convert_beam is the Beam pipeline.
+__all__ = [
+    "BAD_TAG", "MAX_IMAGE_PIXELS", "MIN_IMAGE_SIDE", "RECORD_PREFIX", "STORED_AS_IS", "Prepared", "SourceFile",
+    "bad_fraction_error", "check_declared_size", "prepare_bands", "prepare_image", "run_conversion", "to_example",
+]
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +95,9 @@ IMAGE_EXTENSIONS = modalities.RGB.file_extensions
 TIFF_EXTENSIONS = modalities.ALL_BANDS.file_extensions
 NOT_AN_IMAGE = "not an image file (extension)"
 MODALITY_PROBES = 20  # unreadable TIFFs tried before a source is taken as RGB
-STORED_AS_IS = ("JPEG", "PNG")  # formats the contract's decoder reads; others are re-encoded
 DEFAULT_MAX_BAD_FRACTION = records.DEFAULT_MAX_BAD_FRACTION
 REPORT_NAME = "conversion_report.json"
 COMPLETE_MARKER = records.COMPLETE_MARKER
-RECORD_PREFIX = "eurosat"
 # 3: zips read in place, size bounds. Part of the fingerprint: a changed conversion does not reuse old output.
 CONVERTER_VERSION = "3"
 # Hostile input is refused with bounded memory and no disk: a file (or zip member) is read whole
@@ -92,38 +108,12 @@ CONVERTER_VERSION = "3"
 MAX_FILE_BYTES = 64 << 20
 MAX_COMPRESSION_RATIO = 100
 RATIO_FLOOR_BYTES = 1 << 20
-MAX_IMAGE_PIXELS = 4096 * 4096
-MIN_IMAGE_SIDE = 16  # a smaller image holds too little to become a 64x64 patch
 
 _CLASS_BY_FOLDED_NAME = {n.lower(): n for n in features.CLASS_NAMES}
 
 
 class ConversionError(DataError):
     """The source cannot be converted; the message says what and how to fix it."""
-
-
-@dataclasses.dataclass(frozen=True)
-class SourceFile:
-    """One file of the source: `source` is its path relative to the class root (Forest/Forest_1.jpg)."""
-
-    path: str  # a file on any Beam filesystem, or a member name of `archive`
-    source: str
-    label: Optional[int]  # None: cannot be used, see `problem`
-    problem: Optional[str] = None
-    archive: Optional[str] = None  # the .zip `path` is read from (in place, never unpacked)
-    size: int = 0  # bytes, as listed
-    stamp: str = ""  # modification time (files) or CRC (zip members): part of the fingerprint
-
-
-@dataclasses.dataclass(frozen=True)
-class Prepared:
-    """A usable file: the bytes to store (the encoded image for rgb, the uint16 [64, 64, 13] band
-    array's bytes for all), their hash (duplicates are found on it) and whether they were
-    normalized (and why)."""
-
-    image: bytes
-    sha256: str
-    normalized: Optional[str] = None
 
 
 def eurosat_class(folder_name: str) -> Optional[str]:
@@ -419,259 +409,6 @@ def source_fingerprint(files: Sequence[SourceFile]) -> str:
     return h.hexdigest()[:12]
 
 
-def prepare_bands(data: bytes) -> Prepared:
-    """Validate one 13-band GeoTIFF's bytes (features.read_bands: ValueError says why not); the
-    stored bytes are the uint16 band values, so duplicates are found on the pixels, not the tags."""
-    try:
-        _check_declared_bands(data)
-        bands = features.read_bands(data)
-    except ValueError as err:
-        message = str(err)
-        if not message.startswith("cannot decode"):
-            message = f"unusable 13-band GeoTIFF: {message}"
-        raise ValueError(message) from None
-    raw = bands.tobytes()
-    return Prepared(raw, hashlib.sha256(raw).hexdigest())
-
-
-def _check_declared_bands(data: bytes) -> None:
-    """A GeoTIFF's shape from its header, before decoding: refuse what could not be a patch and
-    would be expensive to decode (features.read_bands then checks the exact shape)."""
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(io.BytesIO(data)) as tif:
-            shape = tif.series[0].shape
-    except Exception:  # unreadable header: read_bands says why
-        return
-    values = 1
-    for n in shape:
-        values *= n
-    if values > MAX_IMAGE_PIXELS:
-        raise ValueError(f"cannot decode GeoTIFF: it declares shape {tuple(shape)}, more than "
-                         f"{MAX_IMAGE_PIXELS:,} values: refused before decoding")
-
-
-def to_example(stored: bytes, label: int, source: str, modality: str):
-    """The contract tf.Example of one prepared file (Prepared.image) in `modality`."""
-    if modality == features.RGB:
-        return features.make_example(stored, label, source)
-    import numpy as np
-
-    bands = np.frombuffer(stored, dtype=np.uint16).reshape(features.BANDS_SHAPE)
-    return features.make_bands_example(bands, label, source)
-
-
-def check_declared_size(width: int, height: int) -> None:
-    """An image's size as its header declares it, checked before decoding: ValueError when it
-    is too large to decode safely (a decompression bomb) or too small to be a patch."""
-    if width * height > MAX_IMAGE_PIXELS:
-        raise ValueError(f"image declares {width}x{height} pixels, more than the {MAX_IMAGE_PIXELS:,}-pixel "
-                         "limit: refused before decoding (a EuroSAT patch is 64x64)")
-    if min(width, height) < MIN_IMAGE_SIDE:
-        raise ValueError(f"image of {width}x{height} pixels, smaller than the {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} "
-                         "minimum: too little to become a 64x64 patch")
-
-
-def prepare_image(data: bytes, image_size: int = features.IMAGE_SIZE) -> Prepared:
-    """Validate one file's bytes; 64x64 RGB JPEG/PNG are kept as they are, anything else that
-    decodes is converted to 64x64 RGB PNG. Raises ValueError saying why a file is unusable."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            check_declared_size(*img.size)  # from the header, before any pixel is decoded
-            img.load()  # full decode: catches truncated and corrupt files
-            fmt, mode, size = img.format, img.mode, img.size
-            reasons = []
-            if size != (image_size, image_size):
-                reasons.append(f"size {size[0]}x{size[1]} resized to {image_size}x{image_size}")
-            if mode != "RGB":
-                reasons.append(f"mode {mode} converted to RGB")
-            if fmt not in STORED_AS_IS:
-                reasons.append(f"{fmt} re-encoded as PNG")
-            if reasons:
-                rgb = img.convert("RGB")
-                if size != (image_size, image_size):
-                    rgb = rgb.resize((image_size, image_size), Image.Resampling.LANCZOS)
-                buf = io.BytesIO()
-                rgb.save(buf, format="PNG")
-                data = buf.getvalue()
-    except UnidentifiedImageError:
-        raise ValueError("cannot decode image: not a recognised image format") from None
-    except Image.DecompressionBombError as err:  # Pillow's own limit, should ours ever be higher
-        raise ValueError(f"image refused as a decompression bomb: {err}") from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise ValueError(f"cannot decode image: {err}") from None
-    _check_contract_decode(data)
-    return Prepared(data, hashlib.sha256(data).hexdigest(), "; ".join(reasons) or None)
-
-
-_decode_fn = None
-
-
-def _check_contract_decode(data: bytes) -> None:
-    """The stored bytes must decode with the contract's decoder (what Transform and serving use).
-
-    Traced once per process: calling the decoder eagerly costs as much as the rest of the check."""
-    global _decode_fn
-    import tensorflow as tf
-
-    if _decode_fn is None:
-        _decode_fn = tf.function(features.decode_image, input_signature=[tf.TensorSpec([], tf.string)])
-    try:
-        _decode_fn(tf.constant(data))
-    except tf.errors.InvalidArgumentError as err:
-        raise ValueError(f"TensorFlow cannot decode image: {err.message.splitlines()[0]}") from None
-
-
-def bad_fraction_error(num_bad: int, num_files: int, max_bad_fraction: float, report: str) -> Optional[str]:
-    """The error message when too many files are unusable, else None."""
-    if num_files == 0:
-        return "the source holds no files"
-    if num_bad / num_files > max_bad_fraction:
-        return (f"{num_bad} of {num_files} files ({num_bad / num_files:.1%}) cannot be used, more than "
-                f"--max-bad-fraction {max_bad_fraction:g}; see {report} for each file and reason, fix "
-                "or remove them, or raise --max-bad-fraction")
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
-# The Beam pipeline
-# ---------------------------------------------------------------------------------------------
-BAD_TAG = "bad"
-
-
-class _ReadAndPrepare(beam.DoFn):
-    """SourceFile -> ('ok', (sha, (source, label, bytes, normalized))) or a bad record. Each
-    worker keeps one SourceReader, so a zip archive is opened once, not once per file."""
-
-    def __init__(self, modality: str):
-        self.modality = modality
-        self.reader: Optional[SourceReader] = None
-
-    def setup(self) -> None:
-        self.reader = SourceReader()
-
-    def process(self, f: SourceFile):
-        from apache_beam.metrics import Metrics
-
-        try:
-            data = self.reader.read(f)
-            prepared = prepare_image(data) if self.modality == features.RGB else prepare_bands(data)
-        except (OSError, ValueError) as err:
-            Metrics.counter("convert", "bad").inc()
-            yield beam.pvalue.TaggedOutput(BAD_TAG, {"path": f.source, "reason": str(err)})
-            return
-        Metrics.counter("convert", "read").inc()
-        if prepared.normalized:
-            Metrics.counter("convert", "normalized").inc()
-        yield prepared.sha256, (f.source, f.label, prepared.image, prepared.normalized)
-
-    def teardown(self) -> None:
-        if self.reader:
-            self.reader.close()
-
-
-def _resolve_duplicates(keyed, modality: str):
-    """Group of identical bytes -> the one example to keep (first path), plus report records."""
-    from apache_beam.metrics import Metrics
-
-    _, copies = keyed
-    copies = sorted(copies)
-    labels = {label for _, label, _, _ in copies}
-    if len(labels) > 1:
-        names = ", ".join(f"{s} ({features.class_name(lbl)})" for s, lbl, _, _ in copies)
-        for source, _, _, _ in copies:
-            Metrics.counter("convert", "bad").inc()
-            yield beam.pvalue.TaggedOutput(
-                BAD_TAG, {"path": source, "reason": f"same {_what(modality)} in different classes: {names}"})
-        return
-    first = copies[0]
-    for source, _, _, _ in copies[1:]:
-        Metrics.counter("convert", "duplicate").inc()
-        yield beam.pvalue.TaggedOutput(
-            "duplicate", {"path": source, "reason": f"duplicate of {first[0]} (same {_same(modality)})"})
-    if first[3]:
-        yield beam.pvalue.TaggedOutput("normalized", {"path": first[0], "reason": first[3]})
-    Metrics.counter("convert", "written").inc()
-    yield to_example(first[2], first[1], first[0], modality).SerializeToString()
-
-
-def _what(modality: str) -> str:
-    return "image" if modality == features.RGB else "band values"
-
-
-def _same(modality: str) -> str:
-    """What duplicates share: the stored bytes (rgb) or the decoded pixels (all, tags may differ)."""
-    return "bytes" if modality == features.RGB else "band values"
-
-
-class _LogProgress:
-    """A log line every `every` elements per worker: progress on long conversions."""
-
-    def __init__(self, every: int = 1000):
-        self.every, self.seen = every, 0
-
-    def __call__(self, element):
-        self.seen += 1
-        if self.seen % self.every == 0:
-            log.info("converted %d images (this worker)", self.seen)
-        return element
-
-
-def run_conversion(
-    files: Sequence[SourceFile],
-    output_dir: str,
-    num_shards: int,
-    beam_args: Optional[List[str]] = None,
-    modality: str = features.RGB,
-) -> Dict[str, List[dict]]:
-    """The Beam pipeline: read + validate + normalize every usable file, drop duplicates, write
-    sharded TFRecords to `output_dir`; returns the report records by kind (bad, duplicate,
-    normalized)."""
-    import tensorflow as tf
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    usable = [f for f in files if f.label is not None]
-    parts = posixpath.join(output_dir, "_report_parts")
-    kinds = (BAD_TAG, "duplicate", "normalized")
-    options = PipelineOptions(beam_args or ["--direct_running_mode=in_memory"])
-    p = beam.Pipeline(options=options)
-    prepared = (
-        p
-        | "ListFiles" >> beam.Create(usable, reshuffle=True)
-        | "ReadAndValidate" >> beam.ParDo(_ReadAndPrepare(modality)).with_outputs(BAD_TAG, main="ok")
-    )
-    examples = (
-        prepared.ok
-        | "Progress" >> beam.Map(_LogProgress())
-        | "GroupIdenticalBytes" >> beam.GroupByKey()
-        | "DropDuplicates" >> beam.FlatMap(_resolve_duplicates, modality).with_outputs(
-            BAD_TAG, "duplicate", "normalized", main="examples")
-    )
-    _ = examples.examples | "WriteTFRecords" >> beam.io.WriteToTFRecord(
-        posixpath.join(output_dir, RECORD_PREFIX), file_name_suffix=".tfrecord.gz",
-        num_shards=num_shards)
-    bad = (prepared[BAD_TAG], examples[BAD_TAG]) | "AllBad" >> beam.Flatten()
-    for kind, pcoll in ((BAD_TAG, bad), ("duplicate", examples.duplicate),
-                        ("normalized", examples.normalized)):
-        _ = (pcoll | f"Json{kind}" >> beam.Map(json.dumps)
-             | f"Write{kind}" >> beam.io.WriteToText(posixpath.join(parts, kind), shard_name_template=""))
-    result = p.run()
-    result.wait_until_finish()
-    counters: Dict[str, int] = {}
-    for c in result.metrics().query()["counters"]:  # summed over steps ("bad" comes from two)
-        counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + c.result
-    log.info("conversion counters: %s", json.dumps(counters, sort_keys=True))
-    records = {}
-    for kind in kinds:
-        with tf.io.gfile.GFile(posixpath.join(parts, kind)) as f:
-            records[kind] = sorted((json.loads(line) for line in f if line.strip()), key=lambda r: r["path"])
-    tf.io.gfile.rmtree(parts)
-    return records
-
-
 def convert_folder(
     root: str,
     output_dir: str,
@@ -701,7 +438,7 @@ def convert_folder(
     num_shards = max(1, min(16, num_usable // 2000))
     log.info("converting %d files (%s) from %s into %s (%d shards)", len(files), modality, root,
              output_dir, num_shards)
-    records = run_conversion(files, output_dir, num_shards, beam_args, modality)
+    records = run_conversion(files, output_dir, num_shards, beam_args, modality, SourceReader)
     listing_bad = [{"path": f.source, "reason": f.problem} for f in files if f.label is None]
     bad = sorted(listing_bad + records[BAD_TAG], key=lambda r: r["path"])
     report_path = posixpath.join(output_dir, REPORT_NAME)

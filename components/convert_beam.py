@@ -1,0 +1,160 @@
+"""The conversion's Beam pipeline: read + validate + normalize every usable file, drop duplicates,
+write sharded TFRecords (DirectRunner locally, the same code on Dataflow). components.convert
+lists the source and calls run_conversion; the reader comes from there (make_reader)."""
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
+
+import apache_beam as beam
+
+from components.prepare import SourceFile, prepare_bands, prepare_image, to_example
+from schema import features
+
+log = logging.getLogger("components.convert.beam")  # a child of the conversion's logger
+
+RECORD_PREFIX = "eurosat"  # the converted TFRecords' file name prefix
+
+
+class Reader(Protocol):
+    """What the pipeline reads files with (components.convert.SourceReader)."""
+
+    def read(self, f: Any) -> bytes: ...
+
+    def close(self) -> None: ...
+
+BAD_TAG = "bad"
+
+
+class _ReadAndPrepare(beam.DoFn):
+    """SourceFile -> ('ok', (sha, (source, label, bytes, normalized))) or a bad record. Each
+    worker keeps one SourceReader, so a zip archive is opened once, not once per file."""
+
+    def __init__(self, modality: str, make_reader: Callable[[], Reader]):
+        self.modality = modality
+        self.make_reader = make_reader
+        self.reader: Optional[Reader] = None
+
+    def setup(self) -> None:
+        self.reader = self.make_reader()
+
+    def process(self, f: SourceFile):
+        from apache_beam.metrics import Metrics
+
+        try:
+            data = self.reader.read(f)
+            prepared = prepare_image(data) if self.modality == features.RGB else prepare_bands(data)
+        except (OSError, ValueError) as err:
+            Metrics.counter("convert", "bad").inc()
+            yield beam.pvalue.TaggedOutput(BAD_TAG, {"path": f.source, "reason": str(err)})
+            return
+        Metrics.counter("convert", "read").inc()
+        if prepared.normalized:
+            Metrics.counter("convert", "normalized").inc()
+        yield prepared.sha256, (f.source, f.label, prepared.image, prepared.normalized)
+
+    def teardown(self) -> None:
+        if self.reader:
+            self.reader.close()
+
+
+def _resolve_duplicates(keyed, modality: str):
+    """Group of identical bytes -> the one example to keep (first path), plus report records."""
+    from apache_beam.metrics import Metrics
+
+    _, copies = keyed
+    copies = sorted(copies)
+    labels = {label for _, label, _, _ in copies}
+    if len(labels) > 1:
+        names = ", ".join(f"{s} ({features.class_name(lbl)})" for s, lbl, _, _ in copies)
+        for source, _, _, _ in copies:
+            Metrics.counter("convert", "bad").inc()
+            yield beam.pvalue.TaggedOutput(
+                BAD_TAG, {"path": source, "reason": f"same {_what(modality)} in different classes: {names}"})
+        return
+    first = copies[0]
+    for source, _, _, _ in copies[1:]:
+        Metrics.counter("convert", "duplicate").inc()
+        yield beam.pvalue.TaggedOutput(
+            "duplicate", {"path": source, "reason": f"duplicate of {first[0]} (same {_same(modality)})"})
+    if first[3]:
+        yield beam.pvalue.TaggedOutput("normalized", {"path": first[0], "reason": first[3]})
+    Metrics.counter("convert", "written").inc()
+    yield to_example(first[2], first[1], first[0], modality).SerializeToString()
+
+
+def _what(modality: str) -> str:
+    return "image" if modality == features.RGB else "band values"
+
+
+def _same(modality: str) -> str:
+    """What duplicates share: the stored bytes (rgb) or the decoded pixels (all, tags may differ)."""
+    return "bytes" if modality == features.RGB else "band values"
+
+
+class _LogProgress:
+    """A log line every `every` elements per worker: progress on long conversions."""
+
+    def __init__(self, every: int = 1000):
+        self.every, self.seen = every, 0
+
+    def __call__(self, element):
+        self.seen += 1
+        if self.seen % self.every == 0:
+            log.info("converted %d images (this worker)", self.seen)
+        return element
+
+
+def run_conversion(
+    files: Sequence[SourceFile],
+    output_dir: str,
+    num_shards: int,
+    beam_args: Optional[List[str]],
+    modality: str,
+    make_reader: Callable[[], Reader],
+) -> Dict[str, List[dict]]:
+    """The Beam pipeline: read + validate + normalize every usable file, drop duplicates, write
+    sharded TFRecords to `output_dir`; returns the report records by kind (bad, duplicate,
+    normalized)."""
+    import tensorflow as tf
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    usable = [f for f in files if f.label is not None]
+    parts = posixpath.join(output_dir, "_report_parts")
+    kinds = (BAD_TAG, "duplicate", "normalized")
+    options = PipelineOptions(beam_args or ["--direct_running_mode=in_memory"])
+    p = beam.Pipeline(options=options)
+    prepared = (
+        p
+        | "ListFiles" >> beam.Create(usable, reshuffle=True)
+        | "ReadAndValidate" >> beam.ParDo(_ReadAndPrepare(modality, make_reader)).with_outputs(BAD_TAG, main="ok")
+    )
+    examples = (
+        prepared.ok
+        | "Progress" >> beam.Map(_LogProgress())
+        | "GroupIdenticalBytes" >> beam.GroupByKey()
+        | "DropDuplicates" >> beam.FlatMap(_resolve_duplicates, modality).with_outputs(
+            BAD_TAG, "duplicate", "normalized", main="examples")
+    )
+    _ = examples.examples | "WriteTFRecords" >> beam.io.WriteToTFRecord(
+        posixpath.join(output_dir, RECORD_PREFIX), file_name_suffix=".tfrecord.gz",
+        num_shards=num_shards)
+    bad = (prepared[BAD_TAG], examples[BAD_TAG]) | "AllBad" >> beam.Flatten()
+    for kind, pcoll in ((BAD_TAG, bad), ("duplicate", examples.duplicate),
+                        ("normalized", examples.normalized)):
+        _ = (pcoll | f"Json{kind}" >> beam.Map(json.dumps)
+             | f"Write{kind}" >> beam.io.WriteToText(posixpath.join(parts, kind), shard_name_template=""))
+    result = p.run()
+    result.wait_until_finish()
+    counters: Dict[str, int] = {}
+    for c in result.metrics().query()["counters"]:  # summed over steps ("bad" comes from two)
+        counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + c.result
+    log.info("conversion counters: %s", json.dumps(counters, sort_keys=True))
+    records = {}
+    for kind in kinds:
+        with tf.io.gfile.GFile(posixpath.join(parts, kind)) as f:
+            records[kind] = sorted((json.loads(line) for line in f if line.strip()), key=lambda r: r["path"])
+    tf.io.gfile.rmtree(parts)
+    return records

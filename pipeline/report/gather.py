@@ -1,0 +1,132 @@
+"""Gathering a finished run: MLMD, the Evaluator output, the examples, history.json and the model
+-> ReportInputs."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from pipeline.report.inputs import NUM_SAMPLES, SPLITS, ReportInputs, Sample
+from pipeline.report.metrics import build_metrics
+from schema import features
+from schema.errors import DataError, DataNotFound
+
+
+def _split_files(examples_uri: str, split: str) -> List[str]:
+    return sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+
+
+def count_classes(statistics_uri: str) -> Dict[str, Dict[str, int]]:
+    """{split: {class name: examples}} from StatisticsGen's output (the `class_name` feature's
+    value counts), so nothing is read twice."""
+    import tensorflow as tf
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    counts = {}
+    for split in SPLITS:
+        path = os.path.join(statistics_uri, f"Split-{split}", "FeatureStats.pb")
+        if not tf.io.gfile.exists(path):
+            continue
+        with tf.io.gfile.GFile(path, "rb") as f:
+            stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
+        found: Dict[str, int] = {}
+        for feature in (f for d in stats.datasets for f in d.features):
+            if list(feature.path.step) == [features.CLASS_NAME_KEY]:
+                found = {b.label: int(b.sample_count) for b in feature.string_stats.rank_histogram.buckets}
+        counts[split] = {n: found.get(n, 0) for n in features.CLASS_NAMES}
+    return counts
+
+
+def predict_samples(model_uri: str, examples_uri: str, num: int = NUM_SAMPLES) -> List[Sample]:
+    """Run the exported model's pixel signature (predict_images, or predict_bands for 13-band
+    models) on the first `num` test examples."""
+    import tensorflow as tf
+
+    from serving import signatures
+
+    files = _split_files(examples_uri, "test")
+    if not files:
+        raise DataNotFound(f"no test split under {examples_uri} (expected Split-test/)")
+    records = next(iter(tf.data.TFRecordDataset(files, compression_type="GZIP").take(num).batch(num)))
+    modality = features.modality_of(tf.train.Example.FromString(records[0].numpy()))
+    batch = tf.io.parse_example(records, features.raw_feature_spec(modality))
+    pixels = batch[features.input_key(modality)]
+    model = tf.saved_model.load(os.path.join(model_uri, "Format-Serving"))
+    name, input_name = signatures.pixel_signature(modality)
+    if modality == features.ALL_BANDS:
+        out = model.signatures[name](**{input_name: tf.cast(pixels, tf.uint16)})
+        pictures = [features.true_colour(b) for b in pixels.numpy()]
+    else:
+        out = model.signatures[name](**{input_name: pixels})
+        pictures = [features.decode_image(e).numpy() for e in pixels]
+    probabilities = out[signatures.PROBABILITIES].numpy()
+    return [
+        Sample(picture=picture, true_class=features.class_name(label),
+               predicted_class=name.decode(), confidence=float(probs.max()))
+        for picture, label, name, probs in zip(pictures, batch[features.LABEL_KEY].numpy(),
+                                               out[signatures.CLASS_NAME].numpy(), probabilities)
+    ]
+
+
+def predict_split(saved_model_dir: str, examples_uri: str, split: str = "test", batch_size: int = 256):
+    """(true label ids, probabilities) of a SavedModel's serving_default signature (serialized
+    tf.Examples in, the Transform graph and the model inside) over one split of ExampleGen's
+    output: the model's own predictions, to check the Evaluator's numbers against."""
+    import tensorflow as tf
+
+    from serving import signatures
+
+    files = _split_files(examples_uri, split)
+    if not files:
+        raise DataNotFound(f"no {split} split under {examples_uri} (expected Split-{split}/)")
+    serve = tf.saved_model.load(saved_model_dir).signatures[signatures.SERVING_DEFAULT]
+    spec = {features.LABEL_KEY: features.raw_feature_spec()[features.LABEL_KEY]}
+    labels, probabilities = [], []
+    for records in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size):
+        labels.append(tf.io.parse_example(records, spec)[features.LABEL_KEY].numpy())
+        probabilities.append(serve(**{signatures.EXAMPLES_INPUT: records})[signatures.PROBABILITIES].numpy())
+    return np.concatenate(labels), np.concatenate(probabilities)
+
+
+def _read_history(model_run_uri: Optional[str]) -> Optional[Dict[str, List[float]]]:
+    from components.trainer import HISTORY_FILE  # what the Trainer writes (TensorFlow: imported late)
+
+    path = os.path.join(model_run_uri, HISTORY_FILE) if model_run_uri else None
+    if not path or not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def gather_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] = None) -> ReportInputs:
+    """ReportInputs for the latest run of `pipeline_name` recorded in `metadata_path` (or its
+    run `run_id`); metrics["run_id"] says which run it is."""
+    from components import evaluation
+    from pipeline.results import latest_results
+
+    results = latest_results(metadata_path, pipeline_name, run_id)
+    if not results.evaluation_uri:
+        which = f"run {run_id!r} of pipeline {pipeline_name!r}" if run_id else f"pipeline {pipeline_name!r}"
+        raise DataError(f"{which} in {metadata_path} has no Evaluator output yet: "
+                         "run the pipeline to the Evaluator first (or check --pipeline-name)")
+    metrics = build_metrics(
+        evaluation.summarize(results.evaluation_uri),
+        evaluation.confusion_matrix(results.evaluation_uri),
+        evaluation.validation_summary(results.evaluation_uri),
+        blessed=results.blessed,
+        model_uri=results.model_uri,
+        pushed_version=results.pushed_version if results.pushed else None,
+        pushed_destination=results.pushed_destination if results.pushed else None,
+    )
+    metrics["evaluation_uri"] = results.evaluation_uri
+    metrics["run_id"] = results.run_id
+    inputs = ReportInputs(metrics=metrics, history=_read_history(results.model_run_uri))
+    if results.statistics_uri:
+        inputs.class_counts = count_classes(results.statistics_uri)
+    if results.examples_uri:
+        if results.model_uri:
+            inputs.samples = predict_samples(results.model_uri, results.examples_uri)
+    return inputs

@@ -1,0 +1,71 @@
+"""metrics.json: the Evaluator's numbers, the blessing and the push, as plain JSON."""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional
+
+from schema import features
+
+
+def _finite(value: Any) -> Any:
+    """NaN/inf -> None, recursively: metrics.json must be strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def build_metrics(
+    summary: Dict[str, Any],
+    confusion: List[List[int]],
+    validation: Dict[str, Any],
+    blessed: Optional[bool],
+    model_uri: Optional[str] = None,
+    pushed_version: Optional[str] = None,
+    pushed_destination: Optional[str] = None,
+) -> Dict[str, Any]:
+    """metrics.json from evaluation.summarize/confusion_matrix/validation_summary outputs.
+
+    Support per class is the confusion matrix's row sum (true examples of that class).
+    """
+    overall = summary.get("overall", {})
+    per_class = {}
+    for i, name in enumerate(features.CLASS_NAMES):
+        values = overall.get("per_class", {}).get(name, {})
+        per_class[name] = {
+            "precision": values.get("precision"),
+            "recall": values.get("recall"),
+            "f1": values.get("f1"),
+            "support": int(sum(confusion[i])),
+        }
+    failed = [c for c in validation.get("checks", []) if c["status"] == "failed"]
+    if blessed:
+        why = "every threshold passed"
+    elif failed:
+        why = "failed: " + "; ".join(
+            f"{c['metric']} ({c['slice']}, {c['kind']}) {c.get('bound', '')}"
+            + (f", got {c['value']:.4f}" if isinstance(c.get("value"), float) else "")
+            for c in failed)
+    else:
+        why = "not blessed (no failed threshold recorded; see the validation result)"
+    return _finite({
+        "accuracy": overall.get("accuracy"),
+        "macro_f1": overall.get("macro_f1"),
+        "weighted_f1": overall.get("weighted_f1"),
+        "macro_precision": overall.get("macro_precision"),
+        "macro_recall": overall.get("macro_recall"),
+        "example_count": overall.get("example_count"),
+        "change_vs_baseline": overall.get("change", {}),
+        "per_class": per_class,
+        "class_names": list(features.CLASS_NAMES),
+        "confusion_matrix": confusion,
+        "blessed": blessed,
+        "blessing_reason": why,
+        "validation": validation,
+        "model_uri": model_uri,
+        "pushed_version": pushed_version,
+        "pushed_destination": pushed_destination,
+    })

@@ -1,0 +1,112 @@
+"""The report's PNG plots (matplotlib, files only)."""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+import numpy as np
+
+from pipeline.report.inputs import SPLITS, Sample
+from schema import features
+
+
+def _save(fig, path: str) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_class_counts(counts: Dict[str, Dict[str, int]], path: str) -> str:
+    """Grouped bars: examples per class for each split (is any class or split starved?)."""
+    names = list(features.CLASS_NAMES)
+    splits = [s for s in SPLITS if s in counts] + [s for s in counts if s not in SPLITS]
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    width = 0.8 / max(len(splits), 1)
+    x = np.arange(len(names))
+    for i, split in enumerate(splits):
+        ax.bar(x + i * width, [counts[split].get(n, 0) for n in names], width,
+               label=f"{split} ({sum(counts[split].values())})")
+    ax.set_xticks(x + width * (len(splits) - 1) / 2, names, rotation=35, ha="right")
+    ax.set_ylabel("examples")
+    ax.set_title("Samples per class and split")
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.2)  # headroom so the legend covers no bar
+    ax.legend(ncol=len(splits), loc="upper center")
+    return _save(fig, path)
+
+
+def plot_confusion_matrix(matrix: Sequence[Sequence[int]], path: str) -> str:
+    """Row-normalised heatmap (each row: where that true class's examples went)."""
+    m = np.asarray(matrix, dtype=float)
+    rows = m.sum(axis=1, keepdims=True)
+    norm = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+    names = list(features.CLASS_NAMES)
+    fig, ax = plt.subplots(figsize=(8, 7))
+    im = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0)
+    for i in range(norm.shape[0]):
+        for j in range(norm.shape[1]):
+            if norm[i, j] >= 0.005:
+                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title("Confusion matrix (test, row-normalised)")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    return _save(fig, path)
+
+
+def plot_per_class_f1(per_class: Dict[str, Dict[str, Any]], path: str) -> str:
+    """Horizontal F1 bars per class, worst classes stand out."""
+    names = list(per_class)
+    values = [per_class[n].get("f1") or 0.0 for n in names]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = ["tab:red" if v < 0.5 else "tab:orange" if v < 0.8 else "tab:green" for v in values]
+    ax.barh(names, values, color=colors)
+    for i, v in enumerate(values):
+        ax.text(min(v + 0.01, 0.93), i, f"{v:.2f}", va="center", fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.set_xlabel("F1 (test)")
+    ax.set_title("Per-class F1")
+    return _save(fig, path)
+
+
+def plot_history(history: Dict[str, List[float]], path: str) -> str:
+    """Training vs validation curves for every metric Keras recorded (loss, accuracy, ...)."""
+    metrics = [k for k in history if not k.startswith("val_") and k != "lr" and k != "learning_rate"]
+    fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(5 * max(len(metrics), 1), 3.8), squeeze=False)
+    for ax, name in zip(axes[0], metrics):
+        epochs = range(1, len(history[name]) + 1)
+        ax.plot(epochs, history[name], marker="o", label="train")
+        if f"val_{name}" in history:
+            ax.plot(range(1, len(history[f"val_{name}"]) + 1), history[f"val_{name}"], marker="o",
+                    label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.legend()
+    return _save(fig, path)
+
+
+def plot_predictions(samples: Sequence[Sample], path: str) -> str:
+    """A grid of test images titled 'predicted (true)': green when right, red when wrong."""
+    cols = 4
+    rows = max(1, math.ceil(len(samples) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.6, rows * 2.8), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, s in zip(axes.flat, samples):
+        ax.imshow(s.picture)
+        right = s.predicted_class == s.true_class
+        ax.set_title(f"{s.predicted_class} {s.confidence:.0%}" + ("" if right else f"\n(true: {s.true_class})"),
+                     color="green" if right else "red", fontsize=8)
+        for spine in ax.spines.values():
+            spine.set_edgecolor("green" if right else "red")
+    correct = sum(s.predicted_class == s.true_class for s in samples)
+    fig.suptitle(f"Test predictions: {correct}/{len(samples)} right (green right, red wrong)")
+    return _save(fig, path)

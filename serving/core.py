@@ -1,0 +1,183 @@
+"""The dev server's requests, protocol-neutral: check and convert inputs, run a signature (batched
+when batching is on), answer Predict / Classify; the gRPC (serving.server) and REST (serving.rest)
+front ends both call ServingCore."""
+from __future__ import annotations
+
+import logging
+from typing import Dict, List, Optional, Tuple
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import (
+    get_model_status_pb2,
+)
+from tensorflow_serving.config import model_server_config_pb2
+
+from serving import batching, contract, warmup
+from serving.models import ModelVersion, ServedModel
+from serving.status import TF_ERROR_CODES, status_error
+
+log = logging.getLogger("serving.server")  # one logger for the dev server's modules
+
+DEFAULT_SIGNATURE = contract.SERVING_DEFAULT  # what TF Serving uses when none is named
+Arrays = Dict[str, np.ndarray]
+
+
+def check_inputs(signature, arrays: Arrays) -> Arrays:
+    """Check a request's arrays against the signature; clear INVALID_ARGUMENT otherwise."""
+    specs = signature.structured_input_signature[1]
+    expected = ", ".join(f"{k} ({spec.dtype.name} {spec.shape})" for k, spec in sorted(specs.items()))
+    if not arrays:
+        raise status_error(grpc.StatusCode.INVALID_ARGUMENT, f"the request has no inputs; expected: {expected}")
+    unknown, missing = set(arrays) - set(specs), set(specs) - set(arrays)
+    if unknown or missing:
+        raise status_error(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"inputs {sorted(unknown)} are unknown and {sorted(missing)} are missing; expected: {expected}",
+        )
+    for key, value in arrays.items():
+        if not specs[key].shape.is_compatible_with(value.shape):
+            raise status_error(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"input {key!r} has shape {tuple(value.shape)}, the signature expects {specs[key].shape}",
+            )
+    return arrays
+
+
+def input_dtypes(signature) -> Dict[str, tf.DType]:
+    return {key: spec.dtype for key, spec in signature.structured_input_signature[1].items()}
+
+
+def arrays_from_protos(signature, protos) -> Arrays:
+    """TensorProtos of a gRPC request -> arrays, each of the dtype its signature input has."""
+    dtypes, arrays = input_dtypes(signature), {}
+    for key, proto in protos.items():
+        if key in dtypes and proto.dtype != dtypes[key].as_datatype_enum:
+            got = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else "no dtype"
+            spec = signature.structured_input_signature[1][key]
+            raise status_error(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"input {key!r} must be {spec.dtype.name} with shape {spec.shape}, got {got}",
+            )
+        try:
+            arrays[key] = tf.make_ndarray(proto)
+        except Exception as err:
+            raise status_error(grpc.StatusCode.INVALID_ARGUMENT, f"input {key!r} is malformed: {err}") from None
+    return arrays
+
+
+def op_error_reason(err: tf.errors.OpError) -> str:
+    """The sentence of a TensorFlow error that says what was wrong, without graph-node noise."""
+    noise = ("Graph execution error", "Detected at node", "<stack traces", "[[", "File ")
+    lines = [line.strip() for line in (err.message or str(err)).splitlines()]
+    reasons = [line for line in lines if line and not line.startswith(noise)]
+    reason = reasons[-1] if reasons else lines[0]
+    if "assertion failed: [" in reason:  # the signatures' own checks: just their sentence
+        reason = reason.split("assertion failed: [", 1)[1].rsplit("]", 1)[0]
+    return reason
+
+
+class ServingCore:
+    """The served models and how a request runs on them; gRPC, REST and warm-up all go through it."""
+
+    def __init__(self, config: model_server_config_pb2.ModelServerConfig,
+                 batching_parameters: Optional[batching.BatchingParameters] = None):
+        self.models = {
+            c.name: ServedModel(c, warm_up=self.warm_up) for c in config.model_config_list.config
+        }
+        self.batcher = batching.Batcher(batching_parameters) if batching_parameters else None
+
+    def poll(self) -> None:
+        for model in self.models.values():
+            model.poll()
+
+    def model(self, name: str) -> ServedModel:
+        if name not in self.models:
+            raise status_error(
+                grpc.StatusCode.NOT_FOUND,
+                f"Servable not found for request: model {name!r} (this server serves "
+                f"{', '.join(repr(n) for n in sorted(self.models))})",
+            )
+        return self.models[name]
+
+    def version(self, name: str, version: Optional[int] = None, label: Optional[str] = None) -> ModelVersion:
+        return self.model(name).get(version, label)
+
+    def version_of(self, spec) -> ModelVersion:
+        """The version a gRPC ModelSpec names."""
+        choice = spec.WhichOneof("version_choice")
+        return self.version(
+            spec.name,
+            spec.version.value if choice == "version" else None,
+            spec.version_label if choice == "version_label" else None,
+        )
+
+    def run(self, version: ModelVersion, signature_name: str, arrays: Arrays, batch: bool = True) -> Arrays:
+        """Run a signature on arrays (checked here), through the batcher when batching is on."""
+        signature = version.signature(signature_name)
+        check_inputs(signature, arrays)
+        dtypes = input_dtypes(signature)
+
+        def call(inputs: Arrays) -> Arrays:
+            try:
+                outputs = signature(**{k: tf.constant(v, dtype=dtypes[k]) for k, v in inputs.items()})
+            except tf.errors.OpError as err:
+                raise status_error(
+                    TF_ERROR_CODES.get(err.error_code, grpc.StatusCode.INTERNAL),
+                    f"signature {signature_name!r} failed: {op_error_reason(err)}",
+                ) from None
+            return {key: value.numpy() for key, value in outputs.items()}
+
+        if self.batcher is None or not batch:
+            return call(arrays)
+        try:
+            return self.batcher.run((version.name, version.version, signature_name), call, arrays)
+        except batching.BatchingError as err:
+            raise status_error(getattr(grpc.StatusCode, err.code_name), str(err)) from None
+
+    def classify(self, version: ModelVersion, signature_name: str, serialized: List[bytes],
+                 batch: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+        """TF Serving's Classify: serialized tf.Examples -> (classes [N, K], scores [N, K])."""
+        version.signature(signature_name)
+        method = version.signature_defs[signature_name].method_name
+        if method != contract.CLASSIFY_METHOD_NAME:
+            raise status_error(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Expected classification signature method_name to be {contract.CLASSIFY_METHOD_NAME}. "
+                f"Was: {method} (signature {signature_name!r}; use signature_name={contract.CLASSIFY!r})",
+            )
+        if not serialized:
+            raise status_error(grpc.StatusCode.INVALID_ARGUMENT, "Input is empty: send at least one tf.Example")
+        outputs = self.run(version, signature_name,
+                           {contract.CLASSIFY_INPUTS: np.array(serialized, dtype=object)}, batch)
+        return outputs[contract.CLASSIFY_CLASSES], outputs[contract.CLASSIFY_SCORES]
+
+    def warm_up(self, version: ModelVersion) -> None:
+        """Replay the version's warm-up requests (TF Serving does it before serving a version)."""
+        for record in warmup.read_warmup_requests(version.path):
+            kind = record.WhichOneof("log_type")
+            if kind == "predict_log":
+                request = record.predict_log.request
+                name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+                self.run(version, name, arrays_from_protos(version.signature(name), request.inputs), batch=False)
+            elif kind == "classify_log":
+                request = record.classify_log.request
+                self.classify(version, request.model_spec.signature_name or DEFAULT_SIGNATURE,
+                              [e.SerializeToString() for e in request.input.example_list.examples], batch=False)
+            else:
+                raise ValueError(f"unsupported warm-up record {kind!r} (predict_log and classify_log are)")
+
+    def statuses(self, name: str, version: Optional[int] = None) -> List[get_model_status_pb2.ModelVersionStatus]:
+        """Version states of a model (GetModelStatus); NOT_FOUND when there is nothing to report."""
+        model = self.model(name)
+        statuses = model.statuses()
+        if version is not None:
+            statuses = [s for s in statuses if s.version == version]
+        if not statuses:
+            model.get(version)  # raises NOT_FOUND with the reason
+        return statuses
+
+    def stop(self) -> None:
+        if self.batcher is not None:
+            self.batcher.stop()
