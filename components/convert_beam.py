@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
 
 import apache_beam as beam
 
-from components.prepare import SourceFile, prepare_bands, prepare_image, to_example
+from components.prepare import SourceFile, prepare, to_example
 from schema import features
 
 log = logging.getLogger("components.convert.beam")  # a child of the conversion's logger
@@ -45,7 +45,7 @@ class _ReadAndPrepare(beam.DoFn):
 
         try:
             data = self.reader.read(f)
-            prepared = prepare_image(data) if self.modality == features.RGB else prepare_bands(data)
+            prepared = prepare(data, self.modality)
         except (OSError, ValueError) as err:
             Metrics.counter("convert", "bad").inc()
             yield beam.pvalue.TaggedOutput(BAD_TAG, {"path": f.source, "reason": str(err)})

@@ -158,3 +158,11 @@ def bad_fraction_error(num_bad: int, num_files: int, max_bad_fraction: float, re
                 f"--max-bad-fraction {max_bad_fraction:g}; see {report} for each file and reason, fix "
                 "or remove them, or raise --max-bad-fraction")
     return None
+
+
+def prepare(data: bytes, modality: str) -> Prepared:
+    """Validate one file's bytes as a patch of `modality` (prepare_image or prepare_bands)."""
+    return _PREPARERS[modality](data)
+
+
+_PREPARERS = {features.RGB: prepare_image, features.ALL_BANDS: prepare_bands}

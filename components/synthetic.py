@@ -24,6 +24,7 @@ from schema import features, records
 from schema.errors import DataError
 from schema.samples import (
     encode_jpeg,
+    samples_of,
     synthetic_band_examples,
     synthetic_bands,
     synthetic_examples,
@@ -40,12 +41,8 @@ __all__ = [
 
 def synthetic_records(num_examples: int, seed: int = 0, modality: str = features.RGB) -> Iterator[bytes]:
     """Serialized contract tf.Examples of a synthetic set in `modality`."""
-    if features.check_modality(modality) == features.RGB:
-        for jpeg, label, source in synthetic_examples(num_examples, seed):
-            yield features.make_example(jpeg, label, f"synthetic/{source}").SerializeToString()
-    else:
-        for bands, label, source in synthetic_band_examples(num_examples, seed):
-            yield features.make_bands_example(bands, label, f"synthetic/{source}").SerializeToString()
+    for pixels, label, source in samples_of(modality, num_examples, seed):
+        yield features.example_of(modality, pixels, label, f"synthetic/{source}").SerializeToString()
 
 
 def write_synthetic_tfrecords(

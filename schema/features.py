@@ -144,6 +144,14 @@ def make_bands_example(bands: np.ndarray, label: int, source: str) -> tf.train.E
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
+def example_of(modality: str, pixels, label: int, source: str) -> tf.train.Example:
+    """One raw tf.Example of `modality`: `pixels` are encoded image bytes (rgb) or the band array (all)."""
+    return _EXAMPLE_MAKERS[modalities.get(modality).name](pixels, label, source)
+
+
+_EXAMPLE_MAKERS = {RGB: make_example, ALL_BANDS: make_bands_example}
+
+
 def check_bands(bands: np.ndarray) -> np.ndarray:
     """The 13 bands as uint16 [64, 64, 13], or ValueError saying what is wrong with them.
 

@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 import numpy as np
 from PIL import Image
 
-from schema import features
+from schema import features, modalities
 
 Painter = Callable[[np.random.Generator, int], np.ndarray]
 
@@ -197,6 +197,14 @@ def synthetic_band_examples(num_examples: int, seed: int = 0) -> Iterator[tuple[
     """(uint16 [64, 64, 13] bands, label, source name): the 13-band counterpart of synthetic_examples."""
     for label, rng, name in _balanced(num_examples, seed, ".tif"):
         yield synthetic_bands(label, rng), label, name
+
+
+def samples_of(modality: str, num_examples: int, seed: int = 0) -> Iterator[tuple]:
+    """(pixels, label, source name) of `modality`: encoded JPEGs (rgb) or uint16 band arrays (all)."""
+    return _GENERATORS[modalities.get(modality).name](num_examples, seed)
+
+
+_GENERATORS = {features.RGB: synthetic_examples, features.ALL_BANDS: synthetic_band_examples}
 
 
 def _balanced(num_examples: int, seed: int, suffix: str) -> Iterator[tuple[int, np.random.Generator, str]]:

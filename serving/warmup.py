@@ -20,8 +20,7 @@ from tensorflow_serving.apis import (
     prediction_log_pb2,
 )
 
-from schema import features
-from schema import samples as synthetic
+from schema import features, samples
 from serving import contract
 
 WARMUP_DIR = "assets.extra"
@@ -37,11 +36,8 @@ def warmup_path(export_dir: str) -> str:
 def warmup_inputs(modality: str = features.RGB, count: int = WARMUP_BATCH) -> tuple[list, list]:
     """(pixel-signature batch, tf.Examples) of `count` synthetic patches, one class after another:
     encoded JPEGs for RGB models, uint16 band arrays for 13-band models."""
-    if modality == features.ALL_BANDS:
-        rows = list(synthetic.synthetic_band_examples(count, seed=0))
-        return [b for b, _, _ in rows], [features.make_bands_example(b, 0, "warmup") for b, _, _ in rows]
-    rows = list(synthetic.synthetic_examples(count, seed=0))
-    return [j for j, _, _ in rows], [features.make_example(j, 0, "warmup") for j, _, _ in rows]
+    rows = list(samples.samples_of(modality, count, seed=0))
+    return [p for p, _, _ in rows], [features.example_of(modality, p, 0, "warmup") for p, _, _ in rows]
 
 
 def _pixels_proto(modality: str, batch: list) -> tf.Tensor:

@@ -19,7 +19,7 @@ from typing import List, Protocol, Tuple
 import numpy as np
 
 from pipeline.mapping.scene import MapError
-from schema import features
+from schema import features, modalities
 from serving import signatures
 
 
@@ -109,7 +109,7 @@ class SavedModelPredictor:
     def run(self, encoded) -> np.ndarray:
         import tensorflow as tf
 
-        value = tf.constant(encoded, dtype=tf.string if self.modality == features.RGB else tf.uint16)
+        value = tf.constant(encoded, dtype=modalities.get(self.modality).input_dtype)
         out = self._signature(**{self._input: value})
         return out[signatures.PROBABILITIES].numpy()
 
