@@ -8,7 +8,7 @@ Transform graph's, as in serving:
 - ``SavedModelPredictor``: the SavedModel loaded in this process (a push directory's newest
   version, or a SavedModel folder);
 - ``EndpointPredictor``: a running TF Serving (or ``serving.server``) endpoint over gRPC, through
-  ``serving.client.ServingClient``.
+  ``serving.grpc_client.ServingClient``.
 """
 from __future__ import annotations
 
@@ -121,7 +121,8 @@ class EndpointPredictor:
     """A running TF Serving / serving.server endpoint: one Predict request per batch."""
 
     def __init__(self, server: str, model_name: str, version: int | None = None, timeout: float = 60.0):
-        from serving.client import ServingClient, ServingError
+        from serving.client_common import ServingError
+        from serving.grpc_client import ServingClient
 
         self._error_type = ServingError
         self._client = ServingClient(server, model_name, version, timeout)
