@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline.mapping.scene import MapError
 from schema import features, modalities
+from schema.errors import ServingError
 from serving import signatures
 
 
@@ -121,8 +122,7 @@ class EndpointPredictor:
     """A running TF Serving / serving.server endpoint: one Predict request per batch."""
 
     def __init__(self, server: str, model_name: str, version: int | None = None, timeout: float = 60.0):
-        from serving.client_common import ServingError
-        from serving.grpc_client import ServingClient
+        from serving.grpc_client import ServingClient  # gRPC + TensorFlow: only for an endpoint
 
         self._error_type = ServingError
         self._client = ServingClient(server, model_name, version, timeout)
