@@ -76,7 +76,7 @@ def start_dev_server(model_base_path: str) -> tuple[subprocess.Popen, str]:
     output = []
     for line in process.stdout:
         output.append(line)
-        match = re.search(r"^serving model .* on (\S+):(\d+)$", line.strip())
+        match = re.search(r"^serving models? .* on (\S+):(\d+)$", line.strip())
         if match:
             threading.Thread(target=process.stdout.read, daemon=True).start()  # keep the pipe drained
             return process, f"localhost:{match.group(2)}"
