@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components import convert, features
+from components import convert
 from pipeline.data import resolve_data
+from schema import features
 
 BEAM = ["--direct_running_mode=in_memory"]
 

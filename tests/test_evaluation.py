@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components import evaluation, features, top1_metrics
+from components import evaluation, top1_metrics
+from schema import features
 
 # 22 test examples: every class has 2, AnnualCrop 4. Two mistakes:
 # one AnnualCrop predicted Forest, one HerbaceousVegetation predicted Highway.
