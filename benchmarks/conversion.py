@@ -27,8 +27,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from components import convert, features
+from components import convert
 from components.synthetic import synthetic_band_examples, synthetic_examples
+from schema import features
 
 
 def write_folder(root: str, n: int, modality: str = features.RGB) -> str:

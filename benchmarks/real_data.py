@@ -39,9 +39,10 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pipeline_runner
-from components import digits, features
+from components import digits
 from pipeline.report import predict_split, run_report_dir
 from pipeline.results import latest_results
+from schema import features
 
 PIPELINE = "real-data"
 
