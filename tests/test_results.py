@@ -42,7 +42,10 @@ def _run(store, pipeline_id, run_id, uri):
 
 
 def test_report_of_a_run_that_never_reached_the_evaluator_is_one_line(tmp_path, capsys):
-    _pipeline(tmp_path, "p")  # a pipeline in metadata, no ModelEvaluation type at all
+    _, store, pipeline_id = _pipeline(tmp_path, "p")  # ExampleGen ran; no ModelEvaluation type at all
+    examples = store.put_artifacts([mlmd.Artifact(type_id=store.put_artifact_type(mlmd.ArtifactType(name="Examples")),
+                                                  uri="/examples/1")])
+    store.put_attributions_and_associations([mlmd.Attribution(context_id=pipeline_id, artifact_id=examples[0])], [])
     assert results.latest_results(PipelineConfig(output_dir=str(tmp_path), pipeline_name="p").metadata_path,
                                   "p").evaluation_uri is None
     assert pipeline_runner.main(["report", "--output-dir", str(tmp_path), "--pipeline-name", "p"]) == 2
