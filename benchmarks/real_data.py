@@ -28,7 +28,6 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse
-import glob
 import json
 import sys
 import tempfile
@@ -40,7 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pipeline_runner
 from components import digits
-from pipeline.report import predict_split, run_report_dir
+from pipeline.report import example_split_files, predict_split, run_report_dir
 from pipeline.results import latest_results
 from schema import features
 
@@ -58,7 +57,7 @@ def read_split(examples_uri: str, split: str):
     """Decoded images in [0, 1] and label ids of one split of ExampleGen's output."""
     import tensorflow as tf
 
-    files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+    files = example_split_files(examples_uri, split)
     spec = features.raw_feature_spec()
     images, labels = [], []
     for records in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(256):

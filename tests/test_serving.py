@@ -309,6 +309,17 @@ LOAD_CLIENTS = 4
 LOAD_REQUESTS_PER_CLIENT = 500
 
 
+def _run_clients(worker, clients: int) -> float:
+    """worker(k) for k in range(clients), each on its own thread, all at once; the wall time."""
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    started = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.time() - started
+
+
 def test_load_several_concurrent_clients_zero_errors(server, images):
     """Loopback only; a few thousand small requests from concurrent clients, none may fail."""
     errors, done = [], []
@@ -323,13 +334,7 @@ def test_load_several_concurrent_clients_zero_errors(server, images):
                 except Exception as err:  # counted, reported below
                     errors.append(repr(err))
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(LOAD_CLIENTS)]
-    started = time.time()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.time() - started
+    elapsed = _run_clients(worker, LOAD_CLIENTS)
     assert not errors, errors[:3]
     assert len(done) == LOAD_CLIENTS * LOAD_REQUESTS_PER_CLIENT
     print(f"load: {len(done)} requests in {elapsed:.1f}s ({len(done) / elapsed:.0f} req/s)")
@@ -705,13 +710,7 @@ def test_load_32_clients_with_batching_zero_errors_and_a_bad_image_fails_alone(s
                 except Exception as err:  # counted, reported below
                     errors.append(repr(err))
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(BATCHED_CLIENTS)]
-    started = time.time()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.time() - started
+    elapsed = _run_clients(worker, BATCHED_CLIENTS)
     assert not errors, errors[:3]
     assert bad_errors == ["INVALID_ARGUMENT"] * 4
     assert len(done) == BATCHED_CLIENTS * BATCHED_REQUESTS_PER_CLIENT - 4

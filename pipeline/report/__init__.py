@@ -19,7 +19,7 @@ import json
 import os
 from typing import Dict, List, Optional
 
-from pipeline.report.gather import count_classes, gather_run, predict_samples, predict_split
+from pipeline.report.gather import count_classes, example_split_files, gather_run, predict_samples, predict_split
 from pipeline.report.inputs import (
     CLASS_COUNTS_PNG,
     CONFUSION_PNG,
@@ -46,7 +46,7 @@ __all__ = [
     "CLASS_COUNTS_PNG", "CONFUSION_PNG", "HISTORY_PNG", "NUM_SAMPLES", "PER_CLASS_F1_PNG", "PREDICTIONS_PNG",
     "SPLITS", "ReportInputs", "Sample", "build_metrics", "count_classes", "gather_run", "main", "plot_class_counts",
     "plot_confusion_matrix", "plot_history", "plot_per_class_f1", "plot_predictions", "predict_samples",
-    "predict_split", "render_html", "report_for_run", "run", "run_report_dir", "write_report",
+    "example_split_files", "predict_split", "render_html", "report_for_run", "run", "run_report_dir", "write_report",
 ]
 
 

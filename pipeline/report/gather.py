@@ -15,7 +15,7 @@ from schema import features
 from schema.errors import DataError, DataNotFound
 
 
-def _split_files(examples_uri: str, split: str) -> List[str]:
+def example_split_files(examples_uri: str, split: str) -> List[str]:
     return sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
 
 
@@ -47,7 +47,7 @@ def predict_samples(model_uri: str, examples_uri: str, num: int = NUM_SAMPLES) -
 
     from serving import signatures
 
-    files = _split_files(examples_uri, "test")
+    files = example_split_files(examples_uri, "test")
     if not files:
         raise DataNotFound(f"no test split under {examples_uri} (expected Split-test/)")
     records = next(iter(tf.data.TFRecordDataset(files, compression_type="GZIP").take(num).batch(num)))
@@ -79,7 +79,7 @@ def predict_split(saved_model_dir: str, examples_uri: str, split: str = "test", 
 
     from serving import signatures
 
-    files = _split_files(examples_uri, split)
+    files = example_split_files(examples_uri, split)
     if not files:
         raise DataNotFound(f"no {split} split under {examples_uri} (expected Split-{split}/)")
     serve = tf.saved_model.load(saved_model_dir).signatures[signatures.SERVING_DEFAULT]
