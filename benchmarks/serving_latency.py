@@ -8,7 +8,8 @@ single-image clients with server-side batching off and on, all in one run.
    hop, serialisation and the server cost on top of the model).
 2. 8 and 32 concurrent clients (threads, one channel each) sending one image per request, against
    `serving.server` without batching and with `--enable_batching
-   --batching_parameters_file serving/batching_parameters.txt`; images/s, latency p50/p99, and the
+   --batching_parameters_file serving/batching_parameters.txt --tensorflow_intra_op_parallelism 1`
+   (as docker-compose.yml and kubernetes.yaml run TF Serving); images/s, latency p50/p99, and the
    ratio of images/s to the one-client batch-64 throughput of step 1 (the goal: >= 0.6 with 32
    clients and batching on), plus the batch-1 p50 of one client on the idle batching server.
 
@@ -72,7 +73,10 @@ def measure(
 
 
 def start_server(model_base_path: str, model_name: str, batching: bool = False) -> tuple[subprocess.Popen, str]:
-    extra = ["--enable_batching", "--batching_parameters_file", BATCHING_PARAMETERS] if batching else []
+    # batching as the production files run it (docker-compose.yml, kubernetes.yaml): the
+    # parameters file plus one TensorFlow thread per op, one batch per core
+    extra = ["--enable_batching", "--batching_parameters_file", BATCHING_PARAMETERS,
+             "--tensorflow_intra_op_parallelism", "1"] if batching else []
     process = subprocess.Popen(
         [sys.executable, "-m", "serving.server", "--model-base-path", model_base_path,
          "--model-name", model_name, "--port", "0", *extra],

@@ -281,7 +281,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     _flag(parser, "poll_seconds", type=float, default=1.0, help="how often to look for new versions")
     _flag(parser, "max_workers", type=int, default=64, help="concurrent gRPC requests")
     _flag(parser, "max_message_bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
+    parser.add_argument("--tensorflow_intra_op_parallelism", "--intra-op-threads", type=int, default=0,
+                        help="threads one op may use (0: TensorFlow's choice, all cores); 1 with "
+                             "num_batch_threads = cores serves concurrent clients fastest on CPU")
+    parser.add_argument("--tensorflow_inter_op_parallelism", "--inter-op-threads", type=int, default=0,
+                        help="ops run at once (0: TensorFlow's choice)")
     args = parser.parse_args(argv)
+    if min(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism) < 0:
+        parser.error("--tensorflow_intra_op_parallelism and --tensorflow_inter_op_parallelism must be >= 0")
     if args.model_config_file is None and args.model_base_path is None:
         parser.error("give --model-base-path (one model) or --model_config_file")
     if args.batching_parameters_file and not args.enable_batching:
@@ -289,7 +296,22 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
+def set_tensorflow_threads(intra_op: int, inter_op: int) -> None:
+    """TF Serving's --tensorflow_{intra,inter}_op_parallelism (0 keeps TensorFlow's default)."""
+    try:
+        if intra_op:
+            tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        if inter_op:
+            tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    except RuntimeError:  # TensorFlow ran an op in this process already
+        raise ValueError(
+            "the TensorFlow thread counts can only be set before the first model loads; "
+            "start a new server process with --tensorflow_intra_op_parallelism"
+        ) from None
+
+
 def server_from_args(args: argparse.Namespace) -> ModelServer:
+    set_tensorflow_threads(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism)
     config = None
     if args.model_config_file:
         config = read_model_config(args.model_config_file)
@@ -313,7 +335,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from None
     names = ", ".join(repr(n) for n in server.core.models)
+    threads = tf.config.threading
     notes = (["batching on"] if args.enable_batching else []) + (
+        [f"TensorFlow threads: intra-op {threads.get_intra_op_parallelism_threads()}, "
+         f"inter-op {threads.get_inter_op_parallelism_threads()}"]
+        if args.tensorflow_intra_op_parallelism or args.tensorflow_inter_op_parallelism else []) + (
         [f"REST on {args.host}:{server.rest_port}"] if server.rest_port is not None else [])
     notes = f" ({'; '.join(notes)})" if notes else ""
     # tests and scripts read this line to learn the ports (with --port 0)

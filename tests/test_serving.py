@@ -122,7 +122,8 @@ def _start_dev_server(base_path, *extra):
     command = [
         sys.executable, "-m", "serving.server", "--model-base-path", base_path, "--model-name", MODEL,
         "--port", "0", "--max-message-bytes", str(DEV_SERVER_MAX_MESSAGE), "--rest_api_port", "0",
-        "--enable_batching", "--batching_parameters_file", BATCHING_PARAMETERS, *extra,
+        "--enable_batching", "--batching_parameters_file", BATCHING_PARAMETERS,
+        "--tensorflow_intra_op_parallelism", "1", *extra,
     ]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = []
@@ -134,6 +135,7 @@ def _start_dev_server(base_path, *extra):
             threading.Thread(target=process.stdout.read, daemon=True).start()
             address = f"localhost:{match.group(2)}"
             REST_PORTS[address] = int(re.search(r"REST on \S+:(\d+)", line).group(1))
+            assert "TensorFlow threads: intra-op 1," in line, line  # the flag took effect
             return process, address
     process.kill()
     raise RuntimeError("serving.server did not start:\n" + "".join(output[-20:]))
@@ -470,6 +472,7 @@ def test_deployment_files_agree_with_the_model_config_and_the_push_layout():
         assert "--port=8500" in args and "--rest_api_port=8501" in args
         assert "--model_config_file=/config/models.config" in args
         assert "--batching_parameters_file=/config/batching_parameters.txt" in args
+        assert "--tensorflow_intra_op_parallelism=1" in args  # what the batching parameters are tuned for
     assert any(v.endswith(":/models:ro") for v in compose["volumes"])
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/models", "/config"}
     assert compose["ports"] == ["127.0.0.1:8500:8500", "127.0.0.1:8501:8501"]
@@ -481,7 +484,7 @@ def test_batching_parameters_are_ones_tf_serving_accepts():
         text = f.read()
     max_batch = int(re.search(r"max_batch_size \{ value: (\d+) \}", text).group(1))
     allowed = [int(v) for v in re.findall(r"allowed_batch_sizes: (\d+)", text)]
-    assert allowed == sorted(allowed) and allowed[-1] == max_batch
+    assert not allowed or (allowed == sorted(allowed) and allowed[-1] == max_batch)
     fields = set(re.findall(r"^(\w+)", text, flags=re.M))
     assert fields <= {
         "max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads",
@@ -634,13 +637,24 @@ def test_versions_to_serve_follows_tf_serving_policies():
 
 
 # --- batching ------------------------------------------------------------------------------------
+def test_thread_counts_set_too_late_are_refused_in_one_line():
+    tf.constant(1.0) + 1.0  # this process has run TensorFlow ops
+    current = tf.config.threading.get_intra_op_parallelism_threads()
+    with pytest.raises(ValueError, match="only be set before the first model loads; start a new server process"):
+        serving_server.set_tensorflow_threads(current + 3, 0)
+    serving_server.set_tensorflow_threads(0, 0)  # 0: TensorFlow's own choice, nothing to set
+
+
 def test_the_production_batching_parameters_parse_and_bad_ones_are_named(tmp_path):
     from serving import batching
 
     params = batching.read_batching_parameters(os.path.join(REPO, "serving", "batching_parameters.txt"))
-    assert (params.max_batch_size, params.batch_timeout_micros, params.num_batch_threads) == (64, 2000, 1)
-    assert params.allowed_batch_sizes == (1, 2, 4, 8, 16, 32, 64) and params.max_enqueued_batches == 100
-    assert [params.padded_size(n) for n in (1, 3, 5, 33, 64)] == [1, 4, 8, 64, 64]
+    assert (params.max_batch_size, params.batch_timeout_micros, params.num_batch_threads) == (64, 2000, 2)
+    assert params.allowed_batch_sizes == () and params.max_enqueued_batches == 100
+    assert [params.padded_size(n) for n in (1, 3, 5, 33, 64)] == [1, 3, 5, 33, 64]  # no padding on CPU
+    padded = batching.parse_batching_parameters(
+        "max_batch_size { value: 64 }\n" + "".join(f"allowed_batch_sizes: {n}\n" for n in (1, 2, 4, 8, 16, 32, 64)))
+    assert [padded.padded_size(n) for n in (1, 3, 5, 33, 64)] == [1, 4, 8, 64, 64]
     with pytest.raises(ValueError, match="unknown field 'max_batch'"):
         batching.parse_batching_parameters("max_batch { value: 3 }")
     with pytest.raises(ValueError, match="must increase and end with max_batch_size"):
