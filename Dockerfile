@@ -7,7 +7,13 @@
 #   docker build -t REGION-docker.pkg.dev/PROJECT/REPO/eurosat-tfx:TAG .
 #   docker push REGION-docker.pkg.dev/PROJECT/REPO/eurosat-tfx:TAG
 #   python pipeline_runner.py --runner vertex --image REGION-docker.pkg.dev/PROJECT/REPO/eurosat-tfx:TAG ...
+# The official TF Serving image (serving.contract.TF_SERVING_VERSION): its tensorflow_model_server
+# binary is what the infra gate loads each model in on Vertex AI (--infra-gate process).
+ARG TF_SERVING_VERSION=2.19.1
+FROM tensorflow/serving:${TF_SERVING_VERSION} AS tf-serving
+
 FROM gcr.io/tfx-oss-public/tfx:1.21.0
+COPY --from=tf-serving /usr/bin/tensorflow_model_server /usr/local/bin/tensorflow_model_server
 
 # Keras 2 (tf_keras) for TFX/TFMA, as everywhere else in the project.
 ENV TF_USE_LEGACY_KERAS=1 \

@@ -25,6 +25,7 @@ from components.hparams import BACKBONES, HParams
 from pipeline.config import (
     BEAM_RUNNERS,
     DIRECT_RUNNING_MODES,
+    INFRA_GATES,
     LOCAL,
     MODALITIES,
     RUNNERS,
@@ -141,6 +142,10 @@ def add_cloud_arguments(p: argparse.ArgumentParser) -> None:
                    help="Vertex AI Training GPU, e.g. NVIDIA_TESLA_T4, NVIDIA_L4, NVIDIA_TESLA_A100")
     g.add_argument("--accelerator-count", dest="training_accelerator_count", type=int,
                    help="GPUs per training machine (the Trainer mirrors over all of them)")
+    g.add_argument("--infra-gate", choices=INFRA_GATES,
+                   help="load the model in the official TF Serving server and query it before the Pusher: "
+                   "kubernetes (a tensorflow/serving pod), process (tensorflow_model_server in the image or "
+                   "on PATH), off; default auto = kubernetes on Kubeflow, process on Vertex, off locally")
 
 
 _HPARAM_FLAGS = ("backbone", "weights", "allow_random_init", "epochs", "batch_size", "learning_rate",
@@ -150,7 +155,7 @@ _CONFIG_FLAGS = ("tune", "tuner_trials", "data", "modality", "max_bad_fraction",
                  "max_drop", "beam_direct_running_mode", "beam_num_workers")
 _CLOUD_FLAGS = ("pipeline_root_uri", "project", "region", "image", "service_account", "beam_runner",
                 "temp_location", "vertex_training", "training_machine_type", "training_accelerator_type",
-                "training_accelerator_count")
+                "training_accelerator_count", "infra_gate")
 
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
@@ -186,7 +191,7 @@ def run_local(config: PipelineConfig) -> None:
                              max_bad_fraction=config.max_bad_fraction,
                              beam_args=config.beam_pipeline_args(),
                              tfds_data_dir=config.tfds_data_dir, split_files=config.split_files)
-    config = config.with_modality(resolve_modality(config.modality, data_root))
+    config = config.with_modality(resolve_modality(config.modality, data_root)).for_runner(LOCAL)
     # Fail before any component runs when the backbone cannot take the data (not in the Trainer).
     check_backbone_takes(config.hparams, features.channels(config.modality))
     log.info("data: %s -> %s (%s, %s)", config.data, data_root, config.modality, describe_split(config))
@@ -392,7 +397,7 @@ def run_or_compile(args: argparse.Namespace, config: PipelineConfig) -> int:
             return 130
         return 0
     output = args.output or os.path.join(config.output_dir, f"{config.pipeline_name}_pipeline.json")
-    runners.compile_pipeline(config, output)
+    runners.compile_pipeline(config, output, args.runner)
     print(f"compiled {config.pipeline_name!r} for {args.runner} to {output}")
     if args.runner == runners.VERTEX and not args.dry_run:
         try:

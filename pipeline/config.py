@@ -30,6 +30,10 @@ MODALITIES = (modalities.AUTO, *modalities.NAMES)
 LOCAL, KUBEFLOW, VERTEX = "local", "kubeflow", "vertex"
 RUNNERS = (LOCAL, KUBEFLOW, VERTEX)
 DIRECT_RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
+# The real-server gate before the Pusher (components/infra_gate.py); "auto" picks by runner.
+AUTO_GATE, NO_GATE = "auto", "off"
+INFRA_GATES = (AUTO_GATE, NO_GATE, *contract.GATE_RUNNERS)
+_AUTO_GATES = {LOCAL: NO_GATE, KUBEFLOW: contract.GATE_KUBERNETES, VERTEX: contract.GATE_PROCESS}
 
 # The demo: a small synthetic run that finishes in a few minutes on 2 CPU cores.
 DEMO_OVERRIDES: Dict[str, Any] = {
@@ -98,6 +102,11 @@ class PipelineConfig:
     training_machine_type: str = "n1-standard-8"
     training_accelerator_type: str = ""  # e.g. NVIDIA_TESLA_T4, NVIDIA_L4; "" = CPU only
     training_accelerator_count: NonNegativeInt = 0
+    # Load the trained model in the official TF Serving server and query it before the Pusher:
+    # 'kubernetes' (a tensorflow/serving pod beside the step), 'process' (the image's
+    # tensorflow_model_server binary), 'off'; 'auto': kubernetes on Kubeflow, process on Vertex AI,
+    # off locally (no Docker or cluster; 'process' works where tensorflow_model_server is on PATH).
+    infra_gate: Literal[INFRA_GATES] = AUTO_GATE
 
     def __post_init__(self) -> None:
         """What one field alone cannot say (pydantic runs this after checking each field)."""
@@ -111,6 +120,12 @@ class PipelineConfig:
     def data_modality(self) -> str:
         """The modality the pipeline is built for ('auto' not yet resolved counts as rgb)."""
         return modalities.RGB.name if self.modality == modalities.AUTO else self.modality
+
+    def for_runner(self, runner: str) -> "PipelineConfig":
+        """The config with 'auto' settings resolved for `runner` (local, kubeflow, vertex)."""
+        if self.infra_gate == AUTO_GATE:
+            return self.replace(infra_gate=_AUTO_GATES[runner])
+        return self
 
     def with_modality(self, modality: str) -> "PipelineConfig":
         """The config for data of `modality`. 13-band runs get '-all' appended to the pipeline and

@@ -7,8 +7,10 @@ from tfx import v1 as tfx
 
 from components.anomaly_check import AnomalyCheck
 from components.evaluation import make_eval_config
+from components.infra_gate import InfraGate
 from pipeline.config import PipelineConfig
 from schema.records import RECORD_PATTERN, SPLIT_NAMES
+from serving import contract
 
 # Module files, referenced by import path: the same code runs locally and in the
 # component image, where the project is installed.
@@ -91,7 +93,7 @@ def create_pipeline(
     beam_pipeline_args: Optional[List[str]] = None,
 ) -> tfx.dsl.Pipeline:
     """The DAG: ImportExampleGen -> statistics/schema/validation (anomalies stop the run) -> Transform -> Trainer ->
-    Evaluator (vs. latest blessed model) -> Pusher."""
+    Evaluator (vs. latest blessed model) -> [InfraGate: the official TF Serving loads and answers] -> Pusher."""
     example_gen = tfx.components.ImportExampleGen(
         input_base=data_root, **example_gen_split_configs(bool(config.split_files))
     )
@@ -150,9 +152,15 @@ def create_pipeline(
         example_splits=["test"],
         eval_config=make_eval_config(config.min_accuracy, config.min_macro_f1, config.max_drop),
     )
+    # The real-server gate: the official TF Serving loads the model and answers real examples.
+    infra_gate = None
+    if config.infra_gate in contract.GATE_RUNNERS:
+        infra_gate = InfraGate(model=trainer.outputs["model"], examples=example_gen.outputs["examples"],
+                               model_name=config.model_name, runner=config.infra_gate)
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=infra_gate.outputs["blessing"] if infra_gate else None,
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)
         ),
@@ -171,6 +179,7 @@ def create_pipeline(
             trainer,
             model_resolver,
             evaluator,
+            *([infra_gate] if infra_gate else []),
             pusher,
         ],
         enable_cache=config.enable_cache,

@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import shutil
 from typing import Any, Dict, List, Optional
 
 from pipeline.config import IMAGE_PROJECT_DIR, KUBEFLOW, VERTEX, PipelineConfig
 from pipeline.config import LOCAL as LOCAL  # re-exported: runners.LOCAL beside KUBEFLOW, VERTEX
 from pipeline.data import parse_synthetic
 from schema.errors import ConfigError
+from serving import contract
+from serving.contract import TF_SERVING_BINARY
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,13 @@ def cloud_problems(config: PipelineConfig, runner: str) -> List[str]:
     elif config.training_accelerator_count:
         problems.append("--accelerator-type/--accelerator-count choose the GPUs of a Vertex AI Training job: "
                         "add --vertex-training (locally the Trainer uses the GPUs it sees)")
+    gate = config.for_runner(runner).infra_gate
+    if runner == LOCAL and gate == contract.GATE_KUBERNETES:
+        problems.append("--infra-gate kubernetes starts a TF Serving pod beside a Kubeflow Pipelines step; "
+                        "locally use --infra-gate process (needs tensorflow_model_server on PATH) or off")
+    if runner == LOCAL and gate == contract.GATE_PROCESS and shutil.which(TF_SERVING_BINARY) is None:
+        problems.append("--infra-gate process runs tensorflow_model_server, which is not on PATH here: "
+                        "install TF Serving (tensorflow.org/tfx/serving/setup) or use --infra-gate off")
     # A few problems repeat across the checks above (e.g. --project); report each once.
     return list(dict.fromkeys(problems))
 
@@ -88,19 +98,20 @@ def image_config(config: PipelineConfig) -> PipelineConfig:
     return config
 
 
-def compile_pipeline(config: PipelineConfig, output_path: str) -> Dict[str, Any]:
+def compile_pipeline(config: PipelineConfig, output_path: str, runner: str = KUBEFLOW) -> Dict[str, Any]:
     """Write the Kubeflow Pipelines v2 / Vertex AI pipeline spec (JSON, or YAML for .yaml) of the
     one create_pipeline to `output_path`; offline, no credentials. Returns the PipelineJob dict."""
     from tfx import v1 as tfx
 
     from pipeline import pipeline as dag  # the module, so tests can spy on create_pipeline
 
-    check_config(config, KUBEFLOW)
+    check_config(config, runner)
+    config = config.for_runner(runner)  # e.g. the infra gate: a TF Serving pod, or the image's binary
     if config.modality == "auto":  # the cloud data is not read at compile time
         log.info("compiling for RGB data (schema/%s); pass --modality all for 13-band data",
                  os.path.basename(config.schema_file()))
     config = image_config(config.with_modality(config.data_modality))
-    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+    dag_runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
             display_name=config.pipeline_name, default_image=config.image
         ),
@@ -108,7 +119,7 @@ def compile_pipeline(config: PipelineConfig, output_path: str) -> Dict[str, Any]
         output_filename=os.path.basename(output_path),
     )
     # No metadata connection: Kubeflow and Vertex AI keep ML Metadata themselves.
-    spec = runner.run(dag.create_pipeline(config, data_root=config.data))
+    spec = dag_runner.run(dag.create_pipeline(config, data_root=config.data))
     log.info("compiled pipeline %r (%d tasks) to %s", config.pipeline_name,
              len(spec["pipelineSpec"]["root"]["dag"]["tasks"]), output_path)
     return spec

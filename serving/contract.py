@@ -28,6 +28,16 @@ SAVED_MODEL_FILE = "saved_model.pb"
 # The tf.Example feature that carries an RGB patch's encoded bytes (schema.features.IMAGE_KEY).
 IMAGE_FEATURE = modalities.RGB.feature_key
 
+# The official TF Serving release this export is served with: the tensorflow/serving image tag of
+# kubernetes.yaml, docker-compose.yml, the Dockerfile's tensorflow_model_server and the pipeline's
+# infra gate (tensorflow-serving-api in requirements.lock is the same release).
+TF_SERVING_VERSION = "2.19.1"
+TF_SERVING_BINARY = "tensorflow_model_server"  # the server's executable, in that image and on PATH
+# How the pipeline's infra gate (components/infra_gate.py) runs that server before the Pusher: a
+# pod beside the step (Kubeflow Pipelines) or a child process of the step (Vertex AI Pipelines).
+GATE_KUBERNETES, GATE_PROCESS = "kubernetes", "process"
+GATE_RUNNERS = (GATE_KUBERNETES, GATE_PROCESS)
+
 # gRPC message limit of the dev server and the gRPC client (TF Serving's own default is 4 MiB).
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 

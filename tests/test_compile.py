@@ -27,7 +27,9 @@ EXPECTED_DAG = {
     "latest_blessed_model_resolver-model-blessing-resolver": set(),
     "latest_blessed_model_resolver-model-resolver": set(),
     "Evaluator": {"ImportExampleGen", "Trainer", "latest_blessed_model_resolver-model-resolver"},
-    "Pusher": {"Trainer", "Evaluator"},
+    # The real-server gate (components/infra_gate.py): TF Serving loads the model, answers test examples.
+    "InfraGate": {"ImportExampleGen", "Trainer"},
+    "Pusher": {"Trainer", "Evaluator", "InfraGate"},
 }
 BEAM_COMPONENTS = ("ImportExampleGen", "StatisticsGen", "Transform", "Evaluator")
 
@@ -94,7 +96,7 @@ def test_compiled_dag_wires_every_component(which, request):
     # Every container runs the given image; the project's code is named by import path.
     containers = [e["container"] for e in spec["pipelineSpec"]["deploymentSpec"]["executors"].values()
                   if "container" in e]
-    assert len(containers) == 9 and {c["image"] for c in containers} == {IMAGE}  # 8 TFX + AnomalyCheck
+    assert len(containers) == 10 and {c["image"] for c in containers} == {IMAGE}  # 8 TFX + AnomalyCheck, InfraGate
     assert _param(spec, "Transform", "preprocessing_fn") == dag.PREPROCESSING_FN
     assert _param(spec, "Trainer", "run_fn") == dag.RUN_FN
     assert "module_file" not in tasks["Trainer"]["inputs"]["parameters"]
@@ -164,11 +166,58 @@ def test_local_and_compiled_pipelines_come_from_the_same_function(kubeflow_spec,
         pipeline_runner.run_local(config)
     local_config, local = spy[-1]
     # The same config, with the modality read from the data (the RGB synthetic set).
-    assert caught.value.args[0] is local and local_config == config.replace(modality="rgb")
+    # The same config, with the modality read from the data (the RGB synthetic set) and no infra
+    # gate (no Docker, cluster or tensorflow_model_server here).
+    assert caught.value.args[0] is local and local_config == config.replace(modality="rgb", infra_gate="off")
     compiled_ids = set(_tasks(kubeflow_spec[0]))
     local_ids = {c.id for c in local.components}
     assert local_ids - {"latest_blessed_model_resolver"} == compiled_ids - {
-        "latest_blessed_model_resolver-model-blessing-resolver", "latest_blessed_model_resolver-model-resolver"}
+        "latest_blessed_model_resolver-model-blessing-resolver", "latest_blessed_model_resolver-model-resolver",
+        "InfraGate"}
+
+
+def _gate(spec):
+    """The InfraGate task's parameters, the protos parsed."""
+    params = {name: _param(spec, "InfraGate", name) for name in _tasks(spec)["InfraGate"]["inputs"]["parameters"]}
+    return {k: json.loads(v) if v.startswith("{") else v for k, v in params.items()}
+
+
+@pytest.mark.parametrize("which, runner", [("kubeflow_spec", "kubernetes"), ("vertex_spec", "process")])
+def test_the_real_server_gate_loads_the_model_in_official_tf_serving_before_the_pusher(which, runner, request):
+    from serving import contract
+
+    spec, config = request.getfixturevalue(which)
+    assert config.infra_gate == runner  # auto: a pod on Kubeflow, the image's binary on Vertex
+    gate = _gate(spec)
+    assert gate["runner"] == runner
+    assert gate["serving_spec"]["tensorflow_serving"] == {"tags": [contract.TF_SERVING_VERSION]}
+    assert gate["serving_spec"]["model_name"] == config.model_name
+    assert ("kubernetes" in gate["serving_spec"]) == (runner == "kubernetes")
+    assert gate["request_spec"] == {
+        "tensorflow_serving": {"signature_names": ["serving_default", "classify"]},
+        "split_name": "test", "num_examples": 8}
+    assert gate["validation_spec"] == {"max_loading_time_seconds": 600, "num_tries": 2}
+    # InfraValidator's executor (through the project's subclass) in the project image.
+    assert _container(spec, "InfraGate")["args"][1] == "components.infra_gate.Executor"
+    inputs = _tasks(spec)["InfraGate"]["inputs"]["artifacts"]
+    assert inputs["model"]["taskOutputArtifact"] == {"producerTask": "Trainer", "outputArtifactKey": "model"}
+    assert inputs["examples"]["taskOutputArtifact"]["producerTask"] == "ImportExampleGen"
+    # The Pusher pushes only what the gate blessed.
+    assert _tasks(spec)["Pusher"]["inputs"]["artifacts"]["infra_blessing"]["taskOutputArtifact"] == {
+        "producerTask": "InfraGate", "outputArtifactKey": "blessing"}
+
+
+def test_the_gate_can_be_switched_off_and_is_refused_where_it_cannot_run(tmp_path, monkeypatch):
+    spec = runners.compile_pipeline(
+        PipelineConfig(data=DATA, pipeline_root_uri=ROOT, image=IMAGE, infra_gate="off"), str(tmp_path / "p.json"))
+    assert "InfraGate" not in _tasks(spec) and "infra_blessing" not in _tasks(spec)["Pusher"]["inputs"]["artifacts"]
+    problems = runners.cloud_problems(PipelineConfig(infra_gate="kubernetes"), runners.LOCAL)
+    assert problems == ["--infra-gate kubernetes starts a TF Serving pod beside a Kubeflow Pipelines step; "
+                        "locally use --infra-gate process (needs tensorflow_model_server on PATH) or off"]
+    monkeypatch.setenv("PATH", str(tmp_path))  # no tensorflow_model_server
+    (problem,) = runners.cloud_problems(PipelineConfig(infra_gate="process"), runners.LOCAL)
+    assert problem.startswith("--infra-gate process runs tensorflow_model_server, which is not on PATH")
+    assert runners.cloud_problems(PipelineConfig(), runners.LOCAL) == []  # auto: off locally
 
 
 def test_vertex_submission_sends_the_compiled_spec(vertex_spec, tmp_path, monkeypatch):
@@ -195,7 +244,7 @@ def test_dry_run_does_not_submit(tmp_path, monkeypatch):
         raise AssertionError("--dry-run must not submit")
 
     monkeypatch.setattr(runners, "submit_vertex", fail)
-    monkeypatch.setattr(runners, "compile_pipeline", lambda config, output: None)
+    monkeypatch.setattr(runners, "compile_pipeline", lambda config, output, runner: None)
     argv = ["--runner", "vertex", "--dry-run", *CLOUD, *VERTEX, "--output", str(tmp_path / "p.json")]
     assert pipeline_runner.main(argv) == 0
 
