@@ -42,6 +42,11 @@ class Modality:
     input_dtype: str  # its input dtype ("string": encoded image bytes; "uint16": digital numbers)
     file_extensions: Tuple[str, ...]  # files in a class folder that hold such a patch
     name_suffix: str  # appended to pipeline and model names, so the modalities never meet
+    # True: a patch travels as an encoded image file (JPEG/PNG bytes, decoded in the graph);
+    # False: as its raw values (the uint16 digital numbers of a GeoTIFF, 2 bytes a value).
+    encoded: bool
+    pixel_dtype: str  # numpy dtype of a patch's values as a raster holds them (scenes, GeoTIFFs)
+    patch_noun: str  # what one patch is called in messages: "image", "band values"
 
     def with_suffix(self, name: str) -> str:
         """`name` with this modality's suffix (once)."""
@@ -61,6 +66,9 @@ RGB = Modality(
     input_dtype="string",
     file_extensions=ENCODED_IMAGE_EXTENSIONS + TIFF_EXTENSIONS,
     name_suffix="",
+    encoded=True,
+    pixel_dtype="uint8",
+    patch_noun="image",
 )
 
 ALL_BANDS = Modality(
@@ -76,6 +84,9 @@ ALL_BANDS = Modality(
     input_dtype="uint16",
     file_extensions=TIFF_EXTENSIONS,
     name_suffix="-all",
+    encoded=False,
+    pixel_dtype="uint16",
+    patch_noun="band values",
 )
 
 REGISTRY: Dict[str, Modality] = {m.name: m for m in (RGB, ALL_BANDS)}
