@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from components import convert
+from components import convert, sources
 from components.synthetic import synthetic_band_examples, synthetic_examples
 from schema import features
 
@@ -63,7 +63,7 @@ def plain_read(root: str, modality: str = features.RGB) -> tuple[int, float]:
     """Baseline: list the class folders and read (and decode: PIL, or tifffile for 13-band
     GeoTIFFs) every file, nothing else."""
     start, count = time.perf_counter(), 0
-    files, _ = convert.list_source(convert.open_tree(root))
+    files, _ = sources.list_source(sources.open_tree(root))
     for f in files:
         with open(f.path, "rb") as fh:
             _decode(fh.read(), modality)

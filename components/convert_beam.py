@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
 import apache_beam as beam
 
 from components.prepare import SourceFile, prepare, to_example
-from schema import features
+from schema import features, modalities
 
 log = logging.getLogger("components.convert.beam")  # a child of the conversion's logger
 
@@ -19,7 +19,7 @@ RECORD_PREFIX = "eurosat"  # the converted TFRecords' file name prefix
 
 
 class Reader(Protocol):
-    """What the pipeline reads files with (components.convert.SourceReader)."""
+    """What the pipeline reads files with (components.sources.SourceReader)."""
 
     def read(self, f: Any) -> bytes: ...
 
@@ -86,12 +86,12 @@ def _resolve_duplicates(keyed, modality: str):
 
 
 def _what(modality: str) -> str:
-    return "image" if modality == features.RGB else "band values"
+    return modalities.get(modality).patch_noun
 
 
 def _same(modality: str) -> str:
-    """What duplicates share: the stored bytes (rgb) or the decoded pixels (all, tags may differ)."""
-    return "bytes" if modality == features.RGB else "band values"
+    """What duplicates share: the stored bytes (encoded images) or the values (GeoTIFF tags may differ)."""
+    return "bytes" if modalities.get(modality).encoded else modalities.get(modality).patch_noun
 
 
 class _LogProgress:

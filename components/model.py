@@ -50,6 +50,13 @@ class RandomRot90(tf.keras.layers.Layer):
         return {**super().get_config(), "seed": self.seed}
 
 
+def is_colour(channels: int) -> bool:
+    """Whether inputs are colour images (3 channels) as ImageNet weights, Keras' built-in
+    preprocessing, colour jitter and TF Hub image models take them; any other channel count
+    (13 bands) arrives standardised per band by Transform and gets none of these."""
+    return channels == features.RGB_CHANNELS
+
+
 def augmentation(hp: HParams, channels: int) -> tf.keras.Sequential:
     """"full": flips + 90-degree rotations, mild brightness/contrast jitter for RGB in [0, 1];
     "flips": left-right mirroring only (keeps "up" where the data has one)."""
@@ -59,7 +66,7 @@ def augmentation(hp: HParams, channels: int) -> tf.keras.Sequential:
         tf.keras.layers.RandomFlip("horizontal_and_vertical", seed=hp.seed),
         RandomRot90(seed=hp.seed),
     ]
-    if hp.colour_jitter > 0 and channels == features.RGB_CHANNELS:
+    if hp.colour_jitter > 0 and is_colour(channels):
         layers += [
             tf.keras.layers.RandomBrightness(hp.colour_jitter, value_range=(0.0, 1.0), seed=hp.seed),
             tf.keras.layers.RandomContrast(hp.colour_jitter, seed=hp.seed),
@@ -87,7 +94,7 @@ def _keras_backbone(hp: HParams, channels: int, weights: Optional[str]) -> tf.ke
             pooling="avg",
             # RGB: the backbone's own [0, 255] preprocessing. Multispectral: inputs arrive
             # standardised per band by Transform, so none.
-            include_preprocessing=channels == features.RGB_CHANNELS,
+            include_preprocessing=is_colour(channels),
         )
 
 
@@ -119,7 +126,7 @@ def build_backbone(hp: HParams, channels: int = features.RGB_CHANNELS) -> tf.ker
     _check_weights_file(hp)
     weights = hp.weights if hp.pretrained else None
     try:
-        if channels == features.RGB_CHANNELS or weights is None:
+        if is_colour(channels) or weights is None:
             return _keras_backbone(hp, channels, weights)
         backbone = _keras_backbone(hp, channels, None)
         _adapt_to_channels(_keras_backbone(hp, features.RGB_CHANNELS, weights), backbone)
@@ -142,7 +149,7 @@ def build_backbone(hp: HParams, channels: int = features.RGB_CHANNELS) -> tf.ker
 
 def check_backbone_takes(hp: HParams, channels: int) -> None:
     """TF Hub image models take RGB only; the runner calls this before any component runs."""
-    if hp.hub and channels != features.RGB_CHANNELS:
+    if hp.hub and not is_colour(channels):
         raise DataError(
             f"--backbone {hp.backbone!r} is a TF Hub image model, which takes RGB only; this data has "
             f"{channels} bands. Use a Keras EfficientNetV2 backbone (e.g. --backbone EfficientNetV2B0), "
@@ -179,7 +186,7 @@ def build_model(hp: HParams, channels: int = features.RGB_CHANNELS) -> tf.keras.
     if hp.hub:
         x = build_hub_backbone(hp, channels)(x)  # [0, 1] as TF Hub image models expect
     else:
-        if channels == features.RGB_CHANNELS:
+        if is_colour(channels):
             x = tf.keras.layers.Rescaling(KERAS_PIXEL_SCALE, name="to_backbone_range")(x)
         backbone = build_backbone(hp, channels)
         backbone._name = BACKBONE_LAYER  # one name for every backbone: freezing finds it

@@ -12,7 +12,7 @@ import hashlib
 import io
 from typing import Optional
 
-from schema import features
+from schema import features, modalities
 
 STORED_AS_IS = ("JPEG", "PNG")  # formats the contract's decoder reads; others are re-encoded
 MAX_IMAGE_PIXELS = 4096 * 4096
@@ -78,12 +78,13 @@ def _check_declared_bands(data: bytes) -> None:
 
 def to_example(stored: bytes, label: int, source: str, modality: str):
     """The contract tf.Example of one prepared file (Prepared.image) in `modality`."""
-    if modality == features.RGB:
-        return features.make_example(stored, label, source)
+    record = modalities.get(modality)
+    if record.encoded:  # stored: the image file's bytes
+        return features.example_of(modality, stored, label, source)
     import numpy as np
 
-    bands = np.frombuffer(stored, dtype=np.uint16).reshape(features.BANDS_SHAPE)
-    return features.make_bands_example(bands, label, source)
+    values = np.frombuffer(stored, dtype=record.pixel_dtype).reshape(record.feature_shape)
+    return features.example_of(modality, values, label, source)
 
 
 def check_declared_size(width: int, height: int) -> None:

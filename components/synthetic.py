@@ -20,7 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
-from schema import features, records
+from schema import features, modalities, records
 from schema.errors import DataError
 from schema.samples import (
     encode_jpeg,
@@ -29,6 +29,7 @@ from schema.samples import (
     synthetic_bands,
     synthetic_examples,
     synthetic_image,
+    synthetic_patch,
 )
 
 # The sample generators are part of this module's public face (tests, benchmarks, maps use them).
@@ -90,16 +91,14 @@ NODATA_PATCH = -1  # a layout cell of zeros (the all-zero border of a Sentinel-2
 def scene_patch(label: int, rng: np.random.Generator, modality: str, rgb_dn: bool = False) -> np.ndarray:
     """One [64, 64, C] patch of a scene: uint8 RGB, uint16 RGB digital numbers (`rgb_dn`, the inverse
     of EuroSAT's 0..2750 -> 1..255 scaling) or uint16 13 bands; zeros for NODATA_PATCH."""
-    channels = features.channels(modality)
-    dtype = np.uint8 if modality == features.RGB and not rgb_dn else np.uint16
+    record = modalities.get(modality)
+    dtype = np.uint16 if rgb_dn else np.dtype(record.pixel_dtype)
     if label == NODATA_PATCH:
-        return np.zeros((features.IMAGE_SIZE, features.IMAGE_SIZE, channels), dtype)
-    if modality == features.ALL_BANDS:
-        return synthetic_bands(label, rng)
-    image = synthetic_image(label, rng)
+        return np.zeros((features.IMAGE_SIZE, features.IMAGE_SIZE, record.channels), dtype)
+    patch = synthetic_patch(modality, label, rng)
     if rgb_dn:
-        return np.clip(np.rint((image.astype(np.float32) - 1.0) * (2750.0 / 254.0)), 0, None).astype(np.uint16)
-    return image
+        return np.clip(np.rint((patch.astype(np.float32) - 1.0) * (2750.0 / 254.0)), 0, None).astype(np.uint16)
+    return patch
 
 
 def write_synthetic_scene(path: str, layout: np.ndarray, modality: str = features.RGB, seed: int = 0,
@@ -114,7 +113,7 @@ def write_synthetic_scene(path: str, layout: np.ndarray, modality: str = feature
     size = features.IMAGE_SIZE
     rng = np.random.default_rng(seed)
     channels = features.channels(modality)
-    dtype = "uint8" if modality == features.RGB and not rgb_dn else "uint16"
+    dtype = "uint16" if rgb_dn else modalities.get(modality).pixel_dtype
     profile = dict(driver="GTiff", width=layout.shape[1] * size, height=layout.shape[0] * size, count=channels,
                    dtype=dtype, crs=crs, transform=from_origin(*SCENE_ORIGIN, SCENE_PIXEL_M, SCENE_PIXEL_M),
                    tiled=True, blockxsize=256, blockysize=256, compress="deflate",

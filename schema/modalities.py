@@ -111,6 +111,12 @@ def of_feature_keys(keys) -> Modality:
     raise KeyError(sorted(keys))
 
 
+def of_tiff_bands(count: int) -> Modality:
+    """The modality of a set whose GeoTIFFs hold `count` bands: the one of raw band values with
+    that many channels (13: ``all``); any other TIFF (1, 3 or 4 bands) is an RGB image."""
+    return next((m for m in REGISTRY.values() if not m.encoded and m.channels == count), RGB)
+
+
 def of_signature(signature_names) -> Modality:
     """The modality whose pixel signature is among an exported model's `signature_names`."""
     for modality in REGISTRY.values():

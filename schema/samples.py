@@ -207,6 +207,14 @@ def samples_of(modality: str, num_examples: int, seed: int = 0) -> Iterator[tupl
 _GENERATORS = {features.RGB: synthetic_examples, features.ALL_BANDS: synthetic_band_examples}
 
 
+def synthetic_patch(modality: str, label: int, rng: np.random.Generator) -> np.ndarray:
+    """One patch of class `label` as a raster holds it: uint8 RGB pixels or uint16 band values."""
+    return _PATCHES[modalities.get(modality).name](label, rng)
+
+
+_PATCHES = {features.RGB: synthetic_image, features.ALL_BANDS: synthetic_bands}
+
+
 def _balanced(num_examples: int, seed: int, suffix: str) -> Iterator[tuple[int, np.random.Generator, str]]:
     rng = np.random.default_rng(seed)
     counters = [0] * features.NUM_CLASSES

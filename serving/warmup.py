@@ -20,7 +20,7 @@ from tensorflow_serving.apis import (
     prediction_log_pb2,
 )
 
-from schema import features, samples
+from schema import features, modalities, samples
 from serving import contract
 
 WARMUP_DIR = "assets.extra"
@@ -41,9 +41,9 @@ def warmup_inputs(modality: str = features.RGB, count: int = WARMUP_BATCH) -> tu
 
 
 def _pixels_proto(modality: str, batch: list) -> tf.Tensor:
-    if modality == features.ALL_BANDS:
-        return tf.make_tensor_proto(np.stack(batch).astype(np.uint16))
-    return tf.make_tensor_proto(batch, dtype=tf.string)
+    """The pixel signature's input: encoded image bytes as they are, raw values stacked."""
+    record = modalities.get(modality)
+    return tf.make_tensor_proto(batch if record.encoded else np.stack(batch), dtype=record.input_dtype)
 
 
 def warmup_logs(modality: str = features.RGB, count: int = WARMUP_BATCH) -> Iterator[prediction_log_pb2.PredictionLog]:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components import convert
+from components import convert, prepare, sources
 from pipeline.data import resolve_data
 from schema import features
 
@@ -44,34 +44,34 @@ def make_archive(root, per_class=3, classes=features.CLASS_NAMES):
 
 def test_finds_class_folder_level_and_labels_in_eurosat_order(tmp_path):
     class_root = make_archive(tmp_path, per_class=1)
-    tree = convert.open_tree(str(tmp_path))
-    assert convert.find_class_root(tree) == os.path.relpath(class_root, tmp_path) + "/"
-    files, empty = convert.list_source(tree)
+    tree = sources.open_tree(str(tmp_path))
+    assert sources.find_class_root(tree) == os.path.relpath(class_root, tmp_path) + "/"
+    files, empty = sources.list_source(tree)
     assert empty == []
     assert [(f.source, f.label) for f in files][:2] == [("AnnualCrop/AnnualCrop_1.jpg", 0), ("Forest/Forest_1.jpg", 1)]
-    assert convert.eurosat_class("sealake") == "SeaLake"  # folder names match case-insensitively
+    assert sources.eurosat_class("sealake") == "SeaLake"  # folder names match case-insensitively
 
 
 def test_prepare_image_keeps_64px_rgb_jpeg_and_normalizes_the_rest():
     jpeg = _image(1)
-    kept = convert.prepare_image(jpeg)
+    kept = prepare.prepare_image(jpeg)
     assert kept.image == jpeg and kept.normalized is None  # stored byte for byte
     for data, reason in ((_image(2, size=(100, 80)), "size 100x80 resized to 64x64"),
                          (_image(3, mode="L"), "mode L converted to RGB"),
                          (_image(4, mode="RGBA", fmt="PNG"), "mode RGBA converted to RGB"),
                          (_image(5, fmt="BMP"), "BMP re-encoded as PNG")):
-        out = convert.prepare_image(data)
+        out = prepare.prepare_image(data)
         assert reason in out.normalized
         img = Image.open(io.BytesIO(out.image))
         assert (img.format, img.mode, img.size) == ("PNG", "RGB", (64, 64))
     for data in (jpeg[: len(jpeg) // 2], b"not an image at all", b""):
         with pytest.raises(ValueError, match="cannot decode image"):
-            convert.prepare_image(data)
+            prepare.prepare_image(data)
 
 
 def test_bad_fraction_error_names_the_report_and_the_flag():
-    assert convert.bad_fraction_error(1, 100, 0.01, "r.json") is None
-    msg = convert.bad_fraction_error(2, 100, 0.01, "r.json")
+    assert prepare.bad_fraction_error(1, 100, 0.01, "r.json") is None
+    msg = prepare.bad_fraction_error(2, 100, 0.01, "r.json")
     assert "2 of 100" in msg and "r.json" in msg and "--max-bad-fraction" in msg
 
 
@@ -312,15 +312,15 @@ def _declaring(jpeg: bytes, width: int, height: int) -> bytes:
 
 def test_image_size_is_checked_before_decoding():
     with pytest.raises(ValueError, match="declares 6000x6000 pixels.*refused before decoding"):
-        convert.prepare_image(_declaring(_image(1), 6000, 6000))
+        prepare.prepare_image(_declaring(_image(1), 6000, 6000))
     with pytest.raises(ValueError, match="1x1 pixels, smaller than the 16x16 minimum"):
-        convert.prepare_image(_image(2, size=(1, 1), fmt="PNG"))
+        prepare.prepare_image(_image(2, size=(1, 1), fmt="PNG"))
 
 
 def test_pillows_own_bomb_error_is_a_reason_not_a_crash():
     # Over twice Pillow's MAX_IMAGE_PIXELS: Image.open itself raises DecompressionBombError.
     with pytest.raises(ValueError, match="refused as a decompression bomb"):
-        convert.prepare_image(_declaring(_image(1), 14000, 14000))
+        prepare.prepare_image(_declaring(_image(1), 14000, 14000))
 
 
 def test_huge_and_tiny_images_are_listed_as_bad_and_the_rest_converts(tmp_path):
@@ -341,7 +341,7 @@ def test_zip_is_read_in_place_with_bounded_members(tmp_path):
     with zipfile.ZipFile(zpath, "a", compression=zipfile.ZIP_DEFLATED) as zf:
         # 8 MiB of zeros packs to ~8 KB: a bomb by ratio; the other is over the size limit too.
         zf.writestr("EuroSAT_RGB/2750/Forest/bomb.jpg", bytes(8 << 20))
-        zf.writestr("EuroSAT_RGB/2750/Forest/too_big.jpg", bytes(convert.MAX_FILE_BYTES + 1))
+        zf.writestr("EuroSAT_RGB/2750/Forest/too_big.jpg", bytes(sources.MAX_FILE_BYTES + 1))
     cache = tmp_path / "cache"
     out = resolve_data(zpath, str(cache), max_bad_fraction=0.05, beam_args=BEAM)
     assert sorted(os.listdir(cache)) == [os.path.basename(out)]  # nothing unpacked, nothing left
@@ -356,11 +356,11 @@ def test_zip_members_are_never_read_past_the_limit(tmp_path, monkeypatch):
     zpath = str(tmp_path / "a.zip")
     with zipfile.ZipFile(zpath, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("Forest/x.jpg", os.urandom(4096))
-    monkeypatch.setattr(convert, "MAX_FILE_BYTES", 1000)
-    files, _ = convert.list_source(convert.open_tree(zpath))
-    monkeypatch.setattr(convert, "member_problem", lambda info: None)  # as if the listing had lied
+    monkeypatch.setattr(sources, "MAX_FILE_BYTES", 1000)
+    files, _ = sources.list_source(sources.open_tree(zpath))
+    monkeypatch.setattr(sources, "member_problem", lambda info: None)  # as if the listing had lied
     with pytest.raises(ValueError, match="larger than the 1,000-byte limit"):
-        convert.SourceReader().read(dataclasses.replace(files[0], problem=None, label=1))
+        sources.SourceReader().read(dataclasses.replace(files[0], problem=None, label=1))
 
 
 def test_a_zip_that_is_not_a_zip_is_named(tmp_path, capsys):

@@ -11,7 +11,7 @@ import numpy as np
 
 from pipeline.report.inputs import NUM_SAMPLES, SPLITS, ReportInputs, Sample
 from pipeline.report.metrics import build_metrics
-from schema import features
+from schema import features, modalities
 from schema.errors import DataError, DataNotFound
 
 
@@ -56,12 +56,12 @@ def predict_samples(model_uri: str, examples_uri: str, num: int = NUM_SAMPLES) -
     pixels = batch[features.input_key(modality)]
     model = tf.saved_model.load(os.path.join(model_uri, "Format-Serving"))
     name, input_name = signatures.pixel_signature(modality)
-    if modality == features.ALL_BANDS:
-        out = model.signatures[name](**{input_name: tf.cast(pixels, tf.uint16)})
-        pictures = [features.true_colour(b) for b in pixels.numpy()]
-    else:
-        out = model.signatures[name](**{input_name: pixels})
+    record = modalities.get(modality)
+    out = model.signatures[name](**{input_name: tf.cast(pixels, record.input_dtype)})
+    if record.encoded:
         pictures = [features.decode_image(e).numpy() for e in pixels]
+    else:  # band values: shown in true colour
+        pictures = [features.true_colour(b) for b in pixels.numpy()]
     probabilities = out[signatures.PROBABILITIES].numpy()
     return [
         Sample(picture=picture, true_class=features.class_name(label),
