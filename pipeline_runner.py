@@ -14,11 +14,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
-import time
 from typing import List, Optional
 
 from components.hparams import BACKBONES, HParams
@@ -174,72 +172,6 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     return config.replace(**changes, hparams=hp_changes)
 
 
-def run_local(config: PipelineConfig) -> None:
-    from tfx import v1 as tfx
-
-    from components.model import check_backbone_takes
-    from pipeline.data import resolve_data, resolve_modality
-    from pipeline.pipeline import create_pipeline, describe_split
-    from pipeline.results import cancel_running, latest_results, not_pushed_reason
-    from schema import features, modalities
-
-    log = logging.getLogger("pipeline_runner")
-    start = time.time()
-    if "://" not in config.output_dir:  # artifact URIs in metadata should not depend on the cwd
-        config = config.replace(output_dir=os.path.abspath(config.output_dir))
-    data_root = resolve_data(config.data, config.data_cache_dir, seed=config.hparams.seed,
-                             max_bad_fraction=config.max_bad_fraction,
-                             beam_args=config.beam_pipeline_args(),
-                             tfds_data_dir=config.tfds_data_dir, split_files=config.split_files)
-    config = config.with_modality(resolve_modality(config.modality, data_root)).for_runner(LOCAL)
-    # Fail before any component runs when the backbone cannot take the data (not in the Trainer).
-    check_backbone_takes(config.hparams, features.channels(config.modality))
-    log.info("data: %s -> %s (%s, %s)", config.data, data_root, config.modality, describe_split(config))
-    if modalities.get(config.modality).name_suffix:
-        log.info("%s data: pipeline %r, model %r (kept apart from RGB runs)",
-                 modalities.get(config.modality).description, config.pipeline_name, config.model_name)
-    os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
-    pipeline = create_pipeline(
-        config,
-        data_root=data_root,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            config.metadata_path
-        ),
-    )
-    log.info("running pipeline %r locally; artifacts under %s", config.pipeline_name, config.pipeline_root)
-    try:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
-    except KeyboardInterrupt:
-        # What was running is not any more: the next run must not take it for a live execution.
-        stopped = cancel_running(config.metadata_path, config.pipeline_name)
-        log.debug("marked CANCELED in ML Metadata: %s", stopped)
-        raise
-    results = latest_results(config.metadata_path, config.pipeline_name)
-    summary = {"wall_time_s": round(time.time() - start, 1), "pipeline": config.pipeline_name,
-               "modality": config.modality,
-               "split": describe_split(config), **results.__dict__}
-    if results.evaluation_uri:
-        from components.evaluation import summarize
-
-        overall = summarize(results.evaluation_uri).get("overall", {})
-        summary["test_accuracy"] = overall.get("accuracy")
-        summary["test_macro_f1"] = overall.get("macro_f1")
-    print(json.dumps(summary, indent=2))
-    print(f"evaluation: {results.evaluation_uri}")
-    if results.pushed:
-        print(f"pushed model: {results.pushed_destination}")
-    elif results.evaluation_uri:
-        from components.evaluation import validation_summary
-
-        checks = validation_summary(results.evaluation_uri)["checks"]
-        print(f"NOT pushed: {not_pushed_reason(checks, results.blessed)}; see {results.evaluation_uri}")
-    if results.evaluation_uri:
-        from pipeline.report import report_for_run
-
-        written = report_for_run(config.output_dir, config.pipeline_name, run_id=results.run_id)
-        print(f"report: {written['index.html']}")
-
-
 class _ProgressOnly(logging.Filter):
     """Let through TFX's per-component progress lines; drop absl's INFO/WARNING chatter."""
 
@@ -391,7 +323,7 @@ def run_or_compile(args: argparse.Namespace, config: PipelineConfig) -> int:
     runners.check_config(config, args.runner)
     if args.runner == runners.LOCAL:
         try:
-            run_local(config)
+            runners.run_local(config)
         except KeyboardInterrupt:
             print(INTERRUPTED, file=sys.stderr)
             return 130

@@ -163,7 +163,7 @@ def test_local_and_compiled_pipelines_come_from_the_same_function(kubeflow_spec,
     monkeypatch.setattr(tfx.orchestration, "LocalDagRunner", FakeLocalRunner)
     config = PipelineConfig(output_dir=str(tmp_path), data="synthetic:20")
     with pytest.raises(Captured) as caught:
-        pipeline_runner.run_local(config)
+        runners.run_local(config)
     local_config, local = spy[-1]
     # The same config, with the modality read from the data (the RGB synthetic set).
     # The same config, with the modality read from the data (the RGB synthetic set) and no infra
@@ -322,4 +322,4 @@ def test_a_hub_backbone_on_13_band_data_is_refused_before_anything_runs(tmp_path
     config = PipelineConfig(output_dir=str(tmp_path), data="synthetic/all:20").replace(
         hparams={"backbone": "https://tfhub.dev/google/imagenet/efficientnet_v2_imagenet21k_xl/feature_vector/2"})
     with pytest.raises(UserError, match="TF Hub image model, which takes RGB only"):
-        pipeline_runner.run_local(config)
+        runners.run_local(config)

@@ -6,7 +6,7 @@ from ml_metadata.proto import metadata_store_pb2 as mlmd
 from tfx import v1 as tfx
 
 import pipeline_runner
-from pipeline import report, results
+from pipeline import report, results, runners
 from pipeline.config import PipelineConfig
 
 
@@ -91,7 +91,7 @@ def test_ctrl_c_is_one_line_saying_how_to_resume(tmp_path, capsys, monkeypatch):
     def interrupted(config):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline_runner, "run_local", interrupted)
+    monkeypatch.setattr(runners, "run_local", interrupted)
     assert pipeline_runner.main(["--output-dir", str(tmp_path)]) == 130
     err = capsys.readouterr().err
     assert err == pipeline_runner.INTERRUPTED + "\n" and "run the same command again" in err
