@@ -42,7 +42,7 @@ sys.path.insert(0, REPO)
 import tensorflow as tf
 
 from components import synthetic
-from serving import server as serving_server
+from serving import models as serving_models
 from serving import signatures
 from serving.grpc_client import ServingClient
 
@@ -151,7 +151,7 @@ def main(argv: List[str] | None = None) -> None:
 
         print("exporting the tiny untrained model (no --model-base-path given)...", flush=True)
         base = export_model(tempfile.mkdtemp(prefix="serving-bench-")).model_base_path
-    versions = serving_server.complete_versions(base)
+    versions = serving_models.complete_versions(base)
     if not versions:
         sys.exit(f"no complete model version under {base}")
     version_dir = versions[max(versions)]

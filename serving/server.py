@@ -38,140 +38,24 @@ from typing import List, Optional
 import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import (
-    classification_pb2,
-    get_model_metadata_pb2,
-    get_model_status_pb2,
     model_service_pb2_grpc,
-    predict_pb2,
     prediction_service_pb2_grpc,
 )
 from tensorflow_serving.config import model_server_config_pb2
 
-from schema.errors import ServingError
 from serving import batching, contract
-from serving.core import DEFAULT_SIGNATURE, ServingCore, arrays_from_protos
+from serving.core import ServingCore
+from serving.grpc_api import ModelService, PredictionService
 from serving.models import (
-    ModelVersion,
     ServedModel,
-    complete_versions,
     read_model_config,
-    read_signature_defs,
     single_model_config,
-    versions_to_serve,
     with_base_path,
 )
-from serving.status import grpc_status, status_error
-
-# The server's public face: what tests, the land-use maps and the REST front end use by this module.
-__all__ = [
-    "DEFAULT_MAX_MESSAGE_BYTES", "DEFAULT_SIGNATURE", "METADATA_SIGNATURE_DEF", "ModelServer", "ModelVersion",
-    "ServedModel", "ServingCore", "ServingError", "classify", "complete_versions", "main", "model_metadata",
-    "model_status", "parse_args", "predict", "read_model_config", "read_signature_defs", "server_from_args",
-    "single_model_config", "status_error", "versions_to_serve", "with_base_path",
-]
 
 log = logging.getLogger("serving.server")  # one logger for the dev server's modules
 
-METADATA_SIGNATURE_DEF = "signature_def"  # the one metadata field TF Serving answers
 DEFAULT_MAX_MESSAGE_BYTES = contract.MAX_MESSAGE_BYTES
-
-
-def predict(core: ServingCore, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
-    """TF Serving's Predict."""
-    version = core.version_of(request.model_spec)
-    name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-    outputs = core.run(version, name, arrays_from_protos(version.signature(name), request.inputs))
-    wanted = list(request.output_filter) or list(outputs)
-    unknown = [key for key in wanted if key not in outputs]
-    if unknown:
-        raise status_error(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"output_filter names {unknown}, signature {name!r} has outputs {sorted(outputs)}",
-        )
-    response = predict_pb2.PredictResponse()
-    _fill_spec(response.model_spec, version, name)
-    for key in wanted:
-        response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
-    return response
-
-
-def classify(core: ServingCore, request: classification_pb2.ClassificationRequest
-             ) -> classification_pb2.ClassificationResponse:
-    """TF Serving's Classify: tf.Examples in, (class, score) lists out; needs a classify signature."""
-    version = core.version_of(request.model_spec)
-    name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-    if request.input.WhichOneof("kind") not in (None, "example_list"):
-        raise status_error(grpc.StatusCode.INVALID_ARGUMENT, "send an example_list of tf.Examples")
-    classes, scores = core.classify(
-        version, name, [e.SerializeToString() for e in request.input.example_list.examples])
-    response = classification_pb2.ClassificationResponse()
-    _fill_spec(response.model_spec, version, name)
-    for row_classes, row_scores in zip(classes, scores):
-        row = response.result.classifications.add()
-        for label, score in zip(row_classes, row_scores):
-            row.classes.add(label=label.decode(), score=float(score))
-    return response
-
-
-def model_metadata(core: ServingCore, request: get_model_metadata_pb2.GetModelMetadataRequest
-                   ) -> get_model_metadata_pb2.GetModelMetadataResponse:
-    """The version's SignatureDefs, as TF Serving answers GetModelMetadata."""
-    unsupported = [f for f in request.metadata_field if f != METADATA_SIGNATURE_DEF]
-    if unsupported or not request.metadata_field:
-        raise status_error(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"metadata_field must be [{METADATA_SIGNATURE_DEF!r}], got {list(request.metadata_field)}",
-        )
-    version = core.version_of(request.model_spec)
-    response = get_model_metadata_pb2.GetModelMetadataResponse()
-    _fill_spec(response.model_spec, version, "")
-    response.metadata[METADATA_SIGNATURE_DEF].Pack(version.signature_def_map())
-    return response
-
-
-def _fill_spec(spec, version: ModelVersion, signature_name: str) -> None:
-    spec.name = version.name
-    spec.version.value = version.version
-    if signature_name:
-        spec.signature_name = signature_name
-
-
-def _grpc_handler(fn):
-    """Turn ServingError into the gRPC status; anything else is INTERNAL, and the server goes on."""
-
-    def handler(self, request, context):
-        try:
-            return fn(self.core, request)
-        except ServingError as err:
-            context.abort(grpc_status(err), str(err))
-        except Exception as err:  # a request must never take the server down
-            log.exception("internal error")
-            context.abort(grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {err}")
-
-    return handler
-
-
-def model_status(core: ServingCore, request) -> get_model_status_pb2.GetModelStatusResponse:
-    spec = request.model_spec
-    return get_model_status_pb2.GetModelStatusResponse(
-        model_version_status=core.statuses(spec.name, spec.version.value if spec.HasField("version") else None)
-    )
-
-
-class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, core: ServingCore):
-        self.core = core
-
-    Predict = _grpc_handler(predict)  # gRPC method names (CamelCase)
-    Classify = _grpc_handler(classify)
-    GetModelMetadata = _grpc_handler(model_metadata)
-
-
-class ModelService(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, core: ServingCore):
-        self.core = core
-
-    GetModelStatus = _grpc_handler(model_status)
 
 
 class ModelServer:

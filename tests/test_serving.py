@@ -22,6 +22,7 @@ from components.transform import preprocessing_fn
 from schema import features
 from serving import client as serving_client
 from serving import grpc_client, signatures, warmup
+from serving import models as serving_models
 from serving import server as serving_server
 from tests import serving_fixtures
 
@@ -49,7 +50,7 @@ def loaded(exported):
 def test_export_has_tf_serving_layout_and_warmup(exported):
     base = exported.model_base_path
     assert os.listdir(base) == [str(serving_fixtures.FIRST_VERSION)]
-    assert serving_server.complete_versions(base) == {1: exported.export_dir}
+    assert serving_models.complete_versions(base) == {1: exported.export_dir}
     logs = warmup.read_warmup_requests(exported.export_dir)
     kinds = [(log.WhichOneof("log_type"), _signature_of(log)) for log in logs]
     assert kinds == [
@@ -57,7 +58,7 @@ def test_export_has_tf_serving_layout_and_warmup(exported):
         ("predict_log", signatures.SERVING_DEFAULT),
         ("classify_log", signatures.CLASSIFY),
     ]
-    signature_defs = serving_server.read_signature_defs(exported.export_dir)
+    signature_defs = serving_models.read_signature_defs(exported.export_dir)
     assert signature_defs[signatures.CLASSIFY].method_name == signatures.CLASSIFY_METHOD_NAME
     assert signature_defs[signatures.PREDICT_IMAGES].method_name == "tensorflow/serving/predict"
 
@@ -108,8 +109,8 @@ def test_complete_versions_ignores_half_pushed_and_foreign_dirs(tmp_path):
     (tmp_path / "1" / "saved_model.pb").write_bytes(b"x")
     (tmp_path / "2" / "variables").mkdir(parents=True)  # Pusher still copying: no saved_model.pb
     (tmp_path / "tmp-3").mkdir()
-    assert serving_server.complete_versions(str(tmp_path)) == {1: str(tmp_path / "1")}
-    assert serving_server.complete_versions(str(tmp_path / "missing")) == {}
+    assert serving_models.complete_versions(str(tmp_path)) == {1: str(tmp_path / "1")}
+    assert serving_models.complete_versions(str(tmp_path / "missing")) == {}
 
 
 # --- servers ------------------------------------------------------------------------------------
@@ -628,12 +629,12 @@ def test_versions_to_serve_follows_tf_serving_policies():
         return text_format.Parse(text, model_server_config_pb2.ModelConfig())
 
     on_disk = [1, 3, 7]
-    assert serving_server.versions_to_serve(policy(""), on_disk) == {7}
-    assert serving_server.versions_to_serve(policy("model_version_policy { latest { num_versions: 2 } }"), on_disk) == {3, 7}
-    assert serving_server.versions_to_serve(policy("model_version_policy { all {} }"), on_disk) == {1, 3, 7}
-    assert serving_server.versions_to_serve(
+    assert serving_models.versions_to_serve(policy(""), on_disk) == {7}
+    assert serving_models.versions_to_serve(policy("model_version_policy { latest { num_versions: 2 } }"), on_disk) == {3, 7}
+    assert serving_models.versions_to_serve(policy("model_version_policy { all {} }"), on_disk) == {1, 3, 7}
+    assert serving_models.versions_to_serve(
         policy("model_version_policy { specific { versions: 1 versions: 5 } }"), on_disk) == {1}
-    assert serving_server.versions_to_serve(policy(""), []) == set()
+    assert serving_models.versions_to_serve(policy(""), []) == set()
 
 
 # --- batching ------------------------------------------------------------------------------------
@@ -859,7 +860,7 @@ def test_rest_client_names_bad_files_and_reports_a_server_that_is_down(dev_serve
 
 # --- model config files --------------------------------------------------------------------------
 def test_production_models_config_runs_locally_over_a_push_directory(tmp_path):
-    config = serving_server.read_model_config(os.path.join(REPO, "serving", "models.config"))
+    config = serving_models.read_model_config(os.path.join(REPO, "serving", "models.config"))
     (model,) = config.model_config_list.config
     assert (model.name, model.base_path) == (MODEL, "/models/eurosat")
     args = serving_server.parse_args(["--model_config_file", os.path.join(REPO, "serving", "models.config"),
@@ -870,10 +871,10 @@ def test_production_models_config_runs_locally_over_a_push_directory(tmp_path):
     bad = tmp_path / "bad.config"
     bad.write_text("model_config_list { config { name: 'x' } }")
     with pytest.raises(ValueError, match="needs a name and a base_path"):
-        serving_server.read_model_config(str(bad))
+        serving_models.read_model_config(str(bad))
     bad.write_text("model_config_list { nonsense: 1 }")
     with pytest.raises(ValueError, match="not a ModelServerConfig"):
-        serving_server.read_model_config(str(bad))
+        serving_models.read_model_config(str(bad))
 
 
 def test_model_config_with_pinned_versions_and_labels(exported, tmp_path, images):
@@ -886,7 +887,7 @@ def test_model_config_with_pinned_versions_and_labels(exported, tmp_path, images
         "model_config_list { config { name: 'eurosat' base_path: 'eurosat' model_platform: 'tensorflow'\n"
         "  model_version_policy { specific { versions: 1 versions: 2 } }\n"
         "  version_labels { key: 'stable' value: 1 } version_labels { key: 'canary' value: 2 } } }\n")
-    config = serving_server.read_model_config(str(config_file))  # base_path relative to the file
+    config = serving_models.read_model_config(str(config_file))  # base_path relative to the file
     model_server = serving_server.ModelServer(port=0, model_config=config, rest_api_port=0).start()
     try:
         assert [s.version for s in model_server.model.statuses()] == [1, 2]
