@@ -237,7 +237,7 @@ def build_map_parser() -> argparse.ArgumentParser:
 
 
 def parse_dn_range(text: str) -> tuple:
-    from pipeline.mapping.scene import MapError
+    from pipeline.mapping.errors import MapError
 
     try:
         low, high = (float(v) for v in text.split(","))
@@ -251,10 +251,10 @@ def map_main(argv: List[str]) -> int:
     args = build_map_parser().parse_args(argv)
     configure_logging()
     from pipeline.mapping import change, landuse
-    from pipeline.mapping.scene import MapError
+    from pipeline.mapping.errors import MapError
+    from pipeline.mapping.options import MapOptions
 
-    options = landuse.MapOptions(args.stride, args.batch_size, parse_dn_range(args.dn_range),
-                                 args.max_nodata_fraction)
+    options = MapOptions(args.stride, args.batch_size, parse_dn_range(args.dn_range), args.max_nodata_fraction)
     if args.beam:
         if args.server:
             raise MapError("--beam runs the SavedModel on the workers; drop --server (or --beam)")

@@ -16,7 +16,8 @@ import pipeline_runner
 from components import synthetic
 from pipeline.mapping import change, landuse, predictors
 from pipeline.mapping import scene as scenes
-from pipeline.mapping.scene import MapError, TileGrid
+from pipeline.mapping.errors import MapError
+from pipeline.mapping.grid import TileGrid
 from schema import features
 from tests import mapping_fixtures
 

@@ -3,7 +3,7 @@
     scenes' patch rows ─► ReadPatches (one windowed read per row: scene.read_strip)
         ─► RunInference (SignatureModelHandler: the SavedModel's pixel signature, batched by Beam)
         ─► group by scene (with the scene list, so a scene with nothing to classify is an error)
-        ─► WriteMap (landuse.write_outputs: the very files of the local run)
+        ─► WriteMap (outputs.write_outputs: the very files of the local run)
 
 Workers read scenes and the model where they are (gs:// on Dataflow: GDAL and tf.io.gfile read
 Cloud Storage) and write each map locally before copying it to the output folder with Beam's
@@ -23,11 +23,14 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
-from pipeline.mapping import landuse
 from pipeline.mapping import scene as scenes
-from pipeline.mapping.landuse import MapOptions
+from pipeline.mapping.cells import MapAccumulator
+from pipeline.mapping.errors import MapError
+from pipeline.mapping.grid import TileGrid
+from pipeline.mapping.mosaic import is_patch_collection
+from pipeline.mapping.options import MapOptions
+from pipeline.mapping.outputs import TileTable, write_outputs
 from pipeline.mapping.predictors import SavedModelPredictor, export_modality, resolve_model
-from pipeline.mapping.scene import MapError, TileGrid
 
 log = logging.getLogger(__name__)
 NAMESPACE = "landuse_map"
@@ -104,14 +107,14 @@ class WriteMap(beam.DoFn):
             rows = np.array([t[0] for t in tiles])
             cols = np.array([t[1] for t in tiles])
             probabilities = np.stack([t[2] for t in tiles])
-            accumulator = landuse.MapAccumulator(grid)
+            accumulator = MapAccumulator(grid)
             accumulator.add(rows, cols, probabilities)
-            table = landuse.TileTable(os.path.join(local, "tiles.csv"), grid, scene.transform)
+            table = TileTable(os.path.join(local, "tiles.csv"), grid, scene.transform)
             order = np.lexsort((cols, rows))
             table.add(rows[order], cols[order], probabilities[order])
             table.close()
-            landuse.write_outputs(local, dataset, scene, grid, accumulator, self.modality, self.model,
-                                  self.version, self.options, {"runner": "beam"})
+            write_outputs(local, dataset, scene, grid, accumulator, self.modality, self.model,
+                          self.version, self.options, {"runner": "beam"})
             copy_folder(local, self.output_dirs[path])
         yield self.output_dirs[path]
 
@@ -148,7 +151,7 @@ def run_beam_maps(inputs: Sequence[str], model_path: str, output_dir: str, beam_
     modality = export_modality(export_dir)
     work: List[Tuple[str, int]] = []
     for path in inputs:  # check every scene before any worker starts
-        if scenes.is_patch_collection(path):
+        if is_patch_collection(path):
             raise MapError(f"--beam maps rasters; {path!r} is a folder/zip of patches: map it without --beam "
                            "(it is mosaicked first), or give the mosaic")
         with scenes.open_raster(path) as dataset:

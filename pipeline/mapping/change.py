@@ -22,8 +22,9 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from pipeline.mapping import landuse
-from pipeline.mapping.scene import MapError
+from pipeline.mapping.cells import NODATA_CLASS
+from pipeline.mapping.errors import MapError
+from pipeline.mapping.outputs import cell_area_ha, colourise, legend_handles
 from schema import features
 
 MAP_FILE = "landuse.tif"
@@ -45,7 +46,7 @@ def read_map(map_dir: str, name: str = MAP_FILE) -> Tuple[np.ndarray, object, ob
 
 def transition_counts(earlier: np.ndarray, later: np.ndarray) -> np.ndarray:
     """[10, 10] cell counts from class i (earlier) to class j (later), nodata in either left out."""
-    both = (earlier != landuse.NODATA_CLASS) & (later != landuse.NODATA_CLASS)
+    both = (earlier != NODATA_CLASS) & (later != NODATA_CLASS)
     n = features.NUM_CLASSES
     flat = earlier[both].astype(np.int64) * n + later[both].astype(np.int64)
     return np.bincount(flat, minlength=n * n).reshape(n, n)
@@ -78,15 +79,15 @@ def write_change_png(path: str, earlier: np.ndarray, later: np.ndarray, compared
     changed = (earlier != later) & compared
     highlight = np.full((*later.shape, 3), 255, np.uint8)
     highlight[compared] = 215
-    highlight[changed] = landuse.colourise(later)[changed]
+    highlight[changed] = colourise(later)[changed]
     fig, axes = plt.subplots(1, 3, figsize=(16, 5.6), gridspec_kw={"wspace": 0.05})
-    for ax, picture, name in zip(axes, (landuse.colourise(earlier), landuse.colourise(later), highlight),
+    for ax, picture, name in zip(axes, (colourise(earlier), colourise(later), highlight),
                                  ("earlier", "later", f"changed cells ({int(changed.sum())}, in their new class)")):
         ax.imshow(picture, interpolation="nearest")
         ax.set_title(name)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.legend(handles=landuse.legend_handles({}), loc="center right", fontsize=8, frameon=False)
+    fig.legend(handles=legend_handles({}), loc="center right", fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10)
     fig.subplots_adjust(left=0.01, right=0.84, top=0.9, bottom=0.02)
     fig.savefig(path, dpi=100)
@@ -101,13 +102,13 @@ def compare(earlier_dir: str, later_dir: str, min_confidence: float = 0.0) -> Di
     earlier = read_map(earlier_dir)
     later = read_map(later_dir)
     check_same_grid(earlier, later, earlier_dir)
-    valid = (earlier[0] != landuse.NODATA_CLASS) & (later[0] != landuse.NODATA_CLASS)
+    valid = (earlier[0] != NODATA_CLASS) & (later[0] != NODATA_CLASS)
     compared = valid.copy()
     if min_confidence > 0:
         compared &= (read_map(earlier_dir, CONFIDENCE_FILE)[0] >= min_confidence)
         compared &= (read_map(later_dir, CONFIDENCE_FILE)[0] >= min_confidence)
-    counts = transition_counts(np.where(compared, earlier[0], landuse.NODATA_CLASS), later[0])
-    cell_ha = landuse.cell_area_ha(later[2].to_wkt() if later[2] else None, later[1])
+    counts = transition_counts(np.where(compared, earlier[0], NODATA_CLASS), later[0])
+    cell_ha = cell_area_ha(later[2].to_wkt() if later[2] else None, later[1])
     scale = cell_ha if cell_ha is not None else 1.0
     unit = "ha" if cell_ha is not None else "cells"
     matrix = counts * scale

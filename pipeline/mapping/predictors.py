@@ -18,14 +18,14 @@ from typing import List, Protocol, Tuple
 
 import numpy as np
 
-from pipeline.mapping.scene import MapError
+from pipeline.mapping.errors import MapError
 from schema import features, modalities
 from schema.errors import ServingError
 from serving import signatures
 
 
 class Predictor(Protocol):
-    modality: str  # features.RGB or features.ALL_BANDS
+    modality: str  # a modality name (schema.modalities)
     model: str  # where the model is: a folder, or model@host:port
     version: str  # the model version used
 
@@ -52,14 +52,21 @@ def encode_pngs(pixels: np.ndarray) -> List[bytes]:
     return [encode_png(p) for p in pixels]
 
 
+def encode_patches(pixels: np.ndarray, modality: str):
+    """Patches as the modality's pixel signature takes them: PNGs (encoded images) or the raw values."""
+    record = modalities.get(modality)
+    if record.encoded:
+        return encode_pngs(pixels)
+    return np.asarray(pixels, record.input_dtype)
+
+
 def modality_of_signatures(names, where: str) -> str:
     """The model's modality from its signature names (which pixel signature it exports)."""
-    if signatures.PREDICT_BANDS in names:
-        return features.ALL_BANDS
-    if signatures.PREDICT_IMAGES in names:
-        return features.RGB
-    raise MapError(f"{where} has neither a {signatures.PREDICT_IMAGES!r} nor a {signatures.PREDICT_BANDS!r} "
-                   "signature: give a model exported by this project's Trainer (serving.signatures)")
+    try:
+        return modalities.of_signature(names).name
+    except KeyError:
+        raise MapError(f"{where} has neither a {signatures.PREDICT_IMAGES!r} nor a {signatures.PREDICT_BANDS!r} "
+                       "signature: give a model exported by this project's Trainer (serving.signatures)") from None
 
 
 def resolve_model(path: str) -> Tuple[str, str]:
@@ -99,13 +106,11 @@ class SavedModelPredictor:
         self._loaded = loaded  # keeps the signature's variables alive
         self._signature = loaded.signatures[name]
         # warm-up (graph optimisation on the first call), as TF Serving does before serving
-        self.predict(np.zeros((1, *features.BANDS_SHAPE[:2], features.channels(self.modality)),
-                              np.uint8 if self.modality == features.RGB else np.uint16))
+        record = modalities.get(self.modality)
+        self.predict(np.zeros((1, *features.BANDS_SHAPE[:2], record.channels), record.pixel_dtype))
 
     def encode(self, pixels: np.ndarray):
-        if self.modality == features.RGB:
-            return encode_pngs(pixels)
-        return np.asarray(pixels, np.uint16)
+        return encode_patches(pixels, self.modality)
 
     def run(self, encoded) -> np.ndarray:
         import tensorflow as tf
@@ -133,17 +138,16 @@ class EndpointPredictor:
         except ServingError as err:
             raise MapError(f"--server {server}: {err}") from None
         self.version = str(version if version is not None else max(available, default="unknown"))
+        # the client's method for the model's pixel signature
+        self._predict = {signatures.PREDICT_IMAGES: self._client.predict_images,
+                         signatures.PREDICT_BANDS: self._client.predict_bands}[modalities.get(self.modality).signature]
 
     def encode(self, pixels: np.ndarray):
-        if self.modality == features.RGB:
-            return encode_pngs(pixels)
-        return list(np.asarray(pixels, np.uint16))
+        return list(encode_patches(pixels, self.modality))
 
     def run(self, encoded) -> np.ndarray:
         try:
-            if self.modality == features.RGB:
-                return self._client.predict_images(encoded, batch_size=max(1, len(encoded)))
-            return self._client.predict_bands(encoded, batch_size=max(1, len(encoded)))
+            return self._predict(encoded, batch_size=max(1, len(encoded)))
         except self._error_type as err:
             raise MapError(f"--server: {err}") from None
 

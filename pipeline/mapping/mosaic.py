@@ -1,0 +1,93 @@
+"""A folder or zip of georeferenced patches -> one mosaic GeoTIFF, mapped like a scene.
+
+EuroSAT's all-bands GeoTIFFs, say: the patches are stitched by their own coordinates
+(``mosaic_patches``, rasterio.merge in chunks: bounded memory); places no patch covers are 0, so
+they are masked.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from pipeline.mapping.errors import MapError
+
+MAX_MOSAIC_PIXELS = 4 * 10980 * 10980  # a folder/zip of patches: four Sentinel-2 tiles at most
+PATCH_FILE_SUFFIXES = (".tif", ".tiff")
+
+
+def patch_files(path: str) -> list:
+    """The GeoTIFF patches of a folder or .zip, as paths rasterio opens (zip://archive!/member)."""
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = sorted(n for n in archive.namelist() if n.lower().endswith(PATCH_FILE_SUFFIXES)
+                           and "__MACOSX" not in n and not os.path.basename(n).startswith("."))
+        files = [f"zip://{os.path.abspath(path)}!/{n}" for n in names]
+    else:
+        files = sorted(os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs
+                       if f.lower().endswith(PATCH_FILE_SUFFIXES) and not f.startswith("."))
+    if not files:
+        raise MapError(f"--input {path!r} holds no GeoTIFF patches (*.tif): give a scene, or a folder/zip of "
+                       "georeferenced patches such as EuroSAT's all-bands GeoTIFFs")
+    return files
+
+
+def mosaic_patches(path: str, destination: str) -> str:
+    """Stitch a folder or zip of georeferenced patches into one GeoTIFF by their own coordinates
+    (rasterio.merge, in chunks: bounded memory); places no patch covers are 0 (masked)."""
+    import rasterio
+    from rasterio.merge import merge
+
+    files = patch_files(path)
+    crss = {}
+    for name in files:
+        try:
+            with rasterio.open(name) as src:
+                if src.crs is None or src.transform.is_identity:
+                    raise MapError(f"patch {name!r} has no georeference, so it cannot be placed on a map "
+                                   "(EuroSAT's all-bands GeoTIFFs have one, its RGB JPEGs do not)")
+                crss.setdefault(src.crs.to_string(), name)
+        except rasterio.errors.RasterioIOError:
+            raise MapError(f"patch {name!r} is not a raster GDAL can read") from None
+    if len(crss) > 1:
+        raise MapError(f"the patches of {path!r} are in {len(crss)} coordinate systems ({', '.join(sorted(crss))}): "
+                       "reproject them into one first (gdalwarp -t_srs)")
+    pixels = mosaic_pixels(files)
+    if pixels > MAX_MOSAIC_PIXELS:
+        raise MapError(f"the patches of {path!r} spread over {pixels:,} pixels, more than {MAX_MOSAIC_PIXELS:,} "
+                       "(four Sentinel-2 tiles); map the areas separately")
+    merge(files, dst_path=destination, nodata=0,
+          dst_kwds={"compress": "deflate", "tiled": True, "blockxsize": 256, "blockysize": 256})
+    return destination
+
+
+def is_patch_collection(path: str) -> bool:
+    """A folder or zip (of patches), not a raster."""
+    import zipfile
+
+    return os.path.isdir(path) or (os.path.isfile(path) and zipfile.is_zipfile(path))
+
+
+def mosaic_pixels(files: list) -> int:
+    """Pixels of the mosaic of `files`: their union's bounds at the first file's resolution."""
+    import rasterio
+
+    with rasterio.open(files[0]) as src:
+        res_x, res_y = src.res
+    bounds = []
+    for name in files:
+        with rasterio.open(name) as src:
+            bounds.append(tuple(src.bounds))
+    left, bottom, right, top = np.array(bounds).T
+    return int(round((right.max() - left.min()) / res_x)) * int(round((top.max() - bottom.min()) / res_y))
+
+
+def scene_path(path: str, work_dir: str) -> str:
+    """The raster to map: `path` itself, or the mosaic of a folder/zip of patches in `work_dir`."""
+    if is_patch_collection(path):
+        os.makedirs(work_dir, exist_ok=True)
+        return mosaic_patches(path, os.path.join(work_dir, "mosaic.tif"))
+    return path
+

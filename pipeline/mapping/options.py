@@ -1,0 +1,28 @@
+"""MapOptions: the settings of one map (stride, batch size, DN range, nodata, preview), validated."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Tuple
+
+from pipeline.mapping.errors import MapError
+from pipeline.mapping.grid import PATCH, check_stride
+from pipeline.mapping.pixels import EUROSAT_DN_RANGE
+
+
+@dataclasses.dataclass(frozen=True)
+class MapOptions:
+    stride: int = PATCH  # pixels between patch starts; < 64 overlaps and averages
+    batch_size: int = 64  # patches per model call / request
+    dn_range: Tuple[float, float] = EUROSAT_DN_RANGE  # RGB digital numbers mapped to 1..255
+    max_nodata_fraction: float = 0.0  # patches with more nodata pixels are not classified
+    preview_size: int = 1024  # longest side of the true-colour picture in landuse.png
+
+    def __post_init__(self) -> None:
+        check_stride(self.stride)
+        if self.batch_size < 1:
+            raise MapError(f"--batch-size {self.batch_size}: give 1 or more")
+        if not self.dn_range[1] > self.dn_range[0]:
+            raise MapError(f"--dn-range {self.dn_range[0]:g},{self.dn_range[1]:g}: the high end must be above "
+                           "the low end")
+        if not 0.0 <= self.max_nodata_fraction < 1.0:
+            raise MapError(f"--max-nodata-fraction {self.max_nodata_fraction}: give a fraction in [0, 1)")

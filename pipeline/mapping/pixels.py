@@ -1,0 +1,66 @@
+"""A strip's values -> the patches the model takes: the nodata mask, then the model's pixel dtype.
+
+Masking: a pixel is nodata when GDAL's dataset mask says so (the raster's nodata value, an alpha
+band or an internal mask) or when every band is 0 (the all-zero borders of Sentinel-2 products). A
+patch with more than ``max_nodata_fraction`` nodata pixels (default 0: any) is not classified;
+EuroSAT's patches never contain nodata, so the model has never seen any.
+
+Digital numbers -> 8 bits, for models of 8-bit pixels (RGB), as EuroSAT's RGB images were made
+from the all-bands data (the dataset's authors: ``gdal_translate -scale 0 2750 1 255 -a_nodata 0``,
+bands B04, B03, B02): the range [low, high] (default 0..2750) goes linearly to 1..255, clipped;
+8-bit scenes are used as they are. Models of 16-bit pixels (13 bands) take the values as they are.
+"""
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import numpy as np
+
+from pipeline.mapping.errors import MapError
+from pipeline.mapping.grid import PATCH
+from schema import modalities
+
+# EuroSAT RGB's scaling of the digital numbers of B04/B03/B02 to 1..255 (0 was left for nodata).
+EUROSAT_DN_RANGE = (0.0, 2750.0)
+
+
+def scaled_to_8_bits(modality: str) -> bool:
+    """Whether the model takes 8-bit pixels (EuroSAT RGB), to which a scene's digital numbers are
+    scaled by --dn-range; a model of 16-bit pixels (the 13 bands) takes them as they are."""
+    return np.dtype(modalities.get(modality).pixel_dtype) == np.uint8
+
+
+def classifiable_patches(values: np.ndarray, mask: np.ndarray, starts: Sequence[int],
+                         max_nodata_fraction: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:
+    """(indexes into `starts` of the patches kept, their values [n, 64, 64, C]) of one strip:
+    `values` [64, W, C], GDAL's dataset `mask` [64, W], patches starting at columns `starts`."""
+    starts = np.asarray(starts)
+    valid = (mask > 0) & np.any(values != 0, axis=-1)
+    # the fraction of nodata pixels in each patch of the row
+    nodata = 1.0 - np.stack([valid[:, s : s + PATCH].mean() for s in starts]) if len(starts) else np.zeros(0)
+    keep = np.flatnonzero(nodata <= max_nodata_fraction)
+    patches = np.stack([values[:, s : s + PATCH] for s in starts[keep]]) if len(keep) else (
+        np.zeros((0, PATCH, PATCH, values.shape[-1]), values.dtype))
+    return keep, patches
+
+
+def dn_to_uint8(pixels: np.ndarray, dn_range: Tuple[float, float] = EUROSAT_DN_RANGE) -> np.ndarray:
+    """RGB digital numbers -> uint8 as EuroSAT's RGB images: [low, high] -> [1, 255] linearly,
+    clipped. uint8 input is returned unchanged."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    low, high = dn_range
+    if not high > low:
+        raise MapError(f"--dn-range {low:g},{high:g}: the high end must be above the low end")
+    scaled = 1.0 + (pixels.astype(np.float32) - low) * (254.0 / (high - low))
+    return np.clip(np.rint(scaled), 1, 255).astype(np.uint8)
+
+
+def to_model_pixels(pixels: np.ndarray, modality: str, dn_range: Tuple[float, float]) -> np.ndarray:
+    """[..., C] scene values -> what the model's pixel signature takes: uint8 RGB or uint16 bands."""
+    if scaled_to_8_bits(modality):
+        return dn_to_uint8(pixels, dn_range)
+    dtype = np.dtype(modalities.get(modality).pixel_dtype)
+    if pixels.dtype != dtype:
+        pixels = np.clip(np.rint(pixels.astype(np.float64)), 0, np.iinfo(dtype).max)
+    return pixels.astype(dtype)
