@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from typing import List, Optional
@@ -31,9 +30,8 @@ from pipeline.config import (
     demo_config,
     load_yaml,
 )
-from pipeline.console import quiet_tensorflow
+from pipeline.console import configure_logging, quiet_tensorflow
 from schema.errors import ConfigError, user_errors_to_exit
-from serving.contract import MODEL_NAME
 
 _DEFAULTS = PipelineConfig()
 _HP = HParams()
@@ -172,128 +170,6 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     return config.replace(**changes, hparams=hp_changes)
 
 
-class _ProgressOnly(logging.Filter):
-    """Let through TFX's per-component progress lines; drop absl's INFO/WARNING chatter."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.ERROR:
-            return True
-        msg = record.getMessage()
-        return msg.startswith("Component ") or "Using cached" in msg or "is running" in msg
-
-
-def configure_logging(verbose: bool = False) -> None:
-    """Our progress at INFO, TFX's per-component lines, and only warnings from the rest
-    (everything with --verbose)."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-    for name in ("components", "pipeline", "pipeline_runner", "serving"):
-        logging.getLogger(name).setLevel(logging.INFO)
-    logging.getLogger("absl").setLevel(logging.INFO)
-    if verbose:
-        return
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(lambda r: r.name != "absl" or _ProgressOnly().filter(r))
-
-
-def build_map_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="pipeline_runner.py map",
-        description="Classify a whole scene into a land-use map with the pushed model: 64x64 patches "
-        "through the model's own signature, in process, through a gRPC endpoint (--server) or as a Beam "
-        "pipeline (--beam, DirectRunner or Dataflow). Writes landuse.tif, confidence.tif, landuse.png, "
-        "tiles.csv and summary.json into --output.")
-    p.add_argument("--input", required=True, action="append",
-                   help="a GeoTIFF (or any raster GDAL reads) holding 3 bands (R, G, B; 8-bit or Sentinel-2 "
-                   "digital numbers) for an RGB model or the 13 Sentinel-2 bands in EuroSAT's order for a "
-                   "13-band model; --beam takes the flag several times")
-    p.add_argument("--output", required=True, help="folder for the map files (several --input: one sub-folder each)")
-    p.add_argument("--model", help="a push directory (its newest version is used, e.g. outputs/serving/eurosat) "
-                   "or a SavedModel folder; not needed with --server")
-    p.add_argument("--server", help="host:port of a TF Serving / serving.server gRPC endpoint to classify through")
-    p.add_argument("--model-name", default=MODEL_NAME, help=f"--server: the served model's name (default {MODEL_NAME})")
-    p.add_argument("--stride", type=int, default=64, help="pixels between patch starts (64, 32, 16 or 8); below 64 "
-                   "patches overlap, their probabilities are averaged and map cells are stride x stride px "
-                   "(default 64)")
-    p.add_argument("--batch-size", type=int, default=64, help="patches per model call or request (default 64)")
-    p.add_argument("--dn-range", default="0,2750", help="RGB digital numbers LOW,HIGH mapped to 1..255 as EuroSAT's "
-                   "RGB images were made (default 0,2750); 8-bit scenes are used as they are")
-    p.add_argument("--max-nodata-fraction", type=float, default=0.0, help="patches with more nodata/zero pixels "
-                   "than this are not classified (default 0: any)")
-    p.add_argument("--compare", help="the output folder of an earlier map of the same grid: writes transitions.csv "
-                   "(from->to hectares) and change.png")
-    p.add_argument("--min-confidence", type=float, default=0.0, help="--compare: leave out cells whose top "
-                   "probability is below this in either map (a map's errors look like change) (default 0)")
-    g = p.add_argument_group("Beam (many scenes; Dataflow)")
-    g.add_argument("--beam", action="store_true", help="run the tiling and inference as a Beam pipeline")
-    g.add_argument("--beam-runner", choices=BEAM_RUNNERS, default="direct")
-    g.add_argument("--beam-direct-running-mode", choices=DIRECT_RUNNING_MODES,
-                   default=_DEFAULTS.beam_direct_running_mode)
-    g.add_argument("--beam-num-workers", type=int, default=0, help="DirectRunner workers, 0 = one per core")
-    g.add_argument("--project", default="", help="Dataflow: Google Cloud project")
-    g.add_argument("--region", default="", help="Dataflow: region, e.g. europe-west4")
-    g.add_argument("--temp-location", default="", help="Dataflow: gs:// staging folder")
-    g.add_argument("--image", default="", help="Dataflow: the component image (workers import the project from it)")
-    return p
-
-
-def parse_dn_range(text: str) -> tuple:
-    from pipeline.mapping.errors import MapError
-
-    try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
-        raise MapError(f"--dn-range {text!r}: give LOW,HIGH digital numbers, e.g. 0,2750") from None
-    return low, high
-
-
-def map_main(argv: List[str]) -> int:
-    """`map`: parse, pick the predictor (in process / endpoint) or Beam, map, compare."""
-    args = build_map_parser().parse_args(argv)
-    configure_logging()
-    from pipeline.mapping import change, landuse
-    from pipeline.mapping.errors import MapError
-    from pipeline.mapping.options import MapOptions
-
-    options = MapOptions(args.stride, args.batch_size, parse_dn_range(args.dn_range), args.max_nodata_fraction)
-    if args.beam:
-        if args.server:
-            raise MapError("--beam runs the SavedModel on the workers; drop --server (or --beam)")
-        beam_config = PipelineConfig(beam_runner=args.beam_runner, project=args.project, region=args.region,
-                                     temp_location=args.temp_location, image=args.image,
-                                     beam_direct_running_mode=args.beam_direct_running_mode,
-                                     beam_num_workers=args.beam_num_workers)
-        missing = [f"--{k.replace('_', '-')}" for k in ("project", "region", "temp_location", "image")
-                   if args.beam_runner == "dataflow" and not getattr(args, k)]
-        if missing:
-            raise MapError(f"--beam-runner dataflow needs {', '.join(missing)}")
-        if not args.model:
-            raise MapError("--beam needs --model (a push directory or SavedModel the workers can read)")
-        from pipeline.mapping.beam import run_beam_maps
-
-        outputs = run_beam_maps(args.input, args.model, args.output, beam_config.beam_pipeline_args(), options)
-    else:
-        if len(args.input) != 1:
-            raise MapError("several --input scenes need --beam (one map per run otherwise)")
-        from pipeline.mapping import predictors
-
-        if args.server:
-            predictor = predictors.EndpointPredictor(args.server, args.model_name)
-        elif args.model:
-            predictor = predictors.SavedModelPredictor(args.model)
-        else:
-            raise MapError("give --model (a push directory or SavedModel) or --server host:port")
-        landuse.map_scene(args.input[0], predictor, args.output, options)
-        outputs = {args.input[0]: args.output}
-    if args.compare:
-        for output in outputs.values():
-            result = change.compare(args.compare, output, args.min_confidence)
-            print(f"change: {result['changed']} {result['unit']} of {result['compared']} changed class; "
-                  f"{os.path.join(output, 'change.png')}")
-    for output in outputs.values():
-        print(f"map: {os.path.join(output, 'landuse.png')}")
-    return 0
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """Every subcommand; a UserError from any of them (bad flags, config, data, a missing run,
     weights that cannot load inside a component, ...) is one line on stderr and exit code 2."""
@@ -308,7 +184,9 @@ def dispatch(argv: List[str]) -> int:
 
         return report.run([a for a in argv[1:] if a != "--verbose"])
     if argv[:1] == ["map"]:  # a land-use map of a whole scene
-        return map_main(argv[1:])
+        from pipeline.mapping import cli
+
+        return cli.run(argv[1:])
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
     config = config_from_args(args)

@@ -1,4 +1,4 @@
-"""Command lines that talk to people: TensorFlow's start-up lines stay out of their output.
+"""Command lines that talk to people: our progress lines, not TensorFlow's or absl's chatter.
 
 Importing TensorFlow prints C++ log lines before its own log settings apply (absl's "All log
 messages before absl::InitializeLog()", oneDNN, "Could not find cuda drivers", CPU features),
@@ -8,6 +8,7 @@ EUROSAT_VERBOSE=1 in the environment, shows everything.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -37,3 +38,26 @@ def quiet_tensorflow(verbose: bool = False) -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+class _ProgressOnly(logging.Filter):
+    """Let through TFX's per-component progress lines; drop absl's INFO/WARNING chatter."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            return True
+        msg = record.getMessage()
+        return msg.startswith("Component ") or "Using cached" in msg or "is running" in msg
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Our progress at INFO, TFX's per-component lines, and only warnings from the rest
+    (everything with --verbose)."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    for name in ("components", "pipeline", "pipeline_runner", "serving"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    logging.getLogger("absl").setLevel(logging.INFO)
+    if verbose:
+        return
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(lambda r: r.name != "absl" or _ProgressOnly().filter(r))

@@ -22,6 +22,7 @@ from pipeline.mapping.errors import MapError
 from schema import features, modalities
 from schema.errors import ServingError
 from serving import signatures
+from serving.models import complete_versions, read_signature_defs
 
 
 class Predictor(Protocol):
@@ -73,8 +74,6 @@ def resolve_model(path: str) -> Tuple[str, str]:
     """(SavedModel folder, version) of a SavedModel folder or of a push directory's newest version."""
     import tensorflow as tf
 
-    from serving.server import complete_versions
-
     if tf.io.gfile.exists(os.path.join(path, signatures.SAVED_MODEL_FILE)):
         name = os.path.basename(os.path.normpath(path))
         return path, name
@@ -88,8 +87,6 @@ def resolve_model(path: str) -> Tuple[str, str]:
 
 def export_modality(export_dir: str) -> str:
     """The modality of an exported model, from saved_model.pb's signatures (without loading it)."""
-    from serving.server import read_signature_defs
-
     return modality_of_signatures(read_signature_defs(export_dir), export_dir)
 
 
