@@ -13,20 +13,18 @@ the work is in the model, and the batcher merges concurrent requests as it does 
 """
 from __future__ import annotations
 
-import base64
 import http.server
 import json
 import logging
 import re
 import threading
-from typing import Dict, List, Optional, Tuple
+from typing import Optional, Tuple
 
 import grpc
-import numpy as np
 from google.protobuf import json_format
-from tensorflow.core.example import example_pb2, feature_pb2
 
 from schema.errors import ServingError
+from serving.rest_json import RestError, examples_of, invalid, request_arrays, response_body
 
 log = logging.getLogger("serving.rest")
 
@@ -55,143 +53,6 @@ _PATH = re.compile(
     r"(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
     r"(?:(?P<metadata>/metadata)|:(?P<verb>predict|classify|regress))?/?$"
 )
-
-
-class RestError(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
-
-
-def _invalid(message: str) -> RestError:
-    return RestError(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-
-# --- JSON <-> arrays -----------------------------------------------------------------------------
-def _to_bytes(value, where: str):
-    if isinstance(value, list):
-        return [_to_bytes(v, where) for v in value]
-    if isinstance(value, dict):
-        if set(value) != {"b64"} or not isinstance(value["b64"], str):
-            raise _invalid(f"{where}: a bytes value must be a string or {{\"b64\": \"<base64>\"}}, got {value}")
-        try:
-            return base64.b64decode(value["b64"], validate=True)
-        except ValueError as err:
-            raise _invalid(f"{where}: the b64 value is not valid base64 ({err})") from None
-    if isinstance(value, str):
-        return value.encode()
-    raise _invalid(f"{where}: expected a string or {{\"b64\": ...}}, got {type(value).__name__}")
-
-
-def to_array(value, dtype, where: str) -> np.ndarray:
-    """A JSON value as an array of the signature input's dtype (a tf.DType)."""
-    if dtype.name == "string":
-        converted = _to_bytes(value, where)
-        array = np.empty(len(converted), dtype=object) if isinstance(converted, list) else None
-        if array is not None and all(isinstance(v, bytes) for v in converted):
-            array[:] = converted
-            return array
-        return np.array(converted, dtype=object)
-    try:
-        return np.asarray(value, dtype=dtype.as_numpy_dtype)
-    except (TypeError, ValueError, OverflowError) as err:
-        raise _invalid(f"{where}: cannot be read as {dtype.name} ({err})") from None
-
-
-def request_arrays(body: dict, dtypes: Dict[str, object]) -> Tuple[Dict[str, np.ndarray], bool]:
-    """({input: array}, row format?) of a :predict body, in TF Serving's row or columnar format."""
-    if ("instances" in body) == ("inputs" in body):
-        raise _invalid('Missing \'instances\' or \'inputs\' key (exactly one of them, TF Serving\'s row '
-                       'or columnar format)')
-    single = next(iter(dtypes)) if len(dtypes) == 1 else None
-    if "instances" in body:
-        instances = body["instances"]
-        if not isinstance(instances, list):
-            raise _invalid("'instances' must be a list")
-        if instances and all(isinstance(i, dict) and "b64" not in i for i in instances):
-            names = set().union(*(i.keys() for i in instances))
-            if any(set(i) != names for i in instances):
-                raise _invalid("every instance must name the same inputs")
-            columns = {name: [i[name] for i in instances] for name in names}
-        elif single is not None:
-            columns = {single: instances}
-        else:
-            raise _invalid(f"this signature has inputs {sorted(dtypes)}: each instance must be an object naming them")
-        row = True
-    else:
-        inputs = body["inputs"]
-        if isinstance(inputs, dict) and "b64" not in inputs:
-            columns = inputs
-        elif single is not None:
-            columns = {single: inputs}
-        else:
-            raise _invalid(f"this signature has inputs {sorted(dtypes)}: 'inputs' must be an object naming them")
-        row = False
-    arrays = {}
-    for name, value in columns.items():
-        if name not in dtypes:
-            raise _invalid(f"input {name!r} is unknown; the signature's inputs are {sorted(dtypes)}")
-        arrays[name] = to_array(value, dtypes[name], f"input {name!r}")
-    return arrays, row
-
-
-def _json_value(array: np.ndarray, name: str):
-    if array.dtype == object or array.dtype.kind == "S":
-        def convert(v):
-            if isinstance(v, (list, np.ndarray)):
-                return [convert(x) for x in v]
-            if name.endswith("_bytes"):
-                return {"b64": base64.b64encode(v).decode()}
-            try:
-                return v.decode()
-            except UnicodeDecodeError:
-                return {"b64": base64.b64encode(v).decode()}
-        return convert(list(array))
-    return array.tolist()
-
-
-def response_body(outputs: Dict[str, np.ndarray], row: bool) -> dict:
-    """TF Serving's predict response: {"predictions": rows} or {"outputs": columns}."""
-    values = {name: _json_value(array, name) for name, array in outputs.items()}
-    if not row:
-        return {"outputs": next(iter(values.values())) if len(values) == 1 else values}
-    count = len(next(iter(values.values()))) if values else 0
-    if len(values) == 1:
-        return {"predictions": next(iter(values.values()))}
-    return {"predictions": [{name: value[i] for name, value in values.items()} for i in range(count)]}
-
-
-def _feature(value, where: str) -> feature_pb2.Feature:
-    values = value if isinstance(value, list) else [value]
-    feature = feature_pb2.Feature()
-    if all(isinstance(v, bool) for v in values) and values:
-        raise _invalid(f"{where}: booleans are not a tf.Example type")
-    if all(isinstance(v, int) for v in values):
-        feature.int64_list.value.extend(values)
-    elif all(isinstance(v, (int, float)) for v in values):
-        feature.float_list.value.extend(values)
-    else:
-        feature.bytes_list.value.extend(_to_bytes(values, where))
-    return feature
-
-
-def examples_of(body: dict) -> List[bytes]:
-    """Serialized tf.Examples of a :classify body (`examples`, with optional `context` features)."""
-    examples = body.get("examples")
-    if not isinstance(examples, list):
-        raise _invalid("'examples' must be a list of objects, one feature name -> value map per example")
-    context = body.get("context", {})
-    if not isinstance(context, dict):
-        raise _invalid("'context' must be an object of features")
-    serialized = []
-    for i, example in enumerate(examples):
-        if not isinstance(example, dict):
-            raise _invalid(f"example {i} must be an object of features")
-        proto = example_pb2.Example()
-        for name, value in {**context, **example}.items():
-            proto.features.feature[name].CopyFrom(_feature(value, f"example {i} feature {name!r}"))
-        serialized.append(proto.SerializeToString())
-    return serialized
 
 
 # --- the server ----------------------------------------------------------------------------------
@@ -230,7 +91,7 @@ class RestServer:
         match = _PATH.match(path.split("?", 1)[0])
         verb = match and match.group("verb")
         if match is None or (method == "GET") == bool(verb) or (verb == "regress"):
-            raise _invalid(f"Malformed request: {method} {path}")
+            raise invalid(f"Malformed request: {method} {path}")
         name, label = match.group("name"), match.group("label")
         version = int(match.group("version")) if match.group("version") else None
         if method == "GET" and match.group("metadata"):
@@ -248,9 +109,9 @@ class RestServer:
         try:
             request = json.loads(body or b"")
         except ValueError as err:
-            raise _invalid(f"JSON Parse error: {err}") from None
+            raise invalid(f"JSON Parse error: {err}") from None
         if not isinstance(request, dict):
-            raise _invalid("the request body must be a JSON object")
+            raise invalid("the request body must be a JSON object")
         served = self.core.version(name, version, label)
         if verb == "classify":
             signature_name = request.get("signature_name") or "serving_default"
