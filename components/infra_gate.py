@@ -122,6 +122,13 @@ class ProcessRunner(base_runner.BaseModelServerRunner):
                 self._process.kill()
 
 
+def checked_runner(runner: str) -> str:
+    """`runner` when it is one the gate knows; ValueError naming them otherwise."""
+    if runner not in RUNNERS:
+        raise ValueError(f"infra gate runner {runner!r} is not one of {', '.join(RUNNERS)}")
+    return runner
+
+
 def set_kfp_v2_environment(environ=os.environ, namespace_file: str = SERVICE_ACCOUNT_NAMESPACE) -> None:
     """What TFX's KubernetesRunner needs (KFP_NAMESPACE, KFP_POD_NAME) on a Kubeflow Pipelines v2
     pod, which exports KFP_POD_NAME only; a clear error outside Kubernetes."""
@@ -143,9 +150,7 @@ class Executor(infra_executor.Executor):
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]) -> None:
-        runner = exec_properties.get(RUNNER_KEY) or KUBERNETES
-        if runner not in RUNNERS:
-            raise ValueError(f"infra gate runner {runner!r} is not one of {', '.join(RUNNERS)}")
+        runner = checked_runner(exec_properties.get(RUNNER_KEY) or KUBERNETES)
         if runner == KUBERNETES:
             set_kfp_v2_environment()
             super().Do(input_dict, output_dict, exec_properties)
@@ -173,8 +178,7 @@ class InfraGate(base_component.BaseComponent):
 
     def __init__(self, model: types.BaseChannel, examples: types.BaseChannel, model_name: str, runner: str,
                  server_command: Optional[str] = None):
-        if runner not in RUNNERS:
-            raise ValueError(f"infra gate runner {runner!r} is not one of {', '.join(RUNNERS)}")
+        runner = checked_runner(runner)
         super().__init__(spec=InfraGateSpec(
             model=model,
             examples=examples,

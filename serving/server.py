@@ -165,11 +165,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     _flag(parser, "poll_seconds", type=float, default=1.0, help="how often to look for new versions")
     _flag(parser, "max_workers", type=int, default=64, help="concurrent gRPC requests")
     _flag(parser, "max_message_bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
-    parser.add_argument("--tensorflow_intra_op_parallelism", "--intra-op-threads", type=int, default=0,
-                        help="threads one op may use (0: TensorFlow's choice, all cores); 1 with "
-                             "num_batch_threads = cores serves concurrent clients fastest on CPU")
-    parser.add_argument("--tensorflow_inter_op_parallelism", "--inter-op-threads", type=int, default=0,
-                        help="ops run at once (0: TensorFlow's choice)")
+    _flag(parser, "tensorflow_intra_op_parallelism", type=int, default=0,
+          help="threads one op may use (0: TensorFlow's choice, all cores); 1 with "
+               "num_batch_threads = cores serves concurrent clients fastest on CPU")
+    _flag(parser, "tensorflow_inter_op_parallelism", type=int, default=0,
+          help="ops run at once (0: TensorFlow's choice)")
     args = parser.parse_args(argv)
     if min(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism) < 0:
         parser.error("--tensorflow_intra_op_parallelism and --tensorflow_inter_op_parallelism must be >= 0")
@@ -219,12 +219,15 @@ def main(argv: Optional[List[str]] = None) -> None:
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from None
     names = ", ".join(repr(n) for n in server.core.models)
-    threads = tf.config.threading
-    notes = (["batching on"] if args.enable_batching else []) + (
-        [f"TensorFlow threads: intra-op {threads.get_intra_op_parallelism_threads()}, "
-         f"inter-op {threads.get_inter_op_parallelism_threads()}"]
-        if args.tensorflow_intra_op_parallelism or args.tensorflow_inter_op_parallelism else []) + (
-        [f"REST on {args.host}:{server.rest_port}"] if server.rest_port is not None else [])
+    notes = []
+    if args.enable_batching:
+        notes.append("batching on")
+    if args.tensorflow_intra_op_parallelism or args.tensorflow_inter_op_parallelism:
+        threads = tf.config.threading
+        notes.append(f"TensorFlow threads: intra-op {threads.get_intra_op_parallelism_threads()}, "
+                     f"inter-op {threads.get_inter_op_parallelism_threads()}")
+    if server.rest_port is not None:
+        notes.append(f"REST on {args.host}:{server.rest_port}")
     notes = f" ({'; '.join(notes)})" if notes else ""
     # tests and scripts read this line to learn the ports (with --port 0)
     print(f"serving models {names}{notes} on {args.host}:{server.port}", flush=True)
