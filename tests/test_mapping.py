@@ -70,6 +70,12 @@ def read_tif(path):
         return src.read(1), src.profile
 
 
+def layout_agreement(classes: np.ndarray, layout: np.ndarray) -> tuple:
+    """(the layout's data cells, the share of them where the map has the layout's class)."""
+    valid = layout != NODATA
+    return valid, float((classes[valid] == layout[valid]).mean())
+
+
 def model_accuracy(predictor, modality: str) -> float:
     """The model's accuracy on fresh synthetic patches through its own signature."""
     pixels, labels = mapping_fixtures.synthetic_patches(200, modality, seed=99)
@@ -141,9 +147,7 @@ def test_transition_counts_leave_nodata_out():
 def test_rgb_map_matches_the_layout_and_the_model_patch_by_patch(scenes_dir, rgb_map, rgb_predictor):
     out, summary = rgb_map
     classes, profile = read_tif(out / "landuse.tif")
-    layout = block_layout(9)
-    valid = layout != NODATA
-    agreement = float((classes[valid] == layout[valid]).mean())
+    valid, agreement = layout_agreement(classes, block_layout(9))
     accuracy = model_accuracy(rgb_predictor, features.RGB)
     assert accuracy >= 0.7, "the fixture model must classify, or the layout check says nothing"
     assert agreement >= accuracy - MARGIN, (agreement, accuracy)
@@ -191,9 +195,7 @@ def test_13_band_map_matches_the_layout(scenes_dir, bands_model, tmp_path):
     assert predictor.modality == features.ALL_BANDS
     summary = landuse.map_scene(str(scenes_dir / "bands.tif"), predictor, str(tmp_path))
     classes, _ = read_tif(tmp_path / "landuse.tif")
-    layout = block_layout(6)
-    valid = layout != NODATA
-    agreement = float((classes[valid] == layout[valid]).mean())
+    valid, agreement = layout_agreement(classes, block_layout(6))
     accuracy = model_accuracy(predictor, features.ALL_BANDS)
     assert accuracy >= 0.7, "the fixture model must classify, or the layout check says nothing"
     assert agreement >= accuracy - MARGIN
