@@ -119,3 +119,10 @@ def test_the_official_server_version_is_one_everywhere():
     from importlib import metadata
 
     assert metadata.version("tensorflow-serving-api") == contract.TF_SERVING_VERSION
+
+
+def test_an_unknown_runner_is_refused_in_one_line():
+    with pytest.raises(ValueError, match="infra gate runner 'docker' is not one of kubernetes, process"):
+        infra_gate.InfraGate(model=types.Channel(type=standard_artifacts.Model),
+                             examples=types.Channel(type=standard_artifacts.Examples),
+                             model_name=contract.MODEL_NAME, runner="docker")

@@ -646,6 +646,13 @@ def test_thread_counts_set_too_late_are_refused_in_one_line():
     serving_server.set_tensorflow_threads(0, 0)  # 0: TensorFlow's own choice, nothing to set
 
 
+def test_negative_thread_counts_are_refused_by_the_flags(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        serving_server.parse_args(["--model-base-path", "m", "--tensorflow_intra_op_parallelism", "-1"])
+    assert exit_.value.code == 2
+    assert "must be >= 0" in capsys.readouterr().err
+
+
 def test_the_production_batching_parameters_parse_and_bad_ones_are_named(tmp_path):
     from serving import batching
 
