@@ -37,6 +37,7 @@ RADIOMETRIC_OFFSET_DN = 1000.0  # Sentinel-2's RADIO_ADD_OFFSET / BOA_ADD_OFFSET
 OFFSET_TOLERANCE = 0.4  # every band shifted by 1000 DN +- 40 % reads as the offset
 L2A_B10_FACTOR = 0.25  # B10 below a quarter of the training's mean reads as L2A (which has no B10)
 PERMUTATION_GAIN = 0.5  # a band order that fits the means at least twice as well as the scene's own
+MOVE_PENALTY_SD = 1.0  # ... where moving a band must gain more than this (in training sds): no chance swaps
 SCALE_SPREAD = 0.2  # every band's scene/training ratio within 20 % of their median reads as a scaling
 LISTED_BANDS = 5  # the warning line names at most this many bands (the summary all)
 
@@ -121,7 +122,7 @@ def likely_cause(names: Sequence[str], scene: np.ndarray, train: np.ndarray, spr
                 ">= 04.00 adds 1000): subtract it (RADIO_ADD_OFFSET) before mapping")
     order = best_band_order(scene, train, spread)
     if order is not None:
-        moved = [f"band {i + 1} ({names[i]}) looks like {names[j]}" for i, j in enumerate(order) if i != j]
+        moved = [f"band {i + 1} (should be {names[i]}) looks like {names[j]}" for i, j in enumerate(order) if i != j]
         return f"a wrong band order ({', '.join(moved)}): stack the bands in the model's order {', '.join(names)}"
     ratio = scene / np.maximum(train, 1e-9)
     median = float(np.median(ratio))
@@ -137,7 +138,7 @@ def best_band_order(scene: np.ndarray, train: np.ndarray, spread: np.ndarray) ->
     from scipy.optimize import linear_sum_assignment
 
     cost = np.abs(scene[:, None] - train[None, :]) / np.maximum(spread[None, :], 1e-9)
-    rows, cols = linear_sum_assignment(cost)
+    rows, cols = linear_sum_assignment(cost + MOVE_PENALTY_SD * (1 - np.eye(len(scene))))
     own = float(np.trace(cost))
     best = float(cost[rows, cols].sum())
     if list(cols) == list(range(len(scene))) or best > PERMUTATION_GAIN * own:
