@@ -1,7 +1,7 @@
 """The Trainer's and the Tuner's input: (image, one-hot label) batches from Transform's output."""
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -23,6 +23,24 @@ def count_records(patterns: List[str]) -> int:
     """Number of examples in the (GZIP) TFRecord files: sizes the schedule and the epochs."""
     ds = tf.data.TFRecordDataset(_files(patterns), compression_type="GZIP")
     return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+
+
+def train_patch_moments(patterns: List[str], transformed_feature_spec: Dict) -> Tuple[int, Optional[tuple]]:
+    """(number of examples, (patch means, patch means of squares) [n, C] each) of transformed TFRecords,
+    in one pass that parses only those two small features; (n, None) for a Transform graph without them
+    (built before the model carried training statistics)."""
+    keys = (features.PATCH_MEAN_KEY, features.PATCH_MEAN_SQ_KEY)
+    if not all(k in transformed_feature_spec for k in keys):
+        return count_records(patterns), None
+    spec = {k: transformed_feature_spec[k] for k in keys}
+    ds = tf.data.TFRecordDataset(_files(patterns), compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE)
+    ds = ds.batch(PARSE_BATCH).map(lambda s: tf.io.parse_example(s, spec), num_parallel_calls=tf.data.AUTOTUNE)
+    parts = {k: [] for k in keys}
+    for batch in ds.as_numpy_iterator():
+        for k in keys:
+            parts[k].append(batch[k])
+    means, squares = (np.concatenate(parts[k]) for k in keys)
+    return len(means), (means, squares)
 
 
 def model_feature_spec(transformed_feature_spec: Dict[str, tf.io.FixedLenFeature]) -> Dict:

@@ -18,11 +18,12 @@ from typing import Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
-from components.dataset import count_records, input_fn, model_feature_spec
+from components.dataset import input_fn, model_feature_spec, train_patch_moments
 from components.hparams import HParams
 from components.model import build_model, compile_model, set_backbone_trainable
 from components.tuner import apply_tuned
 from schema import features
+from serving import signatures, training_statistics
 from serving.export import export_serving_model
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,12 @@ def run_fn(fn_args) -> None:
     spec = model_feature_spec(tft_output.transformed_feature_spec())
     channels = int(spec[features.TRANSFORMED_IMAGE_KEY].shape[-1])
 
-    n_train = count_records(fn_args.train_files)
+    started = time.monotonic()
+    n_train, moments = train_patch_moments(fn_args.train_files, tft_output.transformed_feature_spec())
+    statistics = None
+    if moments is not None:  # what the map compares a scene with (pipeline/mapping/training_check.py)
+        statistics = training_statistics.of_modality(*moments, signatures.modality_of(tft_output))
+    log.info("counted the training examples and their statistics in %.2f s", time.monotonic() - started)
     steps_per_epoch = math.ceil(n_train / hp.batch_size)
     log.info("%d training examples, %d steps per epoch, %d channels", n_train, steps_per_epoch, channels)
     train_ds = input_fn(fn_args.train_files, spec, hp.batch_size, training=True, seed=hp.seed)
@@ -220,5 +226,5 @@ def run_fn(fn_args) -> None:
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
         json.dump(history, f)
 
-    export_serving_model(model, tft_output, fn_args.serving_model_dir)
+    export_serving_model(model, tft_output, fn_args.serving_model_dir, training_statistics=statistics)
     log.info("saved the serving model to %s", fn_args.serving_model_dir)

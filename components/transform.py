@@ -37,15 +37,26 @@ def standardise_bands(bands: tf.Tensor) -> tf.Tensor:
     return standardise(x, mean, var)
 
 
+def patch_moments(pixels: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """float32 [N, 64, 64, C] pixels as a scene delivers them -> each patch's per-band mean and mean of
+    squares ([N, C] each): the Trainer sums them into the statistics the model carries
+    (serving/training_statistics.py), for the map's check that a scene is like the training data."""
+    return {features.PATCH_MEAN_KEY: tf.reduce_mean(pixels, axis=[1, 2]),
+            features.PATCH_MEAN_SQ_KEY: tf.reduce_mean(tf.square(pixels), axis=[1, 2])}
+
+
 def preprocessing_fn(inputs: Dict[str, tf.Tensor], custom_config: Optional[Dict[str, Any]] = None):
     """Pixels to model inputs (RGB in [0, 1], or standardised bands); the label id and its one-hot."""
     del custom_config  # the modality comes from the data's features, nothing else is configurable
     if features.BANDS_KEY in inputs:
         image = standardise_bands(inputs[features.BANDS_KEY])
+        pixels = tf.cast(tf.reshape(inputs[features.BANDS_KEY], [-1, *features.BANDS_SHAPE]), tf.float32)
     else:
         image = features.decode_images(inputs[features.IMAGE_KEY])
+        pixels = image * 255.0  # the uint8 values of the decoded image
     label = tf.reshape(inputs[features.LABEL_KEY], [-1])
     return {
+        **patch_moments(pixels),
         features.TRANSFORMED_IMAGE_KEY: image,
         features.TRANSFORMED_LABEL_KEY: label,
         features.TRANSFORMED_ONEHOT_KEY: tf.one_hot(label, features.NUM_CLASSES, dtype=tf.float32),

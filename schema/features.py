@@ -67,6 +67,10 @@ SOURCE_KEY = "source"  # the source file name: traces a prediction back to its f
 TRANSFORMED_IMAGE_KEY = "image_xf"
 TRANSFORMED_LABEL_KEY = "label_xf"  # int64 class id
 TRANSFORMED_ONEHOT_KEY = "label_onehot"  # float32 [NUM_CLASSES]
+# float32 [C]: each patch's per-band mean and mean of squares, in the units a scene delivers (RGB: the
+# uint8 values; 13 bands: the digital numbers); the Trainer sums them into the model's training statistics.
+PATCH_MEAN_KEY = "patch_mean"
+PATCH_MEAN_SQ_KEY = "patch_mean_sq"
 
 
 def class_name(label: int) -> str:

@@ -47,6 +47,7 @@ class Modality:
     encoded: bool
     pixel_dtype: str  # numpy dtype of a patch's values as a raster holds them (scenes, GeoTIFFs)
     patch_noun: str  # what one patch is called in messages: "image", "band values"
+    band_names: Tuple[str, ...]  # the Sentinel-2 band of each channel, in the model's order
 
     def with_suffix(self, name: str) -> str:
         """`name` with this modality's suffix (once)."""
@@ -69,6 +70,7 @@ RGB = Modality(
     encoded=True,
     pixel_dtype="uint8",
     patch_noun="image",
+    band_names=("B04", "B03", "B02"),  # red, green, blue
 )
 
 ALL_BANDS = Modality(
@@ -87,6 +89,7 @@ ALL_BANDS = Modality(
     encoded=False,
     pixel_dtype="uint16",
     patch_noun="band values",
+    band_names=BAND_NAMES,
 )
 
 REGISTRY: Dict[str, Modality] = {m.name: m for m in (RGB, ALL_BANDS)}

@@ -1,17 +1,21 @@
 """The one export of a trained model: SavedModel with the serving signatures, TF Serving's warm-up requests."""
 from __future__ import annotations
 
+from typing import Optional
+
 import tensorflow as tf
 import tensorflow_transform as tft
 
 from serving import signatures, warmup
+from serving import training_statistics as statistics_module
 
 
 def export_serving_model(
     model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir: str,
-    max_image_pixels: int = signatures.DEFAULT_MAX_IMAGE_PIXELS,
+    max_image_pixels: int = signatures.DEFAULT_MAX_IMAGE_PIXELS, training_statistics: Optional[dict] = None,
 ) -> str:
-    """Save `model` with the serving signatures and TF Serving's warm-up requests.
+    """Save `model` with the serving signatures, TF Serving's warm-up requests and, when given, the
+    train split's statistics (serving/training_statistics.py) in assets.extra.
 
     The one export the Trainer (and the tests) use, so what is tested is what is pushed.
     `max_image_pixels` bounds the images the signatures decode (width x height).
@@ -20,4 +24,6 @@ def export_serving_model(
                signatures=signatures.make_serving_signatures(model, tft_output, max_image_pixels))
     signatures.set_classify_method_name(export_dir)
     warmup.write_warmup_requests(export_dir, signatures.modality_of(tft_output))
+    if training_statistics is not None:
+        statistics_module.write(export_dir, training_statistics)
     return export_dir

@@ -44,9 +44,12 @@ def small_cnn(channels: int) -> tf.keras.Model:
     return tf.keras.Model(inputs, outputs)
 
 
-def train_and_export(base_dir: str, modality: str = features.RGB, count: int = 1000, epochs: int = 25) -> str:
+def train_and_export(base_dir: str, modality: str = features.RGB, count: int = 1000, epochs: int = 25,
+                     with_statistics: bool = True) -> str:
     """Train the small CNN on Transform's outputs of synthetic patches and export it as the Trainer
-    does, into <base_dir>/serving/eurosat/1; returns that push directory's model base path."""
+    does, into <base_dir>/serving/eurosat/1, with the training statistics from the Transform graph's
+    patch moments (unless `with_statistics` is False: a model exported before models carried them);
+    returns that push directory's model base path."""
     tft_output = serving_fixtures.write_transform_output(os.path.join(base_dir, "transform_output"), modality)
     pixels, labels = synthetic_patches(count, modality, seed=5)
     layer = tft_output.transform_features_layer()
@@ -55,14 +58,19 @@ def train_and_export(base_dir: str, modality: str = features.RGB, count: int = 1
         if modality == features.RGB
         else {features.BANDS_KEY: tf.constant(pixels.astype(np.int64))}
     )
-    x = layer(raw)[features.TRANSFORMED_IMAGE_KEY].numpy()
+    transformed = layer(raw)
+    x = transformed[features.TRANSFORMED_IMAGE_KEY].numpy()
+    from serving import training_statistics
+
+    statistics = training_statistics.of_modality(transformed[features.PATCH_MEAN_KEY].numpy(),
+                                                 transformed[features.PATCH_MEAN_SQ_KEY].numpy(), modality)
     model = small_cnn(features.channels(modality))
     model.compile(tf.keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
     model.fit(x, labels, epochs=epochs, batch_size=32, verbose=0)
     export_dir = os.path.join(base_dir, "serving", MODEL_NAME, str(serving_fixtures.FIRST_VERSION))
     from serving.export import export_serving_model
 
-    export_serving_model(model, tft_output, export_dir)
+    export_serving_model(model, tft_output, export_dir, training_statistics=statistics if with_statistics else None)
     return os.path.dirname(export_dir)
 
 

@@ -1,6 +1,7 @@
 """The same tiling and inference as a Beam pipeline: many scenes on Dataflow, or locally.
 
     scenes' patch rows ─► ReadPatches (one windowed read per row: scene.read_strip)
+        ─► (side output) each row's pixel statistics, combined per scene (training_check)
         ─► RunInference (SignatureModelHandler: the SavedModel's pixel signature, batched by Beam)
         ─► group by scene (with the scene list, so a scene with nothing to classify is an error)
         ─► WriteMap (outputs.write_outputs: the very files of the local run)
@@ -24,6 +25,7 @@ import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
 from pipeline.mapping import scene as scenes
+from pipeline.mapping import training_check
 from pipeline.mapping.cells import MapAccumulator
 from pipeline.mapping.errors import MapError
 from pipeline.mapping.grid import TileGrid
@@ -63,8 +65,10 @@ class SignatureModelHandler(ModelHandler[np.ndarray, np.ndarray, SavedModelPredi
 class ReadPatches(beam.DoFn):
     """(scene, patch row) -> ((scene, row, col), pixels) for each patch of the row worth classifying."""
 
-    def __init__(self, modality: str, options: MapOptions):
-        self.modality, self.options = modality, options
+    PIXELS = "pixels"  # the side output: (scene, its row's training_check.SceneStatistics)
+
+    def __init__(self, modality: str, options: MapOptions, training: Optional[dict] = None):
+        self.modality, self.options, self.training = modality, options, training
         self.classified = beam.metrics.Metrics.counter(NAMESPACE, "tiles_classified")
         self.masked = beam.metrics.Metrics.counter(NAMESPACE, "tiles_masked")
 
@@ -81,6 +85,9 @@ class ReadPatches(beam.DoFn):
                                   self.options.max_nodata_fraction)
         self.masked.inc(strip.masked)
         self.classified.inc(len(strip.cols))
+        pixels = training_check.SceneStatistics.for_training(self.training, strip.pixels.shape[-1])
+        pixels.add(strip.pixels, strip.nonfinite)
+        yield beam.pvalue.TaggedOutput(self.PIXELS, (path, pixels))
         for col, pixels in zip(strip.cols, strip.pixels):
             yield (path, row, int(col)), pixels
 
@@ -90,11 +97,14 @@ class ReadPatches(beam.DoFn):
 
 
 class WriteMap(beam.DoFn):
-    """(scene, {'scene': [..], 'tiles': [(row, col, probabilities), ...]}) -> the scene's map files."""
+    """(scene, {'scene': [..], 'tiles': [(row, col, probabilities), ...], 'pixels': [SceneStatistics]})
+    -> the scene's map files."""
 
-    def __init__(self, output_dirs: Dict[str, str], modality: str, model: str, version: str, options: MapOptions):
+    def __init__(self, output_dirs: Dict[str, str], modality: str, model: str, version: str, options: MapOptions,
+                 training: Optional[dict] = None, no_statistics_reason: str = ""):
         self.output_dirs, self.modality, self.model, self.version, self.options = (
             output_dirs, modality, model, version, options)
+        self.training, self.no_statistics_reason = training, no_statistics_reason
 
     def process(self, element):
         path, grouped = element
@@ -113,8 +123,11 @@ class WriteMap(beam.DoFn):
             order = np.lexsort((cols, rows))
             table.add(rows[order], cols[order], probabilities[order])
             table.close()
+            pixels = training_check.merge_all(grouped["pixels"]) or training_check.SceneStatistics(scene.bands)
+            check = training_check.summary(pixels, self.training, self.no_statistics_reason, self.modality,
+                                           self.options.dn_range)
             write_outputs(local, dataset, scene, grid, accumulator, self.modality, self.model,
-                          self.version, self.options, {"runner": "beam"})
+                          self.version, self.options, {"runner": "beam", **check})
             copy_folder(local, self.output_dirs[path])
         yield self.output_dirs[path]
 
@@ -143,12 +156,15 @@ def output_dirs(inputs: Sequence[str], output_dir: str) -> Dict[str, str]:
 
 
 def run_beam_maps(inputs: Sequence[str], model_path: str, output_dir: str, beam_args: List[str],
-                  options: MapOptions = MapOptions()) -> Dict[str, str]:
+                  options: MapOptions = MapOptions(), training_statistics_file: Optional[str] = None) -> Dict[str, str]:
     """Map every scene of `inputs` with a Beam pipeline; returns {scene: its map folder}."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
     export_dir, version = resolve_model(model_path)
     modality = export_modality(export_dir)
+    training, no_statistics = training_check.statistics_of_model(export_dir)
+    if training_statistics_file:
+        training = training_check.statistics_file(training_statistics_file)
     work: List[Tuple[str, int]] = []
     for path in inputs:  # check every scene before any worker starts
         if is_patch_collection(path):
@@ -163,17 +179,23 @@ def run_beam_maps(inputs: Sequence[str], model_path: str, output_dir: str, beam_
              export_dir, version, " ".join(beam_args))
     with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
         listed = p | "Scenes" >> beam.Create([(path, None) for path in inputs])
-        tiles = (
+        read = (
             p
             | "PatchRows" >> beam.Create(work)
             | "Spread" >> beam.Reshuffle()
-            | "ReadPatches" >> beam.ParDo(ReadPatches(modality, options))
+            | "ReadPatches" >> beam.ParDo(ReadPatches(modality, options, training)).with_outputs(
+                ReadPatches.PIXELS, main="patches")
+        )
+        pixels = read[ReadPatches.PIXELS] | "PixelStatistics" >> beam.CombinePerKey(training_check.merge_all)
+        tiles = (
+            read.patches
             | "Classify" >> RunInference(handler)
             | "ByScene" >> beam.Map(lambda kv: (kv[0][0], (kv[0][1], kv[0][2], kv[1].inference)))
         )
         _ = (
-            {"scene": listed, "tiles": tiles}
+            {"scene": listed, "tiles": tiles, "pixels": pixels}
             | "Group" >> beam.CoGroupByKey()
-            | "WriteMap" >> beam.ParDo(WriteMap(destinations, modality, export_dir, version, options))
+            | "WriteMap" >> beam.ParDo(WriteMap(destinations, modality, export_dir, version, options, training,
+                                                no_statistics))
         )
     return destinations

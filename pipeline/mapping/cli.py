@@ -29,6 +29,9 @@ def build_map_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a push directory (its newest version is used, e.g. outputs/serving/eurosat) "
                    "or a SavedModel folder; not needed with --server")
     p.add_argument("--server", help="host:port of a TF Serving / serving.server gRPC endpoint to classify through")
+    p.add_argument("--training-statistics", metavar="FILE", help="the model's training statistics "
+                   "(<version>/assets.extra/training_statistics.json) for the check that the scene is like the "
+                   "training data; read from --model by default, so needed only with --server and no --model")
     p.add_argument("--model-name", default=MODEL_NAME, help=f"--server: the served model's name (default {MODEL_NAME})")
     p.add_argument("--stride", type=int, default=64, help="pixels between patch starts (64, 32, 16 or 8); below 64 "
                    "patches overlap, their probabilities are averaged and map cells are stride x stride px "
@@ -88,18 +91,24 @@ def run(argv: List[str]) -> int:
             raise MapError("--beam needs --model (a push directory or SavedModel the workers can read)")
         from pipeline.mapping.beam import run_beam_maps
 
-        outputs = run_beam_maps(args.input, args.model, args.output, beam_config.beam_pipeline_args(), options)
+        outputs = run_beam_maps(args.input, args.model, args.output, beam_config.beam_pipeline_args(), options,
+                                args.training_statistics)
     else:
         if len(args.input) != 1:
             raise MapError("several --input scenes need --beam (one map per run otherwise)")
-        from pipeline.mapping import predictors
+        from pipeline.mapping import predictors, training_check
 
         if args.server:
             predictor = predictors.EndpointPredictor(args.server, args.model_name)
+            if args.model and not args.training_statistics:  # TF Serving does not serve the model's files
+                predictor.training_statistics, predictor.no_statistics_reason = training_check.statistics_of_model(
+                    predictors.resolve_model(args.model)[0])
         elif args.model:
             predictor = predictors.SavedModelPredictor(args.model)
         else:
             raise MapError("give --model (a push directory or SavedModel) or --server host:port")
+        if args.training_statistics:
+            predictor.training_statistics = training_check.statistics_file(args.training_statistics)
         landuse.map_scene(args.input[0], predictor, args.output, options)
         outputs = {args.input[0]: args.output}
     if args.compare:

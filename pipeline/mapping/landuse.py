@@ -15,7 +15,7 @@ from typing import Iterable, Iterator, Optional
 import numpy as np
 
 # `name as name`: re-exported for tests/test_mapping.py, which reads these as landuse.<name>
-from pipeline.mapping import mosaic
+from pipeline.mapping import mosaic, training_check
 from pipeline.mapping import scene as scenes
 from pipeline.mapping.cells import NODATA_CLASS as NODATA_CLASS
 from pipeline.mapping.cells import NODATA_CONFIDENCE as NODATA_CONFIDENCE
@@ -150,9 +150,11 @@ def map_scene(scene_path: str, predictor, output_dir: str, options: MapOptions =
         accumulator = MapAccumulator(grid)
         progress = Progress(grid.patches, os.path.basename(scene_path))
         table = TileTable(os.path.join(output_dir, "tiles.csv"), grid, scene.transform)
+        training = getattr(predictor, "training_statistics", None)
+        pixels = training_check.SceneStatistics.for_training(training, scene.bands)
         try:
-            strips = scenes.iter_strips(dataset, grid, predictor.modality, dn_range=options.dn_range,
-                                        max_nodata_fraction=options.max_nodata_fraction)
+            strips = pixels.observe(scenes.iter_strips(dataset, grid, predictor.modality, dn_range=options.dn_range,
+                                                       max_nodata_fraction=options.max_nodata_fraction))
             encoded = ((b, predictor.encode(b.pixels)) for b in batches(strips, options.batch_size, progress.add))
             for batch, inputs in prefetch(encoded):
                 probabilities = predictor.run(inputs)
@@ -166,7 +168,9 @@ def map_scene(scene_path: str, predictor, output_dir: str, options: MapOptions =
                            "pixels): nothing to classify; check the scene, or raise --max-nodata-fraction")
         elapsed = time.monotonic() - started
         stats = {"wall_time_s": round(elapsed, 2),
-                 "tiles_per_s": round(accumulator.classified / elapsed, 1) if elapsed > 0 else None}
+                 "tiles_per_s": round(accumulator.classified / elapsed, 1) if elapsed > 0 else None,
+                 **training_check.summary(pixels, training, getattr(predictor, "no_statistics_reason", ""),
+                                          predictor.modality, options.dn_range)}
         summary = write_outputs(output_dir, dataset, scene, grid, accumulator, predictor.modality,
                                 predictor.model, predictor.version, options, stats)
     log.info("map of %s written to %s: %d tiles classified, %d masked, %.1f tiles/s, %.1f s", scene_path,

@@ -6,7 +6,7 @@ from typing import Tuple
 
 from pipeline.mapping.errors import MapError
 from pipeline.mapping.grid import PATCH, check_stride
-from pipeline.mapping.pixels import EUROSAT_DN_RANGE
+from pipeline.mapping.pixels import EUROSAT_DN_RANGE, check_dn_range
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,8 +21,6 @@ class MapOptions:
         check_stride(self.stride)
         if self.batch_size < 1:
             raise MapError(f"--batch-size {self.batch_size}: give 1 or more")
-        if not self.dn_range[1] > self.dn_range[0]:
-            raise MapError(f"--dn-range {self.dn_range[0]:g},{self.dn_range[1]:g}: the high end must be above "
-                           "the low end")
+        check_dn_range(*self.dn_range)
         if not 0.0 <= self.max_nodata_fraction < 1.0:
             raise MapError(f"--max-nodata-fraction {self.max_nodata_fraction}: give a fraction in [0, 1)")

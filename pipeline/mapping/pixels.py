@@ -9,9 +9,14 @@ Digital numbers -> 8 bits, for models of 8-bit pixels (RGB), as EuroSAT's RGB im
 from the all-bands data (the dataset's authors: ``gdal_translate -scale 0 2750 1 255 -a_nodata 0``,
 bands B04, B03, B02): the range [low, high] (default 0..2750) goes linearly to 1..255, clipped;
 8-bit scenes are used as they are. Models of 16-bit pixels (13 bands) take the values as they are.
+
+Floating-point scenes: a pixel with a NaN or infinite value in any band is nodata (counted, and
+given in summary.json as ``pixels_nonfinite``); a scene of reflectance (values 0..1, not digital
+numbers) is refused by ``check_float_values``, since every patch of it would look black to the model.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence, Tuple
 
 import numpy as np
@@ -22,6 +27,40 @@ from schema import modalities
 
 # EuroSAT RGB's scaling of the digital numbers of B04/B03/B02 to 1..255 (0 was left for nodata).
 EUROSAT_DN_RANGE = (0.0, 2750.0)
+# A floating-point scene whose values stay below this is reflectance (0..1, bright clouds a little more),
+# not digital numbers (EuroSAT's are 0..10,000 and more): Sentinel-2's QUANTIFICATION_VALUE is 10,000.
+REFLECTANCE_MAX = 2.0
+QUANTIFICATION_VALUE = 10_000
+
+
+def check_dn_range(low: float, high: float) -> None:
+    """MapError unless LOW,HIGH are finite digital numbers with HIGH above LOW."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise MapError(f"--dn-range {low:g},{high:g}: give finite digital numbers, e.g. 0,2750")
+    if not high > low:
+        raise MapError(f"--dn-range {low:g},{high:g}: the high end must be above the low end")
+
+
+def nonfinite_to_nodata(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(values [..., C] with every pixel that has a NaN/inf band set to 0 in all bands, i.e. nodata;
+    the mask [...] of those pixels). Integer values are returned as they are."""
+    if not np.issubdtype(values.dtype, np.floating):
+        return values, np.zeros(values.shape[:-1], bool)
+    bad = ~np.all(np.isfinite(values), axis=-1)
+    if bad.any():
+        values = values.copy()
+        values[bad] = 0
+    return values, bad
+
+
+def check_float_values(name: str, sample: np.ndarray) -> None:
+    """MapError when a floating-point scene's `sample` [bands, h, w] holds reflectance, not digital numbers."""
+    finite = sample[np.isfinite(sample) & (sample != 0)]
+    if finite.size and float(np.percentile(finite, 99)) <= REFLECTANCE_MAX:
+        raise MapError(
+            f"{name!r} holds floating-point values of at most {float(finite.max()):.2f}: reflectance (0..1), not "
+            f"the digital numbers the model was trained on; scale it to digital numbers first (x "
+            f"{QUANTIFICATION_VALUE:,}: gdal_translate -ot UInt16 -scale 0 1 0 {QUANTIFICATION_VALUE} IN OUT)")
 
 
 def scaled_to_8_bits(modality: str) -> bool:
@@ -50,8 +89,7 @@ def dn_to_uint8(pixels: np.ndarray, dn_range: Tuple[float, float] = EUROSAT_DN_R
     if pixels.dtype == np.uint8:
         return pixels
     low, high = dn_range
-    if not high > low:
-        raise MapError(f"--dn-range {low:g},{high:g}: the high end must be above the low end")
+    check_dn_range(low, high)
     scaled = 1.0 + (pixels.astype(np.float32) - low) * (254.0 / (high - low))
     return np.clip(np.rint(scaled), 1, 255).astype(np.uint8)
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import io
 import os
-from typing import List, Protocol, Tuple
+from typing import List, Optional, Protocol, Tuple
 
 import numpy as np
 
+from pipeline.mapping import training_check
 from pipeline.mapping.errors import MapError
 from schema import features, modalities
 from schema.errors import ServingError
@@ -29,6 +30,8 @@ class Predictor(Protocol):
     modality: str  # a modality name (schema.modalities)
     model: str  # where the model is: a folder, or model@host:port
     version: str  # the model version used
+    training_statistics: Optional[dict]  # the train split's statistics (training_check), None if unknown
+    no_statistics_reason: str  # why there are none, for the map's one line
 
     def encode(self, pixels: np.ndarray):
         """[n, 64, 64, C] uint8 (RGB) / uint16 (13 bands) -> what the signature takes (PNGs or uint16);
@@ -97,6 +100,7 @@ class SavedModelPredictor:
         import tensorflow as tf
 
         self.model, self.version = resolve_model(path)
+        self.training_statistics, self.no_statistics_reason = training_check.statistics_of_model(self.model)
         loaded = tf.saved_model.load(self.model)
         self.modality = modality_of_signatures(set(loaded.signatures.keys()), self.model)
         name, self._input = signatures.pixel_signature(self.modality)
@@ -129,6 +133,11 @@ class EndpointPredictor:
         self._error_type = ServingError
         self._client = ServingClient(server, model_name, version, timeout)
         self.model = f"{model_name}@{server}"
+        # TF Serving does not serve a model's files: the map's CLI sets them from --training-statistics / --model
+        self.training_statistics: Optional[dict] = None
+        self.no_statistics_reason = ("TF Serving does not serve the model's training statistics: give "
+                                     "--training-statistics FILE (the model's assets.extra/training_statistics.json) "
+                                     "or --model (its push directory) with --server")
         try:
             self.modality = modality_of_signatures(set(self._client.model_metadata()), self.model)
             available = [v for v, state in self._client.model_status().items() if state == "AVAILABLE"]

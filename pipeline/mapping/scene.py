@@ -17,12 +17,20 @@ import numpy as np
 
 from pipeline.mapping.errors import MapError
 from pipeline.mapping.grid import PATCH, TileGrid
-from pipeline.mapping.pixels import EUROSAT_DN_RANGE, classifiable_patches, dn_to_uint8, to_model_pixels
+from pipeline.mapping.pixels import (
+    EUROSAT_DN_RANGE,
+    check_float_values,
+    classifiable_patches,
+    dn_to_uint8,
+    nonfinite_to_nodata,
+    to_model_pixels,
+)
 from schema import features, modalities
 
 # Bounds on what a scene may make us hold, so a huge (or lying) header is refused, not allocated:
 MAX_MAP_CELLS = 25_000_000  # the probability sums, 44 bytes a cell: 1.1 GB (a full tile at stride 8: 1.9 M)
 MAX_STRIP_BYTES = 1 << 30  # one strip of 64 rows (a full 13-band tile: 18 MB)
+FLOAT_SAMPLE_SIDE = 512  # a floating-point scene's values are checked on a decimated read this size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +109,10 @@ def describe(dataset, modality: str) -> Scene:
     if dataset.width == 0 or dataset.height == 0:
         raise MapError(f"{dataset.name!r} is empty (0 pixels)")
     TileGrid(dataset.height, dataset.width)  # checks it holds one patch at least
+    if np.issubdtype(np.dtype(dataset.dtypes[0]), np.floating):  # reflectance is refused, not mapped black
+        scale = min(1.0, FLOAT_SAMPLE_SIDE / max(dataset.width, dataset.height))
+        shape = (len(bands), max(1, int(dataset.height * scale)), max(1, int(dataset.width * scale)))
+        check_float_values(dataset.name, dataset.read(bands, out_shape=shape))
     crs = dataset.crs.to_wkt() if dataset.crs else None
     return Scene(dataset.name, dataset.width, dataset.height, len(bands), str(dataset.dtypes[0]), crs,
                  dataset.transform)
@@ -114,6 +126,7 @@ class Strip:
     cols: np.ndarray  # int [n]: the patch columns that are classified
     pixels: np.ndarray  # [n, 64, 64, C], uint8 (RGB) or uint16 (13 bands)
     masked: int  # patches of the row left out for nodata
+    nonfinite: int = 0  # pixels of the strip with a NaN/inf value (nodata), each counted in one strip only
 
 
 def read_strip(dataset, grid: TileGrid, row: int, modality: str,
@@ -123,10 +136,12 @@ def read_strip(dataset, grid: TileGrid, row: int, modality: str,
 
     bands = bands_to_read(dataset, modality)
     window = Window(0, row * grid.stride, grid.strip_width, PATCH)
-    values = np.moveaxis(dataset.read(bands, window=window), 0, -1)  # [64, W, C]
+    values, bad = nonfinite_to_nodata(np.moveaxis(dataset.read(bands, window=window), 0, -1))  # [64, W, C]
+    # NaN/inf pixels counted once each: overlapping strips (stride < 64) count their first `stride` rows
+    nonfinite = int(bad[: PATCH if row == grid.rows - 1 else grid.stride].sum())
     starts = np.arange(grid.cols) * grid.stride
     keep, patches = classifiable_patches(values, dataset.dataset_mask(window=window), starts, max_nodata_fraction)
-    return Strip(row, keep, to_model_pixels(patches, modality, dn_range), grid.cols - len(keep))
+    return Strip(row, keep, to_model_pixels(patches, modality, dn_range), grid.cols - len(keep), nonfinite)
 
 
 def iter_strips(dataset, grid: TileGrid, modality: str, rows: Optional[range] = None,
