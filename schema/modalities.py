@@ -50,6 +50,8 @@ class Modality:
     encoded: bool
     pixel_dtype: str  # numpy dtype of a patch's values as a raster holds them (scenes, GeoTIFFs)
     patch_noun: str  # what one patch is called in messages: "image", "band values"
+    # The Sentinel-2 bands a product gives this model, in the model's order (RGB: red, green, blue).
+    product_bands: Tuple[str, ...]
 
     def with_suffix(self, name: str) -> str:
         """`name` with this modality's suffix (once)."""
@@ -72,6 +74,7 @@ RGB = Modality(
     encoded=True,
     pixel_dtype="uint8",
     patch_noun="image",
+    product_bands=("B04", "B03", "B02"),
 )
 
 ALL_BANDS = Modality(
@@ -90,6 +93,7 @@ ALL_BANDS = Modality(
     encoded=False,
     pixel_dtype="uint16",
     patch_noun="band values",
+    product_bands=BAND_NAMES,
 )
 
 REGISTRY: Dict[str, Modality] = {m.name: m for m in (RGB, ALL_BANDS)}

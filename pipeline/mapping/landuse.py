@@ -15,7 +15,7 @@ from typing import Iterable, Iterator, Optional
 import numpy as np
 
 # `name as name`: re-exported for tests/test_mapping.py, which reads these as landuse.<name>
-from pipeline.mapping import mosaic
+from pipeline.mapping import inputs as scene_inputs
 from pipeline.mapping import scene as scenes
 from pipeline.mapping.cells import NODATA_CLASS as NODATA_CLASS
 from pipeline.mapping.cells import NODATA_CONFIDENCE as NODATA_CONFIDENCE
@@ -136,13 +136,16 @@ def prefetch(items: Iterable, depth: int = 2) -> Iterator:
 
 
 def map_scene(scene_path: str, predictor, output_dir: str, options: MapOptions = MapOptions()) -> dict:
-    """Classify every patch of a scene (or of a folder/zip of georeferenced patches, mosaicked into
-    output_dir first) with `predictor` and write the outputs; returns the summary."""
+    """Classify every patch of a scene (a raster, a Sentinel-2 product, or a folder/zip of
+    georeferenced patches, mosaicked into output_dir first) with `predictor` and write the outputs;
+    returns the summary."""
     started = time.monotonic()
-    scene_path = mosaic.scene_path(scene_path, output_dir)
-    with rasterio_env(), scenes.open_raster(scene_path) as dataset:
+    with rasterio_env(), scene_inputs.open_scene(scene_path, predictor.modality, options, output_dir) as dataset:
         scene = scenes.describe(dataset, predictor.modality)
         grid = scenes.grid_for(scene, options.stride)
+        product = scene_inputs.product_summary(dataset, options)
+        for warning in product.get("product", {}).get("warnings", []):
+            log.warning("%s: %s", scene_path, warning)
         os.makedirs(output_dir, exist_ok=True)
         log.info("mapping %s (%dx%d px, %d bands) with model %s version %s: %d tiles of %d px, stride %d",
                  scene_path, scene.width, scene.height, scene.bands, predictor.model, predictor.version,
@@ -166,7 +169,7 @@ def map_scene(scene_path: str, predictor, output_dir: str, options: MapOptions =
                            "pixels): nothing to classify; check the scene, or raise --max-nodata-fraction")
         elapsed = time.monotonic() - started
         stats = {"wall_time_s": round(elapsed, 2),
-                 "tiles_per_s": round(accumulator.classified / elapsed, 1) if elapsed > 0 else None}
+                 "tiles_per_s": round(accumulator.classified / elapsed, 1) if elapsed > 0 else None, **product}
         summary = write_outputs(output_dir, dataset, scene, grid, accumulator, predictor.modality,
                                 predictor.model, predictor.version, options, stats)
     log.info("map of %s written to %s: %d tiles classified, %d masked, %.1f tiles/s, %.1f s", scene_path,
