@@ -40,18 +40,20 @@ def _band_index(name: str) -> int:  # 1-based, in the scene (EuroSAT's order)
 
 
 def _write_jp2(path: str, values_fn, width: int, height: int, count: int, profile: dict, rows_per_write: int):
-    """A lossless JPEG2000 file written through a temporary tiled GeoTIFF (JP2OpenJPEG creates by
-    copy only), `values_fn(row0, rows)` giving [count, rows, width] uint arrays."""
+    """A lossless JPEG2000 file (a GeoTIFF when `path` ends .tif) written through a temporary tiled
+    GeoTIFF (JP2OpenJPEG creates by copy only), `values_fn(row0, rows)` giving [count, rows, width]."""
     import rasterio
     from rasterio.shutil import copy as gdal_copy
     from rasterio.windows import Window
 
-    tmp = path + ".tmp.tif"
+    tmp = path if path.lower().endswith((".tif", ".tiff")) else path + ".tmp.tif"
     with rasterio.open(tmp, "w", driver="GTiff", width=width, height=height, count=count, tiled=True,
                        blockxsize=256, blockysize=256, **profile) as dst:
         for row0 in range(0, height, rows_per_write):
             rows = min(rows_per_write, height - row0)
             dst.write(values_fn(row0, rows), window=Window(0, row0, width, rows))
+    if tmp == path:
+        return
     gdal_copy(tmp, path, driver="JP2OpenJPEG", QUALITY="100", REVERSIBLE="YES", BLOCKXSIZE="1024",
               BLOCKYSIZE="1024", RESOLUTIONS="1")
     os.remove(tmp)
@@ -69,7 +71,7 @@ def write_band_file(scene_path: str, band: str, path: str, add: int = 0, resolut
     factor = (resolution or RESOLUTION_M[band]) // 10
     with rasterio.open(scene_path) as src:
         width, height = src.width // factor, src.height // factor
-        transform = src.transform * src.transform.scale(factor)
+        transform = src.transform @ src.transform.scale(factor)
         profile = dict(dtype="uint16", crs=src.crs, transform=transform)
 
         def values(row0, rows):
@@ -79,7 +81,7 @@ def write_band_file(scene_path: str, band: str, path: str, add: int = 0, resolut
             # no data (0) where a 10 m pixel has no band: the product's border is whole pixels of 0
             empty = ~src.read(window=window).any(axis=0)
             empty = empty.reshape(rows, factor, width, factor).any(axis=(1, 3)) if factor > 1 else empty
-            out = np.where(empty, 0, np.clip(np.rint(coarse) + add, 1, 65535))
+            out = np.where(empty, 0, np.clip(np.rint(coarse), 1, 65535 - add) + add)  # a data DN is 1 at least
             return out.astype(np.uint16)[None]
 
         _write_jp2(path, values, width, height, 1, profile, rows_per_write=max(1, 600 // factor))
@@ -94,7 +96,7 @@ def _mask_file(scene_path: str, path: str, clouds: Optional[np.ndarray], resolut
     factor = resolution // 10
     with rasterio.open(scene_path) as src:
         width, height = src.width // factor, src.height // factor
-        profile = dict(dtype="uint8", crs=src.crs, transform=src.transform * src.transform.scale(factor))
+        profile = dict(dtype="uint8", crs=src.crs, transform=src.transform @ src.transform.scale(factor))
         patch_m = features.IMAGE_SIZE  # pixels of 10 m a patch
 
         def values(row0, rows):
@@ -278,3 +280,18 @@ def zip_product(safe: str, destination: str) -> str:
                 full = os.path.join(folder, f)
                 zf.write(full, os.path.relpath(full, os.path.dirname(safe)))
     return archive
+
+
+def crop_scene(source: str, destination: str, size: int, rows_per_write: int = 512) -> str:
+    """The top-left size x size px of a scene (a 10,980 px tile from a scene of whole patches), copied
+    in strips (bounded memory)."""
+    import rasterio
+    from rasterio.windows import Window
+
+    with rasterio.open(source) as src:
+        profile = {**src.profile, "width": size, "height": size}
+        with rasterio.open(destination, "w", **profile) as dst:
+            for row0 in range(0, size, rows_per_write):
+                window = Window(0, row0, size, min(rows_per_write, size - row0))
+                dst.write(src.read(window=window), window=window)
+    return destination
