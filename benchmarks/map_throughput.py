@@ -12,7 +12,12 @@ each run in its own process so its peak RSS is its own (os.wait4):
 3. each larger scene in process: the same peak RSS as 1 means memory does not grow with the scene.
    10,944 px is 171 x 171 = 29,241 patches, the patch count of a full Sentinel-2 tile;
 4. with --change: the small scene's landscape some years later (forest cleared, town grown),
-   mapped with --compare against 1 (the change example in the README).
+   mapped with --compare against 1 (the change example in the README);
+5. with --product-size N (10980: a full tile): a 13-band scene of N x N px written as a Sentinel-2
+   L1C product of baseline 05.09 (.SAFE, JPEG2000 band files at 10/20/60 m, DN + 1000 with the
+   offset in MTD_MSIL1C.xml, an MSK_CLASSI_B00 cloud mask: tests/product_fixtures.py) and mapped
+   in process with a 13-band model (--bands-model, or the tests' small 13-band CNN), beside the
+   single 13-band GeoTIFF it was written from (same scene, same model). --product-only skips 1-4.
 
 Baseline, in this process on the same machine: the model's pixel signature alone on the same
 number of patches already in memory (no reading, tiling, masking or writing), so the ratio
@@ -111,8 +116,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--skip-grpc", action="store_true")
     parser.add_argument("--change", action="store_true", help="also map a later scene and compare")
+    parser.add_argument("--product-size", type=int, default=0, help="also map a Sentinel-2 product of this side "
+                        "(px, a multiple of 6; 10980: a full tile) beside its GeoTIFF (0: skip)")
+    parser.add_argument("--bands-model", help="13-band push directory for --product-size (default: train the "
+                        "tests' small 13-band CNN)")
+    parser.add_argument("--product-only", action="store_true", help="only the product comparison (5)")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="map_bench_")
+    if args.product_only:
+        print(json.dumps(product_benchmark(work, args), indent=2))
+        return
     model = args.model
     if not model:
         from tests import mapping_fixtures
@@ -177,7 +190,58 @@ def main() -> None:
         "full_s2_tile_minutes_in_process": round(S2_TILE_PATCHES / rate / 60, 1),
         **({"full_s2_tile_minutes_grpc": round(S2_TILE_PATCHES / results["grpc"]["tiles_per_s"] / 60, 1)}
            if "grpc" in results else {}),
+        **({"product": product_benchmark(work, args)} if args.product_size else {}),
     }, indent=2))
+
+
+def product_benchmark(work: str, args) -> dict:
+    """A Sentinel-2 product of --product-size px and the 13-band GeoTIFF it is written from, each
+    mapped in process in its own process (tiles/s, wall, peak RSS); the maps compared cell for cell."""
+    from tests import product_fixtures
+
+    size = args.product_size
+    model = args.bands_model
+    if not model:
+        from tests import mapping_fixtures
+
+        model = mapping_fixtures.train_and_export(os.path.join(work, "model13"), features.ALL_BANDS, count=500,
+                                                  epochs=15)
+    t = time.perf_counter()
+    whole = synthetic.write_synthetic_scene(os.path.join(work, "bands_whole.tif"), layout(-(-size // 64)),
+                                            features.ALL_BANDS, seed=3)
+    scene = product_fixtures.crop_scene(whole, os.path.join(work, f"bands_{size}.tif"), size)
+    os.remove(whole)
+    written = {"scene_s": round(time.perf_counter() - t)}
+    t = time.perf_counter()
+    clouds = np.zeros((size // 64 + 1, size // 64 + 1), bool)
+    clouds[2:6, 2:6] = True  # a cloud of 4 x 4 patches
+    safe = product_fixtures.write_product(scene, os.path.join(work, "product"), "L1C", "05.09", clouds)
+    written["product_s"] = round(time.perf_counter() - t)
+    written["product_mib"] = round(sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(safe)
+                                       for f in fs) / 2**20)
+    written["geotiff_mib"] = round(os.path.getsize(scene) / 2**20)
+    print(f"product of {size} px written: {json.dumps(written)}", flush=True)
+    results = {}
+    for label, source in (("geotiff_13_bands", scene), ("product_l1c_05", safe)):
+        out = os.path.join(work, label)
+        wall, rss, _ = run_measured(map_command(source, out, ["--model", model], args.batch_size))
+        with open(os.path.join(out, "summary.json")) as f:
+            summary = json.load(f)
+        results[label] = {"tiles": summary["tiles_classified"], "tiles_per_s": summary["tiles_per_s"],
+                          "map_s": summary["wall_time_s"], "process_wall_s": round(wall, 1),
+                          "peak_rss_mib": round(rss)}
+        if "product" in summary:
+            results[label]["cloud_masked_share"] = summary["product"]["cloud_masked_share"]
+        print(label, json.dumps(results[label]), flush=True)
+    import rasterio
+
+    maps = []
+    for label in results:
+        with rasterio.open(os.path.join(work, label, "landuse.tif")) as src:
+            maps.append(src.read(1))
+    both = (maps[0] != 255) & (maps[1] != 255)
+    results["cells_same_class"] = round(float((maps[0][both] == maps[1][both]).mean()), 4)
+    return {"size_px": size, "model": model, "written": written, **results}
 
 
 if __name__ == "__main__":

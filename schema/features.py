@@ -10,7 +10,7 @@ Two modalities, named like TFDS's EuroSAT configs:
 * ``rgb``: ``image`` holds the encoded JPEG/PNG bytes (the EuroSAT RGB archive);
 * ``all``: ``bands`` holds the 13 Sentinel-2 bands as a fixed-shape int64 feature [64, 64, 13]
   of the L1C digital numbers (reflectance x 10,000, uint16 range), in the band order of the
-  all-bands GeoTIFFs (B01 ... B12, B08A after B08). Numeric, so statistics and the schema can
+  all-bands GeoTIFFs (modalities.BAND_NAMES: B01 ... B12, then B8A 13th). Numeric, so statistics and the schema can
   check the values, and Transform standardises each band with its own mean and deviation.
 
 Both carry ``label``, ``class_name`` and ``source``; a dataset holds one modality.

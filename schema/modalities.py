@@ -16,9 +16,12 @@ from typing import Dict, Tuple
 # The patch size of EuroSAT (Sentinel-2 at 10 m): every modality's patches are this square.
 IMAGE_SIZE = 64
 
-# The 13 Sentinel-2 bands in the order of EuroSAT's all-bands GeoTIFFs.
+# The 13 Sentinel-2 bands in the order of EuroSAT's all-bands GeoTIFFs: B01 ... B12 in number
+# order, then B8A 13th (phelber/EuroSAT#7; torchgeo #2458). ESA's spelling "B8A", as in the band
+# files of a product. A model trained on EuroSAT's files learnt this order; the map stacks a
+# Sentinel-2 product's bands in it (pipeline/mapping/product.py).
 BAND_NAMES: Tuple[str, ...] = (
-    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B08A", "B09", "B10", "B11", "B12",
+    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A",
 )
 
 TIFF_EXTENSIONS = (".tif", ".tiff")

@@ -148,20 +148,21 @@ def synthetic_image(label: int, rng: np.random.Generator, size: int = features.I
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-# Typical Sentinel-2 L1C digital numbers per class, bands B01..B12 (B08A after B08): the spectral
+# Typical Sentinel-2 L1C digital numbers per class, bands in EuroSAT's
+# order (modalities.BAND_NAMES: B01 ... B08, B09 ... B12, then B8A 13th): the spectral
 # shapes that separate the classes in the real all-bands data, rounded.
 SPECTRA: dict[str, tuple[int, ...]] = {
-    #                      B01   B02   B03   B04   B05   B06   B07   B08  B08A   B09 B10   B11   B12
-    "AnnualCrop":         (1300, 1100, 1050, 1200, 1450, 2000, 2300, 2250, 2500, 750, 15, 2400, 1700),
-    "Forest":             (1200,  900,  750,  550,  900, 2100, 2600, 2500, 2800, 850, 12, 1500,  700),
-    "HerbaceousVegetation": (1250, 1000, 950,  900, 1250, 2200, 2600, 2550, 2850, 850, 13, 2100, 1300),
-    "Highway":            (1350, 1150, 1100, 1150, 1400, 1900, 2150, 2100, 2350, 700, 14, 2200, 1650),
-    "Industrial":         (1600, 1450, 1450, 1550, 1700, 1850, 1950, 1900, 2050, 650, 16, 2500, 2100),
-    "Pasture":            (1250,  950,  900,  750, 1150, 2400, 2900, 2850, 3150, 900, 13, 2000, 1100),
-    "PermanentCrop":      (1300, 1050, 1000, 1000, 1350, 2100, 2450, 2400, 2650, 800, 14, 2300, 1500),
-    "Residential":        (1450, 1250, 1200, 1250, 1450, 1900, 2100, 2050, 2250, 700, 15, 2300, 1800),
-    "River":              (1300, 1050,  950,  800, 1000, 1500, 1700, 1650, 1800, 550, 12, 1300,  850),
-    "SeaLake":            (1250, 1000,  800,  500,  450,  380,  360,  300,  260, 120, 10,  120,   70),
+    #                       B01   B02   B03   B04   B05   B06   B07   B08   B09   B10   B11   B12   B8A
+    "AnnualCrop":         (1300, 1100, 1050, 1200, 1450, 2000, 2300, 2250,  750,   15, 2400, 1700, 2500),
+    "Forest":             (1200,  900,  750,  550,  900, 2100, 2600, 2500,  850,   12, 1500,  700, 2800),
+    "HerbaceousVegetation": (1250, 1000,  950,  900, 1250, 2200, 2600, 2550,  850,   13, 2100, 1300, 2850),
+    "Highway":            (1350, 1150, 1100, 1150, 1400, 1900, 2150, 2100,  700,   14, 2200, 1650, 2350),
+    "Industrial":         (1600, 1450, 1450, 1550, 1700, 1850, 1950, 1900,  650,   16, 2500, 2100, 2050),
+    "Pasture":            (1250,  950,  900,  750, 1150, 2400, 2900, 2850,  900,   13, 2000, 1100, 3150),
+    "PermanentCrop":      (1300, 1050, 1000, 1000, 1350, 2100, 2450, 2400,  800,   14, 2300, 1500, 2650),
+    "Residential":        (1450, 1250, 1200, 1250, 1450, 1900, 2100, 2050,  700,   15, 2300, 1800, 2250),
+    "River":              (1300, 1050,  950,  800, 1000, 1500, 1700, 1650,  550,   12, 1300,  850, 1800),
+    "SeaLake":            (1250, 1000,  800,  500,  450,  380,  360,  300,  120,   10,  120,   70,  260),
 }
 assert tuple(SPECTRA) == features.CLASS_NAMES and all(len(v) == features.NUM_BANDS for v in SPECTRA.values())
 _VISIBLE = {1: 2, 2: 1, 3: 0}  # band index -> RGB channel: B02 blue, B03 green, B04 red

@@ -1,6 +1,7 @@
 """The same tiling and inference as a Beam pipeline: many scenes on Dataflow, or locally.
 
-    scenes' patch rows ─► ReadPatches (one windowed read per row: scene.read_strip)
+    scenes' patch rows ─► ReadPatches (one windowed read per row: scene.read_strip of a raster or
+        a Sentinel-2 product, opened by inputs.open_scene as in the local run)
         ─► (side output) each row's pixel statistics, combined per scene (training_check)
         ─► RunInference (SignatureModelHandler: the SavedModel's pixel signature, batched by Beam)
         ─► group by scene (with the scene list, so a scene with nothing to classify is an error)
@@ -24,12 +25,12 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
+from pipeline.mapping import inputs as scene_inputs
 from pipeline.mapping import scene as scenes
 from pipeline.mapping import training_check
 from pipeline.mapping.cells import MapAccumulator
 from pipeline.mapping.errors import MapError
 from pipeline.mapping.grid import TileGrid
-from pipeline.mapping.mosaic import is_patch_collection
 from pipeline.mapping.options import MapOptions
 from pipeline.mapping.outputs import TileTable, write_outputs
 from pipeline.mapping.predictors import SavedModelPredictor, export_modality, resolve_model
@@ -78,7 +79,7 @@ class ReadPatches(beam.DoFn):
     def process(self, element: Tuple[str, int]):
         path, row = element
         if path not in self._open:
-            self._open[path] = scenes.open_raster(path)
+            self._open[path] = scene_inputs.open_scene(path, self.modality, self.options)
         dataset = self._open[path]
         grid = TileGrid(dataset.height, dataset.width, self.options.stride)
         strip = scenes.read_strip(dataset, grid, row, self.modality, self.options.dn_range,
@@ -111,7 +112,8 @@ class WriteMap(beam.DoFn):
         tiles = list(grouped["tiles"])
         if not tiles:
             raise MapError(f"{path!r} has no patch without nodata: nothing to classify")
-        with scenes.open_raster(path) as dataset, tempfile.TemporaryDirectory() as local:
+        with scene_inputs.open_scene(path, self.modality, self.options) as dataset, \
+                tempfile.TemporaryDirectory() as local:
             scene = scenes.describe(dataset, self.modality)
             grid = TileGrid(scene.height, scene.width, self.options.stride)
             rows = np.array([t[0] for t in tiles])
@@ -126,8 +128,9 @@ class WriteMap(beam.DoFn):
             pixels = training_check.merge_all(grouped["pixels"]) or training_check.SceneStatistics(scene.bands)
             check = training_check.summary(pixels, self.training, self.no_statistics_reason, self.modality,
                                            self.options.dn_range)
+            stats = {"runner": "beam", **check, **scene_inputs.product_summary(dataset, self.options)}
             write_outputs(local, dataset, scene, grid, accumulator, self.modality, self.model,
-                          self.version, self.options, {"runner": "beam", **check})
+                          self.version, self.options, stats)
             copy_folder(local, self.output_dirs[path])
         yield self.output_dirs[path]
 
@@ -167,10 +170,7 @@ def run_beam_maps(inputs: Sequence[str], model_path: str, output_dir: str, beam_
         training = training_check.statistics_file(training_statistics_file)
     work: List[Tuple[str, int]] = []
     for path in inputs:  # check every scene before any worker starts
-        if is_patch_collection(path):
-            raise MapError(f"--beam maps rasters; {path!r} is a folder/zip of patches: map it without --beam "
-                           "(it is mosaicked first), or give the mosaic")
-        with scenes.open_raster(path) as dataset:
+        with scene_inputs.open_scene(path, modality, options) as dataset:  # a folder/zip of patches is refused
             scene = scenes.describe(dataset, modality)
         work.extend((path, row) for row in range(scenes.grid_for(scene, options.stride).rows))
     destinations = output_dirs(inputs, output_dir)

@@ -22,9 +22,11 @@ def build_map_parser() -> argparse.ArgumentParser:
         "pipeline (--beam, DirectRunner or Dataflow). Writes landuse.tif, confidence.tif, landuse.png, "
         "tiles.csv and summary.json into --output.")
     p.add_argument("--input", required=True, action="append",
-                   help="a GeoTIFF (or any raster GDAL reads) holding 3 bands (R, G, B; 8-bit or Sentinel-2 "
-                   "digital numbers) for an RGB model or the 13 Sentinel-2 bands in EuroSAT's order for a "
-                   "13-band model; --beam takes the flag several times")
+                   help="a Sentinel-2 product as downloaded (a .SAFE folder, its .zip or its MTD_MSIL1C.xml/"
+                   "MTD_MSIL2A.xml), a folder of its band files (B01.jp2 ..., names with the band token), a "
+                   "GeoTIFF (any raster GDAL reads) of 3 bands (R, G, B) for an RGB model or of the 13 bands in "
+                   "EuroSAT's order (B01 ... B12, B8A 13th) for a 13-band model, or a folder/zip of neighbouring "
+                   "georeferenced patches; --beam takes the flag several times")
     p.add_argument("--output", required=True, help="folder for the map files (several --input: one sub-folder each)")
     p.add_argument("--model", help="a push directory (its newest version is used, e.g. outputs/serving/eurosat) "
                    "or a SavedModel folder; not needed with --server")
@@ -39,6 +41,11 @@ def build_map_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64, help="patches per model call or request (default 64)")
     p.add_argument("--dn-range", default="0,2750", help="RGB digital numbers LOW,HIGH mapped to 1..255 as EuroSAT's "
                    "RGB images were made (default 0,2750); 8-bit scenes are used as they are")
+    p.add_argument("--dn-offset", type=float, default=0.0, help="a folder of band files without metadata: the "
+                   "offset added to its digital numbers (-1000 for products of processing baseline 04.00 or later, "
+                   "i.e. since 25 January 2022); products with MTD_MSIL*.xml use their own (default 0: as they are)")
+    p.add_argument("--no-cloud-mask", action="store_true", help="classify the cells a product's cloud mask (L2A's "
+                   "SCL, L1C's MSK_CLASSI_B00) marks as cloud, cloud shadow, cirrus or saturated too")
     p.add_argument("--max-nodata-fraction", type=float, default=0.0, help="patches with more nodata/zero pixels "
                    "than this are not classified (default 0: any)")
     p.add_argument("--compare", help="the output folder of an earlier map of the same grid: writes transitions.csv "
@@ -75,7 +82,8 @@ def run(argv: List[str]) -> int:
     from pipeline.mapping import change, landuse
     from pipeline.mapping.options import MapOptions
 
-    options = MapOptions(args.stride, args.batch_size, dn_range, args.max_nodata_fraction)
+    options = MapOptions(args.stride, args.batch_size, dn_range, args.max_nodata_fraction,
+                         dn_offset=args.dn_offset, cloud_mask=not args.no_cloud_mask)
     if args.beam:
         if args.server:
             raise MapError("--beam runs the SavedModel on the workers; drop --server (or --beam)")

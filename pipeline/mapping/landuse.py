@@ -15,8 +15,9 @@ from typing import Iterable, Iterator, Optional
 import numpy as np
 
 # `name as name`: re-exported for tests/test_mapping.py, which reads these as landuse.<name>
-from pipeline.mapping import mosaic, training_check
+from pipeline.mapping import inputs as scene_inputs
 from pipeline.mapping import scene as scenes
+from pipeline.mapping import training_check
 from pipeline.mapping.cells import NODATA_CLASS as NODATA_CLASS
 from pipeline.mapping.cells import NODATA_CONFIDENCE as NODATA_CONFIDENCE
 from pipeline.mapping.cells import MapAccumulator
@@ -136,13 +137,16 @@ def prefetch(items: Iterable, depth: int = 2) -> Iterator:
 
 
 def map_scene(scene_path: str, predictor, output_dir: str, options: MapOptions = MapOptions()) -> dict:
-    """Classify every patch of a scene (or of a folder/zip of georeferenced patches, mosaicked into
-    output_dir first) with `predictor` and write the outputs; returns the summary."""
+    """Classify every patch of a scene (a raster, a Sentinel-2 product, or a folder/zip of
+    georeferenced patches, mosaicked into output_dir first) with `predictor` and write the outputs;
+    returns the summary."""
     started = time.monotonic()
-    scene_path = mosaic.scene_path(scene_path, output_dir)
-    with rasterio_env(), scenes.open_raster(scene_path) as dataset:
+    with rasterio_env(), scene_inputs.open_scene(scene_path, predictor.modality, options, output_dir) as dataset:
         scene = scenes.describe(dataset, predictor.modality)
         grid = scenes.grid_for(scene, options.stride)
+        product = scene_inputs.product_summary(dataset, options)
+        for warning in product.get("product", {}).get("warnings", []):
+            log.warning("%s: %s", scene_path, warning)
         os.makedirs(output_dir, exist_ok=True)
         log.info("mapping %s (%dx%d px, %d bands) with model %s version %s: %d tiles of %d px, stride %d",
                  scene_path, scene.width, scene.height, scene.bands, predictor.model, predictor.version,
@@ -170,7 +174,7 @@ def map_scene(scene_path: str, predictor, output_dir: str, options: MapOptions =
         stats = {"wall_time_s": round(elapsed, 2),
                  "tiles_per_s": round(accumulator.classified / elapsed, 1) if elapsed > 0 else None,
                  **training_check.summary(pixels, training, getattr(predictor, "no_statistics_reason", ""),
-                                          predictor.modality, options.dn_range)}
+                                          predictor.modality, options.dn_range), **product}
         summary = write_outputs(output_dir, dataset, scene, grid, accumulator, predictor.modality,
                                 predictor.model, predictor.version, options, stats)
     log.info("map of %s written to %s: %d tiles classified, %d masked, %.1f tiles/s, %.1f s", scene_path,

@@ -1,4 +1,5 @@
-"""MapOptions: the settings of one map (stride, batch size, DN range, nodata, preview), validated."""
+"""MapOptions: the settings of one map (stride, batch size, DN range, nodata, preview, a product's
+offset and cloud mask), validated."""
 from __future__ import annotations
 
 import dataclasses
@@ -16,6 +17,10 @@ class MapOptions:
     dn_range: Tuple[float, float] = EUROSAT_DN_RANGE  # RGB digital numbers mapped to 1..255
     max_nodata_fraction: float = 0.0  # patches with more nodata pixels are not classified
     preview_size: int = 1024  # longest side of the true-colour picture in landuse.png
+    # A folder of Sentinel-2 band files without metadata: the DN offset (-1000 from baseline 04.00);
+    # products with metadata use theirs. 0: the DNs as they are (a ~1000 too bright scene shows).
+    dn_offset: float = 0.0
+    cloud_mask: bool = True  # a product's SCL / MSK_CLASSI_B00 clouds are no data
 
     def __post_init__(self) -> None:
         check_stride(self.stride)

@@ -1,0 +1,177 @@
+"""A Sentinel-2 product (``product.Product``) -> the model's bands on the 10 m grid, read window by window.
+
+``ProductRaster`` looks to the map like the rasterio dataset of a stacked scene (name, width,
+height, count, dtypes, crs, transform, ``read(indexes, window=, out_shape=, resampling=)``,
+``dataset_mask(window=)``), so ``scene.read_strip``, the preview and the outputs read a product as
+they read a GeoTIFF, one strip of 64 rows at a time: memory stays flat on a full 10,980² tile.
+
+- **Grid**: the finest band's (10 m for every model: B02/B03/B04/B08). Each 20/60 m band is read
+  through a ``WarpedVRT`` onto that grid: a window of the map reads only the matching window of
+  the coarse band (plus the kernel's margin), never the whole band.
+- **Resampling**: cubic spline (GDAL's ``cubicspline``), as EuroSAT's authors upsampled the 20/60 m
+  bands, so a 13-band model sees the smoothness it was trained on. The warper's kernel leaves out
+  no-data pixels (DN 0, the product's borders), so a border does not darken its neighbours and a
+  product written with and without an offset stays identical. Masks (SCL, MSK_CLASSI) are
+  resampled by nearest neighbour: their values are classes.
+- **Radiometry**: ``(DN + offset) * 10,000 / QUANTIFICATION_VALUE`` (the metadata's per-band
+  offset and quantification; ``--dn-offset`` for a folder without metadata), rounded and clipped
+  at 0: EuroSAT's scale (reflectance x 10,000, no offset). DN 0 (no data) stays 0.
+- **Clouds** (unless ``--no-cloud-mask``): L2A's SCL classes 0 no data, 1 saturated/defective,
+  3 cloud shadow, 8/9 cloud medium/high probability and 10 thin cirrus, and L1C's MSK_CLASSI_B00
+  (baseline >= 04.00: its opaque-cloud and cirrus bands), are no data in ``dataset_mask``, which
+  ``pixels.classifiable_patches`` already honours.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from pipeline.mapping.errors import MapError
+from pipeline.mapping.product import EUROSAT_QUANTIFICATION, Product, bands_for_model
+
+SCL_MASKED = (0, 1, 3, 8, 9, 10)  # no data, saturated/defective, cloud shadow, cloud medium/high, thin cirrus
+CLASSI_MASKED_BANDS = (1, 2)  # MSK_CLASSI_B00: 1 opaque clouds, 2 cirrus (3 snow and ice is land)
+MASK_SHARE_SIDE = 1024  # the masked share is counted on a decimated read of the mask, this side at most
+
+
+def _open_band(path: str, shown: str):
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    try:
+        return rasterio.open(path)
+    except RasterioIOError as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        name = path.split("/vsizip/")[-1]
+        raise MapError(f"--input {shown!r}: band file {name.split('/')[-1]!r} is not readable ({reason}); "
+                       "download the product again") from None
+
+
+class ProductRaster:
+    """The model's bands of a product, on the finest band's grid, in the model's order."""
+
+    def __init__(self, product: Product, modality: str, cloud_mask: bool = True):
+        from rasterio.enums import ColorInterp
+
+        self.product = product
+        self.band_names, self.warnings = bands_for_model(product, modality)
+        self.name = product.path
+        self._files = []
+        sources = {b: self._open(product.band_files[b]) for b in self.band_names}
+        reference = min(sources.values(), key=lambda s: s.res[0])
+        self.width, self.height = reference.width, reference.height
+        self.crs, self.transform, self.res = reference.crs, reference.transform, reference.res
+        self.count = len(self.band_names)
+        self.dtypes = ("uint16",) * self.count
+        self.colorinterp = (ColorInterp.gray,) * self.count
+        for band, src in sources.items():
+            if src.crs != self.crs or not np.allclose(src.bounds, reference.bounds, atol=max(src.res)):
+                raise MapError(f"--input {product.path!r}: band {band} covers {tuple(src.bounds)} in {src.crs}, "
+                               f"the 10 m bands {tuple(reference.bounds)} in {self.crs}: not one tile; give one "
+                               "product's band files")
+            if src.count != 1 or src.dtypes[0] not in ("uint16", "uint8"):
+                raise MapError(f"--input {product.path!r}: band {band} has {src.count} bands of {src.dtypes[0]}, "
+                               "not one of Sentinel-2 digital numbers (uint16)")
+        self._bands = [self._on_grid(sources[b], "cubic_spline") for b in self.band_names]
+        self._scale = [(product.offsets.get(b, 0.0), EUROSAT_QUANTIFICATION / product.quantification)
+                       for b in self.band_names]
+        self.mask_kind = product.mask_kind if cloud_mask and product.mask_file else None
+        self._mask = self._on_grid(self._open(product.mask_file), "nearest") if self.mask_kind else None
+
+    def _open(self, path: str):
+        src = _open_band(path, self.product.path)
+        self._files.append(src)
+        return src
+
+    def _on_grid(self, src, resampling: str):
+        """`src` on the reference grid: itself, or a WarpedVRT (windowed, resampled on the fly)."""
+        from rasterio.enums import Resampling
+        from rasterio.vrt import WarpedVRT
+
+        if (src.width, src.height) == (self.width, self.height):
+            return src
+        vrt = WarpedVRT(src, crs=self.crs, transform=self.transform, width=self.width, height=self.height,
+                        resampling=Resampling[resampling], src_nodata=0 if resampling != "nearest" else None,
+                        nodata=0 if resampling != "nearest" else None)
+        self._files.append(vrt)
+        return vrt
+
+    # --- what the map reads (rasterio's dataset interface) -------------------------------------
+    def read(self, indexes: Sequence[int], window=None, out_shape=None, resampling=None) -> np.ndarray:
+        """[len(indexes), rows, cols] uint16 on EuroSAT's scale (indexes 1-based, the model's order)."""
+        from rasterio.enums import Resampling
+
+        kwargs = {"window": window}
+        if out_shape is not None:
+            kwargs.update(out_shape=tuple(out_shape[-2:]), resampling=resampling or Resampling.nearest)
+        out = []
+        for index in indexes:
+            try:
+                raw = self._bands[index - 1].read(1, **kwargs)
+            except Exception as err:  # a corrupt JPEG2000 fails on decode, not on open
+                band = self.band_names[index - 1]
+                reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+                raise MapError(f"--input {self.product.path!r}: band {band} cannot be decoded ({reason}); "
+                               "download the product again") from None
+            offset, factor = self._scale[index - 1]
+            values = np.rint((raw.astype(np.float32) + offset) * factor)
+            out.append(np.where(raw == 0, 0, np.clip(values, 0, 65535)).astype(np.uint16))
+        return np.stack(out)
+
+    def dataset_mask(self, window=None, out_shape=None) -> np.ndarray:
+        """255 where the cloud mask lets a pixel through, 0 where it masks it (no data come from the
+        all-zero rule of pixels.classifiable_patches)."""
+        kwargs = {"window": window}
+        if out_shape is not None:
+            kwargs["out_shape"] = tuple(out_shape[-2:])
+        if self._mask is None:
+            rows, cols = (out_shape[-2:] if out_shape is not None else
+                          (int(window.height), int(window.width)) if window is not None else (self.height, self.width))
+            return np.full((rows, cols), 255, np.uint8)
+        if self.mask_kind == "SCL":
+            masked = np.isin(self._mask.read(1, **kwargs), SCL_MASKED)
+        else:
+            masked = np.any(self._mask.read(list(CLASSI_MASKED_BANDS), **kwargs) > 0, axis=0)
+        return np.where(masked, 0, 255).astype(np.uint8)
+
+    def masked_share(self) -> Optional[float]:
+        """The share of the product's data pixels that the cloud mask masks (a decimated read)."""
+        if self._mask is None:
+            return None
+        scale = min(1.0, MASK_SHARE_SIDE / max(self.width, self.height))
+        shape = (max(1, int(self.height * scale)), max(1, int(self.width * scale)))
+        data = self.read([1], out_shape=(1, *shape))[0] > 0
+        masked = (self.dataset_mask(out_shape=shape) == 0) & data
+        return round(float(masked.sum()) / max(1, int(data.sum())), 4)
+
+    def summary(self) -> Dict[str, object]:
+        """What summary.json records of the product: level, baseline, offsets applied, mask."""
+        p = self.product
+        return {"level": p.level, "processing_baseline": p.baseline, "bands": list(self.band_names),
+                "radiometric_offset": {b: p.offsets.get(b, 0.0) for b in self.band_names},
+                "quantification_value": p.quantification, "offset_source": p.offset_source,
+                "resampling": "cubic spline (20/60 m bands onto the 10 m grid)",
+                "cloud_mask": self.mask_kind, "cloud_masked_share": self.masked_share(),
+                "warnings": list(self.warnings)}
+
+    def close(self) -> None:
+        for f in reversed(self._files):
+            f.close()
+        self._files = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def cloud_mask_note(raster: ProductRaster, cloud_mask: bool) -> List[str]:
+    """Why no cloud mask was applied, for the log and the summary; [] when one was."""
+    if raster.mask_kind:
+        return []
+    if not cloud_mask:
+        return ["--no-cloud-mask: clouds are classified as land use"]
+    return ["the product has no cloud mask (L1C before baseline 04.00, or a folder without SCL/MSK_CLASSI): "
+            "clouds are classified as land use"]
