@@ -40,6 +40,13 @@ def _rows(pairs) -> str:
     return "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in pairs)
 
 
+def _grid(pairs, columns: int = 3) -> str:
+    """name/value pairs, `columns` pairs to a row (a long list stays short on the page)."""
+    cells = [f"<th>{html.escape(k)}</th><td>{_fmt(v)}</td>" for k, v in pairs]
+    return "<table>" + "".join(
+        f"<tr>{''.join(cells[i:i + columns])}</tr>" for i in range(0, len(cells), columns)) + "</table>"
+
+
 def _duration(seconds: Optional[float]) -> str:
     if seconds is None:
         return "–"
@@ -62,7 +69,7 @@ def _settings_table(settings: Optional[Dict[str, Any]]) -> str:
         ("code", code),
         ("reused from cache", _fmt(", ".join(settings.get("cached") or []) or "nothing")),
     ]) + "</table>" + (
-        "<h3>Hyperparameters</h3><table>" + _rows((k, _fmt(v)) for k, v in sorted(hparams.items())) + "</table>"
+        "<h3>Hyperparameters (the Trainer's custom_config)</h3>" + _grid(sorted(hparams.items()))
         if hparams else "<p>No hyperparameters recorded for the Trainer.</p>")
 
 

@@ -14,8 +14,9 @@ from pipeline.report.inputs import SPLITS, CalibrationBucket, Sample
 from schema import features
 
 
-def _save(fig, path: str) -> str:
-    fig.tight_layout()
+def _save(fig, path: str, title_inches: float = 0.0) -> str:
+    """tight_layout (leaving `title_inches` at the top for a suptitle), save, close."""
+    fig.tight_layout(rect=(0, 0, 1, 1 - title_inches / fig.get_figheight()))
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
@@ -112,7 +113,7 @@ def plot_predictions(samples: Sequence[Sample], path: str, title: str = "Test pr
         ax.set_title(f"{s.predicted_class} {s.confidence:.0%}" + ("" if s.right else f"\n(true: {s.true_class})"),
                      color="green" if s.right else "red", fontsize=8)
     fig.suptitle(title)
-    return _save(fig, path)
+    return _save(fig, path, title_inches=0.4)
 
 
 def plot_calibration(buckets: Sequence[CalibrationBucket], path: str) -> str:
