@@ -241,13 +241,17 @@ def run_settings(metadata_path: str, pipeline_name: str, run_id: str) -> dict:
     artifacts = store.get_artifacts_by_context(run.id)
     tfx_versions = sorted({a.custom_properties["tfx_version"].string_value for a in artifacts
                            if "tfx_version" in a.custom_properties})
+    # A cached ImportExampleGen records no fingerprint; the Examples artifact it reused keeps one.
+    fingerprint = _execution_setting(executions, types, "ImportExampleGen", "input_fingerprint") or next(
+        (a.custom_properties["input_fingerprint"].string_value for a in artifacts
+         if "input_fingerprint" in a.custom_properties), None)
     started = datetime.datetime.fromtimestamp(run.create_time_since_epoch / 1000, datetime.timezone.utc)
     return {
         "run_id": run.name,
         "started": started.isoformat(timespec="seconds"),
         "wall_time_s": round((max(ends) - run.create_time_since_epoch) / 1000, 1) if ends else None,
         "data_source": _execution_setting(executions, types, "ImportExampleGen", "input_base"),
-        "input_fingerprint": _execution_setting(executions, types, "ImportExampleGen", "input_fingerprint"),
+        "input_fingerprint": fingerprint,
         "hparams": trainer_config.get("hparams"),
         "run_fn": _execution_setting(executions, types, "Trainer", "run_fn"),
         "preprocessing_fn": _execution_setting(executions, types, "Transform", "preprocessing_fn"),

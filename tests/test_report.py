@@ -198,9 +198,10 @@ def test_page_shows_settings_baseline_and_how_many_examples_were_predicted(tmp_p
                   "first 4 test examples", "No baseline"):
         assert shown in page, shown
     summary = {"overall": {"accuracy": 0.96, "macro_f1": 0.95, "per_class": {},
-                           "change": {"accuracy": 0.05, "macro_f1": -0.01}}}
+                           "change": {"accuracy": 0.05, "macro_f1": -0.01, "example_count": 0.0}}}
     validation = {"baseline_model": "/models/6", "checks": []}
     inputs.metrics = report.build_metrics(summary, np.zeros((10, 10), int).tolist(), validation, blessed=True)
+    assert set(inputs.metrics["baseline_comparison"]) == {"accuracy", "macro_f1"}  # not the example count
     assert inputs.metrics["baseline_comparison"]["accuracy"] == pytest.approx(
         {"model": 0.96, "baseline": 0.91, "change": 0.05})
     report.write_report(inputs, str(tmp_path))
@@ -225,7 +226,7 @@ def test_run_settings_come_from_ml_metadata(tmp_path):
     executions = []
     for type_name, state, props in (
             ("tfx.components.example_gen.import_example_gen.component.ImportExampleGen", mlmd.Execution.CACHED,
-             {"input_base": "/out/data/synthetic-300-seed42", "input_fingerprint": "split:all,num_files:1"}),
+             {"input_base": "/out/data/synthetic-300-seed42"}),  # cached: no fingerprint on the execution
             ("tfx.components.trainer.component.Trainer", mlmd.Execution.COMPLETE,
              {"custom_config": json.dumps({"hparams": {"epochs": 2, "backbone": "EfficientNetV2B0"}}),
               "run_fn": "components.trainer.run_fn"})):
@@ -236,10 +237,14 @@ def test_run_settings_come_from_ml_metadata(tmp_path):
         executions.append(execution)
     artifact = mlmd.Artifact(type_id=store.put_artifact_type(mlmd.ArtifactType(name="Model")), uri="/m")
     artifact.custom_properties["tfx_version"].string_value = "1.21.0"
+    examples = mlmd.Artifact(type_id=store.put_artifact_type(mlmd.ArtifactType(name="Examples")), uri="/e")
+    examples.custom_properties["input_fingerprint"].string_value = "split:all,num_files:1"
+    examples_event = mlmd.Event(type=mlmd.Event.OUTPUT)
+    examples_event.path.steps.add().key = "examples"
     event = mlmd.Event(type=mlmd.Event.OUTPUT)
     event.path.steps.add().key = "model"
     contexts = store.get_contexts_by_id([pipeline_id, run_id])
-    store.put_execution(executions[0], [], contexts)
+    store.put_execution(executions[0], [(examples, examples_event)], contexts)
     store.put_execution(executions[1], [(artifact, event)], contexts)
     settings = results.run_settings(path, "p", "2026-12-01T21:09:47.89")
     assert settings["data_source"] == "/out/data/synthetic-300-seed42"

@@ -28,6 +28,8 @@ def _comparison(overall: Dict[str, Any]) -> Dict[str, Dict[str, Optional[float]]
     empty when the run had no baseline."""
     rows = {}
     for name, change in overall.get("change", {}).items():
+        if name == "example_count":  # the same test split for both: not a quality to compare
+            continue
         value = overall.get(name)
         rows[name] = {"model": value, "baseline": None if value is None or change is None else value - change,
                       "change": change}

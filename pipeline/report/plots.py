@@ -105,7 +105,7 @@ def plot_history(history: Dict[str, List[float]], path: str) -> str:
 def plot_predictions(samples: Sequence[Sample], path: str, title: str = "Test predictions", cols: int = 4) -> str:
     """A grid of test images titled 'predicted confidence (true: ...)': green when right, red when wrong."""
     rows = max(1, math.ceil(len(samples) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.6, rows * 2.8 + 0.4), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.6, rows * 3.0 + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, s in zip(axes.flat, samples):
