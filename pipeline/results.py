@@ -212,3 +212,50 @@ def cancel_running(metadata_path: str, pipeline_name: str) -> List[str]:
         nodes = [c.name for c in store.get_contexts_by_execution(e.id) if c.type == "node"]
         names.append(nodes[0].split(".")[-1] if nodes else str(e.id))
     return names
+
+
+def _execution_setting(executions, types, component: str, name: str) -> Optional[str]:
+    """A recorded property `name` of the run's execution of `component` (its type's last part)."""
+    for e in executions:
+        if types.get(e.type_id, "").rsplit(".", 1)[-1] == component and name in e.custom_properties:
+            return e.custom_properties[name].string_value or None
+    return None
+
+
+def run_settings(metadata_path: str, pipeline_name: str, run_id: str) -> dict:
+    """What ML Metadata recorded about run `run_id`: when it started, its wall time (start to the
+    last execution's end), the data source (ImportExampleGen's input_base and fingerprint), the
+    Trainer's hyperparameters (its custom_config), the code it ran (run_fn, preprocessing_fn, the
+    TFX version) and which components were reused from the cache."""
+    import datetime
+    import json
+
+    store = _store(metadata_path)
+    run = next((c for c in _runs(store, pipeline_name) if run_id in (c.name, run_folder(c.name))), None)
+    if run is None:
+        return {}
+    executions = store.get_executions_by_context(run.id)
+    types = {t.id: t.name for t in store.get_execution_types()}
+    ends = [e.last_update_time_since_epoch for e in executions if e.last_update_time_since_epoch]
+    trainer_config = json.loads(_execution_setting(executions, types, "Trainer", "custom_config") or "{}") or {}
+    artifacts = store.get_artifacts_by_context(run.id)
+    tfx_versions = sorted({a.custom_properties["tfx_version"].string_value for a in artifacts
+                           if "tfx_version" in a.custom_properties})
+    # A cached ImportExampleGen records no fingerprint; the Examples artifact it reused keeps one.
+    fingerprint = _execution_setting(executions, types, "ImportExampleGen", "input_fingerprint") or next(
+        (a.custom_properties["input_fingerprint"].string_value for a in artifacts
+         if "input_fingerprint" in a.custom_properties), None)
+    started = datetime.datetime.fromtimestamp(run.create_time_since_epoch / 1000, datetime.timezone.utc)
+    return {
+        "run_id": run.name,
+        "started": started.isoformat(timespec="seconds"),
+        "wall_time_s": round((max(ends) - run.create_time_since_epoch) / 1000, 1) if ends else None,
+        "data_source": _execution_setting(executions, types, "ImportExampleGen", "input_base"),
+        "input_fingerprint": fingerprint,
+        "hparams": trainer_config.get("hparams"),
+        "run_fn": _execution_setting(executions, types, "Trainer", "run_fn"),
+        "preprocessing_fn": _execution_setting(executions, types, "Transform", "preprocessing_fn"),
+        "tfx_version": ", ".join(tfx_versions) or None,
+        "cached": sorted(types.get(e.type_id, "").rsplit(".", 1)[-1] for e in executions
+                         if e.last_known_state == metadata_store_pb2.Execution.CACHED),
+    }

@@ -2,8 +2,9 @@
 
 What people look at instead of reading TFMA protos: accuracy, macro/weighted F1, per-class
 precision/recall/F1/support, the row-normalised confusion matrix, class counts per split,
-training curves, a grid of test predictions (green right, red wrong) and whether the model
-was blessed and why.
+training curves, misclassified test examples, test examples per class, the reliability of the
+model's confidence (TFMA's CalibrationPlot), the run's settings from ML Metadata, the comparison
+with the baseline model and whether the model was blessed and why.
 
 Two layers, so tests need no pipeline: `gather_run` (gather.py) reads a finished run (MLMD via
 pipeline/results.py, the Evaluator output, ExampleGen's examples, the Trainer's history.json,
@@ -19,21 +20,31 @@ import json
 import os
 from typing import Dict, List, Optional
 
+from pipeline.report.calibration import calibration_buckets
 from pipeline.report.gather import count_classes, example_split_files, gather_run, predict_samples, predict_split
 from pipeline.report.inputs import (
+    CALIBRATION_PNG,
     CLASS_COUNTS_PNG,
     CONFUSION_PNG,
+    GALLERY_SIZE,
     HISTORY_PNG,
+    MAX_PREDICTED,
+    MISCLASSIFIED_PNG,
     NUM_SAMPLES,
     PER_CLASS_F1_PNG,
+    PER_CLASS_SAMPLES,
     PREDICTIONS_PNG,
     SPLITS,
+    CalibrationBucket,
     ReportInputs,
     Sample,
+    misclassified,
+    per_class,
 )
 from pipeline.report.metrics import build_metrics
 from pipeline.report.page import render_html
 from pipeline.report.plots import (
+    plot_calibration,
     plot_class_counts,
     plot_confusion_matrix,
     plot_history,
@@ -43,8 +54,10 @@ from pipeline.report.plots import (
 from schema.errors import user_errors_to_exit
 
 __all__ = [
-    "CLASS_COUNTS_PNG", "CONFUSION_PNG", "HISTORY_PNG", "NUM_SAMPLES", "PER_CLASS_F1_PNG", "PREDICTIONS_PNG",
-    "SPLITS", "ReportInputs", "Sample", "build_metrics", "count_classes", "gather_run", "main", "plot_class_counts",
+    "CALIBRATION_PNG", "CLASS_COUNTS_PNG", "CONFUSION_PNG", "GALLERY_SIZE", "HISTORY_PNG", "MAX_PREDICTED",
+    "MISCLASSIFIED_PNG", "NUM_SAMPLES", "PER_CLASS_F1_PNG", "PER_CLASS_SAMPLES", "PREDICTIONS_PNG", "SPLITS",
+    "CalibrationBucket", "ReportInputs", "Sample", "build_metrics", "calibration_buckets", "count_classes",
+    "gather_run", "main", "misclassified", "per_class", "plot_calibration", "plot_class_counts",
     "plot_confusion_matrix", "plot_history", "plot_per_class_f1", "plot_predictions", "predict_samples",
     "example_split_files", "predict_split", "render_html", "report_for_run", "run", "run_report_dir", "write_report",
 ]
@@ -72,11 +85,25 @@ def write_report(inputs: ReportInputs, report_dir: str) -> Dict[str, str]:
     if inputs.history:
         plots.append(plot_history(inputs.history, os.path.join(report_dir, HISTORY_PNG)))
     if inputs.samples:
-        plots.append(plot_predictions(inputs.samples, os.path.join(report_dir, PREDICTIONS_PNG)))
+        wrong = misclassified(inputs.samples)
+        if wrong:
+            total = sum(not s.right for s in inputs.samples)
+            plots.append(plot_predictions(
+                wrong, os.path.join(report_dir, MISCLASSIFIED_PNG),
+                f"Misclassified: {total} of {len(inputs.samples)} test examples"
+                + (f" (the {len(wrong)} most confident shown)" if total > len(wrong) else "")))
+        shown = per_class(inputs.samples)
+        right = sum(s.right for s in shown)
+        plots.append(plot_predictions(
+            shown, os.path.join(report_dir, PREDICTIONS_PNG),
+            f"Up to {PER_CLASS_SAMPLES} test examples per class: {right}/{len(shown)} right",
+            cols=PER_CLASS_SAMPLES * 2))
+    if inputs.calibration:
+        plots.append(plot_calibration(inputs.calibration, os.path.join(report_dir, CALIBRATION_PNG)))
     written.update({os.path.basename(p): p for p in plots})
     path = os.path.join(report_dir, "index.html")
     with open(path, "w") as f:
-        f.write(render_html(metrics, plots))
+        f.write(render_html(metrics, plots, inputs.settings, len(inputs.samples) if inputs.samples else None))
     written["index.html"] = path
     return written
 

@@ -9,7 +9,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from pipeline.report.inputs import NUM_SAMPLES, SPLITS, ReportInputs, Sample
+from pipeline.report.calibration import calibration_buckets
+from pipeline.report.inputs import MAX_PREDICTED, SPLITS, ReportInputs, Sample
 from pipeline.report.metrics import build_metrics
 from schema import features, modalities
 from schema.errors import DataError, DataNotFound
@@ -40,9 +41,9 @@ def count_classes(statistics_uri: str) -> Dict[str, Dict[str, int]]:
     return counts
 
 
-def predict_samples(model_uri: str, examples_uri: str, num: int = NUM_SAMPLES) -> List[Sample]:
+def predict_samples(model_uri: str, examples_uri: str, num: int = MAX_PREDICTED, batch_size: int = 50) -> List[Sample]:
     """Run the exported model's pixel signature (predict_images, or predict_bands for 13-band
-    models) on the first `num` test examples."""
+    models) on the first `num` test examples, `batch_size` at a time (bounded memory)."""
     import tensorflow as tf
 
     from serving import signatures
@@ -50,25 +51,26 @@ def predict_samples(model_uri: str, examples_uri: str, num: int = NUM_SAMPLES) -
     files = example_split_files(examples_uri, "test")
     if not files:
         raise DataNotFound(f"no test split under {examples_uri} (expected Split-test/)")
-    records = next(iter(tf.data.TFRecordDataset(files, compression_type="GZIP").take(num).batch(num)))
-    modality = features.modality_of(tf.train.Example.FromString(records[0].numpy()))
-    batch = tf.io.parse_example(records, features.raw_feature_spec(modality))
-    pixels = batch[features.input_key(modality)]
     model = tf.saved_model.load(os.path.join(model_uri, "Format-Serving"))
-    name, input_name = signatures.pixel_signature(modality)
-    record = modalities.get(modality)
-    out = model.signatures[name](**{input_name: tf.cast(pixels, record.input_dtype)})
-    if record.encoded:
-        pictures = [features.decode_image(e).numpy() for e in pixels]
-    else:  # band values: shown in true colour
-        pictures = [features.true_colour(b) for b in pixels.numpy()]
-    probabilities = out[signatures.PROBABILITIES].numpy()
-    return [
-        Sample(picture=picture, true_class=features.class_name(label),
-               predicted_class=name.decode(), confidence=float(probs.max()))
-        for picture, label, name, probs in zip(pictures, batch[features.LABEL_KEY].numpy(),
-                                               out[signatures.CLASS_NAME].numpy(), probabilities)
-    ]
+    samples: List[Sample] = []
+    for records in tf.data.TFRecordDataset(files, compression_type="GZIP").take(num).batch(batch_size):
+        modality = features.modality_of(tf.train.Example.FromString(records[0].numpy()))
+        batch = tf.io.parse_example(records, features.raw_feature_spec(modality))
+        pixels = batch[features.input_key(modality)]
+        name, input_name = signatures.pixel_signature(modality)
+        record = modalities.get(modality)
+        out = model.signatures[name](**{input_name: tf.cast(pixels, record.input_dtype)})
+        if record.encoded:
+            pictures = [features.decode_image(e).numpy() for e in pixels]
+        else:  # band values: shown in true colour
+            pictures = [features.true_colour(b) for b in pixels.numpy()]
+        samples.extend(
+            Sample(picture=picture, true_class=features.class_name(label),
+                   predicted_class=predicted.decode(), confidence=float(probs.max()))
+            for picture, label, predicted, probs in zip(pictures, batch[features.LABEL_KEY].numpy(),
+                                                        out[signatures.CLASS_NAME].numpy(),
+                                                        out[signatures.PROBABILITIES].numpy()))
+    return samples
 
 
 def predict_split(saved_model_dir: str, examples_uri: str, split: str = "test", batch_size: int = 256):
@@ -105,7 +107,7 @@ def gather_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] = N
     """ReportInputs for the latest run of `pipeline_name` recorded in `metadata_path` (or its
     run `run_id`); metrics["run_id"] says which run it is."""
     from components import evaluation
-    from pipeline.results import latest_results
+    from pipeline.results import latest_results, run_settings
 
     results = latest_results(metadata_path, pipeline_name, run_id)
     if not results.evaluation_uri:
@@ -124,9 +126,12 @@ def gather_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] = N
     metrics["evaluation_uri"] = results.evaluation_uri
     metrics["run_id"] = results.run_id
     inputs = ReportInputs(metrics=metrics, history=_read_history(results.model_run_uri))
+    if results.run_id:
+        inputs.settings = run_settings(metadata_path, pipeline_name, results.run_id) or None
     if results.statistics_uri:
         inputs.class_counts = count_classes(results.statistics_uri)
-    if results.examples_uri:
-        if results.model_uri:
-            inputs.samples = predict_samples(results.model_uri, results.examples_uri)
+    if results.examples_uri and results.model_uri:
+        inputs.samples = predict_samples(results.model_uri, results.examples_uri)
+        if inputs.samples:
+            inputs.calibration = calibration_buckets(inputs.samples)
     return inputs

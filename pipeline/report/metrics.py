@@ -18,6 +18,24 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _count(value: Any) -> Optional[int]:
+    """TFMA's weighted example count (a float, 364.0) as the integer it is."""
+    return None if value is None or not math.isfinite(value) else int(round(value))
+
+
+def _comparison(overall: Dict[str, Any]) -> Dict[str, Dict[str, Optional[float]]]:
+    """{metric: {model, baseline, change}} from TFMA's diff metrics (candidate minus baseline);
+    empty when the run had no baseline."""
+    rows = {}
+    for name, change in overall.get("change", {}).items():
+        if name == "example_count":  # the same test split for both: not a quality to compare
+            continue
+        value = overall.get(name)
+        rows[name] = {"model": value, "baseline": None if value is None or change is None else value - change,
+                      "change": change}
+    return rows
+
+
 def build_metrics(
     summary: Dict[str, Any],
     confusion: List[List[int]],
@@ -57,8 +75,9 @@ def build_metrics(
         "weighted_f1": overall.get("weighted_f1"),
         "macro_precision": overall.get("macro_precision"),
         "macro_recall": overall.get("macro_recall"),
-        "example_count": overall.get("example_count"),
+        "example_count": _count(overall.get("example_count")),
         "change_vs_baseline": overall.get("change", {}),
+        "baseline_comparison": _comparison(overall),
         "per_class": per_class,
         "class_names": list(features.CLASS_NAMES),
         "confusion_matrix": confusion,

@@ -3,16 +3,97 @@ from __future__ import annotations
 
 import html
 import os
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Optional, Sequence
+
+from pipeline.report.inputs import (
+    CALIBRATION_PNG,
+    CLASS_COUNTS_PNG,
+    CONFUSION_PNG,
+    HISTORY_PNG,
+    MAX_PREDICTED,
+    MISCLASSIFIED_PNG,
+    PER_CLASS_F1_PNG,
+    PREDICTIONS_PNG,
+)
+
+CAPTIONS = {
+    CLASS_COUNTS_PNG: "Examples per class and split (StatisticsGen).",
+    CONFUSION_PNG: "Confusion matrix of the test split (the Evaluator's): count and share of the true class per cell.",
+    PER_CLASS_F1_PNG: "Per-class F1 on the test split (the Evaluator's).",
+    HISTORY_PNG: "Training curves (the Trainer's history.json).",
+    MISCLASSIFIED_PNG: "Misclassified test examples, most confident first: predicted class and its probability, "
+                       "true class below.",
+    PREDICTIONS_PNG: "Test examples of each class with the model's prediction (green right, red wrong).",
+    CALIBRATION_PNG: "Reliability of the top-1 confidence (TFMA's CalibrationPlot) and the confidence histogram.",
+}
 
 
 def _fmt(value: Any) -> str:
     return "–" if value is None else (f"{value:.3f}" if isinstance(value, float) else html.escape(str(value)))
 
 
-def render_html(metrics: Dict[str, Any], images: Sequence[str]) -> str:
-    """A self-contained page: headline numbers, blessing and why, per-class table, plots
-    (relative paths, so the report folder can be copied and opened offline)."""
+def _signed(value: Optional[float]) -> str:
+    return "–" if value is None else f"{value:+.3f}"
+
+
+def _rows(pairs) -> str:
+    return "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in pairs)
+
+
+def _grid(pairs, columns: int = 3) -> str:
+    """name/value pairs, `columns` pairs to a row (a long list stays short on the page)."""
+    cells = [f"<th>{html.escape(k)}</th><td>{_fmt(v)}</td>" for k, v in pairs]
+    return "<table>" + "".join(
+        f"<tr>{''.join(cells[i:i + columns])}</tr>" for i in range(0, len(cells), columns)) + "</table>"
+
+
+def _duration(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "–"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{seconds:.1f} s" + (f" ({minutes} min {rest} s)" if minutes else "")
+
+
+def _settings_table(settings: Optional[Dict[str, Any]]) -> str:
+    if not settings:
+        return "<p>No run settings recorded in ML Metadata for this run.</p>"
+    hparams = settings.get("hparams") or {}
+    code = (f"<code>{_fmt(settings.get('run_fn'))}</code>, <code>{_fmt(settings.get('preprocessing_fn'))}</code>; "
+            f"TFX {_fmt(settings.get('tfx_version'))} (no project commit is recorded in ML Metadata)")
+    return "<table>" + _rows([
+        ("run id", f"<code>{_fmt(settings.get('run_id'))}</code>"),
+        ("started (UTC)", _fmt(settings.get("started"))),
+        ("wall time", _duration(settings.get("wall_time_s"))),
+        ("data source", f"<code>{_fmt(settings.get('data_source'))}</code>"),
+        ("input fingerprint", f"<code>{_fmt(settings.get('input_fingerprint'))}</code>"),
+        ("code", code),
+        ("reused from cache", _fmt(", ".join(settings.get("cached") or []) or "nothing")),
+    ]) + "</table>" + (
+        "<h3>Hyperparameters (the Trainer's custom_config)</h3>" + _grid(sorted(hparams.items()))
+        if hparams else "<p>No hyperparameters recorded for the Trainer.</p>")
+
+
+def _baseline_section(metrics: Dict[str, Any]) -> str:
+    baseline = metrics.get("validation", {}).get("baseline_model")
+    comparison = metrics.get("baseline_comparison") or {}
+    if not comparison:
+        return ("<p>No baseline: no blessed model existed when this run was evaluated, so only the "
+                "absolute bars decided.</p>")
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{_fmt(v['model'])}</td><td>{_fmt(v['baseline'])}</td>"
+        f"<td>{_signed(v['change'])}</td></tr>"
+        for name, v in comparison.items())
+    return (f"<p>Compared with the latest blessed model <code>{_fmt(baseline)}</code> on the same test split.</p>"
+            "<table><tr><th>metric</th><th>this model</th><th>baseline</th><th>change</th></tr>"
+            f"{rows}</table>")
+
+
+def render_html(metrics: Dict[str, Any], images: Sequence[str], settings: Optional[Dict[str, Any]] = None,
+                predicted: Optional[int] = None) -> str:
+    """A self-contained page: headline numbers, blessing and why, the run's settings, the
+    comparison with the baseline, per-class table, plots (relative paths, so the report folder
+    can be copied and opened offline). `predicted`: how many test examples the report itself
+    ran the model on (for the gallery, per-class samples and calibration)."""
     blessed = metrics.get("blessed")
     verdict = "BLESSED" if blessed else "NOT BLESSED"
     color = "#1a7f37" if blessed else "#cf222e"
@@ -28,27 +109,36 @@ def render_html(metrics: Dict[str, Any], images: Sequence[str]) -> str:
         f"<td>{html.escape(c.get('bound', ''))}</td><td>{_fmt(c.get('value'))}</td>"
         f"<td>{html.escape(c['status'])}</td></tr>"
         for c in metrics.get("validation", {}).get("checks", []))
-    names = [html.escape(os.path.basename(p)) for p in images]
-    figures = "".join(f'<figure><img src="{n}" alt="{n}"></figure>' for n in names)
+    names = [os.path.basename(p) for p in images]
+    figures = "".join(
+        f'<figure><img src="{html.escape(n)}" alt="{html.escape(n)}">'
+        f"<figcaption>{html.escape(CAPTIONS.get(n, n))}</figcaption></figure>" for n in names)
+    sampled = "" if predicted is None else (
+        f"<p>The misclassified gallery, the per-class samples and the calibration plot come from running "
+        f"this run's model over the first {predicted} test examples (at most {MAX_PREDICTED}: the "
+        f"Evaluator keeps no per-example predictions); every other number is the Evaluator's over all "
+        f"{_fmt(metrics.get('example_count'))} test examples.</p>")
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>EuroSAT run report</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}} img{{max-width:100%}}
+figure{{margin:1.5em 0}} figcaption{{color:#555;font-size:90%}}
 .verdict{{color:{color};font-weight:bold}}</style></head>
 <body>
 <h1>EuroSAT run report</h1>
 <p class="verdict">{verdict}: {html.escape(str(metrics.get('blessing_reason', '')))}</p>
 <p>Model: <code>{_fmt(metrics.get('model_uri'))}</code><br>
 Pushed version: <code>{_fmt(metrics.get('pushed_version'))}</code>
-({_fmt(metrics.get('pushed_destination'))})<br>
-Baseline compared with: <code>{_fmt(metrics.get('validation', {}).get('baseline_model'))}</code></p>
+({_fmt(metrics.get('pushed_destination'))})</p>
 <h2>Test metrics</h2><table>{headline}</table>
+<h2>Comparison with the baseline</h2>{_baseline_section(metrics)}
 <h2>Thresholds</h2>
 <table><tr><th>metric</th><th>slice</th><th>kind</th><th>bar</th><th>value (if failed)</th><th>status</th></tr>
 {checks}</table>
 <h2>Per class</h2>
 <table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>{per_class}</table>
-<h2>Plots</h2>{figures}
+<h2>Run settings (ML Metadata)</h2>{_settings_table(settings)}
+<h2>Plots</h2>{sampled}{figures}
 <p>All numbers: <a href="metrics.json">metrics.json</a></p>
 </body></html>
 """
