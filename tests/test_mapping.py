@@ -403,8 +403,9 @@ def test_map_beam_on_dataflow_gets_the_pipelines_dataflow_arguments(monkeypatch,
             "--beam-runner", "dataflow", "--project", "p", "--region", "europe-west4", "--temp-location", "gs://b/tmp",
             "--image", "europe-docker.pkg.dev/p/ml/eurosat-tfx:1"]
     assert pipeline_runner.main(argv) == 0
-    (inputs, model, output, beam_args, options), = calls
+    (inputs, model, output, beam_args, options, statistics_file), = calls
     assert inputs == ["gs://b/a.tif"] and model == "gs://b/serving/eurosat" and output == "gs://b/maps"
+    assert statistics_file is None  # read from the model by default
     assert beam_args == ["--runner=DataflowRunner", "--project=p", "--region=europe-west4",
                          "--temp_location=gs://b/tmp",
                          "--sdk_container_image=europe-docker.pkg.dev/p/ml/eurosat-tfx:1"]
