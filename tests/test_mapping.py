@@ -398,7 +398,7 @@ def test_map_beam_on_dataflow_gets_the_pipelines_dataflow_arguments(monkeypatch,
     from pipeline.mapping import beam
 
     calls = []
-    monkeypatch.setattr(beam, "run_beam_maps", lambda *a, **kw: calls.append(a) or {a[0][0]: a[2]})
+    monkeypatch.setattr(beam, "run_beam_maps", lambda *a: calls.append(a) or {a[0][0]: a[2]})
     argv = ["map", "--beam", "--model", "gs://b/serving/eurosat", "--input", "gs://b/a.tif", "--output", "gs://b/maps",
             "--beam-runner", "dataflow", "--project", "p", "--region", "europe-west4", "--temp-location", "gs://b/tmp",
             "--image", "europe-docker.pkg.dev/p/ml/eurosat-tfx:1"]

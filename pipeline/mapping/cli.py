@@ -100,7 +100,7 @@ def run(argv: List[str]) -> int:
         from pipeline.mapping.beam import run_beam_maps
 
         outputs = run_beam_maps(args.input, args.model, args.output, beam_config.beam_pipeline_args(), options,
-                                training_statistics_file=args.training_statistics)
+                                args.training_statistics)
     else:
         if len(args.input) != 1:
             raise MapError("several --input scenes need --beam (one map per run otherwise)")
