@@ -152,8 +152,8 @@ class ProductRaster:
         first = max(0, first)
         out = np.zeros((block.shape[0], height, self.width), block.dtype)
         nodata = 0 if resampling != "nearest" else None
-        reproject(block, out, src_transform=src.transform * Affine.translation(0, first), src_crs=src.crs,
-                  dst_transform=self.transform * Affine.translation(0, row0), dst_crs=self.crs,
+        reproject(block, out, src_transform=src.transform @ Affine.translation(0, first), src_crs=src.crs,
+                  dst_transform=self.transform @ Affine.translation(0, row0), dst_crs=self.crs,
                   resampling=Resampling[resampling], src_nodata=nodata, dst_nodata=nodata)
         return out[:, :, col0 : col0 + width]
 
