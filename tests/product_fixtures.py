@@ -282,16 +282,20 @@ def zip_product(safe: str, destination: str) -> str:
     return archive
 
 
-def crop_scene(source: str, destination: str, size: int, rows_per_write: int = 512) -> str:
-    """The top-left size x size px of a scene (a 10,980 px tile from a scene of whole patches), copied
-    in strips (bounded memory)."""
+def tile_scene(source: str, destination: str, size: int, rows_per_write: int = 512) -> str:
+    """A size x size px scene repeating `source` (whose height is a multiple of rows_per_write) in
+    both directions: a full 10,980 px tile from a few thousand synthetic patches, in strips."""
     import rasterio
     from rasterio.windows import Window
 
     with rasterio.open(source) as src:
+        if src.height % rows_per_write:
+            raise ValueError(f"{source}: height {src.height} is not a multiple of {rows_per_write}")
         profile = {**src.profile, "width": size, "height": size}
         with rasterio.open(destination, "w", **profile) as dst:
             for row0 in range(0, size, rows_per_write):
-                window = Window(0, row0, size, min(rows_per_write, size - row0))
-                dst.write(src.read(window=window), window=window)
+                rows = min(rows_per_write, size - row0)
+                strip = src.read(window=Window(0, row0 % src.height, src.width, rows))
+                repeats = -(-size // src.width)
+                dst.write(np.tile(strip, (1, 1, repeats))[:, :, :size], window=Window(0, row0, size, rows))
     return destination

@@ -6,6 +6,8 @@
 - ``grid``: the tile grid (patches every --stride pixels) and the map cells they cover;
 - ``pixels``: nodata masks, RGB digital numbers -> 8 bits, the model's pixel dtype;
 - ``mosaic``: a folder or zip of georeferenced patches -> one GeoTIFF to map;
+- ``product``, ``bands``: a Sentinel-2 product as delivered -> its band files, offsets and cloud
+  mask -> the model's bands on the 10 m grid; ``inputs``: what --input is -> the dataset to read;
 - ``predictors``: the exported model's own signatures, in process or through a gRPC endpoint;
 - ``cells``: overlap averaging of the patches' probabilities into the map's cells;
 - ``outputs``: the GeoTIFFs, PNG, tiles.csv and summary.json of a map;

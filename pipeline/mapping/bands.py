@@ -5,14 +5,19 @@ height, count, dtypes, crs, transform, ``read(indexes, window=, out_shape=, resa
 ``dataset_mask(window=)``), so ``scene.read_strip``, the preview and the outputs read a product as
 they read a GeoTIFF, one strip of 64 rows at a time: memory stays flat on a full 10,980² tile.
 
-- **Grid**: the finest band's (10 m for every model: B02/B03/B04/B08). Each 20/60 m band is read
-  through a ``WarpedVRT`` onto that grid: a window of the map reads only the matching window of
-  the coarse band (plus the kernel's margin), never the whole band.
-- **Resampling**: cubic spline (GDAL's ``cubicspline``), as EuroSAT's authors upsampled the 20/60 m
-  bands, so a 13-band model sees the smoothness it was trained on. The warper's kernel leaves out
-  no-data pixels (DN 0, the product's borders), so a border does not darken its neighbours and a
-  product written with and without an offset stays identical. Masks (SCL, MSK_CLASSI) are
-  resampled by nearest neighbour: their values are classes.
+- **Grid**: the finest band's (10 m for every model: B02/B03/B04/B08). A window of the map reads,
+  of each band file, only the rows it needs (plus the kernel's margin), decoded whole JPEG2000
+  block rows at a time (``BlockRows``: GDAL's JPEG2000 driver decodes a read of part of a block
+  afresh each time, so 64-row strips of a 1024-row block would decode it 16 times); one block row
+  a band is kept (two while a strip crosses a block boundary): ~22 MB for a 10 m band of a full
+  tile, ~170 MB for the 13 bands, whatever the product's length. The preview (a decimated read of
+  whole bands) goes through a ``WarpedVRT`` instead.
+- **Resampling**: cubic spline (GDAL's ``cubicspline``, through its warper:
+  ``rasterio.warp.reproject`` of the block rows onto the strip), as EuroSAT's authors upsampled the
+  20/60 m bands, so a 13-band model sees the smoothness it was trained on. The warper's kernel
+  leaves out no-data pixels (DN 0, the product's borders), so a border does not darken its
+  neighbours and a product written with and without an offset stays identical. Masks (SCL,
+  MSK_CLASSI) are resampled by nearest neighbour: their values are classes.
 - **Radiometry**: ``(DN + offset) * 10,000 / QUANTIFICATION_VALUE`` (the metadata's per-band
   offset and quantification; ``--dn-offset`` for a folder without metadata), rounded and clipped
   at 0: EuroSAT's scale (reflectance x 10,000, no offset). DN 0 (no data) stays 0.
@@ -33,6 +38,32 @@ from pipeline.mapping.product import EUROSAT_QUANTIFICATION, Product, bands_for_
 SCL_MASKED = (0, 1, 3, 8, 9, 10)  # no data, saturated/defective, cloud shadow, cloud medium/high, thin cirrus
 CLASSI_MASKED_BANDS = (1, 2)  # MSK_CLASSI_B00: 1 opaque clouds, 2 cirrus (3 snow and ice is land)
 MASK_SHARE_SIDE = 1024  # the masked share is counted on a decimated read of the mask, this side at most
+KERNEL_MARGIN = 4  # source rows read beyond a window on each side: the cubic spline's reach is 2
+
+
+class BlockRows:
+    """Rows of a band file, decoded whole block rows at a time; the block rows of the last request
+    are kept (a strip of 64 rows inside a 1024-row block decodes it once, not 16 times)."""
+
+    def __init__(self, src, indexes: Sequence[int] = (1,)):
+        self.src, self.indexes = src, list(indexes)
+        self.block = src.block_shapes[0][0]
+        self._rows: Dict[int, np.ndarray] = {}
+
+    def read(self, first: int, last: int) -> np.ndarray:
+        """[bands, rows, width] of source rows first..last-1 (clipped to the file)."""
+        from rasterio.windows import Window
+
+        first, last = max(0, first), min(self.src.height, last)
+        needed = range(first // self.block, (last - 1) // self.block + 1)
+        for k in needed:
+            if k not in self._rows:
+                window = Window(0, k * self.block, self.src.width, min(self.block, self.src.height - k * self.block))
+                self._rows[k] = self.src.read(self.indexes, window=window)
+        for k in [k for k in self._rows if k not in needed]:
+            del self._rows[k]
+        rows = np.concatenate([self._rows[k] for k in needed], axis=1) if len(needed) > 1 else self._rows[needed[0]]
+        return rows[:, first - needed[0] * self.block : last - needed[0] * self.block]
 
 
 def _open_band(path: str, shown: str):
@@ -74,10 +105,14 @@ class ProductRaster:
                 raise MapError(f"--input {product.path!r}: band {band} has {src.count} bands of {src.dtypes[0]}, "
                                "not one of Sentinel-2 digital numbers (uint16)")
         self._bands = [self._on_grid(sources[b], "cubic_spline") for b in self.band_names]
+        self._rows = [BlockRows(sources[b]) for b in self.band_names]
         self._scale = [(product.offsets.get(b, 0.0), EUROSAT_QUANTIFICATION / product.quantification)
                        for b in self.band_names]
         self.mask_kind = product.mask_kind if cloud_mask and product.mask_file else None
-        self._mask = self._on_grid(self._open(product.mask_file), "nearest") if self.mask_kind else None
+        mask = self._open(product.mask_file) if self.mask_kind else None
+        self._mask = self._on_grid(mask, "nearest") if mask else None
+        mask_bands = (1,) if self.mask_kind == "SCL" else CLASSI_MASKED_BANDS
+        self._mask_rows = BlockRows(mask, mask_bands) if mask else None
 
     def _open(self, path: str):
         src = _open_band(path, self.product.path)
@@ -97,6 +132,31 @@ class ProductRaster:
         self._files.append(vrt)
         return vrt
 
+    def _window_of(self, rows: BlockRows, window, resampling: str) -> np.ndarray:
+        """[bands, h, w] of `rows`' file on the grid's `window` (None: all of it): the rows it needs,
+        resampled by GDAL's warper when the file is coarser than the grid."""
+        from affine import Affine
+        from rasterio.enums import Resampling
+        from rasterio.warp import reproject
+        from rasterio.windows import Window
+
+        window = window or Window(0, 0, self.width, self.height)
+        row0, height = int(window.row_off), int(window.height)
+        col0, width = int(window.col_off), int(window.width)
+        src = rows.src
+        if src.height == self.height:
+            return rows.read(row0, row0 + height)[:, :, col0 : col0 + width]
+        scale = src.height / self.height
+        first = int(np.floor(row0 * scale)) - KERNEL_MARGIN
+        block = rows.read(first, int(np.ceil((row0 + height) * scale)) + KERNEL_MARGIN)
+        first = max(0, first)
+        out = np.zeros((block.shape[0], height, self.width), block.dtype)
+        nodata = 0 if resampling != "nearest" else None
+        reproject(block, out, src_transform=src.transform @ Affine.translation(0, first), src_crs=src.crs,
+                  dst_transform=self.transform @ Affine.translation(0, row0), dst_crs=self.crs,
+                  resampling=Resampling[resampling], src_nodata=nodata, dst_nodata=nodata)
+        return out[:, :, col0 : col0 + width]
+
     # --- what the map reads (rasterio's dataset interface) -------------------------------------
     def read(self, indexes: Sequence[int], window=None, out_shape=None, resampling=None) -> np.ndarray:
         """[len(indexes), rows, cols] uint16 on EuroSAT's scale (indexes 1-based, the model's order)."""
@@ -108,7 +168,8 @@ class ProductRaster:
         out = []
         for index in indexes:
             try:
-                raw = self._bands[index - 1].read(1, **kwargs)
+                raw = (self._bands[index - 1].read(1, **kwargs) if out_shape is not None else
+                       self._window_of(self._rows[index - 1], window, "cubic_spline")[0])
             except Exception as err:  # a corrupt JPEG2000 fails on decode, not on open
                 band = self.band_names[index - 1]
                 reason = str(err).splitlines()[0] if str(err) else type(err).__name__
@@ -129,10 +190,12 @@ class ProductRaster:
             rows, cols = (out_shape[-2:] if out_shape is not None else
                           (int(window.height), int(window.width)) if window is not None else (self.height, self.width))
             return np.full((rows, cols), 255, np.uint8)
+        values = (self._mask.read(self._mask_rows.indexes, **kwargs) if out_shape is not None else
+                  self._window_of(self._mask_rows, window, "nearest"))
         if self.mask_kind == "SCL":
-            masked = np.isin(self._mask.read(1, **kwargs), SCL_MASKED)
+            masked = np.isin(values[0], SCL_MASKED)
         else:
-            masked = np.any(self._mask.read(list(CLASSI_MASKED_BANDS), **kwargs) > 0, axis=0)
+            masked = np.any(values > 0, axis=0)
         return np.where(masked, 0, 255).astype(np.uint8)
 
     def masked_share(self) -> Optional[float]:

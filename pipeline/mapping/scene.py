@@ -3,8 +3,8 @@
 The scene is opened and checked against the model's modality first (bands, size, the bounds on
 what it makes us hold), then read one strip of patch rows at a time (64 rows of pixels by the
 grid's width), never whole: a full Sentinel-2 tile (10,980 x 10,980 px, 13 bands of uint16) is
-3.1 GB, one strip of it 18 MB. Any raster GDAL reads works: a GeoTIFF, or a VRT that stacks a
-Sentinel-2 product's band files (``gdalbuildvrt -separate``). The tile grid is ``grid``'s, the
+3.1 GB, one strip of it 18 MB. Any raster GDAL reads works (a GeoTIFF, a VRT), and anything that
+reads like one: a Sentinel-2 product's bands (``bands.ProductRaster``). The tile grid is ``grid``'s, the
 nodata mask and the scaling to the model's pixels ``pixels``'s.
 """
 from __future__ import annotations
