@@ -33,6 +33,7 @@ from pipeline.config import (
 from pipeline.console import configure_logging, quiet_tensorflow
 from schema.errors import ConfigError, user_errors_to_exit
 
+PROG = "pipeline_runner.py"  # the usage lines' name, also when run as `python -m pipeline_runner`
 _DEFAULTS = PipelineConfig()
 _HP = HParams()
 INTERRUPTED = ("interrupted: run the same command again to resume (finished components come from the "
@@ -41,6 +42,7 @@ INTERRUPTED = ("interrupted: run the same command again to resume (finished comp
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        prog=PROG,
         description="EuroSAT land-use classification as a TFX pipeline "
         "(ExampleGen -> statistics/schema/validation -> Transform -> Trainer -> Evaluator -> Pusher).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -178,11 +180,13 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def dispatch(argv: List[str]) -> int:
+    """Every flag and input a command can check cheaply is checked before TensorFlow, TFX or Beam
+    loads (tests/test_cli_imports.py; benchmarks/cli_latency.py measures it)."""
     if argv[:1] == ["report"]:  # the report of a past run, from its metadata
-        quiet_tensorflow("--verbose" in argv)
         from pipeline import report
 
-        return report.run([a for a in argv[1:] if a != "--verbose"])
+        return report.run([a for a in argv[1:] if a != "--verbose"], prog=f"{PROG} report",
+                          verbose="--verbose" in argv)
     if argv[:1] == ["map"]:  # a land-use map of a whole scene
         from pipeline.mapping import cli
 
@@ -190,15 +194,18 @@ def dispatch(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
     config = config_from_args(args)
-    quiet_tensorflow(args.verbose)
     return run_or_compile(args, config)
 
 
 def run_or_compile(args: argparse.Namespace, config: PipelineConfig) -> int:
     """local: run the pipeline here; kubeflow: write its spec; vertex: write it and submit it."""
     from pipeline import runners
+    from pipeline.data import check_data_spec
 
     runners.check_config(config, args.runner)
+    if args.runner == runners.LOCAL:
+        check_data_spec(config.data)
+    quiet_tensorflow(args.verbose)
     if args.runner == runners.LOCAL:
         try:
             runners.run_local(config)

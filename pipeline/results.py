@@ -9,7 +9,6 @@ from typing import List, Optional
 from ml_metadata import errors as mlmd_errors
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
 
 from schema.errors import DataError, DataNotFound
 
@@ -33,9 +32,16 @@ class RunResults:
 RUN_CONTEXT = "pipeline_run"
 
 
-def _store(metadata_path: str) -> metadata_store.MetadataStore:
+def require_metadata(metadata_path: str) -> None:
+    """DataNotFound when no run ever wrote `metadata_path` (checked before TFX or TensorFlow loads)."""
     if not os.path.exists(metadata_path):
         raise DataNotFound(f"no metadata at {metadata_path}: run the pipeline first")
+
+
+def _store(metadata_path: str) -> metadata_store.MetadataStore:
+    require_metadata(metadata_path)
+    from tfx import v1 as tfx  # ~50 s on a loaded machine: after the check
+
     config = tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
     return metadata_store.MetadataStore(config)
 
