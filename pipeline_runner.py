@@ -19,6 +19,7 @@ import sys
 from typing import List, Optional
 
 from components.hparams import BACKBONES, HParams
+from components.settings import short_repr
 from pipeline.config import (
     BEAM_RUNNERS,
     DIRECT_RUNNING_MODES,
@@ -163,7 +164,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         values = load_yaml(args.config)
         hp = values.pop("hparams", None) or {}
         if not isinstance(hp, dict):
-            raise ConfigError(f"config key 'hparams': got {hp!r}, expected a mapping of hyperparameters")
+            raise ConfigError(f"config key 'hparams': got {short_repr(hp)}, expected a mapping of hyperparameters")
         config = config.replace(**values, hparams=hp)
     changes = {k: getattr(args, k) for k in _CONFIG_FLAGS + _CLOUD_FLAGS if getattr(args, k) is not None}
     hp_changes = {k: getattr(args, k) for k in _HPARAM_FLAGS if getattr(args, k) is not None}
