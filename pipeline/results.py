@@ -193,6 +193,29 @@ def not_pushed_reason(checks: List[dict], blessed: Optional[bool]) -> str:
         for c in failed)
 
 
+def no_bar_note(checks: List[dict], accuracy: Optional[float]) -> Optional[str]:
+    """A plain note when the blessing had no absolute bar (every one 0: --min-accuracy 0
+    --min-macro-f1 0), so any model is blessed: then chance level says what the accuracy is worth.
+    None when any absolute bar was set (checks from evaluation.validation_summary())."""
+    absolute = [c for c in checks if c.get("kind") == "absolute"]
+    if any(not isinstance(c.get("lower_bound"), (int, float)) or c["lower_bound"] > 0 for c in absolute):
+        return None
+    from schema.features import NUM_CLASSES
+
+    got = f"test accuracy {accuracy:.3f}, " if isinstance(accuracy, (int, float)) else ""
+    return (f"no bar was set (--min-accuracy 0 --min-macro-f1 0: any model is blessed); {got}chance level "
+            f"for {NUM_CLASSES} classes is {1 / NUM_CLASSES:.3f}")
+
+
+def push_line(results: RunResults, checks: List[dict], accuracy: Optional[float]) -> str:
+    """What a run printed about its model: where it was pushed (saying so when no bar was set),
+    or which bar kept it back."""
+    if results.pushed:
+        note = no_bar_note(checks, accuracy) if checks else None
+        return f"pushed model: {results.pushed_destination}" + (f"; {note}" if note else "")
+    return f"NOT pushed: {not_pushed_reason(checks, results.blessed)}; see {results.evaluation_uri}"
+
+
 def run_folder(run_id: str) -> str:
     """A run id as a folder name (TFX's ids are ISO times: ':' is not welcome everywhere)."""
     return run_id.replace(":", "")
