@@ -241,3 +241,14 @@ def cancel_running(metadata_path: str, pipeline_name: str) -> List[str]:
         nodes = [c.name for c in store.get_contexts_by_execution(e.id) if c.type == "node"]
         names.append(nodes[0].split(".")[-1] if nodes else str(e.id))
     return names
+
+
+def cancel_stale_runs(metadata_path: str, pipeline_name: str) -> Optional[str]:
+    """Before a run: executions of the pipeline still RUNNING were left by a run that was killed
+    (kill -9, a crash: Ctrl-C marks them itself) and are marked CANCELED. One line saying so, or
+    None. (One local run of a pipeline per metadata file at a time, as SQLite metadata allows.)"""
+    stale = cancel_running(metadata_path, pipeline_name)
+    if not stale:
+        return None
+    return (f"marked {len(stale)} execution(s) of {pipeline_name!r} that an earlier, killed run left RUNNING "
+            f"in ML Metadata as CANCELED: {', '.join(stale)}")

@@ -164,7 +164,7 @@ def run_local(config: PipelineConfig) -> None:
     from components.model import check_backbone_takes
     from pipeline.data import resolve_data, resolve_modality
     from pipeline.pipeline import create_pipeline, describe_split
-    from pipeline.results import cancel_running, latest_results, push_line
+    from pipeline.results import cancel_running, cancel_stale_runs, latest_results, push_line
     from schema import features, modalities
 
     start = time.time()
@@ -189,6 +189,9 @@ def run_local(config: PipelineConfig) -> None:
             config.metadata_path
         ),
     )
+    stale = cancel_stale_runs(config.metadata_path, config.pipeline_name)
+    if stale:
+        log.warning("%s", stale)
     log.info("running pipeline %r locally; artifacts under %s", config.pipeline_name, config.pipeline_root)
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)

@@ -144,3 +144,19 @@ def test_the_bars_carry_their_number():
 
     threshold = config_pb2.MetricThreshold(value_threshold={"lower_bound": {"value": 0.0}})
     assert _bound_text(threshold) == [{"kind": "absolute", "bound": ">= 0", "lower_bound": 0.0}]
+
+
+def test_a_later_run_cancels_what_a_killed_run_left_running(tmp_path):
+    """Issue 26.13: after kill -9 the execution stayed RUNNING in ML Metadata forever."""
+    path, store, pipeline_id = _pipeline(tmp_path)
+    exe_type = store.put_execution_type(mlmd.ExecutionType(name="Trainer"))
+    node = _context(store, "node", "p.Trainer")
+    [killed] = store.put_executions([mlmd.Execution(type_id=exe_type, last_known_state=mlmd.Execution.RUNNING)])
+    store.put_attributions_and_associations(
+        [], [mlmd.Association(context_id=c, execution_id=killed) for c in (pipeline_id, node)])
+    assert results.cancel_stale_runs(path, "other") is None  # only the pipeline's own
+    assert results.cancel_stale_runs(path, "p") == (
+        "marked 1 execution(s) of 'p' that an earlier, killed run left RUNNING in ML Metadata as CANCELED: Trainer")
+    assert store.get_executions()[0].last_known_state == mlmd.Execution.CANCELED
+    assert results.cancel_stale_runs(path, "p") is None
+    assert results.cancel_stale_runs(str(tmp_path / "none.sqlite"), "p") is None
