@@ -5,7 +5,8 @@ import os
 import pytest
 from tfx.components.pusher import executor as tfx_pusher
 from tfx.proto import pusher_pb2
-from tfx.types import standard_artifacts, standard_component_specs as specs
+from tfx.types import standard_artifacts
+from tfx.types import standard_component_specs as specs
 from tfx.utils import proto_utils
 
 from components import push
