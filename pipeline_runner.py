@@ -31,12 +31,13 @@ from pipeline.config import (
     demo_config,
     load_yaml,
 )
-from pipeline.console import configure_logging, quiet_tensorflow
+from pipeline.console import configure_logging, quiet_beam_workers, quiet_tensorflow
 from schema.errors import ConfigError, user_errors_to_exit
 
 PROG = "pipeline_runner.py"  # the usage lines' name, also when run as `python -m pipeline_runner`
 _DEFAULTS = PipelineConfig()
 _HP = HParams()
+WORKER_LOG = os.path.join("logs", "beam_workers.log")  # under --output-dir: Beam workers' lines of quiet runs
 INTERRUPTED = ("interrupted: run the same command again to resume (finished components come from the "
                "cache, a finished conversion is reused, the Trainer continues from its last epoch)")
 
@@ -109,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"Beam DirectRunner mode (default {_DEFAULTS.beam_direct_running_mode})")
     g.add_argument("--beam-num-workers", type=int, help="DirectRunner workers, 0 = one per core")
     g.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines and "
-                   "every TFX/absl log line (also: EUROSAT_VERBOSE=1)")
+                   "every TFX/absl log line (also: EUROSAT_VERBOSE=1); without it, Beam's worker processes "
+                   f"write theirs to <output-dir>/{WORKER_LOG}")
     add_cloud_arguments(p)
     return p
 
@@ -209,7 +211,8 @@ def run_or_compile(args: argparse.Namespace, config: PipelineConfig) -> int:
     quiet_tensorflow(args.verbose)
     if args.runner == runners.LOCAL:
         try:
-            runners.run_local(config)
+            with quiet_beam_workers(os.path.join(config.output_dir, WORKER_LOG), args.verbose):
+                runners.run_local(config)
         except KeyboardInterrupt:
             print(INTERRUPTED, file=sys.stderr)
             return 130
