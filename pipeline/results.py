@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import List, Optional
-
-from ml_metadata import errors as mlmd_errors
-from ml_metadata.metadata_store import metadata_store
-from ml_metadata.proto import metadata_store_pb2
+from typing import TYPE_CHECKING, List, Optional
 
 from schema.errors import DataError, DataNotFound
+
+if TYPE_CHECKING:  # ML Metadata and TFX load where a store opens: a missing run is said first
+    from ml_metadata.metadata_store import metadata_store
 
 
 @dataclasses.dataclass
@@ -40,6 +39,7 @@ def require_metadata(metadata_path: str) -> None:
 
 def _store(metadata_path: str) -> metadata_store.MetadataStore:
     require_metadata(metadata_path)
+    from ml_metadata.metadata_store import metadata_store
     from tfx import v1 as tfx  # ~50 s on a loaded machine: after the check
 
     config = tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
@@ -48,6 +48,8 @@ def _store(metadata_path: str) -> metadata_store.MetadataStore:
 
 def _type_id(store, type_name: str) -> Optional[int]:
     """The artifact type's id, or None when no run ever produced one (MLMD raises NotFound)."""
+    from ml_metadata import errors as mlmd_errors
+
     try:
         return store.get_artifact_type(type_name).id
     except mlmd_errors.NotFoundError:
@@ -105,6 +107,8 @@ def _linked(store, artifact, type_name: str, towards: str, key: str):
     the Model an evaluation judged ("model", not "baseline_model"), or the model_run written
     beside a Model. When the candidate is also the baseline MLMD keeps one event for both, so
     an artifact of the type under another key is the fallback."""
+    from ml_metadata.proto import metadata_store_pb2
+
     if artifact is None:
         return None
     producers = [e.execution_id for e in store.get_events_by_artifact_ids([artifact.id])
@@ -127,6 +131,8 @@ def _produced_from(store, artifact, type_name: str, key: str):
     """The newest `type_name` artifact output under `key` by an execution that read `artifact`:
     e.g. StatisticsGen's "statistics" of an Examples artifact (Transform's pre/post-transform
     statistics have other keys)."""
+    from ml_metadata.proto import metadata_store_pb2
+
     type_id = _type_id(store, type_name)
     if artifact is None or type_id is None:
         return None
@@ -224,6 +230,8 @@ def run_folder(run_id: str) -> str:
 def cancel_running(metadata_path: str, pipeline_name: str) -> List[str]:
     """Mark the pipeline's executions still RUNNING as CANCELED (after an interrupt, nothing is
     running any more; the next run must not take them for live ones). Returns their component ids."""
+    from ml_metadata.proto import metadata_store_pb2
+
     if not os.path.exists(metadata_path):
         return []
     store = _store(metadata_path)
