@@ -67,6 +67,12 @@ def configure_logging(verbose: bool = False) -> None:
         return
     for handler in logging.getLogger().handlers:
         handler.addFilter(lambda r: r.name != "absl" or _ProgressOnly().filter(r))
+        handler.addFilter(_not_deprecation)
+
+
+def _not_deprecation(record: logging.LogRecord) -> bool:
+    """Drop TensorFlow's deprecation notices (a library's use of an old API, e.g. TFMA's; 4 lines each)."""
+    return record.name != "tensorflow" or "Instructions for updating" not in record.getMessage()
 
 
 @contextlib.contextmanager

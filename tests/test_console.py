@@ -46,3 +46,19 @@ def test_verbose_leaves_workers_on_the_terminal(tmp_path, monkeypatch):
     with console.quiet_beam_workers(str(tmp_path / "w.log")) as where:
         done = _worker()
     assert where is None and "oneDNN" in done.stderr and not (tmp_path / "w.log").exists()
+
+
+def test_tensorflow_deprecation_notices_are_dropped_unless_verbose():
+    root = logging.getLogger()
+    saved = list(root.handlers)
+    terminal = io.StringIO()
+    root.handlers = [logging.StreamHandler(terminal)]
+    try:
+        console.configure_logging()
+        tf_log = logging.getLogger("tensorflow")
+        tf_log.warning("From x.py:127: tf_record_iterator (from tensorflow.python.lib.io.tf_record) is deprecated "
+                       "and will be removed in a future version.\nInstructions for updating:\nUse eager execution")
+        tf_log.warning("a real warning")
+    finally:
+        root.handlers = saved
+    assert terminal.getvalue() == "a real warning\n"
