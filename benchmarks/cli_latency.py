@@ -3,8 +3,9 @@
     PYTHONPATH=$PWD python benchmarks/cli_latency.py [--repeat 1] [--only report]
 
 Each case is a fresh `python` subprocess run from the repository root (what a user waits for,
-interpreter start-up included); prints its wall seconds, exit code and the first line it wrote
-(the usage line of --help, the last line, the error, otherwise). The goal (issue 20.6): every case under
+interpreter start-up included); prints its wall seconds, its CPU seconds (user + system: what a
+loaded machine stretches into the wall time), exit code and the line it wrote (the usage line
+of --help, the last line, the error, otherwise). The goal (issue 20.6): every case under
 1 s, no TensorFlow, TFX or Beam import before the inputs are checked (tests/test_cli_imports.py
 checks the imports; this measures the time).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -67,19 +69,22 @@ def main() -> int:
     env.pop("EUROSAT_VERBOSE", None)
     worst = 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"{'command line':30s} {'seconds':>8s} rc  first line")
+        print(f"{'command line':30s} {'wall s':>7s} {'cpu s':>6s} rc  line")
         for label, argv in cases(tmp):
             if args.only not in label:
                 continue
-            best, result = float("inf"), None
+            best, cpu, result = float("inf"), float("inf"), None
             for _ in range(args.repeat):
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 start = time.perf_counter()
                 result = subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, capture_output=True,
                                         text=True, stdin=subprocess.DEVNULL)
                 best = min(best, time.perf_counter() - start)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = min(cpu, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
             worst = max(worst, best)
-            print(f"{label:30s} {best:8.2f} {result.returncode:2d}  {shown_line(result)}", flush=True)
-    print(f"slowest: {worst:.2f} s")
+            print(f"{label:30s} {best:7.2f} {cpu:6.2f} {result.returncode:2d}  {shown_line(result)}", flush=True)
+    print(f"slowest: {worst:.2f} s wall; load average {os.getloadavg()[0]:.1f} at the end")
     return 0
 
 
