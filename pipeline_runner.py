@@ -19,6 +19,7 @@ import sys
 from typing import List, Optional
 
 from components.hparams import BACKBONES, HParams
+from components.settings import short_repr
 from pipeline.config import (
     BEAM_RUNNERS,
     DIRECT_RUNNING_MODES,
@@ -30,17 +31,20 @@ from pipeline.config import (
     demo_config,
     load_yaml,
 )
-from pipeline.console import configure_logging, quiet_tensorflow
+from pipeline.console import configure_logging, quiet_beam_workers, quiet_tensorflow
 from schema.errors import ConfigError, user_errors_to_exit
 
+PROG = "pipeline_runner.py"  # the usage lines' name, also when run as `python -m pipeline_runner`
 _DEFAULTS = PipelineConfig()
 _HP = HParams()
+WORKER_LOG = os.path.join("logs", "beam_workers.log")  # under --output-dir: Beam workers' lines of quiet runs
 INTERRUPTED = ("interrupted: run the same command again to resume (finished components come from the "
                "cache, a finished conversion is reused, the Trainer continues from its last epoch)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        prog=PROG,
         description="EuroSAT land-use classification as a TFX pipeline "
         "(ExampleGen -> statistics/schema/validation -> Transform -> Trainer -> Evaluator -> Pusher).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -106,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"Beam DirectRunner mode (default {_DEFAULTS.beam_direct_running_mode})")
     g.add_argument("--beam-num-workers", type=int, help="DirectRunner workers, 0 = one per core")
     g.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines and "
-                   "every TFX/absl log line (also: EUROSAT_VERBOSE=1)")
+                   "every TFX/absl log line (also: EUROSAT_VERBOSE=1); without it, Beam's worker processes "
+                   f"write theirs to <output-dir>/{WORKER_LOG}")
     add_cloud_arguments(p)
     return p
 
@@ -161,7 +166,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         values = load_yaml(args.config)
         hp = values.pop("hparams", None) or {}
         if not isinstance(hp, dict):
-            raise ConfigError(f"config key 'hparams': got {hp!r}, expected a mapping of hyperparameters")
+            raise ConfigError(f"config key 'hparams': got {short_repr(hp)}, expected a mapping of hyperparameters")
         config = config.replace(**values, hparams=hp)
     changes = {k: getattr(args, k) for k in _CONFIG_FLAGS + _CLOUD_FLAGS if getattr(args, k) is not None}
     hp_changes = {k: getattr(args, k) for k in _HPARAM_FLAGS if getattr(args, k) is not None}
@@ -178,11 +183,13 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def dispatch(argv: List[str]) -> int:
+    """Every flag and input a command can check cheaply is checked before TensorFlow, TFX or Beam
+    loads (tests/test_cli_imports.py; benchmarks/cli_latency.py measures it)."""
     if argv[:1] == ["report"]:  # the report of a past run, from its metadata
-        quiet_tensorflow("--verbose" in argv)
         from pipeline import report
 
-        return report.run([a for a in argv[1:] if a != "--verbose"])
+        return report.run([a for a in argv[1:] if a != "--verbose"], prog=f"{PROG} report",
+                          verbose="--verbose" in argv)
     if argv[:1] == ["map"]:  # a land-use map of a whole scene
         from pipeline.mapping import cli
 
@@ -190,18 +197,22 @@ def dispatch(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
     config = config_from_args(args)
-    quiet_tensorflow(args.verbose)
     return run_or_compile(args, config)
 
 
 def run_or_compile(args: argparse.Namespace, config: PipelineConfig) -> int:
     """local: run the pipeline here; kubeflow: write its spec; vertex: write it and submit it."""
     from pipeline import runners
+    from pipeline.data import check_data_spec
 
     runners.check_config(config, args.runner)
     if args.runner == runners.LOCAL:
+        check_data_spec(config.data)
+    quiet_tensorflow(args.verbose)
+    if args.runner == runners.LOCAL:
         try:
-            runners.run_local(config)
+            with quiet_beam_workers(os.path.join(config.output_dir, WORKER_LOG), args.verbose):
+                runners.run_local(config)
         except KeyboardInterrupt:
             print(INTERRUPTED, file=sys.stderr)
             return 130

@@ -184,7 +184,8 @@ def _bound_text(threshold) -> List[Dict[str, Any]]:
     if threshold.HasField("value_threshold"):
         vt = threshold.value_threshold
         if vt.HasField("lower_bound"):
-            bars.append({"kind": "absolute", "bound": f">= {vt.lower_bound.value:g}"})
+            bars.append({"kind": "absolute", "bound": f">= {vt.lower_bound.value:g}",
+                         "lower_bound": vt.lower_bound.value})
         if vt.HasField("upper_bound"):
             bars.append({"kind": "absolute", "bound": f"<= {vt.upper_bound.value:g}"})
     if threshold.HasField("change_threshold"):

@@ -13,6 +13,7 @@ would silently switch a check off: nothing is greater than NaN).
 from __future__ import annotations
 
 import difflib
+import reprlib
 from typing import Annotated, Any, Iterable, Mapping, Optional, Sequence
 
 from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
@@ -21,6 +22,19 @@ from schema.errors import ConfigError
 
 # Every settings dataclass: unknown keys are errors, floats must be finite.
 CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
+# Limits on what a configuration file can make us do: its size (a config is a few KB; PyYAML
+# parses ~1 MB/s), the unknown keys an error names, and how much of a bad value it quotes.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_KEYS_SHOWN = 3
+MAX_VALUE_CHARS = 80
+_SHORT = reprlib.Repr()  # bounded work on any value: 3 levels of at most 6 items each
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, MAX_VALUE_CHARS, MAX_VALUE_CHARS
+
+
+def short_repr(value: Any) -> str:
+    """repr() of at most MAX_VALUE_CHARS (long strings, large or deeply nested values included)."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS - 3] + "..."
 
 
 def _no_bool(value: Any) -> Any:
@@ -51,10 +65,12 @@ def check_keys(values: Mapping[str, Any], known: Sequence[str], prefix: str = ""
     if not unknown:
         return
     key = unknown[0]
-    guess = closest(key, known)
+    guess = closest(key[:MAX_VALUE_CHARS], known)
     hint = f"; did you mean {prefix + guess!r}?" if guess else f"; known keys: {', '.join(sorted(known))}"
-    more = f" (and {len(unknown) - 1} more: {', '.join(unknown[1:])})" if len(unknown) > 1 else ""
-    raise ConfigError(f"unknown configuration key {prefix + key!r}{more}{hint}")
+    others = [short_repr(k) for k in unknown[1:1 + MAX_KEYS_SHOWN]]
+    others += ["..."] if len(unknown) > 1 + MAX_KEYS_SHOWN else []
+    more = f" (and {len(unknown) - 1} more: {', '.join(others)})" if len(unknown) > 1 else ""
+    raise ConfigError(f"unknown configuration key {short_repr(prefix + key)}{more}{hint}")
 
 
 # pydantic's wording -> ours (the message follows "expected ").
@@ -82,7 +98,7 @@ def config_error(err: ValidationError, prefix: str = "") -> ConfigError:
     if first["type"] == "unexpected_keyword_argument":
         return ConfigError(f"unknown configuration key {prefix + loc!r}")
     if loc:  # one value
-        head = f"config key {prefix + loc!r}: got {first['input']!r}, "
+        head = f"config key {short_repr(prefix + loc)}: got {short_repr(first['input'])}, "
     else:  # a check across values (__post_init__): its message names them
         head = f"config {prefix.rstrip('.')!r}: " if prefix else "config: "
     more = f" (and {err.error_count() - 1} more problems)" if err.error_count() > 1 else ""
@@ -93,7 +109,7 @@ def build(cls: Any, values: Mapping[str, Any], prefix: str = "") -> Any:
     """`cls(**values)` with unknown keys and bad values as one-line ConfigErrors."""
     if not isinstance(values, Mapping):
         raise ConfigError(f"config {prefix.rstrip('.') or 'file'!r}: expected a mapping of keys, "
-                          f"got {type(values).__name__} {values!r}")
+                          f"got {type(values).__name__} {short_repr(values)}")
     check_keys(values, [f for f in cls.__dataclass_fields__], prefix)
     try:
         return cls(**values)

@@ -221,12 +221,17 @@ class PipelineConfig:
 
 
 def load_yaml(path: str) -> Dict[str, Any]:
-    """The mapping in a YAML config file; an unreadable file or invalid YAML is one ConfigError line."""
+    """The mapping in a YAML config file; an unreadable, over-size (settings.MAX_CONFIG_BYTES) or
+    invalid file is one ConfigError line."""
     import yaml
 
     try:
-        with open(path) as f:
-            values = yaml.safe_load(f) or {}
+        with open(path, "rb") as f:  # read at most the limit: a FIFO or /dev/zero has no size to check
+            text = f.read(settings.MAX_CONFIG_BYTES + 1)
+        if len(text) > settings.MAX_CONFIG_BYTES:
+            raise ConfigError(f"--config {path!r} is larger than {settings.MAX_CONFIG_BYTES >> 20} MB; a "
+                              "configuration file holds a few keys")
+        values = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     except IsADirectoryError:
         raise ConfigError(f"--config {path!r} is a folder; give a YAML file of configuration keys") from None
     except FileNotFoundError:
@@ -240,7 +245,7 @@ def load_yaml(path: str) -> Dict[str, Any]:
         raise ConfigError(f"--config {path!r} is not valid YAML{where}: {problem}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"--config {path!r}: expected a mapping of configuration keys, got "
-                          f"{type(values).__name__} {values!r}"[:300])
+                          f"{type(values).__name__} {settings.short_repr(values)}")
     return values
 
 

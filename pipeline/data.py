@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 from typing import List, Optional, Tuple
 
-import tensorflow as tf
-
 from schema import modalities
 from schema.errors import DataError, DataNotFound
 from schema.records import DEFAULT_MAX_BAD_FRACTION, RECORD_PATTERN, is_record_file
@@ -40,6 +38,8 @@ RECORDS_CHECKED = 100  # records read from each TFRecord file before the pipelin
 
 
 def _holds_tfrecords(spec: str) -> bool:
+    import tensorflow as tf
+
     return tf.io.gfile.isdir(spec) and any(is_record_file(f) for f in tf.io.gfile.listdir(spec))
 
 
@@ -47,6 +47,8 @@ def check_tfrecords(folder: str, records: int = RECORDS_CHECKED) -> None:
     """Read the first `records` records of every TFRecord file in `folder` (as ExampleGen will:
     GZIP by the .gz suffix) and parse them as tf.Examples; DataError naming the first file that
     is not one, before any component runs."""
+    import tensorflow as tf
+
     for name in sorted(tf.io.gfile.listdir(folder)):
         path = folder.rstrip("/") + "/" + name
         if not is_record_file(name) or tf.io.gfile.isdir(path):
@@ -82,6 +84,24 @@ def resolve_data(
     return resolve_split(records, split_files, cache_dir, beam_args)
 
 
+def _not_found(spec: str) -> DataNotFound:
+    return DataNotFound(
+        f"--data {spec!r} does not exist; give a folder of TFRecords, a folder or .zip of "
+        "class folders of images (the EuroSAT RGB or all-bands archive), tfds:eurosat/rgb, "
+        "tfds:eurosat/all, synthetic[:N] or synthetic/all[:N]."
+    )
+
+
+def check_data_spec(spec: str) -> None:
+    """What can be said of `--data` before TensorFlow loads: a malformed synthetic[:N], or a local
+    path that does not exist (DataNotFound). The rest is resolve_data's."""
+    from components.tfds_source import parse_tfds
+
+    if parse_synthetic(spec) is None and parse_tfds(spec) is None and "://" not in spec \
+            and not os.path.exists(spec):
+        raise _not_found(spec)
+
+
 def _resolve_records(spec, cache_dir, seed, max_bad_fraction, beam_args, tfds_data_dir) -> str:
     synthetic = parse_synthetic(spec)
     if synthetic is not None:
@@ -104,12 +124,10 @@ def _resolve_records(spec, cache_dir, seed, max_bad_fraction, beam_args, tfds_da
     if convert.holds_class_folders(spec):
         fraction = DEFAULT_MAX_BAD_FRACTION if max_bad_fraction is None else max_bad_fraction
         return convert.convert_source(spec, cache_dir, fraction, beam_args)
+    import tensorflow as tf
+
     if not tf.io.gfile.exists(spec):
-        raise DataNotFound(
-            f"--data {spec!r} does not exist; give a folder of TFRecords, a folder or .zip of "
-            "class folders of images (the EuroSAT RGB or all-bands archive), tfds:eurosat/rgb, "
-            "tfds:eurosat/all, synthetic[:N] or synthetic/all[:N]."
-        )
+        raise _not_found(spec)
     raise DataNotFound(
         f"--data {spec!r} holds neither TFRecord files ({RECORD_PATTERN}) nor class folders of images "
         "(<ClassName>/*.jpg or *.tif, as in the EuroSAT archives); give one of those, "

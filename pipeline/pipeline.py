@@ -4,7 +4,9 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 
+from components import push
 from components.anomaly_check import AnomalyCheck
 from components.evaluation import make_eval_config
 from components.infra_gate import InfraGate
@@ -164,6 +166,8 @@ def create_pipeline(
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)
         ),
+        # a version folder appears complete or not at all (components/push.py)
+        custom_executor_spec=executor_spec.ExecutorClassSpec(push.Executor),
     )
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import List, Optional
-
-from ml_metadata import errors as mlmd_errors
-from ml_metadata.metadata_store import metadata_store
-from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
+from typing import TYPE_CHECKING, List, Optional
 
 from schema.errors import DataError, DataNotFound
+
+if TYPE_CHECKING:  # ML Metadata and TFX load where a store opens: a missing run is said first
+    from ml_metadata.metadata_store import metadata_store
 
 
 @dataclasses.dataclass
@@ -33,15 +31,25 @@ class RunResults:
 RUN_CONTEXT = "pipeline_run"
 
 
-def _store(metadata_path: str) -> metadata_store.MetadataStore:
+def require_metadata(metadata_path: str) -> None:
+    """DataNotFound when no run ever wrote `metadata_path` (checked before TFX or TensorFlow loads)."""
     if not os.path.exists(metadata_path):
         raise DataNotFound(f"no metadata at {metadata_path}: run the pipeline first")
+
+
+def _store(metadata_path: str) -> metadata_store.MetadataStore:
+    require_metadata(metadata_path)
+    from ml_metadata.metadata_store import metadata_store
+    from tfx import v1 as tfx  # ~50 s on a loaded machine: after the check
+
     config = tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
     return metadata_store.MetadataStore(config)
 
 
 def _type_id(store, type_name: str) -> Optional[int]:
     """The artifact type's id, or None when no run ever produced one (MLMD raises NotFound)."""
+    from ml_metadata import errors as mlmd_errors
+
     try:
         return store.get_artifact_type(type_name).id
     except mlmd_errors.NotFoundError:
@@ -99,6 +107,8 @@ def _linked(store, artifact, type_name: str, towards: str, key: str):
     the Model an evaluation judged ("model", not "baseline_model"), or the model_run written
     beside a Model. When the candidate is also the baseline MLMD keeps one event for both, so
     an artifact of the type under another key is the fallback."""
+    from ml_metadata.proto import metadata_store_pb2
+
     if artifact is None:
         return None
     producers = [e.execution_id for e in store.get_events_by_artifact_ids([artifact.id])
@@ -121,6 +131,8 @@ def _produced_from(store, artifact, type_name: str, key: str):
     """The newest `type_name` artifact output under `key` by an execution that read `artifact`:
     e.g. StatisticsGen's "statistics" of an Examples artifact (Transform's pre/post-transform
     statistics have other keys)."""
+    from ml_metadata.proto import metadata_store_pb2
+
     type_id = _type_id(store, type_name)
     if artifact is None or type_id is None:
         return None
@@ -187,6 +199,29 @@ def not_pushed_reason(checks: List[dict], blessed: Optional[bool]) -> str:
         for c in failed)
 
 
+def no_bar_note(checks: List[dict], accuracy: Optional[float]) -> Optional[str]:
+    """A plain note when the blessing had no absolute bar (every one 0: --min-accuracy 0
+    --min-macro-f1 0), so any model is blessed: then chance level says what the accuracy is worth.
+    None when any absolute bar was set (checks from evaluation.validation_summary())."""
+    absolute = [c for c in checks if c.get("kind") == "absolute"]
+    if any(not isinstance(c.get("lower_bound"), (int, float)) or c["lower_bound"] > 0 for c in absolute):
+        return None
+    from schema.features import NUM_CLASSES
+
+    got = f"test accuracy {accuracy:.3f}, " if isinstance(accuracy, (int, float)) else ""
+    return (f"no bar was set (--min-accuracy 0 --min-macro-f1 0: any model is blessed); {got}chance level "
+            f"for {NUM_CLASSES} classes is {1 / NUM_CLASSES:.3f}")
+
+
+def push_line(results: RunResults, checks: List[dict], accuracy: Optional[float]) -> str:
+    """What a run printed about its model: where it was pushed (saying so when no bar was set),
+    or which bar kept it back."""
+    if results.pushed:
+        note = no_bar_note(checks, accuracy) if checks else None
+        return f"pushed model: {results.pushed_destination}" + (f"; {note}" if note else "")
+    return f"NOT pushed: {not_pushed_reason(checks, results.blessed)}; see {results.evaluation_uri}"
+
+
 def run_folder(run_id: str) -> str:
     """A run id as a folder name (TFX's ids are ISO times: ':' is not welcome everywhere)."""
     return run_id.replace(":", "")
@@ -195,6 +230,8 @@ def run_folder(run_id: str) -> str:
 def cancel_running(metadata_path: str, pipeline_name: str) -> List[str]:
     """Mark the pipeline's executions still RUNNING as CANCELED (after an interrupt, nothing is
     running any more; the next run must not take them for live ones). Returns their component ids."""
+    from ml_metadata.proto import metadata_store_pb2
+
     if not os.path.exists(metadata_path):
         return []
     store = _store(metadata_path)
@@ -259,3 +296,14 @@ def run_settings(metadata_path: str, pipeline_name: str, run_id: str) -> dict:
         "cached": sorted(types.get(e.type_id, "").rsplit(".", 1)[-1] for e in executions
                          if e.last_known_state == metadata_store_pb2.Execution.CACHED),
     }
+
+
+def cancel_stale_runs(metadata_path: str, pipeline_name: str) -> Optional[str]:
+    """Before a run: executions of the pipeline still RUNNING were left by a run that was killed
+    (kill -9, a crash: Ctrl-C marks them itself) and are marked CANCELED. One line saying so, or
+    None. (One local run of a pipeline per metadata file at a time, as SQLite metadata allows.)"""
+    stale = cancel_running(metadata_path, pipeline_name)
+    if not stale:
+        return None
+    return (f"marked {len(stale)} execution(s) of {pipeline_name!r} that an earlier, killed run left RUNNING "
+            f"in ML Metadata as CANCELED: {', '.join(stale)}")

@@ -164,7 +164,7 @@ def run_local(config: PipelineConfig) -> None:
     from components.model import check_backbone_takes
     from pipeline.data import resolve_data, resolve_modality
     from pipeline.pipeline import create_pipeline, describe_split
-    from pipeline.results import cancel_running, latest_results, not_pushed_reason
+    from pipeline.results import cancel_running, cancel_stale_runs, latest_results, push_line
     from schema import features, modalities
 
     start = time.time()
@@ -189,6 +189,9 @@ def run_local(config: PipelineConfig) -> None:
             config.metadata_path
         ),
     )
+    stale = cancel_stale_runs(config.metadata_path, config.pipeline_name)
+    if stale:
+        log.warning("%s", stale)
     log.info("running pipeline %r locally; artifacts under %s", config.pipeline_name, config.pipeline_root)
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)
@@ -209,13 +212,13 @@ def run_local(config: PipelineConfig) -> None:
         summary["test_macro_f1"] = overall.get("macro_f1")
     print(json.dumps(summary, indent=2))
     print(f"evaluation: {results.evaluation_uri}")
-    if results.pushed:
-        print(f"pushed model: {results.pushed_destination}")
-    elif results.evaluation_uri:
+    checks = []
+    if results.evaluation_uri:
         from components.evaluation import validation_summary
 
         checks = validation_summary(results.evaluation_uri)["checks"]
-        print(f"NOT pushed: {not_pushed_reason(checks, results.blessed)}; see {results.evaluation_uri}")
+    if results.pushed or results.evaluation_uri:
+        print(push_line(results, checks, summary.get("test_accuracy")))
     if results.evaluation_uri:
         from pipeline.report import report_for_run
 

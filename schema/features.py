@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Dict
+from typing import TYPE_CHECKING, Dict
 
 import numpy as np
-import tensorflow as tf
 
 from schema import modalities, records
 from schema.modalities import BAND_NAMES, IMAGE_SIZE
+
+if TYPE_CHECKING:  # TensorFlow loads in the functions that use it: command lines check their input first
+    import tensorflow as tf
 
 # EuroSAT's class order (the label ids of TFDS eurosat and of the paper's archive).
 CLASS_NAMES: tuple[str, ...] = (
@@ -105,6 +107,8 @@ def channels(modality: str = RGB) -> int:
 
 def raw_feature_spec(modality: str = RGB) -> Dict[str, tf.io.FixedLenFeature]:
     """The tf.Example parsing spec of the raw examples (schema/*.pbtxt say the same)."""
+    import tensorflow as tf
+
     record = modalities.get(modality)
     return {
         record.feature_key: tf.io.FixedLenFeature(list(record.feature_shape), tf.dtypes.as_dtype(record.feature_dtype)),
@@ -121,6 +125,8 @@ def serving_feature_spec(modality: str = RGB) -> Dict[str, tf.io.FixedLenFeature
 
 
 def _metadata(label: int, source: str) -> Dict[str, tf.train.Feature]:
+    import tensorflow as tf
+
     name = class_name(label)
     return {
         LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
@@ -131,6 +137,8 @@ def _metadata(label: int, source: str) -> Dict[str, tf.train.Feature]:
 
 def make_example(image_bytes: bytes, label: int, source: str) -> tf.train.Example:
     """One raw RGB EuroSAT tf.Example in the contract's form."""
+    import tensorflow as tf
+
     feature = {
         IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_bytes])),
         **_metadata(label, source),
@@ -140,6 +148,8 @@ def make_example(image_bytes: bytes, label: int, source: str) -> tf.train.Exampl
 
 def make_bands_example(bands: np.ndarray, label: int, source: str) -> tf.train.Example:
     """One raw 13-band EuroSAT tf.Example; `bands` is checked with check_bands first."""
+    import tensorflow as tf
+
     values = check_bands(bands).ravel().astype(np.int64)
     feature = {
         BANDS_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=values)),
@@ -238,6 +248,8 @@ def modality_of(example: tf.train.Example) -> str:
 
 def detect_modality(records_dir: str) -> str:
     """The modality of a folder of raw TFRecords (GZIP or not), from its first example."""
+    import tensorflow as tf
+
     files = sorted(
         os.path.join(d, f) for d, _, fs in tf.io.gfile.walk(records_dir) for f in fs if records.is_record_file(f)
     )
@@ -256,6 +268,8 @@ def decode_image(encoded: tf.Tensor, image_size: int = IMAGE_SIZE) -> tf.Tensor:
     with antialiasing (EuroSAT is 64x64; other folder-per-class sets may not be). Undecodable
     bytes raise InvalidArgumentError from TensorFlow's decoder.
     """
+    import tensorflow as tf
+
     image = tf.io.decode_image(encoded, channels=RGB_CHANNELS, expand_animations=False)
     image = tf.image.convert_image_dtype(image, tf.float32)  # uint8 -> [0, 1]
     image = tf.image.resize(image, [image_size, image_size], antialias=True)
@@ -266,6 +280,8 @@ def decode_image(encoded: tf.Tensor, image_size: int = IMAGE_SIZE) -> tf.Tensor:
 
 def decode_images(encoded: tf.Tensor, image_size: int = IMAGE_SIZE) -> tf.Tensor:
     """Decode a batch of encoded images: string [N] or [N, 1] -> float32 [N, size, size, 3]."""
+    import tensorflow as tf
+
     encoded = tf.reshape(encoded, [-1])
     return tf.map_fn(
         lambda e: decode_image(e, image_size),

@@ -33,7 +33,8 @@ __all__ = ["ModelNotFound", "Prediction", "RestClient", "ServerUnavailable", "Se
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Classify EuroSAT images with a model on TF Serving.")
+    parser = argparse.ArgumentParser(prog="python -m serving.client",
+                                     description="Classify EuroSAT images with a model on TF Serving.")
     parser.add_argument("images", nargs="*", help="JPEG/PNG files, or 13-band GeoTIFFs (.tif) for a 13-band model")
     parser.add_argument("--server", default=None,
                         help=f"host:port of the gRPC endpoint (default {DEFAULT_SERVER}), or http://host:port "

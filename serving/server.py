@@ -33,25 +33,14 @@ import argparse
 import logging
 import threading
 from concurrent import futures
-from typing import List, Optional
-
-import grpc
-import tensorflow as tf
-from tensorflow_serving.apis import (
-    model_service_pb2_grpc,
-    prediction_service_pb2_grpc,
-)
-from tensorflow_serving.config import model_server_config_pb2
+from typing import TYPE_CHECKING, List, Optional
 
 from serving import batching, contract
-from serving.core import ServingCore
-from serving.grpc_api import ModelService, PredictionService
-from serving.models import (
-    ServedModel,
-    read_model_config,
-    single_model_config,
-    with_base_path,
-)
+
+if TYPE_CHECKING:  # gRPC, TensorFlow and the models load in the functions: --help and flag errors first
+    from tensorflow_serving.config import model_server_config_pb2
+
+    from serving.models import ServedModel
 
 log = logging.getLogger("serving.server")  # one logger for the dev server's modules
 
@@ -74,6 +63,13 @@ class ModelServer:
         batching_parameters: Optional[batching.BatchingParameters] = None,
         model_config: Optional[model_server_config_pb2.ModelServerConfig] = None,
     ):
+        import grpc
+        from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+
+        from serving.core import ServingCore
+        from serving.grpc_api import ModelService, PredictionService
+        from serving.models import single_model_config
+
         if model_config is None:
             if model_base_path is None:
                 raise ValueError("give a model base path or a model config")
@@ -150,7 +146,7 @@ def _bool(value: str) -> bool:
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m serving.server", description=__doc__.split("\n\n")[0])
     _flag(parser, "model_base_path", help="directory holding <version>/ SavedModels")
     _flag(parser, "model_name", default=contract.MODEL_NAME)
     _flag(parser, "model_config_file",
@@ -182,6 +178,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def set_tensorflow_threads(intra_op: int, inter_op: int) -> None:
     """TF Serving's --tensorflow_{intra,inter}_op_parallelism (0 keeps TensorFlow's default)."""
+    import tensorflow as tf
+
     try:
         if intra_op:
             tf.config.threading.set_intra_op_parallelism_threads(intra_op)
@@ -195,6 +193,8 @@ def set_tensorflow_threads(intra_op: int, inter_op: int) -> None:
 
 
 def server_from_args(args: argparse.Namespace) -> ModelServer:
+    from serving.models import read_model_config, with_base_path
+
     set_tensorflow_threads(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism)
     config = None
     if args.model_config_file:
@@ -223,6 +223,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.enable_batching:
         notes.append("batching on")
     if args.tensorflow_intra_op_parallelism or args.tensorflow_inter_op_parallelism:
+        import tensorflow as tf
+
         threads = tf.config.threading
         notes.append(f"TensorFlow threads: intra-op {threads.get_intra_op_parallelism_threads()}, "
                      f"inter-op {threads.get_inter_op_parallelism_threads()}")

@@ -186,3 +186,34 @@ def test_bad_data_is_a_clear_error_not_a_traceback(tmp_path, capsys):
     code = pipeline_runner.main(["--data", str(tmp_path / "missing"), "--output-dir", str(tmp_path)])
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_config_file_over_the_size_limit_is_refused_unread(tmp_path, capsys):
+    """Issue 26.12: a 50 MB YAML file kept the pure-Python loader busy for more than 8 minutes."""
+    from components.settings import MAX_CONFIG_BYTES
+
+    path = tmp_path / "big.yaml"
+    path.write_text("#" * MAX_CONFIG_BYTES + "\nmin_accuracy: 2\n")
+    assert pipeline_runner.main(["--config", str(path), "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --config {str(path)!r} is larger than 1 MB; a configuration file holds a few keys\n"
+
+
+def test_many_unknown_keys_and_huge_values_give_one_short_line(tmp_path, capsys):
+    """Issue 26.12: 10,000 unknown keys made one 99 KB error line; a long or nested value is quoted
+    cut short (a YAML alias bomb's repr would not fit in memory)."""
+    cases = {
+        "keys": "".join(f"key_{i:05d}: 1\n" for i in range(10_000)),
+        "string": "tuner_trials: " + "x" * 100_000 + "\n",
+        "bomb": "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+                + "".join(f"{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+                          for p, n in zip("abcde", "bcdef"))
+                + "hparams: *f\n",
+    }
+    for name, text in cases.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(text)
+        assert pipeline_runner.main(["--config", str(path), "--output-dir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and len(err) < 1000, (name, len(err), err[:300])
+    assert err.startswith("error: config key 'hparams': got [[[[...], [...],")

@@ -254,3 +254,18 @@ def test_run_settings_come_from_ml_metadata(tmp_path):
     assert settings["cached"] == ["ImportExampleGen"] and settings["wall_time_s"] >= 0
     assert settings["started"].startswith("20") and settings["started"].endswith("+00:00")
     assert results.run_settings(path, "p", "no-such-run") == {}
+
+
+def test_report_says_when_no_bar_was_set(tmp_path):
+    """Issue 20.5: blessed under --min-accuracy 0 --min-macro-f1 0, the report says so, with chance level."""
+    summary = {"overall": {"accuracy": 0.08, "macro_f1": 0.05, "per_class": {}}}
+    checks = [{"metric": m, "slice": "overall", "kind": "absolute", "bound": ">= 0", "lower_bound": 0.0,
+               "status": "passed"} for m in ("accuracy", "macro_f1")]
+    confusion = np.zeros((10, 10), int).tolist()
+    metrics = report.build_metrics(summary, confusion, {"checks": checks}, blessed=True)
+    assert metrics["bar_note"] == ("no bar was set (--min-accuracy 0 --min-macro-f1 0: any model is blessed); "
+                                   "test accuracy 0.080, chance level for 10 classes is 0.100")
+    page = report.write_report(report.ReportInputs(metrics=metrics), str(tmp_path))["index.html"]
+    assert "no bar was set" in open(page).read()
+    checks[0]["lower_bound"] = 0.8
+    assert report.build_metrics(summary, confusion, {"checks": checks}, blessed=True)["bar_note"] is None

@@ -1,5 +1,7 @@
 """What a run produced, read from ML Metadata: run selection, runs without an Evaluator,
 interrupted runs, and why a model was not pushed. ML Metadata stores are built by hand."""
+import dataclasses
+
 import pytest
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as mlmd
@@ -108,3 +110,53 @@ def test_not_pushed_names_the_bar_that_failed():
     assert reason == "the model was not blessed: accuracy (overall, change vs baseline) >= -0.01, got -0.0523"
     assert "0.8" not in reason
     assert "blessed but the Pusher" in results.not_pushed_reason([], blessed=True)
+
+
+def _bars(accuracy_bar, f1_bar):
+    return [{"metric": m, "slice": "overall", "kind": "absolute", "bound": f">= {b:g}", "lower_bound": b,
+             "status": "passed"} for m, b in (("accuracy", accuracy_bar), ("macro_f1", f1_bar))] + [
+        {"metric": "accuracy", "slice": "overall", "kind": "change vs baseline", "bound": ">= -0.01",
+         "status": "skipped (no baseline)"}]
+
+
+def test_push_line_says_plainly_when_no_bar_was_set():
+    """Issue 20.5: a model of test accuracy 0.08 was blessed and pushed under --min-accuracy 0
+    --min-macro-f1 0 without a word."""
+    pushed = results.RunResults(evaluation_uri="/e", blessed=True, pushed=True, pushed_destination="/s/eurosat/7",
+                                model_uri="/m")
+    line = results.push_line(pushed, _bars(0.0, 0.0), accuracy=0.08)
+    assert line == ("pushed model: /s/eurosat/7; no bar was set (--min-accuracy 0 --min-macro-f1 0: any model is "
+                    "blessed); test accuracy 0.080, chance level for 10 classes is 0.100")
+    assert results.push_line(pushed, _bars(0.8, 0.0), accuracy=0.9) == "pushed model: /s/eurosat/7"
+    assert results.push_line(pushed, _bars(0.8, 0.8), accuracy=0.9) == "pushed model: /s/eurosat/7"
+    assert results.push_line(pushed, [], accuracy=0.9) == "pushed model: /s/eurosat/7"
+    kept = dataclasses.replace(pushed, blessed=False, pushed=False, pushed_destination=None)
+    failed = _bars(0.8, 0.8)
+    failed[0].update(status="failed", value=0.5)
+    assert results.push_line(kept, failed, accuracy=0.5) == (
+        "NOT pushed: the model was not blessed: accuracy (overall, absolute) >= 0.8, got 0.5000; see /e")
+
+
+def test_the_bars_carry_their_number():
+    from tensorflow_model_analysis.proto import config_pb2
+
+    from components.evaluation import _bound_text
+
+    threshold = config_pb2.MetricThreshold(value_threshold={"lower_bound": {"value": 0.0}})
+    assert _bound_text(threshold) == [{"kind": "absolute", "bound": ">= 0", "lower_bound": 0.0}]
+
+
+def test_a_later_run_cancels_what_a_killed_run_left_running(tmp_path):
+    """Issue 26.13: after kill -9 the execution stayed RUNNING in ML Metadata forever."""
+    path, store, pipeline_id = _pipeline(tmp_path)
+    exe_type = store.put_execution_type(mlmd.ExecutionType(name="Trainer"))
+    node = _context(store, "node", "p.Trainer")
+    [killed] = store.put_executions([mlmd.Execution(type_id=exe_type, last_known_state=mlmd.Execution.RUNNING)])
+    store.put_attributions_and_associations(
+        [], [mlmd.Association(context_id=c, execution_id=killed) for c in (pipeline_id, node)])
+    assert results.cancel_stale_runs(path, "other") is None  # only the pipeline's own
+    assert results.cancel_stale_runs(path, "p") == (
+        "marked 1 execution(s) of 'p' that an earlier, killed run left RUNNING in ML Metadata as CANCELED: Trainer")
+    assert store.get_executions()[0].last_known_state == mlmd.Execution.CANCELED
+    assert results.cancel_stale_runs(path, "p") is None
+    assert results.cancel_stale_runs(str(tmp_path / "none.sqlite"), "p") is None

@@ -73,12 +73,24 @@ def parse_dn_range(text: str) -> tuple:
     return low, high
 
 
+def check_paths(args: argparse.Namespace) -> None:
+    """Local --input and --model paths that do not exist, before TensorFlow loads (the rest of
+    what they hold is checked where they are read)."""
+    from pipeline.mapping.scene import require_input
+
+    for path in args.input:
+        require_input(path)
+    if args.model and "://" not in args.model and not os.path.exists(args.model):
+        raise MapError(f"--model {args.model!r} does not exist; give a push directory (e.g. "
+                       "outputs/serving/eurosat) or a SavedModel folder")
+
+
 def run(argv: List[str]) -> int:
     """`map`: parse, pick the predictor (in process / endpoint) or Beam, map, compare."""
     args = build_map_parser().parse_args(argv)
     configure_logging()
-    dn_range = parse_dn_range(args.dn_range)  # flag errors before TensorFlow loads
-    quiet_tensorflow()
+    dn_range = parse_dn_range(args.dn_range)  # flag and input errors before TensorFlow loads
+    check_paths(args)
     from pipeline.mapping import change, landuse
     from pipeline.mapping.options import MapOptions
 
@@ -97,6 +109,7 @@ def run(argv: List[str]) -> int:
             raise MapError(f"--beam-runner dataflow needs {', '.join(missing)}")
         if not args.model:
             raise MapError("--beam needs --model (a push directory or SavedModel the workers can read)")
+        quiet_tensorflow()
         from pipeline.mapping.beam import run_beam_maps
 
         outputs = run_beam_maps(args.input, args.model, args.output, beam_config.beam_pipeline_args(), options,
@@ -104,6 +117,9 @@ def run(argv: List[str]) -> int:
     else:
         if len(args.input) != 1:
             raise MapError("several --input scenes need --beam (one map per run otherwise)")
+        if not (args.server or args.model):
+            raise MapError("give --model (a push directory or SavedModel) or --server host:port")
+        quiet_tensorflow()
         from pipeline.mapping import predictors, training_check
 
         if args.server:
@@ -111,10 +127,8 @@ def run(argv: List[str]) -> int:
             if args.model and not args.training_statistics:  # TF Serving does not serve the model's files
                 predictor.training_statistics, predictor.no_statistics_reason = training_check.statistics_of_model(
                     predictors.resolve_model(args.model)[0])
-        elif args.model:
-            predictor = predictors.SavedModelPredictor(args.model)
         else:
-            raise MapError("give --model (a push directory or SavedModel) or --server host:port")
+            predictor = predictors.SavedModelPredictor(args.model)
         if args.training_statistics:
             predictor.training_statistics = training_check.statistics_file(args.training_statistics)
         landuse.map_scene(args.input[0], predictor, args.output, options)

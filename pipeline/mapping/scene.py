@@ -57,13 +57,18 @@ def describe_modality(modality: str) -> str:
     return f"a {record.channels}-band model ({', '.join(features.BAND_NAMES)})"
 
 
+def require_input(path: str) -> None:
+    """MapError when a local --input does not exist."""
+    if "://" not in path and not os.path.exists(path):
+        raise MapError(f"--input {path!r}: no such file")
+
+
 def open_raster(path: str):
     """rasterio's dataset for `path`, or MapError saying what the file is not."""
     import rasterio
     from rasterio.errors import RasterioIOError
 
-    if "://" not in path and not os.path.exists(path):
-        raise MapError(f"--input {path!r}: no such file")
+    require_input(path)
     try:
         return rasterio.open(path)
     except RasterioIOError as err:

@@ -129,19 +129,17 @@ def report_for_run(output_dir: str, pipeline_name: str, report_dir: Optional[str
 
 def main(argv: Optional[List[str]] = None) -> int:
     """`python -m pipeline.report`: a user error is one line on stderr and exit code 2."""
-    return user_errors_to_exit(lambda: run(argv))
+    return user_errors_to_exit(lambda: run(argv, prog="python -m pipeline.report"))
 
 
-def run(argv: Optional[List[str]] = None) -> int:
-    """The report command line (also `pipeline_runner.py report`); raises UserError for bad input."""
+def run(argv: Optional[List[str]] = None, prog: Optional[str] = None, verbose: bool = False) -> int:
+    """The report command line (also `pipeline_runner.py report`); raises UserError for bad input,
+    before TensorFlow loads (quietly, unless `verbose` or EUROSAT_VERBOSE=1)."""
     from pipeline.config import PipelineConfig
     from pipeline.console import quiet_tensorflow
-    from pipeline.results import list_runs, run_folder
-
-    quiet_tensorflow()  # EUROSAT_VERBOSE=1 shows TensorFlow's start-up lines
 
     defaults = PipelineConfig()
-    p = argparse.ArgumentParser(description="Write the evaluation report of a finished pipeline run.",
+    p = argparse.ArgumentParser(prog=prog, description="Write the evaluation report of a finished pipeline run.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--output-dir", default=defaults.output_dir, help="the pipeline's --output-dir")
     p.add_argument("--pipeline-name", default=defaults.pipeline_name, help="the pipeline's name in metadata")
@@ -149,8 +147,12 @@ def run(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--list", action="store_true", help="list the pipeline's runs, oldest first, and exit")
     p.add_argument("--report-dir", help="where to write (default <output-dir>/report/<pipeline>/<run>)")
     args = p.parse_args(argv)
+    from pipeline.results import list_runs, require_metadata, run_folder  # ML Metadata: after --help
+
+    metadata_path = PipelineConfig(output_dir=args.output_dir, pipeline_name=args.pipeline_name).metadata_path
+    require_metadata(metadata_path)
+    quiet_tensorflow(verbose)
     if args.list:
-        metadata_path = PipelineConfig(output_dir=args.output_dir, pipeline_name=args.pipeline_name).metadata_path
         for run_id in list_runs(metadata_path, args.pipeline_name):
             print(run_folder(run_id))
         return 0

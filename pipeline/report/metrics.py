@@ -49,6 +49,8 @@ def build_metrics(
 
     Support per class is the confusion matrix's row sum (true examples of that class).
     """
+    from pipeline.results import no_bar_note  # ML Metadata: not for the report's --help
+
     overall = summary.get("overall", {})
     per_class = {}
     for i, name in enumerate(features.CLASS_NAMES):
@@ -83,6 +85,7 @@ def build_metrics(
         "confusion_matrix": confusion,
         "blessed": blessed,
         "blessing_reason": why,
+        "bar_note": no_bar_note(validation.get("checks", []), overall.get("accuracy")),  # issue 20.5
         "validation": validation,
         "model_uri": model_uri,
         "pushed_version": pushed_version,

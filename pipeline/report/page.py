@@ -127,6 +127,7 @@ figure{{margin:1.5em 0}} figcaption{{color:#555;font-size:90%}}
 <body>
 <h1>EuroSAT run report</h1>
 <p class="verdict">{verdict}: {html.escape(str(metrics.get('blessing_reason', '')))}</p>
+{f'<p class="verdict">{html.escape(metrics["bar_note"])}</p>' if metrics.get("bar_note") else ""}
 <p>Model: <code>{_fmt(metrics.get('model_uri'))}</code><br>
 Pushed version: <code>{_fmt(metrics.get('pushed_version'))}</code>
 ({_fmt(metrics.get('pushed_destination'))})</p>

@@ -4,14 +4,27 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt
 import numpy as np
 
 from pipeline.report.inputs import SPLITS, CalibrationBucket, Sample
 from schema import features
+
+
+class _Pyplot:
+    """matplotlib.pyplot (Agg backend: files only, no display), imported on first use: ~1-3 s that
+    the report's --help and input errors do not wait for (importlib's LazyLoader would import the
+    matplotlib package to find pyplot)."""
+
+    def __getattr__(self, name: str):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot
+
+        return getattr(matplotlib.pyplot, name)
+
+
+plt = _Pyplot()
 
 
 def _save(fig, path: str, title_inches: float = 0.0) -> str:
