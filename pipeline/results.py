@@ -267,6 +267,8 @@ def run_settings(metadata_path: str, pipeline_name: str, run_id: str) -> dict:
     import datetime
     import json
 
+    from ml_metadata.proto import metadata_store_pb2
+
     store = _store(metadata_path)
     run = next((c for c in _runs(store, pipeline_name) if run_id in (c.name, run_folder(c.name))), None)
     if run is None:
