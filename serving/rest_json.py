@@ -50,7 +50,8 @@ def json_depth(value) -> int:
             deepest = max(deepest, depth)
             if deepest > contract.MAX_JSON_DEPTH:
                 return deepest
-            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value)
+                         if isinstance(v, (list, dict)))  # scalars: no tuple each (15M "a" = 1 GB)
     return deepest
 
 
