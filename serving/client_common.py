@@ -90,7 +90,15 @@ class FilesClient:
             except ServingError as err:
                 results[i] = Prediction(path, error=str(err))
         for batch in batches(readable, batch_size):
-            for (i, _), outcome in zip(batch, self._rank_alone_on_failure(kind, [d for _, d in batch], top_k_classes)):
+            try:
+                outcomes = self._rank_alone_on_failure(kind, [d for _, d in batch], top_k_classes)
+            except ServingError as err:
+                if err.code != "FAILED_PRECONDITION":  # e.g. JPEGs to a 13-band model: no such signature
+                    raise
+                names = [paths[i] for i, _ in batch]
+                named = names[0] + (f" (and {len(names) - 1} more)" if len(names) > 1 else "")
+                raise ServingError(f"{named}: the model cannot take these files: {err}", err.code) from None
+            for (i, _), outcome in zip(batch, outcomes):
                 results[i] = (Prediction(paths[i], error=outcome) if isinstance(outcome, str)
                               else Prediction(paths[i], outcome))
         return [results[i] for i in range(len(paths))]

@@ -38,11 +38,42 @@ TF_SERVING_BINARY = "tensorflow_model_server"  # the server's executable, in tha
 GATE_KUBERNETES, GATE_PROCESS = "kubernetes", "process"
 GATE_RUNNERS = (GATE_KUBERNETES, GATE_PROCESS)
 
-# gRPC message limit of the dev server and the gRPC client (TF Serving's own default is 4 MiB).
+# --- the dev server's limits (each a flag of serving.server; README "Serving") ----------------
+# gRPC message limit of the dev server and the gRPC client, and the REST body limit (TF Serving's
+# own gRPC default is 4 MiB). --max_message_bytes
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# Rows one request may hold, batching on or off: each row costs the model its activations (on the
+# tests' tiny model ~0.3 MB; 10,000 1x1 PNGs in one 10 MB body took 3.4 GB). The map and the
+# clients send 16-64. --max_request_rows
+MAX_REQUEST_ROWS = 256
+# Bytes of a request's input tensors once read from the wire (b64 decoded, a TensorProto's one
+# value repeated over its shape, JSON numbers as int64), checked before they are built.
+# --max_request_decoded_bytes
+MAX_REQUEST_DECODED_BYTES = 64 * 1024 * 1024
+# JSON nesting a REST body may have: the deepest valid one (13-band patches, columnar) is 6.
+MAX_JSON_DEPTH = 32
+# REST: connections waiting to be accepted (the standard library's default is 5), connections
+# served at once (TF Serving's --rest_api_num_threads), and how long a connection may stay silent
+# while a request is read or awaited, idle keep-alive connections included (TF Serving's
+# --rest_api_timeout_in_ms, 30 s by default there too).
+REST_LISTEN_BACKLOG = 1024
+REST_API_NUM_THREADS = 64
+REST_API_TIMEOUT_MS = 30_000
 
 
 def pixel_signature(modality: str) -> tuple[str, str]:
     """(signature name, input name) of the signature that takes pixels without a tf.Example."""
     record = modalities.get(modality)
     return record.signature, record.signature_input
+
+
+def modality_hint(asked: str, signature_names) -> str:
+    """'; this model takes 13 bands ...' when `asked` is another modality's pixel signature."""
+    try:
+        wanted, served = modalities.of_signature([asked]), modalities.of_signature(signature_names)
+    except KeyError:
+        return ""
+    if wanted == served:
+        return ""
+    return (f"; this model takes {served.description} ({served.signature!r}, input {served.signature_input!r}; "
+            f"files {', '.join(served.file_extensions)}), not {wanted.description}")

@@ -15,6 +15,7 @@ from tensorflow_serving.apis import (
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving import batching, contract, warmup
+from serving.limits import RequestLimits, arrays_size, proto_size, total
 from serving.models import ModelVersion, ServedModel
 from serving.status import TF_ERROR_CODES, status_error
 
@@ -49,9 +50,11 @@ def input_dtypes(signature) -> Dict[str, tf.DType]:
     return {key: spec.dtype for key, spec in signature.structured_input_signature[1].items()}
 
 
-def arrays_from_protos(signature, protos) -> Arrays:
-    """TensorProtos of a gRPC request -> arrays, each of the dtype its signature input has."""
+def arrays_from_protos(signature, protos, limits: RequestLimits) -> Arrays:
+    """TensorProtos of a gRPC request -> arrays, each of the dtype its signature input has, once
+    their rows and decoded bytes (read from the protos' shapes) are within `limits`."""
     dtypes, arrays = input_dtypes(signature), {}
+    limits.check(*total(proto_size(p, dtypes[k].size if k in dtypes else 1) for k, p in protos.items()))
     for key, proto in protos.items():
         if key in dtypes and proto.dtype != dtypes[key].as_datatype_enum:
             got = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else "no dtype"
@@ -69,8 +72,12 @@ def arrays_from_protos(signature, protos) -> Arrays:
 
 def op_error_reason(err: tf.errors.OpError) -> str:
     """The sentence of a TensorFlow error that says what was wrong, without graph-node noise."""
+    return error_reason(err.message or str(err))
+
+
+def error_reason(message: str) -> str:
     noise = ("Graph execution error", "Detected at node", "<stack traces", "[[", "File ")
-    lines = [line.strip() for line in (err.message or str(err)).splitlines()]
+    lines = [line.strip() for line in message.splitlines()]
     reasons = [line for line in lines if line and not line.startswith(noise)]
     reason = reasons[-1] if reasons else lines[0]
     if "assertion failed: [" in reason:  # the signatures' own checks: just their sentence
@@ -82,7 +89,9 @@ class ServingCore:
     """The served models and how a request runs on them; gRPC, REST and warm-up all go through it."""
 
     def __init__(self, config: model_server_config_pb2.ModelServerConfig,
-                 batching_parameters: Optional[batching.BatchingParameters] = None):
+                 batching_parameters: Optional[batching.BatchingParameters] = None,
+                 limits: Optional[RequestLimits] = None):
+        self.limits = limits or RequestLimits()
         self.models = {
             c.name: ServedModel(c, warm_up=self.warm_up) for c in config.model_config_list.config
         }
@@ -117,6 +126,7 @@ class ServingCore:
         """Run a signature on arrays (checked here), through the batcher when batching is on."""
         signature = version.signature(signature_name)
         check_inputs(signature, arrays)
+        self.limits.check(*arrays_size(arrays))  # REST and warm-up too (gRPC checked its protos)
         dtypes = input_dtypes(signature)
 
         def call(inputs: Arrays) -> Arrays:
@@ -126,6 +136,14 @@ class ServingCore:
                 raise status_error(
                     TF_ERROR_CODES.get(err.error_code, grpc.StatusCode.INTERNAL),
                     f"signature {signature_name!r} failed: {op_error_reason(err)}",
+                ) from None
+            except UnicodeDecodeError as err:
+                # TensorFlow's error quoted the request's bytes (e.g. a JPEG sent to a tf.Example
+                # input) and could not turn its message into text: still the client's input.
+                raise status_error(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"signature {signature_name!r} failed: "
+                    f"{error_reason(err.object.decode('utf-8', 'backslashreplace'))[:500]}",
                 ) from None
             return {key: value.numpy() for key, value in outputs.items()}
 
@@ -160,7 +178,8 @@ class ServingCore:
             if kind == "predict_log":
                 request = record.predict_log.request
                 name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-                self.run(version, name, arrays_from_protos(version.signature(name), request.inputs), batch=False)
+                arrays = arrays_from_protos(version.signature(name), request.inputs, self.limits)
+                self.run(version, name, arrays, batch=False)
             elif kind == "classify_log":
                 request = record.classify_log.request
                 self.classify(version, request.model_spec.signature_name or DEFAULT_SIGNATURE,

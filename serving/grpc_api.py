@@ -25,7 +25,7 @@ def predict(core: ServingCore, request: predict_pb2.PredictRequest) -> predict_p
     """TF Serving's Predict."""
     version = core.version_of(request.model_spec)
     name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-    outputs = core.run(version, name, arrays_from_protos(version.signature(name), request.inputs))
+    outputs = core.run(version, name, arrays_from_protos(version.signature(name), request.inputs, core.limits))
     wanted = list(request.output_filter) or list(outputs)
     unknown = [key for key in wanted if key not in outputs]
     if unknown:
@@ -47,8 +47,9 @@ def classify(core: ServingCore, request: classification_pb2.ClassificationReques
     name = request.model_spec.signature_name or DEFAULT_SIGNATURE
     if request.input.WhichOneof("kind") not in (None, "example_list"):
         raise status_error(grpc.StatusCode.INVALID_ARGUMENT, "send an example_list of tf.Examples")
-    classes, scores = core.classify(
-        version, name, [e.SerializeToString() for e in request.input.example_list.examples])
+    examples = request.input.example_list.examples
+    core.limits.check(len(examples), request.input.example_list.ByteSize())
+    classes, scores = core.classify(version, name, [e.SerializeToString() for e in examples])
     response = classification_pb2.ClassificationResponse()
     _fill_spec(response.model_spec, version, name)
     for row_classes, row_scores in zip(classes, scores):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import threading
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
@@ -38,15 +39,27 @@ def versions_to_serve(policy: model_server_config_pb2.ModelConfig, available: It
     return set(available[-max(1, count):]) if available else set()
 
 
-def complete_versions(base_path: str) -> Dict[int, str]:
-    """Version number -> directory for the versions that are fully written (saved_model.pb exists)."""
+# A version folder's name: ASCII digits of an int64 (TF Serving's version type); "²" and "٣" are
+# digits to str.isdigit() but no version.
+VERSION_NAME = re.compile(r"[0-9]{1,18}")
+
+
+def complete_versions(base_path: str, ignored: Optional[Set[str]] = None) -> Dict[int, str]:
+    """Version number -> directory for the versions that are fully written (saved_model.pb exists).
+    Entries that are not versions are skipped, each logged once when `ignored` (the names already
+    logged) is given."""
     if not tf.io.gfile.isdir(base_path):
         return {}
     found = {}
     for name in tf.io.gfile.listdir(base_path):
         name = name.rstrip("/")
         path = os.path.join(base_path, name)
-        if name.isdigit() and tf.io.gfile.exists(os.path.join(path, contract.SAVED_MODEL_FILE)):
+        if not VERSION_NAME.fullmatch(name):
+            if ignored is not None and name not in ignored:
+                ignored.add(name)
+                log.warning("ignoring %r in %s: not a version (a version is a folder named by a number)",
+                            name, base_path)
+        elif tf.io.gfile.exists(os.path.join(path, contract.SAVED_MODEL_FILE)):
             found[int(name)] = path
     return found
 
@@ -80,11 +93,12 @@ class ModelVersion:
 
     def signature(self, name: str):
         if name not in self.loaded.signatures:
-            # TF Serving's code and wording (predict_util.cc)
+            # TF Serving's code and wording (predict_util.cc), and what kind of model this is
             raise status_error(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f'Serving signature key "{name}" not found. '
-                f"This model has: {', '.join(sorted(self.loaded.signatures))}",
+                f"This model has: {', '.join(sorted(self.loaded.signatures))}"
+                f"{contract.modality_hint(name, self.loaded.signatures)}",
             )
         return self.loaded.signatures[name]
 
@@ -112,27 +126,50 @@ class ServedModel:
         self.name, self.base_path = config.name, config.base_path
         self._warm_up = warm_up or (lambda version: None)
         self._loaded: Dict[int, ModelVersion] = {}
+        self._gone: Set[int] = set()  # loaded versions whose directory was removed (still answering)
         self._failed: Dict[int, Tuple[Tuple, str]] = {}  # version -> (directory stamp, error)
         self._loading: Optional[int] = None
+        self._ignored: Set[str] = set()  # base path entries that are no version (logged once)
+        self._nothing_reported: Optional[str] = None
         self._lock = threading.Lock()
 
     def poll(self) -> None:
-        """Unload deleted versions, load the versions the policy asks for (newest first), and
-        unload the ones it no longer asks for once every asked-for version is loaded."""
-        on_disk = complete_versions(self.base_path)
+        """Load the versions the policy asks for (newest first), then unload the others: TF
+        Serving's availability-preserving order, so a deleted version keeps answering (it is in
+        memory) until the version that replaces it is loaded, and no request finds none."""
+        on_disk = complete_versions(self.base_path, self._ignored)
         with self._lock:
-            for version in [v for v in self._loaded if v not in on_disk]:
-                log.info("unloading %s version %d: its directory was removed", self.name, version)
-                del self._loaded[version]
+            self._gone |= {v for v in self._loaded if v not in on_disk}
             self._failed = {v: f for v, f in self._failed.items() if v in on_disk}
         wanted = versions_to_serve(self.config, on_disk)
-        for version in sorted(wanted - set(self._loaded), reverse=True):
+        self._report_nothing_to_serve(on_disk, wanted)
+        for version in sorted(wanted - (set(self._loaded) - self._gone), reverse=True):
             self._load(version, on_disk[version])
         with self._lock:
-            if wanted <= set(self._loaded):
-                for version in [v for v in self._loaded if v not in wanted]:
-                    log.info("unloading %s version %d (not in the version policy any more)", self.name, version)
+            current = set(self._loaded) - self._gone
+            settled = all(v in current or v in self._failed for v in wanted)
+            if not wanted or (current & wanted and settled):
+                for version in [v for v in self._loaded if v not in wanted or v in self._gone]:
+                    why = "its directory was removed" if version in self._gone else "not in the policy any more"
+                    log.info("unloading %s version %d (%s)", self.name, version, why)
                     del self._loaded[version]
+                    self._gone.discard(version)
+
+    def _report_nothing_to_serve(self, on_disk: Dict[int, str], wanted: Set[int]) -> None:
+        """TF Serving's "No versions of servable ... found", once (again only after it changed)."""
+        message = None
+        if not wanted and not on_disk:
+            missing = "" if tf.io.gfile.isdir(self.base_path) else " (the folder does not exist)"
+            message = (f"No versions of servable {self.name} found under base path {self.base_path}{missing}. "
+                       "Did you forget to name your leaf directory as a number (eg. '/1/')?")
+        elif not wanted:
+            policy = text_format.MessageToString(self.config.model_version_policy, as_one_line=True)
+            message = (f"No versions of servable {self.name} found under base path {self.base_path} that its "
+                       f"model_version_policy asks for ({policy or 'none'}); on disk: "
+                       f"{', '.join(map(str, sorted(on_disk)))}")
+        if message is not None and message != self._nothing_reported:
+            log.warning("%s", message)
+        self._nothing_reported = message
 
     def _load(self, version: int, path: str) -> None:
         stamp = directory_stamp(path)
@@ -151,6 +188,7 @@ class ServedModel:
             return
         with self._lock:
             self._loaded[version] = candidate
+            self._gone.discard(version)
             self._failed.pop(version, None)
             self._loading = None
         log.info("serving %s version %d from %s", self.name, version, path)

@@ -10,6 +10,12 @@ Errors are ``{"error": "<message>"}`` with the HTTP status TF Serving maps the g
 (INVALID_ARGUMENT and FAILED_PRECONDITION 400, NOT_FOUND 404, RESOURCE_EXHAUSTED 429,
 UNAVAILABLE 503, INTERNAL 500). The standard library's threading HTTP server is enough here:
 the work is in the model, and the batcher merges concurrent requests as it does for gRPC.
+
+What HTTP itself gets wrong is answered as an HTTP server answers it: a body without a length
+411, a malformed Content-Length 400, a body over the limit 413 (unread; the connection closed),
+chunked bodies are read within the same limit, another Transfer-Encoding 501. Connections wait in
+a listen backlog of REST_LISTEN_BACKLOG, at most --rest_api_num_threads are served at once, and a
+connection silent for --rest_api_timeout_in_ms (while a request is awaited or read) is closed.
 """
 from __future__ import annotations
 
@@ -24,7 +30,16 @@ import grpc
 from google.protobuf import json_format
 
 from schema.errors import ServingError
-from serving.rest_json import RestError, examples_of, invalid, request_arrays, response_body
+from serving import contract
+from serving.rest_json import (
+    RestError,
+    examples_of,
+    invalid,
+    parse_body,
+    request_arrays,
+    response_body,
+    signature_name_of,
+)
 
 log = logging.getLogger("serving.rest")
 
@@ -56,14 +71,53 @@ _PATH = re.compile(
 
 
 # --- the server ----------------------------------------------------------------------------------
-class RestServer:
-    """TF Serving's REST API on a port, answering from a serving.server.ServingCore."""
+class _HTTPServer(http.server.ThreadingHTTPServer):
+    """The standard library's threading server with a sized backlog and at most `num_threads`
+    connections served at once (the others wait in the backlog, as they would for TF Serving)."""
 
-    def __init__(self, core, host: str = "localhost", port: int = 8501, max_body_bytes: int = 64 << 20):
+    daemon_threads = True
+    request_queue_size = contract.REST_LISTEN_BACKLOG
+
+    def __init__(self, address, handler, num_threads: int):
+        self._slots = threading.BoundedSemaphore(num_threads)
+        self._closing = threading.Event()
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address):
+        while not self._slots.acquire(timeout=0.5):  # every thread busy: accept no more for now
+            if self._closing.is_set():
+                self.shutdown_request(request)
+                return
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+class RestServer:
+    """TF Serving's REST API on a port, answering from a serving.server.ServingCore. The port is
+    bound here, so a taken one is refused before any model loads."""
+
+    def __init__(self, core, host: str = "localhost", port: int = 8501,
+                 max_body_bytes: int = contract.MAX_MESSAGE_BYTES,
+                 num_threads: int = contract.REST_API_NUM_THREADS,
+                 timeout_ms: int = contract.REST_API_TIMEOUT_MS):
+        if num_threads < 1 or timeout_ms < 1:
+            raise ValueError("--rest_api_num_threads and --rest_api_timeout_in_ms must be at least 1")
         self.core, self.max_body_bytes = core, max_body_bytes
-        handler = type("Handler", (_Handler,), {"rest": self})
-        self._http = http.server.ThreadingHTTPServer((host, port), handler)
-        self._http.daemon_threads = True
+        handler = type("Handler", (_Handler,), {"rest": self, "timeout": timeout_ms / 1000})
+        try:
+            self._http = _HTTPServer((host, port), handler, num_threads)
+        except OSError as err:
+            raise OSError(f"cannot listen on {host}:{port} for REST (--rest_api_port): {err.strerror}; "
+                          "is another server running there? pick another port") from None
         self.port = self._http.server_address[1]
         self._thread = threading.Thread(target=self._http.serve_forever, name="rest", daemon=True)
 
@@ -71,7 +125,9 @@ class RestServer:
         self._thread.start()
 
     def stop(self) -> None:
-        self._http.shutdown()
+        self._http._closing.set()
+        if self._thread.is_alive():
+            self._http.shutdown()
         self._http.server_close()
 
     # each returns (HTTP status, JSON body)
@@ -106,25 +162,30 @@ class RestServer:
                 version = self.core.version(name, label=label).version
             statuses = self.core.statuses(name, version)
             return {"model_version_status": [_status_json(s) for s in statuses]}
-        try:
-            request = json.loads(body or b"")
-        except ValueError as err:
-            raise invalid(f"JSON Parse error: {err}") from None
-        if not isinstance(request, dict):
-            raise invalid("the request body must be a JSON object")
-        served = self.core.version(name, version, label)
+        request = parse_body(body)  # the body is checked before the model is looked up
+        signature_name = signature_name_of(request)
         if verb == "classify":
-            signature_name = request.get("signature_name") or "serving_default"
-            classes, scores = self.core.classify(served, signature_name, examples_of(request))
+            examples = examples_of(request, self.core.limits)
+            classes, scores = self.core.classify(self.core.version(name, version, label), signature_name, examples)
             return {"result": [
                 [[c.decode(), float(s)] for c, s in zip(row_classes, row_scores)]
                 for row_classes, row_scores in zip(classes, scores)
             ]}
-        signature_name = request.get("signature_name") or "serving_default"
+        served = self.core.version(name, version, label)
         signature = served.signature(signature_name)
         dtypes = {k: spec.dtype for k, spec in signature.structured_input_signature[1].items()}
-        arrays, row = request_arrays(request, dtypes)
+        arrays, row = request_arrays(request, dtypes, self.core.limits)
         return response_body(self.core.run(served, signature_name, arrays), row)
+
+
+_CHUNK_LINE_BYTES = 1024  # a chunk-size line (hex size and extensions), a trailer line
+_MAX_TRAILERS = 32
+
+
+class _BodyError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
 
 
 def _status_json(status) -> dict:
@@ -157,14 +218,58 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._reply(*self.rest.handle("GET", self.path, None))
 
     def do_POST(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > self.rest.max_body_bytes:
-            self.close_connection = True  # the body is not read
-            self._reply(HTTP_STATUS[grpc.StatusCode.RESOURCE_EXHAUSTED], {
-                "error": f"the request body is {length} bytes, over this server's limit of "
-                         f"{self.rest.max_body_bytes} (--max-message-bytes)"})
+        try:
+            body = self._body()
+        except _BodyError as err:
+            self.close_connection = True  # what is left of the body is not read
+            self._reply(err.status, {"error": str(err)})
             return
-        self._reply(*self.rest.handle("POST", self.path, self.rfile.read(length)))
+        self._reply(*self.rest.handle("POST", self.path, body))
+
+    def _body(self) -> bytes:
+        """The request body: Content-Length bytes, or a chunked body, within the body limit."""
+        limit = self.rest.max_body_bytes
+        over = f"over this server's limit of {limit} bytes (--max_message_bytes)"
+        encoding = self.headers.get("Transfer-Encoding")
+        length = self.headers.get("Content-Length")
+        if encoding is not None:
+            if encoding.strip().lower() != "chunked":
+                raise _BodyError(501, f"Transfer-Encoding {encoding!r} is not supported (chunked is)")
+            if length is not None:
+                raise _BodyError(400, "a request has Content-Length or Transfer-Encoding, not both")
+            return self._chunked_body(limit, over)
+        if length is None:
+            raise _BodyError(411, "a POST needs a Content-Length header (or Transfer-Encoding: chunked)")
+        if not length.strip().isdigit() or not length.isascii():
+            raise _BodyError(400, f"Content-Length must be a number of bytes, got {length!r}")
+        if int(length) > limit:
+            raise _BodyError(413, f"the request body is {int(length)} bytes, {over}")
+        return self.rfile.read(int(length))
+
+    def _chunked_body(self, limit: int, over: str) -> bytes:
+        chunks, size = [], 0
+        while True:
+            line = self.rfile.readline(_CHUNK_LINE_BYTES + 1)
+            token = line.split(b";", 1)[0].strip()
+            try:
+                if len(line) > _CHUNK_LINE_BYTES or not token.isalnum():
+                    raise ValueError
+                chunk = int(token, 16)
+            except ValueError:
+                raise _BodyError(400, f"malformed chunk size line {line[:40]!r} in a chunked body") from None
+            if chunk == 0:
+                break
+            size += chunk
+            if size > limit:
+                raise _BodyError(413, f"the chunked request body is {over}")
+            data = self.rfile.read(chunk)
+            if len(data) < chunk or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise _BodyError(400, "a chunk of the chunked body is shorter than its size says")
+            chunks.append(data)
+        for _ in range(_MAX_TRAILERS):  # trailers, ignored, up to the blank line
+            if self.rfile.readline(_CHUNK_LINE_BYTES + 1) in (b"\r\n", b"\n", b""):
+                return b"".join(chunks)
+        raise _BodyError(400, "too many trailer lines after the chunked body")
 
     def log_message(self, format, *args):  # http.server's signature
         log.debug(format, *args)

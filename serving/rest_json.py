@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Dict, List, Tuple
 
 import grpc
 import numpy as np
 from tensorflow.core.example import example_pb2, feature_pb2
+
+from serving import contract
+from serving.limits import RequestLimits
 
 
 class RestError(Exception):
@@ -18,6 +22,48 @@ class RestError(Exception):
 
 def invalid(message: str) -> RestError:
     return RestError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+# --- the body ------------------------------------------------------------------------------------
+def parse_body(body: bytes) -> dict:
+    """A request body as a JSON object, nested at most MAX_JSON_DEPTH deep."""
+    try:
+        request = json.loads(body or b"")
+    except RecursionError:
+        request = None  # nested deeper than the parser's recursion: refused below like any too deep
+    except ValueError as err:
+        raise invalid(f"JSON Parse error: {err}") from None
+    if request is None or json_depth(request) > contract.MAX_JSON_DEPTH:
+        raise invalid(f"JSON Parse error: the body is nested more than {contract.MAX_JSON_DEPTH} deep "
+                      "(TF Serving's inputs need at most 6)")
+    if not isinstance(request, dict):
+        raise invalid("the request body must be a JSON object")
+    return request
+
+
+def json_depth(value) -> int:
+    """How deep lists and objects nest in a parsed JSON value (iterative: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (list, dict)):
+            deepest = max(deepest, depth)
+            if deepest > contract.MAX_JSON_DEPTH:
+                return deepest
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value)
+                         if isinstance(v, (list, dict)))  # scalars: no tuple each (15M "a" = 1 GB)
+    return deepest
+
+
+def signature_name_of(body: dict) -> str:
+    name = body.get("signature_name") or "serving_default"
+    if not isinstance(name, str):
+        raise invalid(f"'signature_name' must be a string, got {type(name).__name__}")
+    return name
+
+
+def _rows(value) -> int:
+    return len(value) if isinstance(value, list) else 1
 
 
 # --- JSON <-> arrays -----------------------------------------------------------------------------
@@ -51,8 +97,10 @@ def to_array(value, dtype, where: str) -> np.ndarray:
         raise invalid(f"{where}: cannot be read as {dtype.name} ({err})") from None
 
 
-def request_arrays(body: dict, dtypes: Dict[str, object]) -> Tuple[Dict[str, np.ndarray], bool]:
-    """({input: array}, row format?) of a :predict body, in TF Serving's row or columnar format."""
+def request_arrays(body: dict, dtypes: Dict[str, object], limits: RequestLimits
+                   ) -> Tuple[Dict[str, np.ndarray], bool]:
+    """({input: array}, row format?) of a :predict body, in TF Serving's row or columnar format;
+    the rows are counted before anything is converted."""
     if ("instances" in body) == ("inputs" in body):
         raise invalid('Missing \'instances\' or \'inputs\' key (exactly one of them, TF Serving\'s row '
                        'or columnar format)')
@@ -80,11 +128,14 @@ def request_arrays(body: dict, dtypes: Dict[str, object]) -> Tuple[Dict[str, np.
         else:
             raise invalid(f"this signature has inputs {sorted(dtypes)}: 'inputs' must be an object naming them")
         row = False
-    arrays = {}
+    limits.check(max((_rows(v) for v in columns.values()), default=0), 0)
+    arrays, decoded = {}, 0
     for name, value in columns.items():
         if name not in dtypes:
             raise invalid(f"input {name!r} is unknown; the signature's inputs are {sorted(dtypes)}")
         arrays[name] = to_array(value, dtypes[name], f"input {name!r}")
+        decoded += arrays[name].nbytes if arrays[name].dtype != object else sum(map(len, arrays[name].reshape(-1)))
+        limits.check(0, decoded)
     return arrays, row
 
 
@@ -120,6 +171,8 @@ def _feature(value, where: str) -> feature_pb2.Feature:
     if all(isinstance(v, bool) for v in values) and values:
         raise invalid(f"{where}: booleans are not a tf.Example type")
     if all(isinstance(v, int) for v in values):
+        if any(not -2**63 <= v < 2**63 for v in values):
+            raise invalid(f"{where}: an integer is outside int64, the only integer type of a tf.Example")
         feature.int64_list.value.extend(values)
     elif all(isinstance(v, (int, float)) for v in values):
         feature.float_list.value.extend(values)
@@ -128,15 +181,17 @@ def _feature(value, where: str) -> feature_pb2.Feature:
     return feature
 
 
-def examples_of(body: dict) -> List[bytes]:
-    """Serialized tf.Examples of a :classify body (`examples`, with optional `context` features)."""
+def examples_of(body: dict, limits: RequestLimits) -> List[bytes]:
+    """Serialized tf.Examples of a :classify body (`examples`, with optional `context` features),
+    the examples counted before any is built."""
     examples = body.get("examples")
     if not isinstance(examples, list):
         raise invalid("'examples' must be a list of objects, one feature name -> value map per example")
+    limits.check(len(examples), 0)
     context = body.get("context", {})
     if not isinstance(context, dict):
         raise invalid("'context' must be an object of features")
-    serialized = []
+    serialized, size = [], 0
     for i, example in enumerate(examples):
         if not isinstance(example, dict):
             raise invalid(f"example {i} must be an object of features")
@@ -144,4 +199,6 @@ def examples_of(body: dict) -> List[bytes]:
         for name, value in {**context, **example}.items():
             proto.features.feature[name].CopyFrom(_feature(value, f"example {i} feature {name!r}"))
         serialized.append(proto.SerializeToString())
+        size += len(serialized[-1])
+        limits.check(0, size)
     return serialized

@@ -19,6 +19,9 @@ same rules over the Pusher's directory:
   half-copied version is never loaded; a load that still fails (``variables/`` arriving after
   ``saved_model.pb``, as some copy tools do) is retried whenever the version's files change;
 - the version's ``assets.extra/tf_serving_warmup_requests`` are replayed before it is served;
+- every request is bounded whether batching is on or not: at most --max_request_rows rows and
+  --max_request_decoded_bytes of input tensors (serving.contract declares the defaults with the
+  message, body and REST connection limits);
 - errors carry TF Serving's gRPC status codes (NOT_FOUND for an unknown model or version,
   INVALID_ARGUMENT for bad input, FAILED_PRECONDITION for an unknown signature, RESOURCE_EXHAUSTED
   for an over-size message from gRPC itself, UNAVAILABLE for a full batching queue).
@@ -36,6 +39,7 @@ from concurrent import futures
 from typing import TYPE_CHECKING, List, Optional
 
 from serving import batching, contract
+from serving.limits import RequestLimits
 
 if TYPE_CHECKING:  # gRPC, TensorFlow and the models load in the functions: --help and flag errors first
     from tensorflow_serving.config import model_server_config_pb2
@@ -62,6 +66,9 @@ class ModelServer:
         rest_api_port: Optional[int] = None,
         batching_parameters: Optional[batching.BatchingParameters] = None,
         model_config: Optional[model_server_config_pb2.ModelServerConfig] = None,
+        limits: Optional[RequestLimits] = None,
+        rest_api_num_threads: int = contract.REST_API_NUM_THREADS,
+        rest_api_timeout_in_ms: int = contract.REST_API_TIMEOUT_MS,
     ):
         import grpc
         from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
@@ -74,26 +81,36 @@ class ModelServer:
             if model_base_path is None:
                 raise ValueError("give a model base path or a model config")
             model_config = single_model_config(model_name, model_base_path)
-        self.core = ServingCore(model_config, batching_parameters)
+        self.core = ServingCore(model_config, batching_parameters, limits)
         self.poll_seconds = poll_seconds
         self._stop = threading.Event()
+        # Both ports are bound here, before start() loads any model: a taken one is refused at once.
+        self._rest = None
+        if rest_api_port is not None:
+            from serving import rest
+
+            self._rest = rest.RestServer(self.core, host, rest_api_port, max_message_bytes,
+                                         rest_api_num_threads, rest_api_timeout_in_ms)
         self._grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="serving"),
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", max_message_bytes),
+                ("grpc.so_reuseport", 0),  # gRPC's default (1) lets a second server share the port
             ],
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(self.core), self._grpc)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(self.core), self._grpc)
-        self.port = self._grpc.add_insecure_port(f"{host}:{port}")
+        try:
+            self.port = self._grpc.add_insecure_port(f"{host}:{port}")
+        except RuntimeError:  # grpcio >= 1.4x raises where older ones returned 0
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot listen on {host}:{port} (in use?); pick another --port")
-        self._rest = None
-        if rest_api_port is not None:
-            from serving import rest
-
-            self._rest = rest.RestServer(self.core, host, rest_api_port, max_body_bytes=max_message_bytes)
+            if self._rest is not None:
+                self._rest.stop()
+            raise OSError(f"cannot listen on {host}:{port} for gRPC (--port): the port is in use "
+                          "(is another server running there?) or the address is not this machine's; "
+                          "pick another --port")
         self._poller = threading.Thread(target=self._poll_loop, name="version-poller", daemon=True)
 
     @property
@@ -160,7 +177,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     _flag(parser, "batching_parameters_file", help="BatchingParameters text file (serving/batching_parameters.txt)")
     _flag(parser, "poll_seconds", type=float, default=1.0, help="how often to look for new versions")
     _flag(parser, "max_workers", type=int, default=64, help="concurrent gRPC requests")
-    _flag(parser, "max_message_bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
+    _flag(parser, "max_message_bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES,
+          help="largest gRPC message and REST body")
+    _flag(parser, "max_request_rows", type=int, default=contract.MAX_REQUEST_ROWS,
+          help="rows (images, examples) one request may hold, batching on or off")
+    _flag(parser, "max_request_decoded_bytes", type=int, default=contract.MAX_REQUEST_DECODED_BYTES,
+          help="bytes of one request's input tensors once decoded from JSON, base64 or protobuf")
+    _flag(parser, "rest_api_num_threads", type=int, default=contract.REST_API_NUM_THREADS,
+          help="REST connections served at once (more wait in the listen backlog)")
+    _flag(parser, "rest_api_timeout_in_ms", type=int, default=contract.REST_API_TIMEOUT_MS,
+          help="a REST connection silent this long (idle, or sending a request too slowly) is closed")
     _flag(parser, "tensorflow_intra_op_parallelism", type=int, default=0,
           help="threads one op may use (0: TensorFlow's choice, all cores); 1 with "
                "num_batch_threads = cores serves concurrent clients fastest on CPU")
@@ -169,6 +195,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if min(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism) < 0:
         parser.error("--tensorflow_intra_op_parallelism and --tensorflow_inter_op_parallelism must be >= 0")
+    for name in ("max_message_bytes", "max_request_rows", "max_request_decoded_bytes", "rest_api_num_threads",
+                 "rest_api_timeout_in_ms"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     if args.model_config_file is None and args.model_base_path is None:
         parser.error("give --model-base-path (one model) or --model_config_file")
     if args.batching_parameters_file and not args.enable_batching:
@@ -208,6 +238,8 @@ def server_from_args(args: argparse.Namespace) -> ModelServer:
     return ModelServer(
         args.model_base_path, args.model_name, args.port, args.host, args.poll_seconds, args.max_workers,
         args.max_message_bytes, args.rest_api_port, params, config,
+        RequestLimits(args.max_request_rows, args.max_request_decoded_bytes),
+        args.rest_api_num_threads, args.rest_api_timeout_in_ms,
     )
 
 

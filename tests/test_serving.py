@@ -424,7 +424,11 @@ def test_client_sends_geotiffs_to_a_13_band_model_and_names_bad_files(exported_b
         paths.append(str(tmp_path / f"patch_{i}.tif"))
         with open(paths[-1], "wb") as f:
             f.write(features.encode_bands_tiff(bands))
-    model_server = serving_server.ModelServer(exported_bands.model_base_path, MODEL, port=0).start()
+    from serving.limits import RequestLimits
+
+    # batching off (the default), small bounds: 4 patches are 425,984 bytes
+    limits = RequestLimits(max_rows=8, max_decoded_bytes=500_000)
+    model_server = serving_server.ModelServer(exported_bands.model_base_path, MODEL, port=0, limits=limits).start()
     try:
         with grpc_client.ServingClient(f"localhost:{model_server.port}", MODEL, timeout=30) as c:
             predictions = c.predict_files(paths, top_k_classes=1, batch_size=4)
@@ -438,8 +442,33 @@ def test_client_sends_geotiffs_to_a_13_band_model_and_names_bad_files(exported_b
             # JPEGs to a 13-band model: the server names the signatures it has.
             with pytest.raises(serving_client.ServingError, match="predict_bands"):
                 c.predict_images([b"jpeg"])
+            # what the client CLI does with a JPEG: names the file and says what the model takes
+            (tmp_path / "a.jpg").write_bytes(b"\xff\xd8 a jpeg")
+            with pytest.raises(serving_client.ServingError,
+                               match=r"a\.jpg: the model cannot take these files: .*this model takes 13 bands"):
+                c.predict_files([str(tmp_path / "a.jpg")])
+        # one value repeated over a shape (tf.make_ndarray would build it all), and too many rows
+        channel = grpc.insecure_channel(f"localhost:{model_server.port}")
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        for rows, message in ((5, "are 532480 bytes once decoded; this server takes at most 500000 per "
+                                  "request (--max_request_decoded_bytes)"),
+                              (9, "holds 9 rows; this server takes at most 8 per request (--max_request_rows)")):
+            request = _request({"bands": _repeated_uint16(7, [rows, *features.BANDS_SHAPE])},
+                               signature=signatures.PREDICT_BANDS)
+            code, details = _status_of(lambda: stub.Predict(request))  # noqa: B023 - called at once
+            assert code == grpc.StatusCode.INVALID_ARGUMENT and message in details, details
+        channel.close()
     finally:
         model_server.stop()
+
+
+def _repeated_uint16(value, shape):
+    """A TensorProto of `shape` that holds its one value once (TF repeats it over the shape)."""
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
+    return tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_UINT16, int_val=[value],
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[{"size": n} for n in shape]))
 
 
 # --- deployment files ---------------------------------------------------------------------------
@@ -919,3 +948,256 @@ def test_model_config_with_pinned_versions_and_labels(exported, tmp_path, images
         assert status == 200 and len(reply["predictions"]) == 1
     finally:
         model_server.stop()
+
+
+# --- hostile input and unlucky operators (issues 20 and 26) ------------------------------------------
+def _modelless_rest(tmp_path, **kwargs):
+    """A RestServer over a core whose model has no version: HTTP and JSON checks need no model."""
+    from serving import rest
+    from serving.core import ServingCore
+
+    core = ServingCore(serving_models.single_model_config(MODEL, str(tmp_path / "no-versions")))
+    return rest.RestServer(core, "localhost", 0, **kwargs)
+
+
+def _http(port, raw: bytes, timeout=10.0):
+    """(status, the whole reply) of raw bytes sent on a fresh connection (the server closes it)."""
+    import socket
+
+    with socket.create_connection(("localhost", port), timeout=timeout) as s:
+        s.sendall(raw)
+        reply = b""
+        while b"\r\n\r\n" not in reply or len(reply.split(b"\r\n\r\n", 1)[1]) < _content_length(reply):
+            data = s.recv(65536)
+            if not data:
+                break
+            reply += data
+    return int(reply.split(b" ", 2)[1]), reply
+
+
+def _content_length(reply: bytes) -> int:
+    match = re.search(rb"Content-Length: (\d+)", reply)
+    return int(match.group(1)) if match else 0
+
+
+def _post(path, headers, body=b""):
+    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n").encode() + body
+
+
+def test_ports_taken_by_another_server_are_refused_at_once_naming_them(tmp_path):
+    import socket
+
+    first = serving_server.ModelServer(str(tmp_path / "none"), MODEL, port=0)
+    try:
+        with pytest.raises(OSError, match=rf"cannot listen on localhost:{first.port} for gRPC \(--port\)"):
+            serving_server.ModelServer(str(tmp_path / "none"), MODEL, port=first.port)
+    finally:
+        first.stop()
+    with socket.socket() as taken:
+        taken.bind(("localhost", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match=rf"cannot listen on localhost:{port} for REST \(--rest_api_port\)"):
+            serving_server.ModelServer(str(tmp_path / "none"), MODEL, port=0, rest_api_port=port)
+
+
+def test_rest_bodies_get_the_http_answers_and_chunked_ones_the_same_limit(tmp_path):
+    server = _modelless_rest(tmp_path, max_body_bytes=1000)
+    server.start()
+    try:
+        predict = f"/v1/models/{MODEL}:predict"
+        body = b'{"instances": [1]}'
+        chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+        cases = [
+            ("Content-Length: -1\r\n", b"x" * 100, 400, b"Content-Length must be a number"),
+            ("Content-Length: abc\r\n", b"", 400, b"Content-Length must be a number"),
+            ("Content-Length: 1e3\r\n", b"", 400, b"Content-Length must be a number"),
+            ("", b"", 411, b"needs a Content-Length"),
+            ("Content-Length: 1001\r\n", b"", 413, b"over this server's limit of 1000 bytes (--max_message_bytes)"),
+            ("Transfer-Encoding: chunked\r\n", chunked, 404, b"no complete version"),  # read, parsed, routed
+            ("Transfer-Encoding: chunked\r\n", b"3e9\r\n" + b"x" * 1001, 413, b"chunked request body is over"),
+            ("Transfer-Encoding: chunked\r\n", b"zz\r\n", 400, b"malformed chunk size"),
+            ("Transfer-Encoding: gzip\r\n", b"", 501, b"not supported"),
+        ]
+        for headers, sent, status, message in cases:
+            got, reply = _http(server.port, _post(predict, headers, sent))
+            assert (got, message in reply) == (status, True), (headers, reply)
+        # a chunked body is consumed: the next request on the same connection is answered on its own
+        import socket
+
+        with socket.create_connection(("localhost", server.port), timeout=10) as s:
+            s.sendall(_post(predict, "Transfer-Encoding: chunked\r\n", chunked).replace(b"close", b"keep-alive")
+                      + f"GET /v1/models/{MODEL} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            replies = b""
+            while (data := s.recv(65536)):
+                replies += data
+        assert re.findall(rb"HTTP/1.1 (\d+)", replies) == [b"404", b"404"], replies
+    finally:
+        server.stop()
+
+
+def test_rest_client_errors_in_the_json_are_400_not_500(tmp_path):
+    server = _modelless_rest(tmp_path)
+    server.start()
+    try:
+        deep = b'{"instances": ' + b"[" * 3000 + b"]" * 3000 + b"}"
+        cases = [
+            (":predict", deep, b"nested more than 32 deep"),
+            (":predict", b'{"signature_name": ["a"], "instances": [1]}', b"'signature_name' must be a string"),
+            (":predict", b'{"signature_name": {"a": 1}, "instances": [1]}', b"'signature_name' must be a string"),
+            (":classify", b'{"signature_name": "classify", "examples": [{"n": 1180591620717411303424}]}',
+             b"outside int64"),
+        ]
+        for verb, body, message in cases:
+            got, reply = _http(server.port, _post(f"/v1/models/{MODEL}{verb}", f"Content-Length: {len(body)}\r\n", body))
+            assert (got, message in reply) == (400, True), reply[-300:]
+    finally:
+        server.stop()
+
+
+def test_rest_idle_and_half_open_connections_time_out(tmp_path):
+    import socket
+
+    server = _modelless_rest(tmp_path, timeout_ms=300)
+    server.start()
+    try:
+        for sent in (b"", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", b"GET /v1/models/eurosat HTTP/1.1\r\n"):
+            with socket.create_connection(("localhost", server.port), timeout=5) as s:
+                s.sendall(sent)  # nothing, a TLS hello, half a request
+                started = time.time()
+                assert s.recv(100) == b"", sent  # closed by the server, not by our 5 s timeout
+                assert time.time() - started < 4
+    finally:
+        server.stop()
+
+
+BURST = 64
+
+
+def test_rest_burst_of_64_connections_loses_no_request(tmp_path):
+    import socket
+
+    server = _modelless_rest(tmp_path)
+    try:
+        # 64 connections arrive before the server accepts any: all must wait in the listen backlog
+        waiting = [socket.create_connection(("localhost", server.port), timeout=2) for _ in range(BURST)]
+        assert _accept_queue(server.port) in (BURST, None)  # the kernel holds them all, none dropped
+        server.start()
+        statuses = []
+        for s in waiting:
+            with s:
+                s.settimeout(30)
+                s.sendall(f"GET /v1/models/{MODEL} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+                statuses.append(s.recv(100).split(b" ", 2)[1])
+        assert statuses == [b"404"] * BURST  # the model has no version: each got its answer
+        # and 64 clients at once, each connecting and asking once
+        barrier, answers = threading.Barrier(BURST), []
+
+        def client(_):
+            barrier.wait()
+            answers.append(_http(server.port, f"GET /v1/models/{MODEL} HTTP/1.1\r\nHost: x\r\n"
+                                              "Connection: close\r\n\r\n".encode(), timeout=30)[0])
+
+        _run_clients(client, BURST)
+        assert answers == [404] * BURST
+    finally:
+        server.stop()
+
+
+def _accept_queue(port):
+    """Connections waiting to be accepted on a listening port (Linux: /proc/net/tcp's rx_queue)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if os.path.exists(table):
+            for line in open(table).read().splitlines()[1:]:
+                fields = line.split()
+                if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":  # 0A: LISTEN
+                    return int(fields[4].split(":")[1], 16)
+    return None
+
+
+def _fake_load(seconds):
+    def load(cls, name, version, path):
+        time.sleep(seconds)
+        return serving_models.ModelVersion(name, version, path, loaded=None, signature_defs={})
+    return classmethod(load)
+
+
+def _fake_versions(base, *versions):
+    for version in versions:
+        (base / str(version)).mkdir(parents=True)
+        (base / str(version) / "saved_model.pb").write_bytes(b"x")
+
+
+def test_deleting_the_served_version_leaves_no_gap(tmp_path, monkeypatch):
+    monkeypatch.setattr(serving_models.ModelVersion, "load", _fake_load(0.5))
+    _fake_versions(tmp_path, 1, 2)
+    model = serving_models.ServedModel(serving_models.single_model_config(MODEL, str(tmp_path)).model_config_list.config[0])
+    model.poll()
+    assert model.get().version == 2
+    shutil.rmtree(tmp_path / "2")
+    poll = threading.Thread(target=model.poll)
+    poll.start()
+    answered = []
+    while poll.is_alive():  # version 1 loading: version 2 (in memory) keeps answering
+        answered.append(model.get().version)
+        time.sleep(0.01)
+    poll.join()
+    assert set(answered) == {2} and len(answered) > 10
+    assert model.get().version == 1 and [s.version for s in model.statuses()] == [1]
+    _fake_versions(tmp_path, 2)  # pushed again: loaded anew, then served
+    model.poll()
+    assert model.get().version == 2 and [s.version for s in model.statuses()] == [2]
+
+
+def test_entries_that_are_no_version_are_ignored_and_logged_once(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(serving_models.ModelVersion, "load", _fake_load(0))
+    _fake_versions(tmp_path, 1)
+    for name in ("²", "٣", "tmp-3", "9" * 30):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "saved_model.pb").write_bytes(b"x")
+    model = serving_models.ServedModel(serving_models.single_model_config(MODEL, str(tmp_path)).model_config_list.config[0])
+    with caplog.at_level("WARNING", logger="serving.server"):
+        model.poll()
+        _fake_versions(tmp_path, 2)
+        model.poll()
+    assert model.get().version == 2
+    ignored = [r.getMessage() for r in caplog.records if "not a version" in r.getMessage()]
+    assert len(ignored) == 4 and any("'²'" in m for m in ignored), ignored
+
+
+def test_a_model_with_nothing_to_serve_says_so_once(tmp_path, caplog):
+    from google.protobuf import text_format
+
+    missing = serving_models.ServedModel(
+        serving_models.single_model_config(MODEL, str(tmp_path / "nope")).model_config_list.config[0])
+    _fake_versions(tmp_path / "m", 1)
+    config = serving_models.single_model_config(MODEL, str(tmp_path / "m")).model_config_list.config[0]
+    text_format.Parse("model_version_policy { specific {} }", config)
+    pinned_to_nothing = serving_models.ServedModel(config)
+    with caplog.at_level("WARNING", logger="serving.server"):
+        for _ in range(3):
+            missing.poll()
+            pinned_to_nothing.poll()
+    said = [r.getMessage() for r in caplog.records if "No versions of servable" in r.getMessage()]
+    assert len(said) == 2, said
+    assert f"No versions of servable {MODEL} found under base path {tmp_path / 'nope'} (the folder does not exist)" in said[0]
+    assert "that its model_version_policy asks for (specific {" in said[1] and "on disk: 1" in said[1], said[1]
+
+
+def test_non_utf8_bytes_and_too_many_rows_are_client_errors(dev_server, stub, images):
+    import json
+
+    status, reply = _rest(dev_server, "POST", f"/v1/models/{MODEL}:predict", {"instances": [_b64(images[0])]})
+    assert status == 400 and "Could not parse example input" in reply["error"], reply
+    code, details = _status_of(lambda: stub.Predict(_request(
+        {"examples": tf.make_tensor_proto(images[:1], dtype=tf.string)}, signature=signatures.SERVING_DEFAULT)))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "Could not parse example input" in details, details
+    rows = 257  # one over the default --max_request_rows; each a few bytes: refused before decoding
+    too_many = tf.make_tensor_proto([b"x"] * rows, dtype=tf.string)
+    code, details = _status_of(lambda: stub.Predict(_request({"images": too_many})))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "holds 257 rows" in details, details
+    assert "at most 256 per request (--max_request_rows)" in details
+    for verb, body in ((":predict", {"signature_name": signatures.PREDICT_IMAGES, "instances": [_b64(b"x")] * rows}),
+                       (":classify", {"signature_name": signatures.CLASSIFY, "examples": [{"n": 1}] * rows})):
+        status, reply = _rest(dev_server, "POST", f"/v1/models/{MODEL}{verb}", json.dumps(body).encode())
+        assert status == 400 and "(--max_request_rows)" in reply["error"], reply
