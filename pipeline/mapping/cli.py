@@ -3,7 +3,9 @@ Beam, map, compare)."""
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+import sys
 from typing import List
 
 from pipeline.config import BEAM_RUNNERS, DIRECT_RUNNING_MODES, PipelineConfig
@@ -63,16 +65,40 @@ def parse_dn_range(text: str) -> tuple:
     return low, high
 
 
+def interrupted(output: str) -> str:
+    return (f"interrupted: the map being written was not moved into {output!r} (an earlier map there is as it "
+            "was); run the same command again")
+
+
 def run(argv: List[str]) -> int:
-    """`map`: parse, pick the predictor (in process / endpoint) or Beam, map, compare."""
+    """`map`: parse, pick the predictor (in process / endpoint) or Beam, map, compare. Ctrl-C: one
+    line and exit code 130, the pipeline's."""
     args = build_map_parser().parse_args(argv)
     configure_logging()
     dn_range = parse_dn_range(args.dn_range)  # flag errors before TensorFlow loads
     quiet_tensorflow()
-    from pipeline.mapping import change, landuse
+    try:
+        return map_and_compare(args, dn_range)
+    except KeyboardInterrupt:
+        print(interrupted(args.output), file=sys.stderr)
+        return 130
+
+
+def compare_staged(changes: dict, args: argparse.Namespace, staging: str) -> None:
+    """--compare into the folder of a finished map that is not yet moved into args.output."""
+    from pipeline.mapping import change
+
+    changes[args.output] = change.compare(args.compare, staging, args.min_confidence)
+
+
+def map_and_compare(args: argparse.Namespace, dn_range: tuple) -> int:
+    from pipeline.mapping import change, landuse, outputs
     from pipeline.mapping.options import MapOptions
 
     options = MapOptions(args.stride, args.batch_size, dn_range, args.max_nodata_fraction)
+    outputs.check_output_dir(args.output)  # before the model loads
+    change.check_min_confidence(args.min_confidence)
+    changes: dict = {}  # output folder -> the change summary written into it
     if args.beam:
         if args.server:
             raise MapError("--beam runs the SavedModel on the workers; drop --server (or --beam)")
@@ -87,8 +113,13 @@ def run(argv: List[str]) -> int:
         if not args.model:
             raise MapError("--beam needs --model (a push directory or SavedModel the workers can read)")
         from pipeline.mapping.beam import run_beam_maps
+        from pipeline.mapping.grid import TileGrid
+        from pipeline.mapping.scene import open_raster
 
-        outputs = run_beam_maps(args.input, args.model, args.output, beam_config.beam_pipeline_args(), options)
+        for path in args.input if args.compare else ():  # before any worker starts
+            with open_raster(path) as dataset:
+                change.check_scene_grid(args.compare, dataset, TileGrid(dataset.height, dataset.width, args.stride))
+        folders = run_beam_maps(args.input, args.model, args.output, beam_config.beam_pipeline_args(), options)
     else:
         if len(args.input) != 1:
             raise MapError("several --input scenes need --beam (one map per run otherwise)")
@@ -100,13 +131,15 @@ def run(argv: List[str]) -> int:
             predictor = predictors.SavedModelPredictor(args.model)
         else:
             raise MapError("give --model (a push directory or SavedModel) or --server host:port")
-        landuse.map_scene(args.input[0], predictor, args.output, options)
-        outputs = {args.input[0]: args.output}
-    if args.compare:
-        for output in outputs.values():
-            result = change.compare(args.compare, output, args.min_confidence)
-            print(f"change: {result['changed']} {result['unit']} of {result['compared']} changed class; "
-                  f"{os.path.join(output, 'change.png')}")
-    for output in outputs.values():
+        # --compare: the grid is checked before any inference, the change files join the map before it moves in
+        check = functools.partial(change.check_scene_grid, args.compare) if args.compare else None
+        finish = functools.partial(compare_staged, changes, args) if args.compare else None
+        landuse.map_scene(args.input[0], predictor, args.output, options, check=check, finish=finish)
+        folders = {args.input[0]: args.output}
+    for output in folders.values() if args.compare else ():
+        result = changes.get(output) or change.compare(args.compare, output, args.min_confidence)
+        print(f"change: {result['changed']} {result['unit']} of {result['compared']} changed class; "
+              f"{os.path.join(output, 'change.png')}")
+    for output in folders.values():
         print(f"map: {os.path.join(output, 'landuse.png')}")
     return 0

@@ -14,6 +14,7 @@ from pipeline.mapping.errors import MapError
 
 MAX_MOSAIC_PIXELS = 4 * 10980 * 10980  # a folder/zip of patches: four Sentinel-2 tiles at most
 PATCH_FILE_SUFFIXES = (".tif", ".tiff")
+MOSAIC_FILE = "mosaic.tif"  # written into the map's folder
 
 
 def patch_files(path: str) -> list:
@@ -88,6 +89,6 @@ def scene_path(path: str, work_dir: str) -> str:
     """The raster to map: `path` itself, or the mosaic of a folder/zip of patches in `work_dir`."""
     if is_patch_collection(path):
         os.makedirs(work_dir, exist_ok=True)
-        return mosaic_patches(path, os.path.join(work_dir, "mosaic.tif"))
+        return mosaic_patches(path, os.path.join(work_dir, MOSAIC_FILE))
     return path
 
