@@ -218,6 +218,23 @@ def test_output_that_cannot_be_a_folder_is_refused_before_the_model_loads(monkey
     assert loaded == [] and a_file.read_text() == "x" and os.listdir(locked) == []
 
 
+def test_a_map_is_staged_inside_an_output_whose_parent_is_read_only(monkeypatch, scene, earlier_map):
+    out, before = earlier_map  # --output . in a folder we may not write beside
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: str(p) != str(out.parent) and real_access(p, mode))
+    made = []
+    real_mkdir = os.mkdir
+    monkeypatch.setattr(os, "mkdir", lambda path, *a, **k: made.append(path) or real_mkdir(path, *a, **k))
+    summary = landuse.map_scene(scene, BrightnessPredictor(), str(out), landuse.MapOptions(stride=32))
+    assert summary["stride_px"] == 32 and [os.path.dirname(m) for m in made if ".partial-" in m] == [str(out)]
+    assert sorted(os.listdir(out)) == sorted(before)  # the partial folder inside is gone
+    with pytest.raises(RuntimeError):
+        landuse.map_scene(scene, BrightnessPredictor(fail_at=2), str(out), OPTIONS)
+    with rasterio.open(out / "landuse.tif") as src:
+        assert src.shape == (18, 20)  # still the stride-32 map
+    assert sorted(os.listdir(out)) == sorted(before)
+
+
 def test_output_folder_that_cannot_be_made_is_one_line(monkeypatch, scene, tmp_path):
     def refuse(path, *args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", path)
@@ -258,3 +275,10 @@ def test_gdal_write_failure_on_a_full_disk_is_a_full_disk(monkeypatch, tmp_path)
     with pytest.raises(OSError) as raised:
         outputs.write_geotiff(str(tmp_path / "landuse.tif"), values, None, rasterio.Affine.identity(), 255)
     assert raised.value.errno == errno.ENOSPC
+
+
+def test_a_local_map_to_a_cloud_folder_is_refused(scene, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MapError, match="written to a local folder; give one, or map with --beam"):
+        landuse.map_scene(scene, BrightnessPredictor(), "gs://bucket/maps", OPTIONS)
+    assert os.listdir(tmp_path) == []

@@ -59,32 +59,41 @@ MAP_FOLDER_FILES = FILES + CHANGE_FILES + (MOSAIC_FILE,)  # all a map writes: an
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
 
 
-def check_output_dir(output_dir: str) -> None:
-    """MapError when `output_dir` cannot become a folder of map files: a file, under a file, or in
-    a folder we may not write (checked before the model loads; gs:// folders are Beam's)."""
+def check_output_dir(output_dir: str) -> Optional[str]:
+    """The folder to write a map in before it moves into `output_dir`: its parent (the map is staged
+    beside it), or output_dir itself when only it may be written (--output . in a read-only parent);
+    None for gs:// (Beam's). MapError when `output_dir` cannot hold map files: a file, under a file,
+    or in folders we may not write (checked before the model loads)."""
     if "://" in output_dir:
-        return
+        return None
     path = os.path.abspath(output_dir)
     if os.path.exists(path) and not os.path.isdir(path):
         raise MapError(f"--output {output_dir!r} is a file, not a folder: give a folder for the map files")
-    existing = os.path.dirname(path)  # the map is staged beside the output: its parent must be writable
+    existing = os.path.dirname(path)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
         raise MapError(f"--output {output_dir!r} lies under {existing!r}, which is a file: give a folder")
-    for folder in (existing, *([path] if os.path.isdir(path) else [])):
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise MapError(f"--output {output_dir!r}: no permission to write in {folder!r}; give a folder you "
-                           "can write")
+    writable = os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
+    if os.path.isdir(path) and not writable:
+        existing = path
+    elif os.access(existing, os.W_OK | os.X_OK):
+        return os.path.dirname(path)
+    elif writable:
+        return path
+    raise MapError(f"--output {output_dir!r}: no permission to write in {existing!r}; give a folder you can write")
 
 
 @contextlib.contextmanager
 def staged(output_dir: str) -> Iterator[str]:
-    """A new folder beside `output_dir` to write a map into. When the block ends without an error
-    its files replace the map files in `output_dir` (``commit``); on an error, Ctrl-C or a full
-    disk `output_dir` is as it was. The folder is removed either way."""
-    check_output_dir(output_dir)
-    parent, name = os.path.split(os.path.abspath(output_dir))
+    """A new folder beside `output_dir` (or in it: check_output_dir) to write a map into. When the
+    block ends without an error its files replace the map files in `output_dir` (``commit``); on
+    an error, Ctrl-C or a full disk `output_dir` is as it was. The folder is removed either way."""
+    parent = check_output_dir(output_dir)
+    if parent is None:
+        raise MapError(f"--output {output_dir!r}: a map made here is written to a local folder; give one, or map "
+                       "with --beam, which writes gs:// folders")
+    name = os.path.basename(os.path.abspath(output_dir))
     staging = os.path.join(parent, f".{name}.partial-{os.getpid()}-{secrets.token_hex(3)}")
     try:
         os.makedirs(parent, exist_ok=True)
