@@ -20,7 +20,7 @@ import rasterio
 
 import pipeline_runner
 from components import synthetic
-from pipeline.mapping import change, landuse, outputs, predictors
+from pipeline.mapping import change, folders, landuse, outputs, predictors
 from pipeline.mapping.errors import MapError
 from schema import features
 
@@ -140,7 +140,7 @@ def test_compare_writes_its_files_into_the_map_before_it_moves_in(monkeypatch, c
     code, _ = run_map(monkeypatch, capsys, BrightnessPredictor(), ["--input", scene, "--output", str(later),
                                                                    "--compare", str(earlier_map[0])])
     assert code == 0
-    assert sorted(os.listdir(later)) == sorted(outputs.FILES + outputs.CHANGE_FILES)
+    assert sorted(os.listdir(later)) == sorted(outputs.FILES + folders.CHANGE_FILES)
     assert json.loads((later / "summary.json").read_text())["change"]["changed"] == 0.0
     landuse.map_scene(scene, BrightnessPredictor(), str(later), OPTIONS)  # again without --compare
     assert sorted(os.listdir(later)) == sorted(outputs.FILES)  # no change.png of another run beside it

@@ -27,10 +27,11 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, Predi
 from pipeline.mapping import scene as scenes
 from pipeline.mapping.cells import MapAccumulator
 from pipeline.mapping.errors import MapError
+from pipeline.mapping.folders import COMPLETE, staged
 from pipeline.mapping.grid import TileGrid
 from pipeline.mapping.mosaic import is_patch_collection
 from pipeline.mapping.options import MapOptions
-from pipeline.mapping.outputs import COMPLETE, TileTable, staged, write_outputs
+from pipeline.mapping.outputs import TileTable, write_outputs
 from pipeline.mapping.predictors import SavedModelPredictor, export_modality, resolve_model
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class WriteMap(beam.DoFn):
 
 def copy_folder(local_dir: str, destination: str) -> None:
     """Copy a local folder's files to `destination` (a local or gs:// folder) with Beam's FileSystems:
-    a local one at once (outputs.staged), a gs:// one with summary.json last."""
+    a local one at once (folders.staged), a gs:// one with summary.json last."""
     from apache_beam.io.filesystems import FileSystems
 
     if "://" not in destination:

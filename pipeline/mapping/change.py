@@ -9,7 +9,7 @@ grid (CRS, transform, size: map both dates from scenes of the same footprint wit
   class's colour; unchanged cells grey);
 - a ``change`` entry in ``summary.json`` (changed hectares, the largest transitions).
 
-The earlier map must be whole (its summary.json, moved in last, is there: outputs.commit), and the
+The earlier map must be whole (its summary.json, moved in last, is there: folders.commit), and the
 local command line checks the new scene against its grid before any inference
 (``check_scene_grid``), then writes the change files into the new map before it is moved in.
 
@@ -28,8 +28,9 @@ import numpy as np
 
 from pipeline.mapping.cells import NODATA_CLASS
 from pipeline.mapping.errors import MapError
+from pipeline.mapping.folders import CHANGE_FILES, COMPLETE
 from pipeline.mapping.grid import TileGrid
-from pipeline.mapping.outputs import CHANGE_FILES, COMPLETE, cell_area_ha, colourise, legend_handles
+from pipeline.mapping.outputs import cell_area_ha, colourise, legend_handles
 from schema import features
 
 MAP_FILE = "landuse.tif"
@@ -38,7 +39,7 @@ CONFIDENCE_FILE = "confidence.tif"
 
 def map_file(map_dir: str, name: str = MAP_FILE) -> str:
     """The path of `name` in the folder of a whole map, or MapError: not local, not a map, or a map
-    whose writing did not finish (no summary.json, which is moved in last: outputs.commit)."""
+    whose writing did not finish (no summary.json, which is moved in last: folders.commit)."""
     if "://" in map_dir:
         raise MapError(f"--compare reads local map folders; copy {map_dir!r} here first (gsutil -m cp -r)")
     path = os.path.join(map_dir, name)

@@ -92,11 +92,11 @@ def compare_staged(changes: dict, args: argparse.Namespace, staging: str) -> Non
 
 
 def map_and_compare(args: argparse.Namespace, dn_range: tuple) -> int:
-    from pipeline.mapping import change, landuse, outputs
+    from pipeline.mapping import change, folders, landuse
     from pipeline.mapping.options import MapOptions
 
     options = MapOptions(args.stride, args.batch_size, dn_range, args.max_nodata_fraction)
-    outputs.check_output_dir(args.output)  # before the model loads
+    folders.check_output_dir(args.output)  # before the model loads
     change.check_min_confidence(args.min_confidence)
     changes: dict = {}  # output folder -> the change summary written into it
     if args.beam:

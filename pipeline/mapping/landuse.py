@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Iterator, Optional
 import numpy as np
 
 # `name as name`: re-exported for tests/test_mapping.py, which reads these as landuse.<name>
-from pipeline.mapping import mosaic, outputs
+from pipeline.mapping import folders, mosaic
 from pipeline.mapping import scene as scenes
 from pipeline.mapping.cells import NODATA_CLASS as NODATA_CLASS
 from pipeline.mapping.cells import NODATA_CONFIDENCE as NODATA_CONFIDENCE
@@ -139,12 +139,12 @@ def map_scene(scene_path: str, predictor, output_dir: str, options: MapOptions =
               check: Optional[Callable] = None, finish: Optional[Callable[[str], None]] = None) -> dict:
     """Classify every patch of a scene (or of a folder/zip of georeferenced patches, mosaicked
     first) with `predictor` and write the outputs; returns the summary. The files are written into
-    a folder beside output_dir and replace its map only when all are (outputs.staged): a map that
+    a folder beside output_dir and replace its map only when all are (folders.staged): a map that
     fails or is interrupted leaves output_dir as it was. ``check(dataset, grid)`` runs before any
     inference (--compare's grid check); ``finish(folder)`` adds files to the finished map before
     it is moved in (--compare's change files)."""
     started = time.monotonic()
-    with outputs.staged(output_dir) as staging:
+    with folders.staged(output_dir) as staging:
         path = mosaic.scene_path(scene_path, staging)
         shown = os.path.join(output_dir, os.path.basename(path)) if path != scene_path else path
         with rasterio_env(), scenes.open_raster(path) as dataset:

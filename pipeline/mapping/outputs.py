@@ -11,28 +11,23 @@ Outputs of one scene (``write_outputs``, and ``TileTable`` as predictions arrive
 - ``summary.json``: hectares per class (from the cell size; projected CRSs only), the model and
   its version, tile counts and timing.
 
-A map is written into a new folder beside ``--output`` and moved in when complete (``staged``), so
-an interrupted or failed map (Ctrl-C, a full disk, a damaged scene) leaves an earlier map there as
-it was, and ``summary.json``, moved in last, marks a folder that holds one whole map.
+
+They are written into a staging folder that ``folders.staged`` moves into ``--output`` when whole.
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import errno
 import json
 import os
-import secrets
 import shutil
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
 from pipeline.mapping import scene as scenes
 from pipeline.mapping.cells import NODATA_CLASS, NODATA_CONFIDENCE, MapAccumulator
-from pipeline.mapping.errors import MapError
 from pipeline.mapping.grid import TileGrid
-from pipeline.mapping.mosaic import MOSAIC_FILE
 from pipeline.mapping.options import MapOptions
 from pipeline.mapping.pixels import scaled_to_8_bits
 from schema import features
@@ -53,80 +48,6 @@ CLASS_COLOURS: Tuple[Tuple[int, int, int], ...] = (
 )
 assert len(CLASS_COLOURS) == features.NUM_CLASSES
 FILES = ("landuse.tif", "confidence.tif", "landuse.png", "tiles.csv", "summary.json")
-COMPLETE = "summary.json"  # moved into --output last: a folder holding it holds one whole map
-CHANGE_FILES = ("transitions.csv", "change.png")  # --compare's
-MAP_FOLDER_FILES = FILES + CHANGE_FILES + (MOSAIC_FILE,)  # all a map writes: an earlier map's are replaced
-FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
-
-
-def check_output_dir(output_dir: str) -> Optional[str]:
-    """The folder to write a map in before it moves into `output_dir`: its parent (the map is staged
-    beside it), or output_dir itself when only it may be written (--output . in a read-only parent);
-    None for gs:// (Beam's). MapError when `output_dir` cannot hold map files: a file, under a file,
-    or in folders we may not write (checked before the model loads)."""
-    if "://" in output_dir:
-        return None
-    path = os.path.abspath(output_dir)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise MapError(f"--output {output_dir!r} is a file, not a folder: give a folder for the map files")
-    existing = os.path.dirname(path)
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise MapError(f"--output {output_dir!r} lies under {existing!r}, which is a file: give a folder")
-    writable = os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
-    if os.path.isdir(path) and not writable:
-        existing = path
-    elif os.access(existing, os.W_OK | os.X_OK):
-        return os.path.dirname(path)
-    elif writable:
-        return path
-    raise MapError(f"--output {output_dir!r}: no permission to write in {existing!r}; give a folder you can write")
-
-
-@contextlib.contextmanager
-def staged(output_dir: str) -> Iterator[str]:
-    """A new folder beside `output_dir` (or in it: check_output_dir) to write a map into. When the
-    block ends without an error its files replace the map files in `output_dir` (``commit``); on
-    an error, Ctrl-C or a full disk `output_dir` is as it was. The folder is removed either way."""
-    parent = check_output_dir(output_dir)
-    if parent is None:
-        raise MapError(f"--output {output_dir!r}: a map made here is written to a local folder; give one, or map "
-                       "with --beam, which writes gs:// folders")
-    name = os.path.basename(os.path.abspath(output_dir))
-    staging = os.path.join(parent, f".{name}.partial-{os.getpid()}-{secrets.token_hex(3)}")
-    try:
-        os.makedirs(parent, exist_ok=True)
-        os.mkdir(staging)  # the umask's permissions (mkdtemp's would be 0700)
-    except OSError as err:
-        raise MapError(f"--output {output_dir!r}: cannot write there ({err.strerror}: {err.filename}); give a "
-                       "folder you can write") from None
-    try:
-        yield staging
-        commit(staging, output_dir)
-    except OSError as err:
-        if err.errno not in FULL_DISK:
-            raise
-        raise MapError(f"--output {output_dir!r}: the disk is full ({err.strerror}) while writing the map; free "
-                       "some space or give a folder on another disk (an earlier map there is as it was)") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def commit(staging: str, output_dir: str) -> None:
-    """Move a finished map from `staging` into `output_dir`: one rename when output_dir is new;
-    else file by file, its earlier summary.json removed first (and the earlier map's files this
-    one lacks, say an old change.png) and the new one moved in last, so a folder with a
-    summary.json never mixes two maps. Other files in output_dir are left alone."""
-    if not os.path.lexists(output_dir):
-        os.rename(staging, output_dir)
-        return
-    new = set(os.listdir(staging))
-    for name in (COMPLETE, *(n for n in MAP_FOLDER_FILES if n not in new)):
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(os.path.join(output_dir, name))
-    for name in sorted(new - {COMPLETE}) + [COMPLETE]:
-        os.replace(os.path.join(staging, name), os.path.join(output_dir, name))
 
 
 class TileTable:
