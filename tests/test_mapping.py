@@ -344,6 +344,7 @@ def test_compare_gives_transitions_in_hectares(scenes_dir, rgb_map, rgb_model, t
 def test_compare_refuses_another_grid(rgb_map, tmp_path):
     landuse.write_geotiff(str(tmp_path / "landuse.tif"), np.zeros((3, 3), np.uint8), synthetic.SCENE_CRS,
                           Affine(640, 0, 0, 0, -640, 0), 255)
+    (tmp_path / "summary.json").write_text("{}")  # a whole map (--compare refuses one without)
     with pytest.raises(MapError, match="is not on this map's grid"):
         change.compare(str(tmp_path), str(rgb_map[0]))
 

@@ -11,6 +11,7 @@
 - ``predictors``: the exported model's own signatures, in process or through a gRPC endpoint;
 - ``cells``: overlap averaging of the patches' probabilities into the map's cells;
 - ``outputs``: the GeoTIFFs, PNG, tiles.csv and summary.json of a map;
+- ``folders``: the map's --output, checked first and written whole or not at all (staged, then moved in);
 - ``landuse``: the local run (batches, read-ahead, progress);
 - ``options``, ``errors``: MapOptions and MapError;
 - ``change``: the from->to transition matrix between two maps of the same grid;

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import shutil
 import tempfile
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -30,6 +31,7 @@ from pipeline.mapping import scene as scenes
 from pipeline.mapping import training_check
 from pipeline.mapping.cells import MapAccumulator
 from pipeline.mapping.errors import MapError
+from pipeline.mapping.folders import COMPLETE, staged
 from pipeline.mapping.grid import TileGrid
 from pipeline.mapping.options import MapOptions
 from pipeline.mapping.outputs import TileTable, write_outputs
@@ -136,13 +138,17 @@ class WriteMap(beam.DoFn):
 
 
 def copy_folder(local_dir: str, destination: str) -> None:
-    """Copy a local folder's files to `destination` (a local or gs:// folder) with Beam's FileSystems."""
+    """Copy a local folder's files to `destination` (a local or gs:// folder) with Beam's FileSystems:
+    a local one at once (folders.staged), a gs:// one with summary.json last."""
     from apache_beam.io.filesystems import FileSystems
 
     if "://" not in destination:
-        os.makedirs(destination, exist_ok=True)
-    for name in sorted(os.listdir(local_dir)):
-        target = (posixpath if "://" in destination else os.path).join(destination, name)
+        with staged(destination) as staging:
+            for name in os.listdir(local_dir):
+                shutil.copyfile(os.path.join(local_dir, name), os.path.join(staging, name))
+        return
+    for name in sorted(os.listdir(local_dir), key=lambda n: (n == COMPLETE, n)):
+        target = posixpath.join(destination, name)
         with open(os.path.join(local_dir, name), "rb") as src, FileSystems.create(target) as dst:
             dst.write(src.read())
 

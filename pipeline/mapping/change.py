@@ -9,6 +9,10 @@ grid (CRS, transform, size: map both dates from scenes of the same footprint wit
   class's colour; unchanged cells grey);
 - a ``change`` entry in ``summary.json`` (changed hectares, the largest transitions).
 
+The earlier map must be whole (its summary.json, moved in last, is there: folders.commit), and the
+local command line checks the new scene against its grid before any inference
+(``check_scene_grid``), then writes the change files into the new map before it is moved in.
+
 Cells that are nodata in either map are left out of the matrix. A map's errors look like change
 (a patch classified differently on the two dates), so ``min_confidence`` also leaves out the cells
 whose top probability (confidence.tif) is below it in either map: fewer cells, truer change.
@@ -24,6 +28,8 @@ import numpy as np
 
 from pipeline.mapping.cells import NODATA_CLASS
 from pipeline.mapping.errors import MapError
+from pipeline.mapping.folders import CHANGE_FILES, COMPLETE
+from pipeline.mapping.grid import TileGrid
 from pipeline.mapping.outputs import cell_area_ha, colourise, legend_handles
 from schema import features
 
@@ -31,17 +37,34 @@ MAP_FILE = "landuse.tif"
 CONFIDENCE_FILE = "confidence.tif"
 
 
-def read_map(map_dir: str, name: str = MAP_FILE) -> Tuple[np.ndarray, object, object]:
-    """(values, transform, crs) of `name` (landuse.tif or confidence.tif) in `map_dir`."""
-    import rasterio
-
+def map_file(map_dir: str, name: str = MAP_FILE) -> str:
+    """The path of `name` in the folder of a whole map, or MapError: not local, not a map, or a map
+    whose writing did not finish (no summary.json, which is moved in last: folders.commit)."""
     if "://" in map_dir:
         raise MapError(f"--compare reads local map folders; copy {map_dir!r} here first (gsutil -m cp -r)")
     path = os.path.join(map_dir, name)
     if not os.path.exists(path):
         raise MapError(f"--compare {map_dir!r}: no {name} there; give the output folder of an earlier map")
-    with rasterio.open(path) as src:
+    if not os.path.exists(os.path.join(map_dir, COMPLETE)):
+        raise MapError(f"--compare {map_dir!r}: no {COMPLETE} beside its {name}, so that map was not written to "
+                       "the end (interrupted?); map that date again")
+    return path
+
+
+def read_map(map_dir: str, name: str = MAP_FILE) -> Tuple[np.ndarray, object, object]:
+    """(values, transform, crs) of `name` (landuse.tif or confidence.tif) in `map_dir`."""
+    import rasterio
+
+    with rasterio.open(map_file(map_dir, name)) as src:
         return src.read(1), src.transform, src.crs
+
+
+def read_grid(map_dir: str) -> Tuple[Tuple[int, int], object, object]:
+    """((rows, cols), transform, crs) of the map in `map_dir`, its pixels not read."""
+    import rasterio
+
+    with rasterio.open(map_file(map_dir)) as src:
+        return src.shape, src.transform, src.crs
 
 
 def transition_counts(earlier: np.ndarray, later: np.ndarray) -> np.ndarray:
@@ -53,11 +76,11 @@ def transition_counts(earlier: np.ndarray, later: np.ndarray) -> np.ndarray:
 
 
 def check_same_grid(earlier, later, earlier_dir: str) -> None:
-    (e_classes, e_transform, e_crs), (l_classes, l_transform, l_crs) = earlier, later
+    """`earlier`, `later`: ((rows, cols), transform, crs) of two maps; MapError unless they match."""
+    (e_shape, e_transform, e_crs), (l_shape, l_transform, l_crs) = earlier, later
     problems = []
-    if e_classes.shape != l_classes.shape:
-        problems.append(f"size {e_classes.shape[1]}x{e_classes.shape[0]} cells vs "
-                        f"{l_classes.shape[1]}x{l_classes.shape[0]}")
+    if tuple(e_shape) != tuple(l_shape):
+        problems.append(f"size {e_shape[1]}x{e_shape[0]} cells vs {l_shape[1]}x{l_shape[0]}")
     if e_crs != l_crs:
         problems.append(f"CRS {e_crs} vs {l_crs}")
     if not e_transform.almost_equals(l_transform, precision=1e-6 * max(abs(e_transform.a), 1e-9)):
@@ -66,6 +89,13 @@ def check_same_grid(earlier, later, earlier_dir: str) -> None:
         raise MapError(f"--compare {earlier_dir!r} is not on this map's grid ({'; '.join(problems)}): map both "
                        "dates from scenes of the same footprint (clip or reproject them to one grid) with the "
                        "same --stride")
+
+
+def check_scene_grid(earlier_dir: str, dataset, grid: TileGrid) -> None:
+    """Before any inference: MapError unless the map of `dataset` (a rasterio dataset, cut by
+    `grid`) would lie on the grid of the earlier map in `earlier_dir`."""
+    later = ((grid.cell_rows, grid.cell_cols), grid.cell_transform(dataset.transform), dataset.crs)
+    check_same_grid(read_grid(earlier_dir), later, earlier_dir)
 
 
 def write_change_png(path: str, earlier: np.ndarray, later: np.ndarray, compared: np.ndarray, title: str) -> None:
@@ -94,14 +124,18 @@ def write_change_png(path: str, earlier: np.ndarray, later: np.ndarray, compared
     plt.close(fig)
 
 
+def check_min_confidence(min_confidence: float) -> None:
+    if not 0.0 <= min_confidence < 1.0:
+        raise MapError(f"--min-confidence {min_confidence}: give a probability in [0, 1)")
+
+
 def compare(earlier_dir: str, later_dir: str, min_confidence: float = 0.0) -> Dict[str, object]:
     """Write transitions.csv and change.png into `later_dir`; returns the change summary (also added
     to later_dir's summary.json). Cells below `min_confidence` in either map are left out."""
-    if not 0.0 <= min_confidence < 1.0:
-        raise MapError(f"--min-confidence {min_confidence}: give a probability in [0, 1)")
+    check_min_confidence(min_confidence)
     earlier = read_map(earlier_dir)
     later = read_map(later_dir)
-    check_same_grid(earlier, later, earlier_dir)
+    check_same_grid((earlier[0].shape, *earlier[1:]), (later[0].shape, *later[1:]), earlier_dir)
     valid = (earlier[0] != NODATA_CLASS) & (later[0] != NODATA_CLASS)
     compared = valid.copy()
     if min_confidence > 0:
@@ -112,7 +146,8 @@ def compare(earlier_dir: str, later_dir: str, min_confidence: float = 0.0) -> Di
     scale = cell_ha if cell_ha is not None else 1.0
     unit = "ha" if cell_ha is not None else "cells"
     matrix = counts * scale
-    with open(os.path.join(later_dir, "transitions.csv"), "w", newline="") as f:
+    transitions, picture = (os.path.join(later_dir, name) for name in CHANGE_FILES)
+    with open(transitions, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow([f"from \\ to ({unit})", *features.CLASS_NAMES])
         for name, row in zip(features.CLASS_NAMES, matrix):
@@ -120,7 +155,7 @@ def compare(earlier_dir: str, later_dir: str, min_confidence: float = 0.0) -> Di
     off_diagonal = matrix - np.diag(np.diag(matrix))
     order = np.dstack(np.unravel_index(np.argsort(-off_diagonal, axis=None), off_diagonal.shape))[0]
     largest = [{"from": features.CLASS_NAMES[i], "to": features.CLASS_NAMES[j], unit: round(float(matrix[i, j]), 2)}
-               for i, j in order[:5] if matrix[i, j] > 0]
+               for i, j in order[:5] if off_diagonal[i, j] > 0]  # a class to itself is no change
     change = {
         "earlier_map": os.path.abspath(earlier_dir),
         "unit": unit,
@@ -134,14 +169,15 @@ def compare(earlier_dir: str, later_dir: str, min_confidence: float = 0.0) -> Di
                    for name, row in zip(features.CLASS_NAMES, matrix)},
     }
     uncertain = f"; cells below confidence {min_confidence:g} left out (white)" if min_confidence else ""
-    write_change_png(os.path.join(later_dir, "change.png"), earlier[0], later[0], compared,
+    write_change_png(picture, earlier[0], later[0], compared,
                      f"change: {change['changed']:,.1f} {unit} of {change['compared']:,.1f} {unit} changed class"
                      + uncertain)
-    summary_path = os.path.join(later_dir, "summary.json")
+    summary_path = os.path.join(later_dir, COMPLETE)
     if os.path.exists(summary_path):
         with open(summary_path) as f:
             summary = json.load(f)
         summary["change"] = change
-        with open(summary_path, "w") as f:
+        with open(summary_path + ".partial", "w") as f:  # replaced at once: never a half-written summary
             json.dump(summary, f, indent=2)
+        os.replace(summary_path + ".partial", summary_path)
     return change

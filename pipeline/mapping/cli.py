@@ -3,7 +3,9 @@ Beam, map, compare)."""
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+import sys
 from typing import List
 
 from pipeline.config import BEAM_RUNNERS, DIRECT_RUNNING_MODES, PipelineConfig
@@ -85,17 +87,41 @@ def check_paths(args: argparse.Namespace) -> None:
                        "outputs/serving/eurosat) or a SavedModel folder")
 
 
+def interrupted(output: str) -> str:
+    return (f"interrupted: the map being written was not moved into {output!r} (an earlier map there is as it "
+            "was); run the same command again")
+
+
 def run(argv: List[str]) -> int:
-    """`map`: parse, pick the predictor (in process / endpoint) or Beam, map, compare."""
+    """`map`: parse, pick the predictor (in process / endpoint) or Beam, map, compare. Ctrl-C: one
+    line and exit code 130, the pipeline's."""
     args = build_map_parser().parse_args(argv)
     configure_logging()
     dn_range = parse_dn_range(args.dn_range)  # flag and input errors before TensorFlow loads
     check_paths(args)
-    from pipeline.mapping import change, landuse
+    try:
+        return map_and_compare(args, dn_range)
+    except KeyboardInterrupt:
+        print(interrupted(args.output), file=sys.stderr)
+        return 130
+
+
+def compare_staged(changes: dict, args: argparse.Namespace, staging: str) -> None:
+    """--compare into the folder of a finished map that is not yet moved into args.output."""
+    from pipeline.mapping import change
+
+    changes[args.output] = change.compare(args.compare, staging, args.min_confidence)
+
+
+def map_and_compare(args: argparse.Namespace, dn_range: tuple) -> int:
+    from pipeline.mapping import change, folders, landuse
     from pipeline.mapping.options import MapOptions
 
     options = MapOptions(args.stride, args.batch_size, dn_range, args.max_nodata_fraction,
                          dn_offset=args.dn_offset, cloud_mask=not args.no_cloud_mask)
+    folders.check_output_dir(args.output)  # before the model loads
+    change.check_min_confidence(args.min_confidence)
+    changes: dict = {}  # output folder -> the change summary written into it
     if args.beam:
         if args.server:
             raise MapError("--beam runs the SavedModel on the workers; drop --server (or --beam)")
@@ -110,8 +136,15 @@ def run(argv: List[str]) -> int:
         if not args.model:
             raise MapError("--beam needs --model (a push directory or SavedModel the workers can read)")
         quiet_tensorflow()
+        from pipeline.mapping import inputs as scene_inputs
         from pipeline.mapping.beam import run_beam_maps
+        from pipeline.mapping.grid import TileGrid
+        from schema import modalities
 
+        for path in args.input if args.compare else ():  # before any worker starts
+            # the grid does not depend on the bands: any modality opens the scene for its size
+            with scene_inputs.open_scene(path, modalities.RGB.name, options) as dataset:
+                change.check_scene_grid(args.compare, dataset, TileGrid(dataset.height, dataset.width, args.stride))
         outputs = run_beam_maps(args.input, args.model, args.output, beam_config.beam_pipeline_args(), options,
                                 args.training_statistics)
     else:
@@ -131,13 +164,15 @@ def run(argv: List[str]) -> int:
             predictor = predictors.SavedModelPredictor(args.model)
         if args.training_statistics:
             predictor.training_statistics = training_check.statistics_file(args.training_statistics)
-        landuse.map_scene(args.input[0], predictor, args.output, options)
+        # --compare: the grid is checked before any inference, the change files join the map before it moves in
+        check = functools.partial(change.check_scene_grid, args.compare) if args.compare else None
+        finish = functools.partial(compare_staged, changes, args) if args.compare else None
+        landuse.map_scene(args.input[0], predictor, args.output, options, check=check, finish=finish)
         outputs = {args.input[0]: args.output}
-    if args.compare:
-        for output in outputs.values():
-            result = change.compare(args.compare, output, args.min_confidence)
-            print(f"change: {result['changed']} {result['unit']} of {result['compared']} changed class; "
-                  f"{os.path.join(output, 'change.png')}")
+    for output in outputs.values() if args.compare else ():
+        result = changes.get(output) or change.compare(args.compare, output, args.min_confidence)
+        print(f"change: {result['changed']} {result['unit']} of {result['compared']} changed class; "
+              f"{os.path.join(output, 'change.png')}")
     for output in outputs.values():
         print(f"map: {os.path.join(output, 'landuse.png')}")
     return 0

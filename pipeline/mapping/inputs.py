@@ -24,7 +24,7 @@ def open_scene(path: str, modality: str, options: MapOptions = MapOptions(), wor
                            "it without --beam (it is mosaicked first), or give the mosaic")
         mosaic.check_patches(path, modality)  # before anything is written
         os.makedirs(work_dir, exist_ok=True)
-        path = mosaic.mosaic_patches(path, os.path.join(work_dir, "mosaic.tif"))
+        path = mosaic.mosaic_patches(path, os.path.join(work_dir, mosaic.MOSAIC_FILE))
     return scenes.open_raster(path)
 
 

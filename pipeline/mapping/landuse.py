@@ -10,14 +10,14 @@ import dataclasses
 import logging
 import os
 import time
-from typing import Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
 # `name as name`: re-exported for tests/test_mapping.py, which reads these as landuse.<name>
+from pipeline.mapping import folders, training_check
 from pipeline.mapping import inputs as scene_inputs
 from pipeline.mapping import scene as scenes
-from pipeline.mapping import training_check
 from pipeline.mapping.cells import NODATA_CLASS as NODATA_CLASS
 from pipeline.mapping.cells import NODATA_CONFIDENCE as NODATA_CONFIDENCE
 from pipeline.mapping.cells import MapAccumulator
@@ -136,47 +136,64 @@ def prefetch(items: Iterable, depth: int = 2) -> Iterator:
             thread.join(timeout=0.05)
 
 
-def map_scene(scene_path: str, predictor, output_dir: str, options: MapOptions = MapOptions()) -> dict:
-    """Classify every patch of a scene (a raster, a Sentinel-2 product, or a folder/zip of
-    georeferenced patches, mosaicked into output_dir first) with `predictor` and write the outputs;
-    returns the summary."""
+def map_scene(scene_path: str, predictor, output_dir: str, options: MapOptions = MapOptions(),
+              check: Optional[Callable] = None, finish: Optional[Callable[[str], None]] = None) -> dict:
+    """Classify every patch of a scene (or of a folder/zip of georeferenced patches, mosaicked
+    first) with `predictor` and write the outputs; returns the summary. The files are written into
+    a folder beside output_dir and replace its map only when all are (folders.staged): a map that
+    fails or is interrupted leaves output_dir as it was. ``check(dataset, grid)`` runs before any
+    inference (--compare's grid check); ``finish(folder)`` adds files to the finished map before
+    it is moved in (--compare's change files)."""
     started = time.monotonic()
-    with rasterio_env(), scene_inputs.open_scene(scene_path, predictor.modality, options, output_dir) as dataset:
-        scene = scenes.describe(dataset, predictor.modality)
-        grid = scenes.grid_for(scene, options.stride)
-        product = scene_inputs.product_summary(dataset, options)
-        for warning in product.get("product", {}).get("warnings", []):
-            log.warning("%s: %s", scene_path, warning)
-        os.makedirs(output_dir, exist_ok=True)
-        log.info("mapping %s (%dx%d px, %d bands) with model %s version %s: %d tiles of %d px, stride %d",
-                 scene_path, scene.width, scene.height, scene.bands, predictor.model, predictor.version,
-                 grid.patches, PATCH, grid.stride)
-        accumulator = MapAccumulator(grid)
-        progress = Progress(grid.patches, os.path.basename(scene_path))
-        table = TileTable(os.path.join(output_dir, "tiles.csv"), grid, scene.transform)
-        training = getattr(predictor, "training_statistics", None)
-        pixels = training_check.SceneStatistics.for_training(training, scene.bands)
-        try:
-            strips = pixels.observe(scenes.iter_strips(dataset, grid, predictor.modality, dn_range=options.dn_range,
-                                                       max_nodata_fraction=options.max_nodata_fraction))
-            encoded = ((b, predictor.encode(b.pixels)) for b in batches(strips, options.batch_size, progress.add))
-            for batch, inputs in prefetch(encoded):
-                probabilities = predictor.run(inputs)
-                accumulator.add(batch.rows, batch.cols, probabilities)
-                table.add(batch.rows, batch.cols, probabilities)
-                progress.add(len(batch.rows))
-        finally:
-            table.close()
-        if accumulator.classified == 0:
-            raise MapError(f"{scene_path!r} has no patch without nodata (nodata value, mask or all-zero "
-                           "pixels): nothing to classify; check the scene, or raise --max-nodata-fraction")
-        elapsed = time.monotonic() - started
-        stats = {"wall_time_s": round(elapsed, 2),
-                 "tiles_per_s": round(accumulator.classified / elapsed, 1) if elapsed > 0 else None,
-                 **training_check.summary(pixels, training, getattr(predictor, "no_statistics_reason", ""),
-                                          predictor.modality, options.dn_range), **product}
-        summary = write_outputs(output_dir, dataset, scene, grid, accumulator, predictor.modality,
-                                predictor.model, predictor.version, options, stats)
-    log.info("map of %s written to %s: %d tiles classified, %d masked, %.1f tiles/s, %.1f s", scene_path,
-             output_dir, summary["tiles_classified"], summary["tiles_masked"], stats["tiles_per_s"] or 0, elapsed)
+    with folders.staged(output_dir) as staging:
+        with rasterio_env(), scene_inputs.open_scene(scene_path, predictor.modality, options, staging) as dataset:
+            scene = scenes.describe(dataset, predictor.modality)
+            if os.path.dirname(os.path.abspath(scene.path)) == os.path.abspath(staging):  # the mosaic we made
+                scene = dataclasses.replace(scene, path=os.path.join(output_dir, os.path.basename(scene.path)))
+            grid = scenes.grid_for(scene, options.stride)
+            if check is not None:
+                check(dataset, grid)
+            summary = map_dataset(dataset, scene, grid, predictor, staging, options, started)
+        if finish is not None:
+            finish(staging)
+    log.info("map of %s written to %s: %d tiles classified, %d masked, %.1f tiles/s, %.1f s", scene.path, output_dir,
+             summary["tiles_classified"], summary["tiles_masked"], summary["tiles_per_s"] or 0,
+             summary["wall_time_s"])
     return summary
+
+
+def map_dataset(dataset, scene: scenes.Scene, grid, predictor, output_dir: str, options: MapOptions,
+                started: float) -> dict:
+    """The inference and the files of map_scene, into output_dir."""
+    product = scene_inputs.product_summary(dataset, options)
+    for warning in product.get("product", {}).get("warnings", []):
+        log.warning("%s: %s", scene.path, warning)
+    log.info("mapping %s (%dx%d px, %d bands) with model %s version %s: %d tiles of %d px, stride %d",
+             scene.path, scene.width, scene.height, scene.bands, predictor.model, predictor.version,
+             grid.patches, PATCH, grid.stride)
+    accumulator = MapAccumulator(grid)
+    progress = Progress(grid.patches, os.path.basename(scene.path))
+    table = TileTable(os.path.join(output_dir, "tiles.csv"), grid, scene.transform)
+    training = getattr(predictor, "training_statistics", None)
+    pixels = training_check.SceneStatistics.for_training(training, scene.bands)
+    try:
+        strips = pixels.observe(scenes.iter_strips(dataset, grid, predictor.modality, dn_range=options.dn_range,
+                                                   max_nodata_fraction=options.max_nodata_fraction))
+        encoded = ((b, predictor.encode(b.pixels)) for b in batches(strips, options.batch_size, progress.add))
+        for batch, inputs in prefetch(encoded):
+            probabilities = predictor.run(inputs)
+            accumulator.add(batch.rows, batch.cols, probabilities)
+            table.add(batch.rows, batch.cols, probabilities)
+            progress.add(len(batch.rows))
+    finally:
+        table.close()
+    if accumulator.classified == 0:
+        raise MapError(f"{scene.path!r} has no patch without nodata (nodata value, mask or all-zero "
+                       "pixels): nothing to classify; check the scene, or raise --max-nodata-fraction")
+    elapsed = time.monotonic() - started
+    stats = {"wall_time_s": round(elapsed, 2),
+             "tiles_per_s": round(accumulator.classified / elapsed, 1) if elapsed > 0 else None,
+             **training_check.summary(pixels, training, getattr(predictor, "no_statistics_reason", ""),
+                                      predictor.modality, options.dn_range), **product}
+    return write_outputs(output_dir, dataset, scene, grid, accumulator, predictor.modality,
+                         predictor.model, predictor.version, options, stats)

@@ -16,6 +16,7 @@ from schema import modalities
 
 MAX_MOSAIC_PIXELS = 4 * 10980 * 10980  # a folder/zip of patches: four Sentinel-2 tiles at most
 PATCH_FILE_SUFFIXES = (".tif", ".tiff")
+MOSAIC_FILE = "mosaic.tif"  # written into the map's folder
 
 
 def patch_files(path: str) -> list:

@@ -10,12 +10,17 @@ Outputs of one scene (``write_outputs``, and ``TileTable`` as predictions arrive
   class_id, class_name, probability;
 - ``summary.json``: hectares per class (from the cell size; projected CRSs only), the model and
   its version, tile counts and timing.
+
+
+They are written into a staging folder that ``folders.staged`` moves into ``--output`` when whole.
 """
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
+import shutil
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -112,15 +117,21 @@ def colourise(classes: np.ndarray, nodata_colour=(255, 255, 255)) -> np.ndarray:
 def write_geotiff(path: str, values: np.ndarray, crs_wkt: Optional[str], transform, nodata,
                   colours: Optional[dict] = None, tags: Optional[dict] = None) -> None:
     import rasterio
+    from rasterio.errors import RasterioIOError
 
     profile = dict(driver="GTiff", width=values.shape[1], height=values.shape[0], count=1, dtype=values.dtype.name,
                    crs=crs_wkt, transform=transform, nodata=nodata, compress="deflate")
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(values, 1)
-        if colours:
-            dst.write_colormap(1, colours)
-        if tags:
-            dst.update_tags(**tags)
+    try:
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(values, 1)
+            if colours:
+                dst.write_colormap(1, colours)
+            if tags:
+                dst.update_tags(**tags)
+    except RasterioIOError:  # GDAL says only "Write failed"; a full disk is its usual cause
+        if shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free < values.nbytes:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path) from None
+        raise
 
 
 def legend_handles(areas: Dict[str, Optional[float]]):

@@ -9,6 +9,7 @@ nodata mask and the scaling to the model's pixels ``pixels``'s.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from typing import Iterator, Optional, Tuple
@@ -123,6 +124,19 @@ def describe(dataset, modality: str) -> Scene:
                  dataset.transform)
 
 
+@contextlib.contextmanager
+def read_errors(dataset, where: str) -> Iterator[None]:
+    """GDAL's failed read of a damaged file (a truncated GeoTIFF: 'Read failed') -> MapError."""
+    from rasterio.errors import RasterioIOError
+
+    try:
+        yield
+    except RasterioIOError as err:
+        reason = str(err).splitlines()[0].split(". See previous")[0] if str(err) else type(err).__name__
+        raise MapError(f"--input {dataset.name!r}: GDAL cannot read its {where} ({reason}): the file is "
+                       "truncated or damaged; copy or download it again") from None
+
+
 @dataclasses.dataclass
 class Strip:
     """The classifiable patches of one patch row."""
@@ -141,11 +155,14 @@ def read_strip(dataset, grid: TileGrid, row: int, modality: str,
 
     bands = bands_to_read(dataset, modality)
     window = Window(0, row * grid.stride, grid.strip_width, PATCH)
-    values, bad = nonfinite_to_nodata(np.moveaxis(dataset.read(bands, window=window), 0, -1))  # [64, W, C]
+    with read_errors(dataset, f"pixel rows {row * grid.stride}-{row * grid.stride + PATCH - 1}"):
+        raw = dataset.read(bands, window=window)
+        mask = dataset.dataset_mask(window=window)
+    values, bad = nonfinite_to_nodata(np.moveaxis(raw, 0, -1))  # [64, W, C]
     # NaN/inf pixels counted once each: overlapping strips (stride < 64) count their first `stride` rows
     nonfinite = int(bad[: PATCH if row == grid.rows - 1 else grid.stride].sum())
     starts = np.arange(grid.cols) * grid.stride
-    keep, patches = classifiable_patches(values, dataset.dataset_mask(window=window), starts, max_nodata_fraction)
+    keep, patches = classifiable_patches(values, mask, starts, max_nodata_fraction)
     return Strip(row, keep, to_model_pixels(patches, modality, dn_range), grid.cols - len(keep), nonfinite)
 
 
@@ -165,10 +182,12 @@ def true_colour_preview(dataset, modality: str, max_side: int = 1024,
     shape = (max(1, int(dataset.height * scale)), max(1, int(dataset.width * scale)))
     if modalities.get(modality).encoded:
         # an image model's scene is the picture itself (red, green, blue), scaled as its patches are
-        values = dataset.read([1, 2, 3], out_shape=(3, *shape), resampling=Resampling.average)
+        with read_errors(dataset, "overview (the true-colour picture)"):
+            values = dataset.read([1, 2, 3], out_shape=(3, *shape), resampling=Resampling.average)
         rgb = dn_to_uint8(values, dn_range)
     else:  # Sentinel-2's bands: B04, B03, B02 with the usual true-colour stretch
         bands = [b + 1 for b in features.TRUE_COLOUR_BANDS]
-        values = dataset.read(bands, out_shape=(3, *shape), resampling=Resampling.average).astype(np.float32)
+        with read_errors(dataset, "overview (the true-colour picture)"):
+            values = dataset.read(bands, out_shape=(3, *shape), resampling=Resampling.average).astype(np.float32)
         rgb = np.clip(values / features.TRUE_COLOUR_SCALE * 255.0, 0, 255).astype(np.uint8)
     return np.moveaxis(rgb, 0, -1)
