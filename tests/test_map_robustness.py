@@ -78,11 +78,15 @@ def earlier_map(scene, tmp_path):
     return out, files_of(out)
 
 
+# --model must exist (the command line checks it before TensorFlow loads); the predictor is a stand-in
+STAND_IN_MODEL = os.path.dirname(os.path.abspath(__file__))
+
+
 def run_map(monkeypatch, capsys, predictor, argv) -> tuple:
     """pipeline_runner.py map with `predictor` for --model; (exit code, stderr)."""
     monkeypatch.setattr(predictors, "SavedModelPredictor", lambda path: predictor)
     try:
-        code = pipeline_runner.main(["map", "--model", "unused", *argv])
+        code = pipeline_runner.main(["map", "--model", STAND_IN_MODEL, *argv])
     except KeyboardInterrupt:
         pytest.fail("KeyboardInterrupt escaped the command line")
     return code, capsys.readouterr().err
@@ -212,7 +216,7 @@ def test_output_that_cannot_be_a_folder_is_refused_before_the_model_loads(monkey
     monkeypatch.setattr(os, "access", lambda p, mode: str(p) != str(locked) and real_access(p, mode))
     for output, expected in ((a_file, "is a file, not a folder"), (a_file / "maps" / "2024", "which is a file"),
                              (locked, "no permission to write in"), (locked / "2024", "no permission to write in")):
-        assert pipeline_runner.main(["map", "--model", "m", "--input", scene, "--output", str(output)]) == 2
+        assert pipeline_runner.main(["map", "--model", STAND_IN_MODEL, "--input", scene, "--output", str(output)]) == 2
         line = one_line(capsys.readouterr().err)
         assert repr(str(output)) in line and expected in line
     assert loaded == [] and a_file.read_text() == "x" and os.listdir(locked) == []
