@@ -55,7 +55,7 @@ def _write_jp2(path: str, values_fn, width: int, height: int, count: int, profil
     if tmp == path:
         return
     gdal_copy(tmp, path, driver="JP2OpenJPEG", QUALITY="100", REVERSIBLE="YES", BLOCKXSIZE="1024",
-              BLOCKYSIZE="1024", RESOLUTIONS="1")
+              BLOCKYSIZE="1024")  # resolution levels as ESA's files: decimated reads (the preview) are cheap
     os.remove(tmp)
     aux = path + ".aux.xml"
     if os.path.exists(aux):

@@ -219,3 +219,22 @@ def test_endpoint_and_beam_map_a_product_as_in_process(products, bands_model, tm
     np.testing.assert_array_equal(read_tif(tmp_path / "beam" / "landuse.tif")[0], expected)
     with open(tmp_path / "beam" / "summary.json") as f:
         assert json.load(f)["product"] == local["product"]
+
+
+def test_big_folders_and_zips_of_patches_are_not_taken_for_products(tmp_path):
+    """EuroSAT's 27,000 patches (folder or zip) are more files than a product holds: they are patches
+    for mosaic.py, not an error."""
+    import zipfile
+
+    from pipeline.mapping.product import MAX_PRODUCT_MEMBERS, looks_like_product
+
+    folder = tmp_path / "AnnualCrop"
+    folder.mkdir()
+    names = [f"AnnualCrop_{i}.tif" for i in range(MAX_PRODUCT_MEMBERS + 5)]
+    for name in names:
+        (folder / name).touch()
+    assert not looks_like_product(str(folder))
+    with zipfile.ZipFile(tmp_path / "patches.zip", "w") as archive:
+        for name in names:
+            archive.writestr(f"AnnualCrop/{name}", b"")
+    assert not looks_like_product(str(tmp_path / "patches.zip"))

@@ -199,14 +199,27 @@ class ProductRaster:
         return np.where(masked, 0, 255).astype(np.uint8)
 
     def masked_share(self) -> Optional[float]:
-        """The share of the product's data pixels that the cloud mask masks (a decimated read)."""
+        """The share of the product's data pixels that the cloud mask masks: counted on the mask file
+        itself (20/60 m), decimated to MASK_SHARE_SIDE, against B01's data pixels (60 m) for MSK_CLASSI,
+        SCL's own class 0 otherwise; small reads, no warping of the 10 m grid."""
+        from rasterio.enums import Resampling
+
         if self._mask is None:
             return None
-        scale = min(1.0, MASK_SHARE_SIDE / max(self.width, self.height))
-        shape = (max(1, int(self.height * scale)), max(1, int(self.width * scale)))
-        data = self.read([1], out_shape=(1, *shape))[0] > 0
-        masked = (self.dataset_mask(out_shape=shape) == 0) & data
-        return round(float(masked.sum()) / max(1, int(data.sum())), 4)
+        src = self._mask_rows.src
+        scale = min(1.0, MASK_SHARE_SIDE / max(src.width, src.height))
+        shape = (max(1, int(src.height * scale)), max(1, int(src.width * scale)))
+        values = src.read(self._mask_rows.indexes, out_shape=(len(self._mask_rows.indexes), *shape),
+                          resampling=Resampling.nearest)
+        if self.mask_kind == "SCL":
+            data, masked = values[0] != 0, np.isin(values[0], SCL_MASKED)
+        else:
+            import rasterio
+
+            with rasterio.open(self.product.band_files["B01"]) as b01:
+                data = b01.read(1, out_shape=shape, resampling=Resampling.nearest) != 0
+            masked = np.any(values > 0, axis=0)
+        return round(float((masked & data).sum()) / max(1, int(data.sum())), 4)
 
     def summary(self) -> Dict[str, object]:
         """What summary.json records of the product: level, baseline, offsets applied, mask."""

@@ -110,10 +110,8 @@ def _list_zip(path: str) -> List[str]:
 
 def _list_folder(path: str) -> List[str]:
     names = []
-    for folder, dirs, files in os.walk(path):
-        depth = os.path.relpath(folder, path).count(os.sep)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if depth < MAX_PRODUCT_DEPTH else []
-        names.extend(os.path.relpath(os.path.join(folder, f), path) for f in sorted(files) if not f.startswith("."))
+    for name in _walk(path):
+        names.append(name)
         if len(names) > MAX_PRODUCT_MEMBERS:
             raise MapError(f"--input {path!r} holds more than {MAX_PRODUCT_MEMBERS:,} files: not a Sentinel-2 "
                            "product; give its .SAFE folder, .zip or MTD_MSIL*.xml")
@@ -131,11 +129,32 @@ def looks_like_product(path: str) -> bool:
     if os.path.isfile(path) and re.fullmatch(r"MTD_MSIL(1C|2A)\.xml", os.path.basename(path), re.IGNORECASE):
         return True
     if os.path.isdir(path):
-        return path.rstrip("/").upper().endswith(".SAFE") or any(band_token(n) for n in _list_folder(path))
+        if path.rstrip("/").upper().endswith(".SAFE"):
+            return True
+        for seen, name in enumerate(_walk(path)):  # a folder of patches may hold 100,000 files: stop early
+            if band_token(name) or _metadata_name([name]):
+                return True
+            if seen >= MAX_PRODUCT_MEMBERS:
+                return False
+        return False
     if os.path.isfile(path) and zipfile.is_zipfile(path):
-        names = _list_zip(path)
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return False
         return _metadata_name(names) is not None or any(band_token(n) for n in names)
     return False
+
+
+def _walk(path: str):
+    """The files under `path`, MAX_PRODUCT_DEPTH levels deep, hidden ones left out, lazily."""
+    for folder, dirs, files in os.walk(path):
+        depth = os.path.relpath(folder, path).count(os.sep)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if depth < MAX_PRODUCT_DEPTH else []
+        for f in sorted(files):
+            if not f.startswith("."):
+                yield os.path.relpath(os.path.join(folder, f), path)
 
 
 def _read_metadata(opener, name: str, shown: str) -> ElementTree.Element:
