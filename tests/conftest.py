@@ -15,3 +15,22 @@ def synthetic_records(tmp_path_factory):
     folder = tmp_path_factory.mktemp("synthetic")
     write_synthetic_tfrecords(str(folder), 100, seed=3)
     return str(folder)
+
+
+# The small CNNs the map, product and training-check tests map with (tests/mapping_fixtures.py):
+# trained once per session, read only by the tests.
+@pytest.fixture(scope="session")
+def rgb_model(tmp_path_factory):
+    from schema import features
+    from tests import mapping_fixtures
+
+    return mapping_fixtures.train_and_export(str(tmp_path_factory.mktemp("rgb_model")), features.RGB)
+
+
+@pytest.fixture(scope="session")
+def bands_model(tmp_path_factory):
+    from schema import features
+    from tests import mapping_fixtures
+
+    return mapping_fixtures.train_and_export(str(tmp_path_factory.mktemp("bands_model")), features.ALL_BANDS,
+                                             count=500, epochs=15)

@@ -33,17 +33,6 @@ def block_layout(rows: int, cols: int = 10) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def rgb_model(tmp_path_factory):
-    return mapping_fixtures.train_and_export(str(tmp_path_factory.mktemp("rgb_model")), features.RGB)
-
-
-@pytest.fixture(scope="session")
-def bands_model(tmp_path_factory):
-    return mapping_fixtures.train_and_export(str(tmp_path_factory.mktemp("bands_model")), features.ALL_BANDS,
-                                             count=500, epochs=15)
-
-
-@pytest.fixture(scope="session")
 def rgb_predictor(rgb_model):
     return predictors.SavedModelPredictor(rgb_model)
 

@@ -32,17 +32,6 @@ def layout() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def rgb_model(tmp_path_factory):
-    return mapping_fixtures.train_and_export(str(tmp_path_factory.mktemp("rgb_model")), features.RGB)
-
-
-@pytest.fixture(scope="module")
-def bands_model(tmp_path_factory):  # as test_mapping's
-    return mapping_fixtures.train_and_export(str(tmp_path_factory.mktemp("bands_model")), features.ALL_BANDS,
-                                             count=500, epochs=15)
-
-
-@pytest.fixture(scope="module")
 def products(tmp_path_factory):
     """One scene as: a baseline-02 folder of band files (no offset), baseline-02 and -05 L1C .SAFE
     (05: DN + 1000, a cloud mask), the latter zipped, and an L2A .SAFE of baseline 05 with its SCL."""
@@ -238,3 +227,4 @@ def test_big_folders_and_zips_of_patches_are_not_taken_for_products(tmp_path):
         for name in names:
             archive.writestr(f"AnnualCrop/{name}", b"")
     assert not looks_like_product(str(tmp_path / "patches.zip"))
+

@@ -149,12 +149,6 @@ def test_reflectance_is_refused_naming_the_fix():
 
 # --- maps ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def bands_model(tmp_path_factory):
-    return mapping_fixtures.train_and_export(str(tmp_path_factory.mktemp("bands_model")), features.ALL_BANDS,
-                                             count=500, epochs=15)
-
-
-@pytest.fixture(scope="module")
 def bands_predictor(bands_model):
     return predictors.SavedModelPredictor(bands_model)
 
