@@ -95,17 +95,19 @@ def is_archive(location: str) -> bool:
     return location.lower().endswith(".zip") or (is_local(location) and zipfile.is_zipfile(location))
 
 
-def _too_large(size: int) -> Optional[str]:
-    if size > MAX_FILE_BYTES:
-        return f"file of {size:,} bytes, larger than the {MAX_FILE_BYTES:,}-byte limit for one image"
+def _too_large(size: int, max_bytes: Optional[int] = None, what: str = "one image") -> Optional[str]:
+    max_bytes = MAX_FILE_BYTES if max_bytes is None else max_bytes  # read at call time, as the bound is set
+    if size > max_bytes:
+        return f"file of {size:,} bytes, larger than the {max_bytes:,}-byte limit for {what}"
     return None
 
 
-def member_problem(info: zipfile.ZipInfo) -> Optional[str]:
-    """Why a zip member must not be read (declared size or compression ratio), or None."""
+def member_problem(info: zipfile.ZipInfo, max_bytes: Optional[int] = None, what: str = "one image") -> Optional[str]:
+    """Why a zip member must not be read (encrypted, declared size over `max_bytes` (None: MAX_FILE_BYTES), compression
+    ratio), or None. The map's Sentinel-2 product zips use it too, with their band files' bound."""
     if info.flag_bits & 0x1:
         return "encrypted zip member"
-    too_large = _too_large(info.file_size)
+    too_large = _too_large(info.file_size, max_bytes, what)
     if too_large:
         return f"zip member: {too_large}"
     if info.file_size > RATIO_FLOOR_BYTES and info.file_size > MAX_COMPRESSION_RATIO * max(1, info.compress_size):

@@ -228,3 +228,25 @@ def test_big_folders_and_zips_of_patches_are_not_taken_for_products(tmp_path):
             archive.writestr(f"AnnualCrop/{name}", b"")
     assert not looks_like_product(str(tmp_path / "patches.zip"))
 
+
+def test_product_zip_members_are_bounded_like_every_zip(tmp_path, monkeypatch):
+    """A product .zip with a decompression bomb or an over-size band file is refused in one line, before
+    anything is unpacked (components.sources.member_problem, with the band files' bound)."""
+    import zipfile
+
+    from pipeline.mapping import product
+    from pipeline.mapping.errors import MapError
+
+    bomb = tmp_path / "S2A_MSIL1C_bomb.SAFE.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("S2A_MSIL1C_bomb.SAFE/MTD_MSIL1C.xml", "<x/>")
+        archive.writestr("S2A_MSIL1C_bomb.SAFE/GRANULE/G/IMG_DATA/T_B01.jp2", b"\0" * (4 << 20))
+    with pytest.raises(MapError, match=r"member '.*T_B01.jp2' is refused: .*decompression bomb"):
+        product.find_product(str(bomb))
+    monkeypatch.setattr(product, "MAX_BAND_FILE_BYTES", 1 << 10)
+    big = tmp_path / "S2A_MSIL1C_big.SAFE.zip"
+    with zipfile.ZipFile(big, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("S2A_MSIL1C_big.SAFE/MTD_MSIL1C.xml", "<x/>")
+        archive.writestr("S2A_MSIL1C_big.SAFE/GRANULE/G/IMG_DATA/T_B01.jp2", b"\1" * (4 << 10))
+    with pytest.raises(MapError, match=r"larger than the 1,024-byte limit for one band file"):
+        product.find_product(str(big))

@@ -22,7 +22,7 @@ the model's bands on the 10 m grid.
 Hostile input is refused with bounded memory: the metadata is read up to MAX_METADATA_BYTES and
 refused when it declares entities (no entity expansion), a zip is refused above
 MAX_PRODUCT_MEMBERS members or with a member that is encrypted, larger than MAX_BAND_FILE_BYTES or
-packed more than MAX_COMPRESSION_RATIO to 1 (the ratio bound of components/sources.py's zips;
+packed more than MAX_COMPRESSION_RATIO to 1 (components/sources.py's member_problem, the one zip-member check;
 JPEG2000 does not pack further, so a real product is ~1:1), and a folder is walked
 MAX_PRODUCT_DEPTH levels deep and MAX_PRODUCT_MEMBERS files at most.
 """
@@ -35,13 +35,13 @@ import xml.etree.ElementTree as ElementTree
 import zipfile
 from typing import Dict, List, Optional, Tuple
 
+from components.sources import member_problem
 from pipeline.mapping.errors import MapError
 from schema import modalities
 
 MAX_METADATA_BYTES = 8 << 20  # an MTD_MSIL1C.xml is ~60 KB
 MAX_PRODUCT_MEMBERS = 10_000  # a .SAFE holds ~100 files (older multi-granule ones ~1,000)
 MAX_BAND_FILE_BYTES = 2 << 30  # a 10 m band's JPEG2000 is ~120 MB
-MAX_COMPRESSION_RATIO = 100  # as components/sources.py's zips: a bomb packs ~1000:1
 MAX_PRODUCT_DEPTH = 8
 
 # The band token of a file name: B01.jp2, <tile>_<time>_B8A.jp2, <tile>_<time>_B02_10m.jp2, SCL_20m.
@@ -97,12 +97,7 @@ def _list_zip(path: str) -> List[str]:
             raise MapError(f"--input {path!r} holds {len(infos):,} files, more than the {MAX_PRODUCT_MEMBERS:,} of "
                            "a Sentinel-2 product: refused")
         for info in infos:
-            bomb = info.file_size > (1 << 20) and info.file_size > MAX_COMPRESSION_RATIO * max(1, info.compress_size)
-            problem = ("it is encrypted" if info.flag_bits & 0x1 else
-                       f"it unpacks to {info.file_size:,} bytes, more than {MAX_BAND_FILE_BYTES:,}"
-                       if info.file_size > MAX_BAND_FILE_BYTES else
-                       f"it unpacks {info.compress_size:,} bytes to {info.file_size:,} (a decompression bomb)"
-                       if bomb else None)
+            problem = member_problem(info, MAX_BAND_FILE_BYTES, "one band file")
             if problem:
                 raise MapError(f"--input {path!r}: member {info.filename!r} is refused: {problem}")
         return [i.filename for i in infos if not i.is_dir()]
