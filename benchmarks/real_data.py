@@ -67,8 +67,9 @@ def read_split(examples_uri: str, split: str):
     return np.concatenate(images), np.concatenate(labels)
 
 
-def plain_keras_loop(examples_uri: str, epochs: int, batch_size: int, seed: int = 42) -> dict:
-    """The tutorial's loop on the pipeline's own train split; scored on its test split."""
+def plain_keras_loop(examples_uri: str, epochs: int, batch_size: int, seed: int = 42, curves: bool = False) -> dict:
+    """The tutorial's loop on the pipeline's own train split; scored on its test split. `curves`:
+    also the per-epoch accuracy on the eval split (watched only: it changes nothing in training)."""
     import tensorflow as tf
 
     x_train, y_train = read_split(examples_uri, "train")
@@ -81,11 +82,15 @@ def plain_keras_loop(examples_uri: str, epochs: int, batch_size: int, seed: int 
     model = tf.keras.Model(inputs, outputs)
     model.compile(tf.keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", ["accuracy"])
     start = time.perf_counter()
-    model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
+    history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0,
+                        validation_data=read_split(examples_uri, "eval") if curves else None)
     seconds = time.perf_counter() - start
     predicted = model.predict(x_test, batch_size=256, verbose=0).argmax(1)
-    return {**sklearn_scores(y_test, predicted), "train_images": len(x_train), "test_images": len(x_test),
-            "seconds": round(seconds, 1)}
+    out = {**sklearn_scores(y_test, predicted), "train_images": len(x_train), "test_images": len(x_test),
+           "seconds": round(seconds, 1)}
+    if curves:
+        out["val_accuracy"] = [round(float(v), 3) for v in history.history["val_accuracy"]]
+    return out
 
 
 def project_pipeline(folder: str, out: str, epochs: int, batch_size: int, augment: str) -> dict:

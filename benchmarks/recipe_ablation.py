@@ -1,0 +1,152 @@
+#!/usr/bin/env python
+"""Why the recipe wins or loses: one change at a time, on a pipeline run's own split, in-process.
+
+Full pipeline runs cost minutes each; this harness trains with the project's own functions
+(components.trainer.train on the Transform's on-disk format through components.dataset.input_fn,
+the Trainer's path) on the train/eval/test split of an earlier pipeline run (its ExampleGen
+output), with the same epoch budget and batch size, for several seeds, and prints per-epoch
+validation curves and the test accuracy / macro F1 (mean and min-max over the seeds) of:
+
+- the plain Keras loop of benchmarks/real_data.py (the reference), and
+- the project's recipe with each VARIANTS entry: one setting changed from the default.
+
+    python benchmarks/real_data.py --set textures --output-dir /tmp/tex     # makes a run (its split)
+    python benchmarks/recipe_ablation.py --run /tmp/tex/textures --seeds 42 43 44
+    python benchmarks/recipe_ablation.py --run DIR --variants default augment=none --augment full
+
+Variants are `name` (a VARIANTS key) or `field=value` (any HParams field, as the config takes it).
+The tables this printed are in the README ("Why the recipe lost, and what changed").
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse
+import json
+import logging
+import math
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import real_data  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
+from components.hparams import HParams  # noqa: E402
+from schema import features  # noqa: E402
+
+# One change at a time from the default recipe (the budget rule's "auto" values are the default).
+VARIANTS = {
+    "default": {},
+    "augment=none": {"augment": "none"},
+    "colour_jitter=0": {"colour_jitter": 0.0},
+    "label_smoothing=0": {"label_smoothing": 0.0},
+    "weight_decay=0": {"weight_decay": 0.0},
+    "warmup_epochs=0": {"warmup_epochs": 0.0},
+    "lr_schedule=constant": {"lr_schedule": "constant"},
+    "learning_rate=3e-3": {"learning_rate": 3e-3},
+    "dropout=0": {"dropout": 0.0},
+    "early_stopping_start=1": {"early_stopping_start": 1.0},
+}
+
+
+def parse_variant(text: str) -> dict:
+    if text in VARIANTS:
+        return VARIANTS[text]
+    if "=" not in text:
+        raise SystemExit(f"variant {text!r}: expected one of {', '.join(VARIANTS)} or FIELD=VALUE")
+    overrides = {}
+    for part in text.split(","):
+        key, value = part.split("=", 1)
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
+
+
+def splits_of(examples_uri: str) -> dict:
+    out = {}
+    for split in ("train", "eval", "test"):
+        x, labels = real_data.read_split(examples_uri, split)
+        out[split] = (x.astype(np.float32), np.eye(features.NUM_CLASSES, dtype=np.float32)[labels], labels)
+    return out
+
+
+def project_side(splits, tmp: str, overrides: dict, base: dict, seed: int) -> dict:
+    import tensorflow as tf
+
+    from components.dataset import input_fn, write_transformed
+    from components.trainer import train
+
+    hp = HParams.from_dict({**base, **overrides, "seed": seed})
+    x, y, _ = splits["train"]
+    files, spec = write_transformed(x, y, os.path.join(tmp, f"train-{seed}"))
+    eval_ds = tf.data.Dataset.from_tensor_slices(splits["eval"][:2]).batch(hp.batch_size)
+    tf.keras.utils.set_random_seed(hp.seed)
+    start = time.perf_counter()
+    model, history = train(hp, input_fn(files, spec, hp.batch_size, training=True, seed=hp.seed), eval_ds,
+                           math.ceil(len(x) / hp.batch_size))
+    seconds = time.perf_counter() - start
+    predicted = model.predict(splits["test"][0], batch_size=256, verbose=0).argmax(1)
+    return {**real_data.sklearn_scores(splits["test"][2], predicted), "seconds": round(seconds, 1),
+            "val_accuracy": [round(v, 3) for v in history.get("val_accuracy", [])],
+            "epochs_run": len(history.get("val_accuracy", []))}
+
+
+def summary(runs: list) -> str:
+    acc = [r["accuracy"] for r in runs]
+    f1 = [r["macro_f1"] for r in runs]
+    return (f"{np.mean(acc):.3f} ({min(acc):.3f}-{max(acc):.3f})  "
+            f"{np.mean(f1):.3f} ({min(f1):.3f}-{max(f1):.3f})")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="a pipeline run's output folder (its ExampleGen split is used)")
+    p.add_argument("--pipeline-name", default=real_data.PIPELINE)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--augment", default="full", help="the default recipe's augmentation for this data")
+    p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    p.add_argument("--no-plain", action="store_true", help="skip the plain Keras loop")
+    p.add_argument("--json", help="also write the figures to this file")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    from pipeline.results import latest_results
+
+    results = latest_results(os.path.join(args.run, "metadata", f"{args.pipeline_name}.sqlite"), args.pipeline_name)
+    splits = splits_of(results.examples_uri)
+    base = {"weights": "none", "epochs": args.epochs, "batch_size": args.batch_size, "augment": args.augment}
+    print(f"split {len(splits['train'][0])} train / {len(splits['eval'][0])} eval / {len(splits['test'][0])} test; "
+          f"{args.epochs} epochs, batch {args.batch_size}, seeds {args.seeds}", flush=True)
+    report = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        if not args.no_plain:
+            report["plain"] = [real_data.plain_keras_loop(results.examples_uri, args.epochs, args.batch_size, seed,
+                                                          curves=True) for seed in args.seeds]
+            print(f"{'plain Keras loop':<28}{summary(report['plain'])}", flush=True)
+            for r in report["plain"]:
+                print(f"{'':<28}val {r['val_accuracy']}", flush=True)
+        for name in args.variants:
+            overrides = parse_variant(name)
+            report[name] = [project_side(splits, tmp, overrides, base, seed) for seed in args.seeds]
+            print(f"{name:<28}{summary(report[name])}", flush=True)
+            for r in report[name]:
+                print(f"{'':<28}val {r['val_accuracy']} ({r['seconds']} s)", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
