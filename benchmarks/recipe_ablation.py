@@ -109,7 +109,9 @@ def summary(runs: list) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="a pipeline run's output folder (its ExampleGen split is used)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--run", help="a pipeline run's output folder (its ExampleGen split is used)")
+    where.add_argument("--examples", help="or an ExampleGen output artifact's folder (Split-train/ ...)")
     p.add_argument("--pipeline-name", default=real_data.PIPELINE)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
@@ -121,17 +123,20 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    from pipeline.results import latest_results
+    examples_uri = args.examples
+    if args.run:
+        from pipeline.results import latest_results
 
-    results = latest_results(os.path.join(args.run, "metadata", f"{args.pipeline_name}.sqlite"), args.pipeline_name)
-    splits = splits_of(results.examples_uri)
+        examples_uri = latest_results(os.path.join(args.run, "metadata", f"{args.pipeline_name}.sqlite"),
+                                      args.pipeline_name).examples_uri
+    splits = splits_of(examples_uri)
     base = {"weights": "none", "epochs": args.epochs, "batch_size": args.batch_size, "augment": args.augment}
     print(f"split {len(splits['train'][0])} train / {len(splits['eval'][0])} eval / {len(splits['test'][0])} test; "
           f"{args.epochs} epochs, batch {args.batch_size}, seeds {args.seeds}", flush=True)
     report = {}
     with tempfile.TemporaryDirectory() as tmp:
         if not args.no_plain:
-            report["plain"] = [real_data.plain_keras_loop(results.examples_uri, args.epochs, args.batch_size, seed,
+            report["plain"] = [real_data.plain_keras_loop(examples_uri, args.epochs, args.batch_size, seed,
                                                           curves=True) for seed in args.seeds]
             print(f"{'plain Keras loop':<28}{summary(report['plain'])}", flush=True)
             for r in report["plain"]:

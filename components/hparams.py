@@ -104,11 +104,18 @@ class HParams:
     dropout: OpenFraction = 0.2
     augment: Literal[AUGMENTATIONS] = "full"  # True/False are read as "full"/"none"
     colour_jitter: OpenFraction = 0.1
+    # The share of each training batch's images that goes through the augmentation (budget rule).
+    augment_share: Fraction = 1.0
     # Early stopping on validation accuracy with the best weights restored, counting only from
     # this fraction of the (fine-tuning) epoch budget on: the first epochs, warm-up included,
     # always run, and their weights (BatchNorm statistics still settling) are never "the best".
     early_stopping_patience: NonNegativeInt = 3
     early_stopping_start: Fraction = 0.5
+    # The budget rule (budget_scale): the regularisers in BUDGET_SCALED are the strengths for a
+    # long run; a run of fewer than full_strength_steps optimiser steps (epochs x steps per
+    # epoch) gets them scaled down in proportion. False: every value exactly as given.
+    budget_scaling: bool = True
+    full_strength_steps: PositiveInt = 2000
     # "auto": mixed_float16 on GPUs, float32 on CPUs (see benchmarks/train_throughput.py).
     precision: Literal[PRECISIONS] = "auto"
     # XLA: None = auto (on for GPUs), or True/False.
@@ -161,6 +168,20 @@ class HParams:
         """Freeze-then-unfreeze only makes sense for pretrained features."""
         return self.pretrained and self.head_epochs > 0 and self.epochs > self.head_epochs
 
+    def budget_scale(self, steps_per_epoch: int) -> float:
+        """min(1, total steps / full_strength_steps): 1 for long runs (EuroSAT's 16,200 training
+        patches at batch 64 reach it in 8 epochs), 0.045 for 90 steps from scratch."""
+        if not self.budget_scaling:
+            return 1.0
+        return min(1.0, self.epochs * max(1, steps_per_epoch) / self.full_strength_steps)
+
+    def for_budget(self, steps_per_epoch: int) -> "HParams":
+        """These hyperparameters with the budget rule applied: each BUDGET_SCALED regulariser
+        multiplied by budget_scale, and the rule then switched off (the values are final)."""
+        scale = self.budget_scale(steps_per_epoch)
+        return dataclasses.replace(self, budget_scaling=False,
+                                   **{name: getattr(self, name) * scale for name in BUDGET_SCALED})
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -168,6 +189,11 @@ class HParams:
     def from_dict(cls, values: Mapping[str, Any], prefix: str = "") -> "HParams":
         """HParams from a mapping (YAML, custom_config); bad keys/values are one-line ConfigErrors."""
         return settings.build(cls, values, prefix)
+
+
+# What the budget rule scales: regularisers, which pay off over many steps and only slow a short
+# run down (measured: benchmarks/recipe_ablation.py, README "Why the recipe lost").
+BUDGET_SCALED = ("augment_share", "label_smoothing", "weight_decay", "dropout", "colour_jitter")
 
 
 # The tutorial's recipe, kept for comparison (benchmarks/train_throughput.py): Adam at a

@@ -50,6 +50,30 @@ class RandomRot90(tf.keras.layers.Layer):
         return {**super().get_config(), "seed": self.seed}
 
 
+@tf.keras.utils.register_keras_serializable(package="eurosat")
+class RandomShare(tf.keras.layers.Layer):
+    """Apply `layer` (the augmentation) to a random share `rate` of each training batch's images,
+    leaving the others as they are: the budget rule's augmentation strength (HParams.augment_share)."""
+
+    def __init__(self, layer, rate: float, seed: Optional[int] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.layer = tf.keras.layers.deserialize(layer) if isinstance(layer, dict) else layer
+        self.rate, self.seed = float(rate), seed
+
+    def call(self, images, training=None):
+        if not training or self.rate <= 0:
+            return images
+        augmented = self.layer(images, training=True)
+        if self.rate >= 1:
+            return augmented
+        chosen = tf.random.uniform(tf.shape(images)[:1], seed=self.seed) < self.rate
+        return tf.where(chosen[:, None, None, None], augmented, images)
+
+    def get_config(self):
+        return {**super().get_config(), "layer": tf.keras.layers.serialize(self.layer), "rate": self.rate,
+                "seed": self.seed}
+
+
 def is_colour(channels: int) -> bool:
     """Whether inputs are colour images (3 channels) as ImageNet weights, Keras' built-in
     preprocessing, colour jitter and TF Hub image models take them; any other channel count
@@ -179,8 +203,9 @@ def build_model(hp: HParams, channels: int = features.RGB_CHANNELS) -> tf.keras.
         name=features.TRANSFORMED_IMAGE_KEY,
     )
     x = inputs
-    if hp.augment != "none":
-        x = augmentation(hp, channels)(x)
+    if hp.augment != "none" and hp.augment_share > 0:
+        augment = augmentation(hp, channels)
+        x = augment(x) if hp.augment_share >= 1 else RandomShare(augment, hp.augment_share, hp.seed)(x)
     if hp.input_size != features.IMAGE_SIZE:
         x = tf.keras.layers.Resizing(hp.input_size, hp.input_size, name="upscale")(x)
     if hp.hub:

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Tuple
 import tensorflow as tf
 
 from components.dataset import input_fn, model_feature_spec, train_patch_moments
-from components.hparams import HParams
+from components.hparams import BUDGET_SCALED, HParams
 from components.model import build_model, compile_model, set_backbone_trainable
 from components.tuner import apply_tuned
 from schema import features
@@ -144,7 +144,14 @@ def train(
     log_dir: Optional[str] = None,
     backup_dir: Optional[str] = None,
 ) -> Tuple[tf.keras.Model, Dict[str, List[float]]]:
-    """Build and fit the model with the configured recipe; returns it and the merged history."""
+    """Build and fit the model with the configured recipe; returns it and the merged history.
+    The budget rule (HParams.for_budget) is applied here, on the run's own steps per epoch."""
+    if hp.budget_scaling:
+        scale = hp.budget_scale(steps_per_epoch)
+        hp = hp.for_budget(steps_per_epoch)
+        log.info("budget rule: %d steps -> regularisers at %.3f of full strength (%s)",
+                 hp.epochs * steps_per_epoch, scale,
+                 ", ".join(f"{name}={getattr(hp, name):.4g}" for name in BUDGET_SCALED))
     has_gpu = bool(tf.config.list_physical_devices("GPU"))
     precision = resolve_precision(hp, has_gpu)
     jit = resolve_jit(hp, has_gpu)
