@@ -32,7 +32,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from components.hparams import BACKBONES  # noqa: E402
+from components.hparams import BACKBONES
 
 PIPELINE = "eurosat-full"
 TUTORIAL_ACCURACY = 0.968  # TensorFlow's EuroSAT tutorial, EfficientNetV2-XL, 5 epochs

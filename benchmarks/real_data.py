@@ -197,7 +197,8 @@ def main(argv=None) -> int:
     ok = [compare(name, runs, args) for name, runs in report.items()]
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"epochs": args.epochs, "batch_size": args.batch_size, "seeds": args.seeds, **report}, f, indent=2)
+            json.dump({"epochs": args.epochs, "batch_size": args.batch_size, "seeds": args.seeds, **report}, f,
+                      indent=2)
     return 0 if all(ok) else 1
 
 

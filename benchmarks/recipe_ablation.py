@@ -36,10 +36,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import real_data  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+import real_data
 
-from components.hparams import HParams  # noqa: E402
-from schema import features  # noqa: E402
+from components.hparams import HParams
+from schema import features
 
 # One change at a time from the default recipe (the budget rule's "auto" values are the default).
 VARIANTS = {

@@ -128,3 +128,37 @@ def test_augmentation_modes_for_data_with_and_without_an_up():
         assert np.array_equal(out, x.numpy()[0]) or np.array_equal(out, x.numpy()[0][:, ::-1])
     none = model_lib.build_model(HParams(weights="none", augment="none"))
     assert "augmentation" not in [layer.name for layer in none.layers]
+
+
+def test_budget_rule_scales_regularisers_with_the_number_of_steps():
+    from components.hparams import BUDGET_SCALED
+
+    hp = HParams(weights="none", epochs=10)  # 90 steps: the texture set from scratch
+    short = hp.for_budget(steps_per_epoch=9)
+    assert hp.budget_scale(9) == pytest.approx(90 / hp.full_strength_steps)
+    for name in BUDGET_SCALED:
+        assert getattr(short, name) == pytest.approx(getattr(hp, name) * 90 / hp.full_strength_steps)
+    assert not short.budget_scaling  # applied once: the values are final
+    assert short.for_budget(9) == short
+    # A long run (EuroSAT fine-tuning, 15 epochs of 254 steps) keeps every strength as given.
+    long = HParams(epochs=15).for_budget(254)
+    assert all(getattr(long, n) == getattr(HParams(), n) for n in BUDGET_SCALED)
+    # Switched off: exactly as configured, whatever the budget.
+    off = HParams(weights="none", epochs=10, budget_scaling=False)
+    assert off.budget_scale(9) == 1.0 and off.for_budget(9) == off
+    with pytest.raises(ValueError):
+        HParams(full_strength_steps=0)
+
+
+def test_augmentation_share_augments_only_that_share_of_a_batch():
+    hp = HParams(weights="none", augment="full", augment_share=0.5, colour_jitter=0.0)
+    model = model_lib.build_model(hp)
+    share = model.get_layer("random_share")
+    x = tf.random.uniform((400, 64, 64, 3), seed=3)
+    changed = np.any(share(x, training=True).numpy() != x.numpy(), axis=(1, 2, 3)).mean()
+    assert 0.35 < changed < 0.6  # about half (some flips/rotations of a random image leave it as it was)
+    np.testing.assert_array_equal(share(x, training=False).numpy(), x.numpy())
+    again = model_lib.RandomShare.from_config(share.get_config())
+    assert again.rate == 0.5 and [type(a).__name__ for a in again.layer.layers] == ["RandomFlip", "RandomRot90"]
+    none = model_lib.build_model(HParams(weights="none", augment="full", augment_share=0.0))
+    assert not {"augmentation", "random_share"} & {layer.name for layer in none.layers}

@@ -7,8 +7,8 @@ from PIL import Image
 
 pytest.importorskip("skimage")
 
-from components import textures  # noqa: E402
-from schema import features  # noqa: E402
+from components import textures
+from schema import features
 
 
 def test_writes_every_class_in_eurosat_layout(tmp_path):

@@ -220,3 +220,21 @@ def test_concurrent_runs_do_not_share_resume_checkpoints(tmp_path):
     finally:
         os.close(other)  # that process ended
     assert trainer.resume_dir(str(tmp_path / "Trainer" / "model_run" / "9"), hp, ["/t/*"]) == lock[: -len(".lock")]
+
+
+def test_train_applies_the_budget_rule_to_the_model_and_the_loss(monkeypatch):
+    seen = {}
+
+    def spy_compile(model, hp, *args, **kwargs):
+        seen["label_smoothing"], seen["weight_decay"] = hp.label_smoothing, hp.weight_decay
+        seen["dropout"] = next(layer.rate for layer in model.layers if isinstance(layer, tf.keras.layers.Dropout))
+        raise StopIteration  # enough seen: no need to fit
+
+    monkeypatch.setattr(trainer, "compile_model", spy_compile)
+    ds, steps = _tiny_data()  # 2 steps per epoch, 5 epochs: 10 steps
+    hp = HParams(weights="none", epochs=5, batch_size=20)
+    with pytest.raises(StopIteration):
+        trainer.train(hp, ds, ds, steps)
+    scale = 10 / hp.full_strength_steps
+    assert seen == pytest.approx({"label_smoothing": hp.label_smoothing * scale,
+                                  "weight_decay": hp.weight_decay * scale, "dropout": hp.dropout * scale})
