@@ -47,7 +47,10 @@ def tuner_fn(fn_args):
     epochs = int(config.get("tuner_epochs", 2))
 
     def build(hps: keras_tuner.HyperParameters):
-        hp = apply_tuned(dataclasses.replace(base, epochs=epochs, head_epochs=0), hps.values)
+        # The budget rule at the Trainer's budget (base.epochs), not the trial's: a trial judges
+        # the regularisers at the strength the Trainer will train them with.
+        hp = apply_tuned(dataclasses.replace(base, head_epochs=0), hps.values).for_budget(steps)
+        hp = dataclasses.replace(hp, epochs=epochs)
         return compile_model(build_model(hp, channels), hp, steps)
 
     tuner = keras_tuner.RandomSearch(
