@@ -60,6 +60,12 @@ class RandomShare(tf.keras.layers.Layer):
         self.layer = tf.keras.layers.deserialize(layer) if isinstance(layer, dict) else layer
         self.rate, self.seed = float(rate), seed
 
+    def build(self, input_shape):
+        # The functional model traces this in inference mode, where `layer` is not called: build
+        # it here, or Keras finds the augmentation without weights when it fits or saves.
+        self.layer.build(input_shape)
+        super().build(input_shape)
+
     def call(self, images, training=None):
         if not training or self.rate <= 0:
             return images

@@ -154,6 +154,7 @@ def test_augmentation_share_augments_only_that_share_of_a_batch():
     hp = HParams(weights="none", augment="full", augment_share=0.5, colour_jitter=0.0)
     model = model_lib.build_model(hp)
     share = model.get_layer("random_share")
+    assert share.layer.built  # built with the model: fitting and saving need its weights
     x = tf.random.uniform((400, 64, 64, 3), seed=3)
     changed = np.any(share(x, training=True).numpy() != x.numpy(), axis=(1, 2, 3)).mean()
     assert 0.35 < changed < 0.6  # about half (some flips/rotations of a random image leave it as it was)

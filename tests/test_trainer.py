@@ -238,3 +238,13 @@ def test_train_applies_the_budget_rule_to_the_model_and_the_loss(monkeypatch):
     scale = 10 / hp.full_strength_steps
     assert seen == pytest.approx({"label_smoothing": hp.label_smoothing * scale,
                                   "weight_decay": hp.weight_decay * scale, "dropout": hp.dropout * scale})
+
+
+def test_a_short_budget_trains_with_a_share_of_the_batch_augmented(tmp_path):
+    """10 steps: the budget rule augments 0.5 % of each batch (RandomShare), and the Trainer's
+    fit, backup and restore take that model (its augmentation was once left unbuilt)."""
+    ds, steps = _tiny_data()
+    hp = HParams(weights="none", epochs=1, batch_size=20, augment="full", full_strength_steps=200)
+    model, history = trainer.train(hp, ds, ds, steps, backup_dir=str(tmp_path / "resume"))
+    assert model.get_layer("random_share").rate == pytest.approx(steps / 200)
+    assert len(history["loss"]) == 1
