@@ -27,7 +27,7 @@ is on both sets (and the Evaluator agrees with scikit-learn). A 200-image test s
 points between seeds: decide on the means. Both sides start from random weights (no ImageNet
 download offline). Accuracy and macro F1 are of the top-1 (argmax) prediction on both sides.
 
-    python benchmarks/real_data.py                      # both sets, 3 seeds: ~1 hour on 2 busy cores
+    python benchmarks/real_data.py                      # both sets, 3 seeds (6 pipeline runs, 6 plain loops)
     python benchmarks/real_data.py --sets textures --seeds 42 --epochs 4   # a quick smoke run
 """
 from __future__ import annotations

@@ -10,7 +10,7 @@ validation curves and the test accuracy / macro F1 (mean and min-max over the se
 - the plain Keras loop of benchmarks/real_data.py (the reference), and
 - the project's recipe with each VARIANTS entry: one setting changed from the default.
 
-    python benchmarks/real_data.py --set textures --output-dir /tmp/tex     # makes a run (its split)
+    python benchmarks/real_data.py --sets textures --seeds 42 --output-dir /tmp/tex   # a run (its split)
     python benchmarks/recipe_ablation.py --run /tmp/tex/textures --seeds 42 43 44
     python benchmarks/recipe_ablation.py --run DIR --variants default augment=none --augment full
 

@@ -211,7 +211,9 @@ def build_model(hp: HParams, channels: int = features.RGB_CHANNELS) -> tf.keras.
     x = inputs
     if hp.augment != "none" and hp.augment_share > 0:
         augment = augmentation(hp, channels)
-        x = augment(x) if hp.augment_share >= 1 else RandomShare(augment, hp.augment_share, hp.seed)(x)
+        if hp.augment_share < 1:  # the budget rule's share of each batch
+            augment = RandomShare(augment, hp.augment_share, hp.seed, name="random_share")
+        x = augment(x)
     if hp.input_size != features.IMAGE_SIZE:
         x = tf.keras.layers.Resizing(hp.input_size, hp.input_size, name="upscale")(x)
     if hp.hub:
