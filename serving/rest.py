@@ -141,6 +141,10 @@ class RestServer:
 
     # each returns (HTTP status, JSON body)
     def handle(self, method: str, path: str, body: Optional[bytes]) -> Tuple[int, dict]:
+        if not _API_PATH.match(path):  # not the REST API: not found, and not counted (as in TF Serving)
+            hint = (" (the metrics page needs --monitoring_config_file)" if method == "GET" and
+                    path.split("?", 1)[0] == monitoring.PROMETHEUS_PATH and self.prometheus_path is None else "")
+            return 404, {"error": f"no such path {path[:200]!r}: the REST API is under /v1/models/<name>{hint}"}
         start, code = time.monotonic(), grpc.StatusCode.OK
         try:
             return 200, self._route(method, path, body)
