@@ -33,14 +33,16 @@ import re
 from typing import Optional
 
 from google.protobuf import text_format
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, Counter, Histogram, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from serving import contract, protos
 
 PROMETHEUS_PATH = contract.PROMETHEUS_PATH  # where the metrics are when the config names no path
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+# The classic text format (TF Serving answers text/plain), which every Prometheus reads; the page's
+# names are legacy ones (colons, no UTF-8), so it is that format exactly.
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 # Entry points and gRPC API names as TF Serving labels them (model_servers/prediction_service_impl.cc,
 # http_server.cc); a REST request's API is its verb.

@@ -94,7 +94,7 @@ def test_scrape_after_good_and_bad_requests_shows_tf_serving_counts_and_latencie
         status, content_type, page = _http(server.rest_port, "GET", contract.PROMETHEUS_PATH)
     finally:
         server.stop()
-    assert status == 200 and content_type.startswith("text/plain"), (status, content_type)
+    assert status == 200 and content_type.startswith("text/plain; version=0.0.4"), (status, content_type)
     page = page.decode()
     samples = _samples(page)
     # request_count{model_name, status}: TF Serving's name (no _total) and gRPC code names
