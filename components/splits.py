@@ -56,7 +56,7 @@ def read_split_lists(paths: Sequence[str]) -> Dict[str, str]:
     return split_of
 
 
-def _split_index(example, split_of: Dict[str, str], order: Sequence[str]) -> int:
+def _split_index(example, _num_partitions: int, split_of: Dict[str, str], order: Sequence[str]) -> int:
     source = example.features.feature[features.SOURCE_KEY].bytes_list.value[0].decode()
     return order.index(split_of.get(split_key(source), UNASSIGNED))
 

@@ -66,15 +66,16 @@ def to_example(ex: dict):
     return features.make_example(ex["image"], label, source)
 
 
-def prepare_builder(name: str, data_dir: Optional[str], is_reachable: Callable[[str], bool] = reachable):
-    """The TFDS builder, prepared (downloading only when the download host answers)."""
+def prepare_builder(name: str, data_dir: Optional[str], is_reachable: Optional[Callable[[str], bool]] = None):
+    """The TFDS builder, prepared (downloading only when the download host answers: `is_reachable`,
+    by default reachable())."""
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(name, data_dir=data_dir or None)
     if builder.is_prepared():
         return builder
     url = builder.builder_config.download_url
-    if not is_reachable(url):
+    if not (is_reachable or reachable)(url):
         raise TfdsUnavailableError(
             f"tfds:{name} is not prepared in {builder.data_dir!r} and {url} cannot be reached (offline?). "
             "Alternatives: pass --tfds-data-dir pointing at a data dir where eurosat was prepared; or "

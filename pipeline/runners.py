@@ -16,9 +16,9 @@ import shutil
 import time
 from typing import Any, Dict, List, Optional
 
+from components.data_sources import PATH_KIND, TFDS_KIND, is_local, source_kind, spec_modality
 from pipeline.config import IMAGE_PROJECT_DIR, KUBEFLOW, VERTEX, PipelineConfig
 from pipeline.config import LOCAL as LOCAL  # re-exported: runners.LOCAL beside KUBEFLOW, VERTEX
-from components.data_sources import PATH_KIND, TFDS_KIND, is_local, source_kind, spec_modality
 from schema.errors import ConfigError
 from serving import contract
 from serving.contract import TF_SERVING_BINARY
