@@ -8,20 +8,20 @@ Two kinds of source, told apart once from the listing (source_modality()):
   GeoTIFFs, modality ``all``. A source is ``all`` when the first readable TIFF in its class
   folders has 13 bands; every other source is ``rgb``.
 
-The output is the example contract of schema.features, so ExampleGen cannot tell converted
-archives from synthetic data or TFDS. The conversion is a Beam pipeline (DirectRunner locally, the
-same code on Dataflow) built from small pure functions that tests call directly:
+The output is the example contract of schema.features, so nothing downstream can tell converted
+archives from synthetic data or TFDS. The conversion runs inside the ExampleGen
+(components.example_gen applies convert_beam.ConvertImages; DirectRunner locally, the same code on
+Dataflow) and is built from small pure functions that tests call directly:
 
 * components.sources -- open_tree(), find_class_root(), list_source(), SourceReader: the listing
                          of a folder or zip and each file's bytes, bounded;
 * scan_source()       -- the listing, its empty classes and its modality (decided once);
-* source_fingerprint()-- a hash of the listing: part of the ExampleGen's source identity, so
-                         TFX's cache reuses the examples until a file changes;
+* build_report(), write_report() -- the conversion report and the --max-bad-fraction check;
 * prepare_image()     -- validate one RGB file's bytes and bring them into the contract;
 * prepare_bands()     -- the same for one 13-band GeoTIFF (features.read_bands).
 
 What happens to bad input (every unusable file is listed, with its reason, in
-``conversion_report.json`` next to the TFRecords, and the conversion fails when they are more
+``conversion_report.json`` in the Examples artifact, and the conversion fails when they are more
 than ``max_bad_fraction`` of the files):
 
 * corrupt/truncated image or GeoTIFF,         -> rejected ("cannot decode ...");
@@ -52,7 +52,6 @@ Hidden files (``.DS_Store``, ``._*``) are ignored. The summary and the report re
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import json
 import logging
@@ -153,15 +152,6 @@ def scan_source(source) -> Tuple[List[SourceFile], List[str], str]:
         files = [_usable_in(f, record) for f in files]
         empty = classes_without_files(files)
     return files, empty, modality
-
-
-def source_fingerprint(files: Sequence[SourceFile]) -> str:
-    """A short hash of the listing (relative paths, sizes, modification times or zip CRCs) and
-    converter version: the same source gives the same output folder, a changed one a new folder."""
-    h = hashlib.sha256(CONVERTER_VERSION.encode())
-    for f in files:
-        h.update(f"{f.source}\0{f.size}\0{f.stamp}\n".encode())
-    return h.hexdigest()[:12]
 
 
 def build_report(root: str, scan: Tuple[List[SourceFile], List[str], str], records: dict,

@@ -296,12 +296,14 @@ def test_empty_13_band_source_fails_clearly(tmp_path):
         convert.convert_folder(str(tmp_path), str(tmp_path / "out"), beam_args=BEAM)
 
 
-def test_fingerprint_changes_with_the_converter_version(tmp_path, monkeypatch):
-    files, _, _ = convert.scan_source(make_bands_archive(tmp_path, per_class=1)[0])
-    before = convert.source_fingerprint(files)
-    assert convert.source_fingerprint(files) == before
+def test_source_identity_changes_with_the_converter_version(tmp_path, monkeypatch):
+    from components.data_sources import source_identity
+
+    root = make_bands_archive(tmp_path, per_class=1)[0]
+    before = source_identity(root)
+    assert source_identity(root) == before
     monkeypatch.setattr(convert, "CONVERTER_VERSION", convert.CONVERTER_VERSION + "-next")
-    assert convert.source_fingerprint(files) != before
+    assert source_identity(root) != before  # a changed converter does not reuse cached examples
 
 
 def test_example_gen_converts_a_zipped_13_band_archive(tmp_path):
