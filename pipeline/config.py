@@ -59,8 +59,9 @@ class PipelineConfig:
     pipeline_name: str = contract.MODEL_NAME
     # A folder of TFRecords of tf.Example, image folders/zips, tfds:eurosat/{rgb,all}, synthetic[/all][:N].
     data: str = "synthetic:2000"
-    # 'rgb' (encoded images) or 'all' (13 Sentinel-2 bands); 'auto': read from the data's first
-    # example when running locally, 'rgb' when compiling for the cloud (the data is not read then).
+    # 'rgb' (encoded images) or 'all' (13 Sentinel-2 bands); 'auto': read from the source before a
+    # local run (pipeline/data.py); compiling for the cloud reads no data: the one --data names
+    # (synthetic/all, tfds:eurosat/all), else 'rgb'.
     modality: Literal[MODALITIES] = "auto"
     # Image folders/zips: fail the conversion when more than this fraction of files is unusable.
     max_bad_fraction: Fraction = records.DEFAULT_MAX_BAD_FRACTION
@@ -163,10 +164,6 @@ class PipelineConfig:
     @property
     def dataflow_temp_location(self) -> str:
         return self.temp_location or posixpath.join(self.pipeline_root, "tmp")
-
-    @property
-    def data_cache_dir(self) -> str:
-        return os.path.join(self.output_dir, "data")
 
     def beam_pipeline_args(self) -> List[str]:
         """Arguments every Beam-based component gets: Dataflow, or the DirectRunner on all cores.

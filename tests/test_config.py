@@ -2,7 +2,7 @@ import pytest
 
 import pipeline_runner
 from pipeline.config import DEMO_HPARAMS, PipelineConfig, demo_config
-from pipeline.data import parse_synthetic, resolve_data
+from pipeline.data import parse_synthetic, source_modality
 
 
 def _config(*argv):
@@ -151,20 +151,20 @@ def test_data_specs(tmp_path):
         with pytest.raises(ValueError, match="synthetic/all:N"):
             parse_synthetic(bad)
     with pytest.raises(FileNotFoundError, match="holds neither TFRecord files"):
-        resolve_data(str(tmp_path), str(tmp_path / "cache"))
+        source_modality(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        resolve_data(str(tmp_path / "nope"), str(tmp_path / "cache"))
-    folder = resolve_data("synthetic:20", str(tmp_path / "cache"))
-    assert resolve_data(folder, str(tmp_path / "cache")) == folder
+        source_modality(str(tmp_path / "nope"))
 
 
 def test_modality_is_read_from_the_data_and_picks_the_schema(tmp_path):
+    from components.synthetic import write_synthetic_tfrecords
     from pipeline.data import resolve_modality
 
-    rgb = resolve_data("synthetic:20", str(tmp_path / "cache"))
-    bands = resolve_data("synthetic/all:20", str(tmp_path / "cache"))
-    assert rgb != bands
+    rgb, bands = str(tmp_path / "rgb"), str(tmp_path / "bands")
+    write_synthetic_tfrecords(rgb, 20)
+    write_synthetic_tfrecords(bands, 20, modality="all")
     assert resolve_modality("auto", rgb) == "rgb" and resolve_modality("auto", bands) == "all"
+    assert resolve_modality("auto", "synthetic/all:20") == "all" and resolve_modality("auto", "tfds:eurosat/rgb") == "rgb"
     assert resolve_modality("all", bands) == "all"
     with pytest.raises(ValueError, match="--modality rgb but the data .* is 'all'.*pass --modality all"):
         resolve_modality("rgb", bands)
