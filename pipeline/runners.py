@@ -16,7 +16,7 @@ import shutil
 import time
 from typing import Any, Dict, List, Optional
 
-from pipeline.config import IMAGE_PROJECT_DIR, KUBEFLOW, VERTEX, PipelineConfig
+from pipeline.config import IMAGE_PROJECT_DIR, KUBEFLOW, VERTEX, PipelineConfig, input_bytes
 from pipeline.config import LOCAL as LOCAL  # re-exported: runners.LOCAL beside KUBEFLOW, VERTEX
 from pipeline.data import parse_synthetic
 from schema.errors import ConfigError
@@ -172,9 +172,14 @@ def run_local(config: PipelineConfig) -> None:
         config = config.replace(output_dir=os.path.abspath(config.output_dir))
     data_root = resolve_data(config.data, config.data_cache_dir, seed=config.hparams.seed,
                              max_bad_fraction=config.max_bad_fraction,
-                             beam_args=config.beam_pipeline_args(),
+                             beam_args=config.for_input(input_bytes(config.data)).beam_pipeline_args(),
                              tfds_data_dir=config.tfds_data_dir, split_files=config.split_files)
     config = config.with_modality(resolve_modality(config.modality, data_root)).for_runner(LOCAL)
+    size = input_bytes(data_root)
+    config = config.for_input(size)
+    if config.beam_runner == "direct":
+        log.info("Beam DirectRunner: %s (input %s; --beam-direct-running-mode overrides)",
+                 config.beam_direct_running_mode, "size unknown" if size is None else f"{size / 2**20:.1f} MiB")
     # Fail before any component runs when the backbone cannot take the data (not in the Trainer).
     check_backbone_takes(config.hparams, features.channels(config.modality))
     log.info("data: %s -> %s (%s, %s)", config.data, data_root, config.modality, describe_split(config))
