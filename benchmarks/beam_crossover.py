@@ -33,7 +33,9 @@ def _run_one(workload: str, folder: str, mode: str, workers: int) -> None:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    args = [f"--direct_running_mode={mode}"] + ([f"--direct_num_workers={workers}"] if mode == "multi_processing" else [])
+    args = [f"--direct_running_mode={mode}"]
+    if mode == "multi_processing":
+        args.append(f"--direct_num_workers={workers}")
     pattern = os.path.join(folder, "*.tfrecord")
     if workload == "stats":
         import tensorflow_data_validation as tfdv
