@@ -93,7 +93,28 @@ def main() -> None:
                    "in_memory/multi_processing": round(seconds["in_memory"] / seconds["multi_processing"], 2)}
             rows.append(row)
             print(json.dumps(row), flush=True)
+    for workload in args.workloads:
+        print(crossover([r for r in rows if r["workload"] == workload], workload))
     print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+def crossover(rows: list, workload: str) -> str:
+    """Each mode's seconds as start-up + per-example cost, fitted through the smallest and largest
+    size; where the two lines cross, in examples and MiB (this data's bytes per example)."""
+    if len({r["examples"] for r in rows}) < 2:
+        return f"{workload}: one size only, no crossover fitted"
+    a, b = min(rows, key=lambda r: r["examples"]), max(rows, key=lambda r: r["examples"])
+    fits = {}
+    for mode in ("in_memory", "multi_processing"):
+        slope = (b[mode] - a[mode]) / (b["examples"] - a["examples"])
+        fits[mode] = (a[mode] - slope * a["examples"], slope)
+    (start_im, per_im), (start_mp, per_mp) = fits["in_memory"], fits["multi_processing"]
+    line = (f"{workload}: in_memory {start_im:.1f} s + {per_im * 1000:.2f} ms/example, "
+            f"multi_processing {start_mp:.1f} s + {per_mp * 1000:.2f} ms/example")
+    if per_im <= per_mp:
+        return line + "; the worker processes never catch up here"
+    examples = (start_mp - start_im) / (per_im - per_mp)
+    return line + f"; they cross at ~{examples:.0f} examples (~{examples * b['MiB'] / b['examples']:.0f} MiB)"
 
 
 if __name__ == "__main__":
