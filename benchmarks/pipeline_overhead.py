@@ -26,10 +26,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-# The runs: the demo, and the e2e tests' tiny RGB run (tests/conftest.py TINY_RGB_ARGV).
+# The runs: the demo, and the e2e tests' tiny RGB run (tests/conftest.py tiny_rgb_run).
 RUNS = {
     "demo": ["--demo"],
-    "tiny": ["--data", "synthetic:200", "--pipeline-name", "e2e", "--weights", "none", "--epochs", "1",
+    "tiny": ["--data", "synthetic:300", "--pipeline-name", "e2e", "--weights", "none", "--epochs", "1",
              "--batch-size", "16", "--min-accuracy", "0", "--min-macro-f1", "0"],
 }
 
