@@ -16,7 +16,7 @@ import shutil
 import time
 from typing import Any, Dict, List, Optional
 
-from components.data_sources import PATH_KIND, TFDS_KIND, is_local, source_kind, spec_modality
+from components.data_sources import PATH_KIND, TFDS_KIND, is_local, source_bytes, source_kind, spec_modality
 from pipeline.config import IMAGE_PROJECT_DIR, KUBEFLOW, VERTEX, PipelineConfig
 from pipeline.config import LOCAL as LOCAL  # re-exported: runners.LOCAL beside KUBEFLOW, VERTEX
 from schema.errors import ConfigError
@@ -193,6 +193,11 @@ def run_local(config: PipelineConfig) -> None:
     # The source's modality, read from it (its name, a TFRecord's first example, an image set's first
     # TIFF): the schema and the pipeline's name depend on it. The ExampleGen converts it in the DAG.
     config = config.with_modality(resolve_modality(config.modality, config.data)).for_runner(LOCAL)
+    size = source_bytes(config.data)
+    config = config.for_input(size)
+    if config.beam_runner == "direct":
+        log.info("Beam DirectRunner: %s (input %s; --beam-direct-running-mode overrides)",
+                 config.beam_direct_running_mode, "size unknown" if size is None else f"{size / 2**20:.1f} MiB")
     # Fail before any component runs when the backbone cannot take the data (not in the Trainer).
     check_backbone_takes(config.hparams, features.channels(config.modality))
     log.info("data: %s (%s, %s)", config.data, config.modality, describe_split(config))

@@ -1,7 +1,8 @@
 import pytest
 
 import pipeline_runner
-from pipeline.config import DEMO_HPARAMS, PipelineConfig, demo_config
+from components.data_sources import SYNTHETIC_BYTES_PER_EXAMPLE, source_bytes
+from pipeline.config import DEMO_HPARAMS, IN_PROCESS_BELOW_BYTES, PipelineConfig, demo_config
 from pipeline.data import parse_synthetic, source_modality
 
 
@@ -136,11 +137,38 @@ def test_paths_live_under_the_output_dir():
     assert cfg.serving_dir == "/o/serving/m"
 
 
-def test_beam_args_use_all_cores_by_default():
+def test_beam_args_use_all_cores_when_the_input_size_is_unknown():
+    assert PipelineConfig().beam_direct_running_mode == "auto"
     assert PipelineConfig().beam_pipeline_args() == [
+        "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+    assert PipelineConfig().for_input(None).beam_pipeline_args() == [
         "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
     assert PipelineConfig(beam_direct_running_mode="in_memory").beam_pipeline_args() == [
         "--direct_running_mode=in_memory"]
+
+
+def test_auto_beam_mode_runs_small_inputs_in_process_and_large_ones_in_workers():
+    small, large = IN_PROCESS_BELOW_BYTES - 1, IN_PROCESS_BELOW_BYTES
+    assert PipelineConfig().for_input(small).beam_pipeline_args() == ["--direct_running_mode=in_memory"]
+    assert PipelineConfig(beam_num_workers=3).for_input(large).beam_pipeline_args() == [
+        "--direct_running_mode=multi_processing", "--direct_num_workers=3"]
+    # An explicit mode (--beam-direct-running-mode) is kept whatever the size.
+    for mode in ("in_memory", "multi_threading", "multi_processing"):
+        assert PipelineConfig(beam_direct_running_mode=mode).for_input(small).beam_direct_running_mode == mode
+        assert PipelineConfig(beam_direct_running_mode=mode).for_input(large).beam_direct_running_mode == mode
+    assert _config("--beam-direct-running-mode", "multi_processing").for_input(small).beam_direct_running_mode \
+        == "multi_processing"
+
+
+def test_source_bytes_of_files_folders_synthetic_and_what_is_not_local(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.tfrecord").write_bytes(b"x" * 10)
+    (tmp_path / "sub" / "b.tfrecord").write_bytes(b"x" * 5)
+    assert source_bytes(str(tmp_path)) == 15 and source_bytes(str(tmp_path / "a.tfrecord")) == 10
+    assert source_bytes("synthetic:2000") == 2000 * SYNTHETIC_BYTES_PER_EXAMPLE["rgb"]
+    assert source_bytes("synthetic/all:500") == 500 * SYNTHETIC_BYTES_PER_EXAMPLE["all"]
+    for elsewhere in ("gs://bucket/eurosat", "tfds:eurosat/rgb", str(tmp_path / "missing")):
+        assert source_bytes(elsewhere) is None
 
 
 def test_data_specs(tmp_path):
@@ -217,3 +245,24 @@ def test_many_unknown_keys_and_huge_values_give_one_short_line(tmp_path, capsys)
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and len(err) < 1000, (name, len(err), err[:300])
     assert err.startswith("error: config key 'hparams': got [[[[...], [...],")
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ([], ["--direct_running_mode=in_memory"]),  # 'auto' on 50 synthetic images: in-process
+    (["--beam-direct-running-mode", "multi_processing", "--beam-num-workers", "2"],
+     ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]),
+])
+def test_the_local_run_gives_the_dag_the_mode_for_its_input(flags, expected, tmp_path, monkeypatch):
+    from pipeline import pipeline as dag
+    from pipeline import runners
+
+    class Built(Exception):
+        pass
+
+    def spy(config, **_):
+        raise Built(config.beam_pipeline_args())
+
+    monkeypatch.setattr(dag, "create_pipeline", spy)
+    with pytest.raises(Built) as built:
+        runners.run_local(_config("--data", "synthetic:50", "--output-dir", str(tmp_path), *flags))
+    assert built.value.args[0] == expected
