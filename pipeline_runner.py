@@ -55,14 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "that completes in a few minutes on 2 CPU cores")
     p.add_argument("--data", help="where examples come from: a folder of TFRecords of EuroSAT "
                    "tf.Examples, a folder or .zip of class folders of images (the EuroSAT RGB archive "
-                   "of JPEGs or the all-bands archive of 13-band GeoTIFFs; converted once), "
+                   "of JPEGs or the all-bands archive of 13-band GeoTIFFs; converted by the ExampleGen), "
                    "tfds:eurosat/rgb, tfds:eurosat/all, synthetic[:N] or synthetic/all[:N] (13 bands) "
                    f"(default {_DEFAULTS.data})")
     p.add_argument("--modality", choices=MODALITIES,
-                   help="'rgb' or 'all' (13 bands); 'auto' reads it from the data (local runs) and means "
-                   "rgb when compiling for the cloud, where pass --modality all for 13-band data (default auto)")
+                   help="'rgb' or 'all' (13 bands); 'auto' reads it from the data (local runs); compiling for "
+                   "the cloud it is what --data names (synthetic/all, tfds:eurosat/all), else rgb: pass "
+                   "--modality all for a 13-band archive (default auto)")
     p.add_argument("--max-bad-fraction", type=float, help="image folders: stop when more than this "
-                   "fraction of files cannot be used (each is listed in conversion_report.json) "
+                   "fraction of files cannot be used (each is listed in the ExampleGen's conversion_report.json) "
                    f"(default {_DEFAULTS.max_bad_fraction})")
     p.add_argument("--tfds-data-dir", help="--data tfds:eurosat/...: TFDS data dir holding the prepared "
                    "dataset (offline) or receiving the download (default: TFDS's own)")

@@ -8,20 +8,20 @@ Two kinds of source, told apart once from the listing (source_modality()):
   GeoTIFFs, modality ``all``. A source is ``all`` when the first readable TIFF in its class
   folders has 13 bands; every other source is ``rgb``.
 
-The output is the example contract of schema.features, so ExampleGen cannot tell converted
-archives from synthetic data or TFDS. The conversion is a Beam pipeline (DirectRunner locally, the
-same code on Dataflow) built from small pure functions that tests call directly:
+The output is the example contract of schema.features, so nothing downstream can tell converted
+archives from synthetic data or TFDS. The conversion runs inside the ExampleGen
+(components.example_gen applies convert_beam.ConvertImages; DirectRunner locally, the same code on
+Dataflow) and is built from small pure functions that tests call directly:
 
 * components.sources -- open_tree(), find_class_root(), list_source(), SourceReader: the listing
                          of a folder or zip and each file's bytes, bounded;
 * scan_source()       -- the listing, its empty classes and its modality (decided once);
-* source_fingerprint()-- a hash of the listing: the output folder is keyed by it, so a second
-                         run reuses a complete conversion instead of duplicating examples;
+* build_report(), write_report() -- the conversion report and the --max-bad-fraction check;
 * prepare_image()     -- validate one RGB file's bytes and bring them into the contract;
 * prepare_bands()     -- the same for one 13-band GeoTIFF (features.read_bands).
 
 What happens to bad input (every unusable file is listed, with its reason, in
-``conversion_report.json`` next to the TFRecords, and the conversion fails when they are more
+``conversion_report.json`` in the Examples artifact, and the conversion fails when they are more
 than ``max_bad_fraction`` of the files):
 
 * corrupt/truncated image or GeoTIFF,         -> rejected ("cannot decode ...");
@@ -52,7 +52,6 @@ Hidden files (``.DS_Store``, ``._*``) are ignored. The summary and the report re
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import json
 import logging
@@ -90,9 +89,9 @@ log = logging.getLogger(__name__)
 MODALITY_PROBES = 20  # unreadable TIFFs tried before a source is taken as RGB
 DEFAULT_MAX_BAD_FRACTION = records.DEFAULT_MAX_BAD_FRACTION
 REPORT_NAME = "conversion_report.json"
-COMPLETE_MARKER = records.COMPLETE_MARKER
-# 3: zips read in place, size bounds. Part of the fingerprint: a changed conversion does not reuse old output.
-CONVERTER_VERSION = "3"
+# 4: converted inside the ExampleGen. Part of the source identity: a changed conversion does not
+# reuse old examples from TFX's cache.
+CONVERTER_VERSION = "4"
 
 def _tiff_band_count(data: bytes) -> Optional[int]:
     """How many bands a TIFF holds, from its header (1 for a one-band image), or None when it
@@ -155,48 +154,15 @@ def scan_source(source) -> Tuple[List[SourceFile], List[str], str]:
     return files, empty, modality
 
 
-def source_fingerprint(files: Sequence[SourceFile]) -> str:
-    """A short hash of the listing (relative paths, sizes, modification times or zip CRCs) and
-    converter version: the same source gives the same output folder, a changed one a new folder."""
-    h = hashlib.sha256(CONVERTER_VERSION.encode())
-    for f in files:
-        h.update(f"{f.source}\0{f.size}\0{f.stamp}\n".encode())
-    return h.hexdigest()[:12]
-
-
-def convert_folder(
-    root: str,
-    output_dir: str,
-    max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
-    beam_args: Optional[List[str]] = None,
-    scan: Optional[Tuple[List[SourceFile], List[str], str]] = None,
-) -> dict:
-    """Convert `root`, a folder or .zip on any Beam filesystem (or its scan_source() result,
-    when already computed) into `output_dir`: TFRecords, report, marker.
-
-    Returns the summary. Raises ConversionError when nothing is usable or too much is bad; the
-    report is written either way so that every rejected file can be looked up.
-    """
-    import tensorflow as tf
-
-    files, empty_classes, modality = scan or scan_source(root)
-    if not any(f.label is not None for f in files):
-        raise ConversionError(
-            f"{root!r} holds no usable images: expected <ClassName>/*.jpg (RGB) or <ClassName>/*.tif "
-            "(13-band) folders with EuroSAT class "
-            f"names ({', '.join(features.CLASS_NAMES)})"
-            + (f"; found: {sorted({f.source.split('/')[0] for f in files})[:10]}" if files else ""))
-    if tf.io.gfile.exists(output_dir):
-        tf.io.gfile.rmtree(output_dir)  # an incomplete earlier attempt: start clean, never append
-    tf.io.gfile.makedirs(output_dir)
-    num_usable = sum(f.label is not None for f in files)
-    num_shards = max(1, min(16, num_usable // 2000))
-    log.info("converting %d files (%s) from %s into %s (%d shards)", len(files), modality, root,
-             output_dir, num_shards)
-    records = run_conversion(files, output_dir, num_shards, beam_args, modality, SourceReader)
+def build_report(root: str, scan: Tuple[List[SourceFile], List[str], str], records: dict,
+                 max_bad_fraction: float) -> dict:
+    """The conversion report of `root` (its listing `scan`, ConvertImages' records): a summary
+    (source, modality, files, examples, bad, duplicates, normalized, empty classes), and every
+    refused, duplicate and normalized file with its reason."""
+    files, empty_classes, modality = scan
     listing_bad = [{"path": f.source, "reason": f.problem} for f in files if f.label is None]
     bad = sorted(listing_bad + records[BAD_TAG], key=lambda r: r["path"])
-    report_path = posixpath.join(output_dir, REPORT_NAME)
+    num_usable = sum(f.label is not None for f in files)
     summary = {
         "source": os.path.abspath(root) if is_local(root) else root,
         "modality": modality,
@@ -208,48 +174,68 @@ def convert_folder(
         "empty_classes": list(empty_classes),
         "max_bad_fraction": max_bad_fraction,
     }
+    return {"summary": summary, "bad": bad, "duplicates": records["duplicate"], "normalized": records["normalized"]}
+
+
+def write_report(report: dict, report_path: str) -> None:
+    """Write the report, log its summary, and raise ConversionError when too many files were
+    refused (more than its max_bad_fraction) or none could be used; the report is written either
+    way, so every refused file can be looked up."""
+    import tensorflow as tf
+
+    summary = report["summary"]
     with tf.io.gfile.GFile(report_path, "w") as f:
-        json.dump({"summary": summary, "bad": bad, "duplicates": records["duplicate"],
-                   "normalized": records["normalized"]}, f, indent=1)
+        json.dump(report, f, indent=1)
     log.info("conversion summary: %s", json.dumps(summary))
-    if empty_classes:
-        log.warning("EuroSAT classes without images: %s", ", ".join(empty_classes))
-    error = bad_fraction_error(len(bad), len(files), max_bad_fraction, report_path)
+    if summary["empty_classes"]:
+        log.warning("EuroSAT classes without images: %s", ", ".join(summary["empty_classes"]))
+    error = bad_fraction_error(summary["bad"], summary["files"], summary["max_bad_fraction"], report_path)
     if error is None and summary["examples"] == 0:
         error = "no image could be used"
     if error:
-        raise ConversionError(f"converting {root!r}: {error}")
-    with tf.io.gfile.GFile(posixpath.join(output_dir, COMPLETE_MARKER), "w") as f:
-        json.dump(summary, f)
-    return summary
+        raise ConversionError(f"converting {summary['source']!r}: {error}")
 
 
-def is_complete(output_dir: str) -> bool:
-    import tensorflow as tf
+def check_usable(root: str, files: Sequence[SourceFile]) -> None:
+    """ConversionError when the listing holds no usable image at all (wrong folder, other classes)."""
+    if not any(f.label is not None for f in files):
+        raise ConversionError(
+            f"{root!r} holds no usable images: expected <ClassName>/*.jpg (RGB) or <ClassName>/*.tif "
+            "(13-band) folders with EuroSAT class "
+            f"names ({', '.join(features.CLASS_NAMES)})"
+            + (f"; found: {sorted({f.source.split('/')[0] for f in files})[:10]}" if files else ""))
 
-    return tf.io.gfile.exists(posixpath.join(output_dir, COMPLETE_MARKER))
 
-
-def convert_source(
-    spec: str,
-    cache_dir: str,
+def convert_folder(
+    root: str,
+    output_dir: str,
     max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
     beam_args: Optional[List[str]] = None,
-) -> str:
-    """A folder or .zip of class folders (any Beam filesystem: local, gs://, ...) ->
-    <cache_dir>/<name>-<fingerprint>/ of TFRecords, converted on first use and reused afterwards
-    (same listing, same folder). A zip is read in place: nothing is unpacked."""
-    root = spec.rstrip("/")
-    scan = scan_source(root)
-    name = posixpath.basename(os.path.splitext(root)[0]) or "images"
-    output_dir = posixpath.join(cache_dir, f"{name}-{source_fingerprint(scan[0])}")
-    if is_local(output_dir):
-        output_dir = os.path.abspath(output_dir)
-    if is_complete(output_dir):
-        log.info("reusing converted %s (fingerprint matches): %s", spec, output_dir)
-        return output_dir
-    convert_folder(root, output_dir, max_bad_fraction, beam_args, scan=scan)
-    return output_dir
+    scan: Optional[Tuple[List[SourceFile], List[str], str]] = None,
+) -> dict:
+    """Convert `root`, a folder or .zip on any Beam filesystem (or its scan_source() result,
+    when already computed) into `output_dir`: TFRecords and the report, outside any pipeline
+    (the tests and benchmarks/conversion.py; a run converts inside its ExampleGen).
+
+    Returns the summary. Raises ConversionError when nothing is usable or too much is bad; the
+    report is written either way so that every rejected file can be looked up.
+    """
+    import tensorflow as tf
+
+    scan = scan or scan_source(root)
+    files, _, modality = scan
+    check_usable(root, files)
+    if tf.io.gfile.exists(output_dir):
+        tf.io.gfile.rmtree(output_dir)  # an incomplete earlier attempt: start clean, never append
+    tf.io.gfile.makedirs(output_dir)
+    num_usable = sum(f.label is not None for f in files)
+    num_shards = max(1, min(16, num_usable // 2000))
+    log.info("converting %d files (%s) from %s into %s (%d shards)", len(files), modality, root,
+             output_dir, num_shards)
+    records = run_conversion(files, output_dir, num_shards, beam_args, modality, SourceReader)
+    report = build_report(root, scan, records, max_bad_fraction)
+    write_report(report, posixpath.join(output_dir, REPORT_NAME))
+    return report["summary"]
 
 
 def holds_class_folders(path: str) -> bool:

@@ -1,6 +1,7 @@
-"""The conversion's Beam pipeline: read + validate + normalize every usable file, drop duplicates,
-write sharded TFRecords (DirectRunner locally, the same code on Dataflow). components.convert
-lists the source and calls run_conversion; the reader comes from there (make_reader)."""
+"""The conversion as Beam: read + validate + normalize every usable file, drop duplicates, yield
+contract tf.Examples (ConvertImages; DirectRunner locally, the same code on Dataflow). The
+ExampleGen (components.example_gen) applies it inside the DAG; components.convert lists the
+source and gives the reader (make_reader)."""
 from __future__ import annotations
 
 import json
@@ -82,7 +83,7 @@ def _resolve_duplicates(keyed, modality: str):
     if first[3]:
         yield beam.pvalue.TaggedOutput("normalized", {"path": first[0], "reason": first[3]})
     Metrics.counter("convert", "written").inc()
-    yield to_example(first[2], first[1], first[0], modality).SerializeToString()
+    yield to_example(first[2], first[1], first[0], modality)
 
 
 def _what(modality: str) -> str:
@@ -107,6 +108,57 @@ class _LogProgress:
         return element
 
 
+class ConvertImages(beam.PTransform):
+    """A source's listing -> contract tf.Examples: read + validate + normalize every usable file,
+    drop duplicates. What is refused, dropped or normalized goes, one JSON line a file, to
+    `report_dir`/<kind> (read back with read_report_parts once the pipeline has run).
+
+    The ExampleGen (components.example_gen) and convert_folder both apply it."""
+
+    def __init__(self, files: Sequence[SourceFile], modality: str, make_reader: Callable[[], Reader],
+                 report_dir: str):
+        super().__init__()
+        self.files = [f for f in files if f.label is not None]
+        self.modality, self.make_reader, self.report_dir = modality, make_reader, report_dir
+
+    def expand(self, pbegin):
+        prepared = (
+            pbegin
+            | "ListFiles" >> beam.Create(self.files, reshuffle=True)
+            | "ReadAndValidate" >> beam.ParDo(_ReadAndPrepare(self.modality, self.make_reader)).with_outputs(
+                BAD_TAG, main="ok")
+        )
+        examples = (
+            prepared.ok
+            | "Progress" >> beam.Map(_LogProgress())
+            | "GroupIdenticalBytes" >> beam.GroupByKey()
+            | "DropDuplicates" >> beam.FlatMap(_resolve_duplicates, self.modality).with_outputs(
+                BAD_TAG, "duplicate", "normalized", main="examples")
+        )
+        bad = (prepared[BAD_TAG], examples[BAD_TAG]) | "AllBad" >> beam.Flatten()
+        for kind, pcoll in ((BAD_TAG, bad), ("duplicate", examples.duplicate),
+                            ("normalized", examples.normalized)):
+            _ = (pcoll | f"Json{kind}" >> beam.Map(json.dumps)
+                 | f"Write{kind}" >> beam.io.WriteToText(posixpath.join(self.report_dir, kind),
+                                                         shard_name_template=""))
+        return examples.examples
+
+
+REPORT_KINDS = (BAD_TAG, "duplicate", "normalized")
+
+
+def read_report_parts(report_dir: str) -> Dict[str, List[dict]]:
+    """The records ConvertImages wrote to `report_dir`, by kind, sorted by path; the parts are removed."""
+    import tensorflow as tf
+
+    records = {}
+    for kind in REPORT_KINDS:
+        with tf.io.gfile.GFile(posixpath.join(report_dir, kind)) as f:
+            records[kind] = sorted((json.loads(line) for line in f if line.strip()), key=lambda r: r["path"])
+    tf.io.gfile.rmtree(report_dir)
+    return records
+
+
 def run_conversion(
     files: Sequence[SourceFile],
     output_dir: str,
@@ -115,46 +167,20 @@ def run_conversion(
     modality: str,
     make_reader: Callable[[], Reader],
 ) -> Dict[str, List[dict]]:
-    """The Beam pipeline: read + validate + normalize every usable file, drop duplicates, write
-    sharded TFRecords to `output_dir`; returns the report records by kind (bad, duplicate,
-    normalized)."""
-    import tensorflow as tf
+    """ConvertImages as a pipeline of its own, writing sharded TFRecords to `output_dir` (tests and
+    the conversion benchmark); returns the report records by kind (bad, duplicate, normalized)."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    usable = [f for f in files if f.label is not None]
     parts = posixpath.join(output_dir, "_report_parts")
-    kinds = (BAD_TAG, "duplicate", "normalized")
-    options = PipelineOptions(beam_args or ["--direct_running_mode=in_memory"])
-    p = beam.Pipeline(options=options)
-    prepared = (
-        p
-        | "ListFiles" >> beam.Create(usable, reshuffle=True)
-        | "ReadAndValidate" >> beam.ParDo(_ReadAndPrepare(modality, make_reader)).with_outputs(BAD_TAG, main="ok")
-    )
-    examples = (
-        prepared.ok
-        | "Progress" >> beam.Map(_LogProgress())
-        | "GroupIdenticalBytes" >> beam.GroupByKey()
-        | "DropDuplicates" >> beam.FlatMap(_resolve_duplicates, modality).with_outputs(
-            BAD_TAG, "duplicate", "normalized", main="examples")
-    )
-    _ = examples.examples | "WriteTFRecords" >> beam.io.WriteToTFRecord(
-        posixpath.join(output_dir, RECORD_PREFIX), file_name_suffix=".tfrecord.gz",
-        num_shards=num_shards)
-    bad = (prepared[BAD_TAG], examples[BAD_TAG]) | "AllBad" >> beam.Flatten()
-    for kind, pcoll in ((BAD_TAG, bad), ("duplicate", examples.duplicate),
-                        ("normalized", examples.normalized)):
-        _ = (pcoll | f"Json{kind}" >> beam.Map(json.dumps)
-             | f"Write{kind}" >> beam.io.WriteToText(posixpath.join(parts, kind), shard_name_template=""))
+    p = beam.Pipeline(options=PipelineOptions(beam_args or ["--direct_running_mode=in_memory"]))
+    _ = (p | "Convert" >> ConvertImages(files, modality, make_reader, parts)
+         | "Serialize" >> beam.Map(lambda e: e.SerializeToString())
+         | "WriteTFRecords" >> beam.io.WriteToTFRecord(
+             posixpath.join(output_dir, RECORD_PREFIX), file_name_suffix=".tfrecord.gz", num_shards=num_shards))
     result = p.run()
     result.wait_until_finish()
     counters: Dict[str, int] = {}
     for c in result.metrics().query()["counters"]:  # summed over steps ("bad" comes from two)
         counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + c.result
     log.info("conversion counters: %s", json.dumps(counters, sort_keys=True))
-    records = {}
-    for kind in kinds:
-        with tf.io.gfile.GFile(posixpath.join(parts, kind)) as f:
-            records[kind] = sorted((json.loads(line) for line in f if line.strip()), key=lambda r: r["path"])
-    tf.io.gfile.rmtree(parts)
-    return records
+    return read_report_parts(parts)

@@ -1,29 +1,27 @@
 """Published split lists (`--split-files train.txt,val.txt,test.txt`, e.g. the Neumann et al.
 EuroSAT split) instead of ExampleGen's hash buckets, so results compare with published ones.
 
-The TFRecords of any source are re-written into per-split sub-folders (train/, eval/, test/);
-create_pipeline then gives ExampleGen one input pattern per split instead of hash buckets.
+The ExampleGen (components.example_gen) reads the source once and routes each example to the
+split its source name is listed in (route_by_lists), instead of hash buckets.
 A split file lists one image per line, with or without its class folder and extension
 (``Forest/Forest_1.jpg``, ``Forest_1.jpg`` and ``Forest_1`` name the same image): EuroSAT file
 names are unique across classes and the 13-band archive names them the same with ``.tif``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import shutil
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 from schema import features
 from schema.errors import DataError, DataNotFound
-from schema.records import RECORD_PATTERN, SPLIT_NAMES  # the files' "val" is "eval"
+from schema.records import SPLIT_NAMES  # the files' "val" is "eval"
 
 log = logging.getLogger(__name__)
 
-SPLIT_REPORT = "split.json"
 UNASSIGNED = "unassigned"
+COUNTS_PART = "split_counts"
 
 
 def split_key(name: str) -> str:
@@ -58,69 +56,40 @@ def read_split_lists(paths: Sequence[str]) -> Dict[str, str]:
     return split_of
 
 
-def _source_of(serialized: bytes) -> str:
-    import tensorflow as tf
-
-    ex = tf.train.Example.FromString(serialized)
-    return ex.features.feature[features.SOURCE_KEY].bytes_list.value[0].decode()
+def _split_index(example, _num_partitions: int, split_of: Dict[str, str], order: Sequence[str]) -> int:
+    source = example.features.feature[features.SOURCE_KEY].bytes_list.value[0].decode()
+    return order.index(split_of.get(split_key(source), UNASSIGNED))
 
 
-def write_presplit(records_glob: str, split_of: Dict[str, str], out_dir: str,
-                   beam_args: Optional[List[str]] = None) -> Dict[str, int]:
-    """Beam: read every example, route it by its source to out_dir/<split>/; returns counts per
-    split (examples in no split file are counted as 'unassigned' and left out)."""
+def route_by_lists(examples, split_of: Dict[str, str], report_dir: str) -> Dict[str, object]:
+    """Beam, inside the ExampleGen: each tf.Example to the split its source is listed in; the
+    counts per split ('unassigned': in no file, left out) go to report_dir/split_counts."""
     import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
 
     order = list(SPLIT_NAMES) + [UNASSIGNED]
-    counts_path = os.path.join(out_dir, "_counts")
-
-    def route(serialized, _n):
-        return order.index(split_of.get(split_key(_source_of(serialized)), UNASSIGNED))
-
-    with beam.Pipeline(options=PipelineOptions(beam_args or ["--direct_running_mode=in_memory"])) as p:
-        parts = (p | "Read" >> beam.io.ReadFromTFRecord(records_glob)
-                 | "BySplit" >> beam.Partition(route, len(order)))
-        for name, part in zip(order, parts):
-            if name != UNASSIGNED:
-                _ = part | f"Write{name}" >> beam.io.WriteToTFRecord(
-                    os.path.join(out_dir, name, "eurosat"), file_name_suffix=".tfrecord.gz")
-        _ = ([part | f"Tag{name}" >> beam.Map(lambda _, n=name: n) for name, part in zip(order, parts)]
-             | beam.Flatten() | beam.combiners.Count.PerElement()
-             | beam.Map(lambda kv: json.dumps(list(kv)))
-             | beam.io.WriteToText(counts_path, shard_name_template=""))
-    with open(counts_path) as f:
-        counts = dict(json.loads(line) for line in f if line.strip())
-    os.remove(counts_path)
-    return {name: counts.get(name, 0) for name in order}
+    parts = examples | "BySplitFiles" >> beam.Partition(_split_index, len(order), split_of, order)
+    _ = ([part | f"Tag{name}" >> beam.Map(lambda _, n=name: n) for name, part in zip(order, parts)]
+         | "AllTags" >> beam.Flatten() | "CountPerSplit" >> beam.combiners.Count.PerElement()
+         | "CountJson" >> beam.Map(lambda kv: json.dumps(list(kv)))
+         | "WriteCounts" >> beam.io.WriteToText(os.path.join(report_dir, COUNTS_PART), shard_name_template=""))
+    return {name: part for name, part in zip(order, parts) if name != UNASSIGNED}
 
 
-def resolve_split(records_dir: str, split_files: str, cache_dir: str,
-                  beam_args: Optional[List[str]] = None) -> str:
-    """The per-split copy of `records_dir` for these split files, written once (keyed by a hash
-    of the records listing and the split files' contents) and reused."""
+def read_counts(report_dir: str) -> Dict[str, int]:
+    """The examples per split that route_by_lists counted."""
     import tensorflow as tf
 
-    paths = parse_split_files(split_files)
-    split_of = read_split_lists(paths)
-    records = sorted(tf.io.gfile.glob(os.path.join(records_dir, RECORD_PATTERN)))
-    h = hashlib.sha256()
-    for path in records:
-        h.update(f"{path}\0{tf.io.gfile.stat(path).length}\n".encode())
-    for path in paths:
-        h.update(open(path, "rb").read())
-    out = os.path.join(cache_dir, f"{os.path.basename(records_dir.rstrip('/'))}-split-{h.hexdigest()[:12]}")
-    report = os.path.join(out, SPLIT_REPORT)
-    if os.path.exists(report):
-        return os.path.abspath(out)
-    shutil.rmtree(out, ignore_errors=True)
-    counts = write_presplit(os.path.join(records_dir, RECORD_PATTERN), split_of, out, beam_args)
+    with tf.io.gfile.GFile(os.path.join(report_dir, COUNTS_PART)) as f:
+        counts = dict(json.loads(line) for line in f if line.strip())
+    return {name: counts.get(name, 0) for name in list(SPLIT_NAMES) + [UNASSIGNED]}
+
+
+def check_counts(counts: Dict[str, int]) -> None:
+    """DataError when a split got no example (the files name another data set's images); a warning
+    for the examples no file lists."""
     if not all(counts[s] for s in SPLIT_NAMES):
         raise DataError(f"--split-files: the splits got {counts} examples; every split needs some. "
                          "Do the files name this data set's images (e.g. Forest/Forest_1.jpg)?")
     if counts[UNASSIGNED]:
         log.warning("%d examples are in no split file and are left out", counts[UNASSIGNED])
-    with open(report, "w") as f:
-        json.dump({"split_files": [os.path.abspath(p) for p in paths], "examples": counts}, f, indent=1)
-    log.info("split by files %s: %s", split_files, counts)
-    return os.path.abspath(out)
+    log.info("split by files: %s", counts)

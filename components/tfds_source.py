@@ -1,5 +1,6 @@
-"""`--data tfds:eurosat/rgb` or `tfds:eurosat/all`: EuroSAT through tensorflow-datasets, written in
-the example contract (encoded RGB images, or the 13 Sentinel-2 bands as digital numbers).
+"""`--data tfds:eurosat/rgb` or `tfds:eurosat/all`: EuroSAT through tensorflow-datasets, read by the
+ExampleGen (components.example_gen) into the example contract (encoded RGB images, or the 13
+Sentinel-2 bands as digital numbers).
 
 TFDS downloads the archive when online, or reads a dataset already prepared in `--tfds-data-dir`.
 Offline with nothing prepared, it fails at once with a message naming the alternatives, instead
@@ -10,17 +11,16 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 from urllib.parse import urlparse
 
-from schema import features, records
+from schema import features
 from schema.errors import DataError
 
 log = logging.getLogger(__name__)
 
 PREFIX = "tfds:"
 SUPPORTED = ("eurosat/rgb", "eurosat/all")  # the contract's modalities rgb and all
-NUM_SHARDS = 8
 
 
 class TfdsUnavailableError(DataError):
@@ -66,15 +66,16 @@ def to_example(ex: dict):
     return features.make_example(ex["image"], label, source)
 
 
-def prepare_builder(name: str, data_dir: Optional[str], is_reachable: Callable[[str], bool] = reachable):
-    """The TFDS builder, prepared (downloading only when the download host answers)."""
+def prepare_builder(name: str, data_dir: Optional[str], is_reachable: Optional[Callable[[str], bool]] = None):
+    """The TFDS builder, prepared (downloading only when the download host answers: `is_reachable`,
+    by default reachable())."""
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(name, data_dir=data_dir or None)
     if builder.is_prepared():
         return builder
     url = builder.builder_config.download_url
-    if not is_reachable(url):
+    if not (is_reachable or reachable)(url):
         raise TfdsUnavailableError(
             f"tfds:{name} is not prepared in {builder.data_dir!r} and {url} cannot be reached (offline?). "
             "Alternatives: pass --tfds-data-dir pointing at a data dir where eurosat was prepared; or "
@@ -86,38 +87,15 @@ def prepare_builder(name: str, data_dir: Optional[str], is_reachable: Callable[[
     return builder
 
 
-def write_tfds_tfrecords(
-    name: str,
-    cache_dir: str,
-    data_dir: Optional[str] = None,
-    is_reachable: Callable[[str], bool] = reachable,
-) -> str:
-    """Write the TFDS dataset (all of its examples; ExampleGen splits them) as contract TFRecords
-    into <cache_dir>/tfds-<name>-<version>/, once; reused when complete."""
-    import tensorflow as tf
+def iter_tfds(name: str, data_dir: Optional[str] = None) -> Iterator[dict]:
+    """Every example of the prepared TFDS dataset (all of its splits; ExampleGen splits them), as
+    numpy, RGB images still encoded."""
     import tensorflow_datasets as tfds
 
-    builder = prepare_builder(name, data_dir, is_reachable)
-    out = os.path.join(cache_dir, f"tfds-{name.replace('/', '-')}-{builder.version}")
-    marker = os.path.join(out, records.COMPLETE_MARKER)
-    if os.path.exists(marker):
-        return os.path.abspath(out)
-    tf.io.gfile.makedirs(out)
+    builder = tfds.builder(name, data_dir=data_dir or None)
     decoders = {"image": tfds.decode.SkipDecoding()} if "image" in builder.info.features else None
     ds = builder.as_dataset(split="+".join(builder.info.splits), decoders=decoders)
-    paths = [os.path.join(out, f"eurosat-{s:05d}-of-{NUM_SHARDS:05d}.tfrecord.gz") for s in range(NUM_SHARDS)]
-    writers = [tf.io.TFRecordWriter(p, options="GZIP") for p in paths]
-    count = 0
-    try:
-        for count, ex in enumerate(ds.as_numpy_iterator(), start=1):
-            writers[count % NUM_SHARDS].write(to_example(ex).SerializeToString())
-            if count % 5000 == 0:
-                log.info("tfds:%s: %d examples written", name, count)
-    finally:
-        for w in writers:
-            w.close()
-    with open(marker, "w") as f:
-        f.write(f"{count}\n")
-    log.info("tfds:%s: %d examples in %s", name, count, out)
-    return os.path.abspath(out)
-
+    for count, ex in enumerate(ds.as_numpy_iterator(), start=1):
+        if count % 5000 == 0:
+            log.info("tfds:%s: %d examples read", name, count)
+        yield ex

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
+from components import trainer_timing
 from components.dataset import input_fn, model_feature_spec, train_patch_moments
 from components.hparams import BUDGET_SCALED, HParams
 from components.model import build_model, compile_model, set_backbone_trainable
@@ -160,8 +161,9 @@ def train(
     # One strategy for building and every compile: Keras refuses to compile a model under a
     # different strategy than the one it was created in (each MirroredStrategy() is new).
     strategy = distribution_strategy()
-    model = build_model_with_precision(hp, channels, precision, strategy)
-    common = [tf.keras.callbacks.TensorBoard(log_dir=log_dir)] if log_dir else []
+    with trainer_timing.phase("model build"):
+        model = build_model_with_precision(hp, channels, precision, strategy)
+    common = [trainer_timing.EpochTimes()] + ([tf.keras.callbacks.TensorBoard(log_dir=log_dir)] if log_dir else [])
     histories = []
     start_epoch = 0
     if hp.two_phase:
@@ -204,6 +206,7 @@ def run_fn(fn_args) -> None:
     """TFX Trainer entry point (GenericExecutor)."""
     import tensorflow_transform as tft
 
+    timing = trainer_timing.start()
     hp = HParams.from_dict((fn_args.custom_config or {}).get("hparams", {}))
     if fn_args.hyperparameters:  # from the optional Tuner
         hp = apply_tuned(hp, fn_args.hyperparameters)
@@ -219,6 +222,7 @@ def run_fn(fn_args) -> None:
     if moments is not None:  # what the map compares a scene with (pipeline/mapping/training_check.py)
         statistics = training_statistics.of_modality(*moments, signatures.modality_of(tft_output))
     log.info("counted the training examples and their statistics in %.2f s", time.monotonic() - started)
+    timing.add("counting examples + statistics", time.monotonic() - started)
     steps_per_epoch = math.ceil(n_train / hp.batch_size)
     log.info("%d training examples, %d steps per epoch, %d channels", n_train, steps_per_epoch, channels)
     train_ds = input_fn(fn_args.train_files, spec, hp.batch_size, training=True, seed=hp.seed)
@@ -233,5 +237,7 @@ def run_fn(fn_args) -> None:
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
         json.dump(history, f)
 
-    export_serving_model(model, tft_output, fn_args.serving_model_dir, training_statistics=statistics)
+    with trainer_timing.phase("export + warm-up requests"):
+        export_serving_model(model, tft_output, fn_args.serving_model_dir, training_statistics=statistics)
     log.info("saved the serving model to %s", fn_args.serving_model_dir)
+    timing.finish(fn_args.model_run_dir)

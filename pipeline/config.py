@@ -29,7 +29,13 @@ MODALITIES = (modalities.AUTO, *modalities.NAMES)
 # Where the pipeline runs: locally (LocalDagRunner), or compiled for Kubeflow Pipelines / Vertex AI.
 LOCAL, KUBEFLOW, VERTEX = "local", "kubeflow", "vertex"
 RUNNERS = (LOCAL, KUBEFLOW, VERTEX)
-DIRECT_RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
+# Beam's DirectRunner: 'auto' picks by the input's size (direct_running_mode below).
+AUTO_MODE, IN_MEMORY, MULTI_PROCESSING = "auto", "in_memory", "multi_processing"
+DIRECT_RUNNING_MODES = (AUTO_MODE, IN_MEMORY, "multi_threading", MULTI_PROCESSING)
+# Below this much input on disk the DirectRunner runs in the component's process: worker
+# processes each import TensorFlow and ship every element over gRPC, which costs more than
+# they save on small data. Measured by benchmarks/beam_crossover.py (README, "Beam's running mode").
+IN_PROCESS_BELOW_BYTES = 64 * 2**20
 # The real-server gate before the Pusher (components/infra_gate.py); "auto" picks by runner.
 AUTO_GATE, NO_GATE = "auto", "off"
 INFRA_GATES = (AUTO_GATE, NO_GATE, *contract.GATE_RUNNERS)
@@ -59,8 +65,9 @@ class PipelineConfig:
     pipeline_name: str = contract.MODEL_NAME
     # A folder of TFRecords of tf.Example, image folders/zips, tfds:eurosat/{rgb,all}, synthetic[/all][:N].
     data: str = "synthetic:2000"
-    # 'rgb' (encoded images) or 'all' (13 Sentinel-2 bands); 'auto': read from the data's first
-    # example when running locally, 'rgb' when compiling for the cloud (the data is not read then).
+    # 'rgb' (encoded images) or 'all' (13 Sentinel-2 bands); 'auto': read from the source before a
+    # local run (pipeline/data.py); compiling for the cloud reads no data: the one --data names
+    # (synthetic/all, tfds:eurosat/all), else 'rgb'.
     modality: Literal[MODALITIES] = "auto"
     # Image folders/zips: fail the conversion when more than this fraction of files is unusable.
     max_bad_fraction: Fraction = records.DEFAULT_MAX_BAD_FRACTION
@@ -82,8 +89,10 @@ class PipelineConfig:
     tune: bool = False
     tuner_trials: PositiveInt = 4
     tuner_epochs: PositiveInt = 2
-    # Beam DirectRunner locally: 'in_memory', 'multi_threading' or 'multi_processing'.
-    beam_direct_running_mode: Literal[DIRECT_RUNNING_MODES] = "multi_processing"
+    # Beam DirectRunner locally: 'in_memory', 'multi_threading' or 'multi_processing'; 'auto':
+    # in_memory below IN_PROCESS_BELOW_BYTES of input, multi_processing from there (or when the
+    # input's size is unknown: cloud data, a compiled pipeline).
+    beam_direct_running_mode: Literal[DIRECT_RUNNING_MODES] = AUTO_MODE
     beam_num_workers: NonNegativeInt = 0  # 0: one per CPU core
     extra_beam_args: List[str] = dataclasses.field(default_factory=list)
 
@@ -164,10 +173,6 @@ class PipelineConfig:
     def dataflow_temp_location(self) -> str:
         return self.temp_location or posixpath.join(self.pipeline_root, "tmp")
 
-    @property
-    def data_cache_dir(self) -> str:
-        return os.path.join(self.output_dir, "data")
-
     def beam_pipeline_args(self) -> List[str]:
         """Arguments every Beam-based component gets: Dataflow, or the DirectRunner on all cores.
 
@@ -183,10 +188,18 @@ class PipelineConfig:
             if self.image:
                 args.append(f"--sdk_container_image={self.image}")
             return args + list(self.extra_beam_args)
-        args = [f"--direct_running_mode={self.beam_direct_running_mode}"]
-        if self.beam_direct_running_mode == "multi_processing":
+        mode = MULTI_PROCESSING if self.beam_direct_running_mode == AUTO_MODE else self.beam_direct_running_mode
+        args = [f"--direct_running_mode={mode}"]
+        if mode == MULTI_PROCESSING:
             args.append(f"--direct_num_workers={self.beam_num_workers}")
         return args + list(self.extra_beam_args)
+
+    def for_input(self, input_bytes: Optional[int]) -> "PipelineConfig":
+        """The config with an 'auto' Beam running mode resolved for an input of `input_bytes`
+        (None: unknown); an explicit --beam-direct-running-mode is kept."""
+        if self.beam_direct_running_mode != AUTO_MODE:
+            return self
+        return self.replace(beam_direct_running_mode=direct_running_mode(input_bytes))
 
     def replace(self, **changes: Any) -> "PipelineConfig":
         """A copy with `changes` (hparams: a mapping of hyperparameter changes), validated."""
@@ -251,3 +264,11 @@ def load_yaml(path: str) -> Dict[str, Any]:
 
 def demo_config(base: Optional[PipelineConfig] = None) -> PipelineConfig:
     return (base or PipelineConfig()).replace(**DEMO_OVERRIDES, hparams=DEMO_HPARAMS)
+
+
+def direct_running_mode(input_bytes: Optional[int]) -> str:
+    """'auto's choice: in-process for an input smaller than IN_PROCESS_BELOW_BYTES, worker
+    processes (one per core) for a larger one or one of unknown size."""
+    if input_bytes is not None and input_bytes < IN_PROCESS_BELOW_BYTES:
+        return IN_MEMORY
+    return MULTI_PROCESSING

@@ -9,9 +9,10 @@ from tfx.dsl.components.base import executor_spec
 from components import push
 from components.anomaly_check import AnomalyCheck
 from components.evaluation import make_eval_config
+from components.example_gen import EuroSATExampleGen
 from components.infra_gate import InfraGate
 from pipeline.config import PipelineConfig
-from schema.records import RECORD_PATTERN, SPLIT_NAMES
+from schema.records import SPLIT_NAMES
 from serving import contract
 
 # Module files, referenced by import path: the same code runs locally and in the
@@ -21,7 +22,7 @@ RUN_FN = "components.trainer.run_fn"
 TUNER_FN = "components.tuner.tuner_fn"
 
 # ExampleGen splits: 60/20/20 by hash of the source file name (stable across runs), unless
-# published split files are given.
+# published split files are given (components.splits routes by them inside the ExampleGen).
 SPLITS = tuple(zip(SPLIT_NAMES, (6, 2, 2)))
 
 
@@ -58,27 +59,32 @@ def trainer_custom_config(config: PipelineConfig) -> Dict[str, Any]:
     return custom_config
 
 
-def example_gen_split_configs(presplit: bool) -> Dict[str, Any]:
-    """ExampleGen's input/output configs: hash buckets on the source name, or, with published
-    split files (--split-files), the per-split sub-folders that pipeline.data wrote."""
-    if presplit:
-        return {"input_config": tfx.proto.Input(splits=[
-            tfx.proto.Input.Split(name=name, pattern=f"{name}/{RECORD_PATTERN}") for name, _ in SPLITS
-        ])}
-    return {
-        "input_config": tfx.proto.Input(
-            splits=[tfx.proto.Input.Split(name="all", pattern=RECORD_PATTERN)]
-        ),
-        "output_config": tfx.proto.Output(
-            split_config=tfx.proto.SplitConfig(
-                splits=[
-                    tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets)
-                    for name, buckets in SPLITS
-                ],
-                partition_feature_name="source",
-            )
-        ),
-    }
+EXAMPLE_GEN_ID = "ExampleGen"
+
+
+def hash_split_config() -> Any:
+    """ExampleGen's output split: hash buckets on the source file name (stable across runs and
+    sources: the archive, TFDS and synthetic data name their files alike)."""
+    return tfx.proto.Output(
+        split_config=tfx.proto.SplitConfig(
+            splits=[tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets) for name, buckets in SPLITS],
+            partition_feature_name="source",
+        )
+    )
+
+
+def make_example_gen(config: PipelineConfig) -> EuroSATExampleGen:
+    """The ExampleGen of `config.data`, whatever the source (components.example_gen): hash split,
+    or the published split lists; the source's identity in its execution properties (TFX's cache)."""
+    return EuroSATExampleGen(
+        source=config.data,
+        modality=config.data_modality,
+        max_bad_fraction=config.max_bad_fraction,
+        seed=config.hparams.seed,
+        tfds_data_dir=config.tfds_data_dir,
+        split_files=config.split_files,
+        output_config=None if config.split_files else hash_split_config(),
+    ).with_id(EXAMPLE_GEN_ID)
 
 
 def describe_split(config: PipelineConfig) -> str:
@@ -90,15 +96,13 @@ def describe_split(config: PipelineConfig) -> str:
 
 def create_pipeline(
     config: PipelineConfig,
-    data_root: str,
     metadata_connection_config=None,
     beam_pipeline_args: Optional[List[str]] = None,
 ) -> tfx.dsl.Pipeline:
-    """The DAG: ImportExampleGen -> statistics/schema/validation (anomalies stop the run) -> Transform -> Trainer ->
-    Evaluator (vs. latest blessed model) -> [InfraGate: the official TF Serving loads and answers] -> Pusher."""
-    example_gen = tfx.components.ImportExampleGen(
-        input_base=data_root, **example_gen_split_configs(bool(config.split_files))
-    )
+    """The DAG: ExampleGen (the source of config.data, read and converted here) -> statistics/schema/
+    validation (anomalies stop the run) -> Transform -> Trainer -> Evaluator (vs. latest blessed model)
+    -> [InfraGate: the official TF Serving loads and answers] -> Pusher."""
+    example_gen = make_example_gen(config)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_file())
     # With the schema, statistics follow the contract (the label is categorical: counted per class).
     statistics_gen = tfx.components.StatisticsGen(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 from schema.errors import DataError, DataNotFound
 
@@ -26,9 +26,13 @@ class RunResults:
     pushed_version: Optional[str] = None
     run_id: Optional[str] = None  # the pipeline run the evaluation belongs to (TFX's pipeline_run context)
     statistics_uri: Optional[str] = None  # StatisticsGen's output for those examples (Split-*/FeatureStats.pb)
+    data_source: Optional[str] = None  # what the ExampleGen read (the --data it was given)
+    files_refused: Optional[int] = None  # the source's files the conversion refused (its report's "bad")
 
 
 RUN_CONTEXT = "pipeline_run"
+# The counts of the ExampleGen's conversion summary (components/example_gen.py SUMMARY_PROPERTIES).
+_COUNTS = ("files", "examples", "bad", "duplicates", "normalized")
 
 
 def require_metadata(metadata_path: str) -> None:
@@ -182,6 +186,8 @@ def latest_results(metadata_path: str, pipeline_name: str, run_id: Optional[str]
         pushed_version=_str_property(pushed, "pushed_version"),
         run_id=run.name if run is not None else _run_of(store, evaluation),
         statistics_uri=statistics.uri if statistics else None,
+        data_source=_str_property(examples, "source"),
+        files_refused=_int_property(examples, "bad"),
     )
 
 
@@ -261,7 +267,8 @@ def _execution_setting(executions, types, component: str, name: str) -> Optional
 
 def run_settings(metadata_path: str, pipeline_name: str, run_id: str) -> dict:
     """What ML Metadata recorded about run `run_id`: when it started, its wall time (start to the
-    last execution's end), the data source (ImportExampleGen's input_base and fingerprint), the
+    last execution's end), the data source (what the ExampleGen read, its identity and conversion
+    summary: files, examples, refused; an older run's ImportExampleGen input_base and fingerprint), the
     Trainer's hyperparameters (its custom_config), the code it ran (run_fn, preprocessing_fn, the
     TFX version) and which components were reused from the cache."""
     import datetime
@@ -280,16 +287,22 @@ def run_settings(metadata_path: str, pipeline_name: str, run_id: str) -> dict:
     artifacts = store.get_artifacts_by_context(run.id)
     tfx_versions = sorted({a.custom_properties["tfx_version"].string_value for a in artifacts
                            if "tfx_version" in a.custom_properties})
-    # A cached ImportExampleGen records no fingerprint; the Examples artifact it reused keeps one.
-    fingerprint = _execution_setting(executions, types, "ImportExampleGen", "input_fingerprint") or next(
-        (a.custom_properties["input_fingerprint"].string_value for a in artifacts
-         if "input_fingerprint" in a.custom_properties), None)
+    # A cached ExampleGen may record no properties; the Examples artifact it reused keeps them.
+    fingerprint = (_execution_setting(executions, types, "EuroSATExampleGen", "source_identity")
+                   or _execution_setting(executions, types, "ImportExampleGen", "input_fingerprint")
+                   or next((a.custom_properties[k].string_value for a in artifacts for k in
+                            ("source_identity", "input_fingerprint") if k in a.custom_properties), None))
+    examples = next((a for a in artifacts if "conversion_report" in a.custom_properties), None)
+    conversion = {k: (_int_property(examples, k) if k in _COUNTS else _str_property(examples, k))
+                  for k in ("kind", "modality", *_COUNTS, "conversion_report")} if examples else None
     started = datetime.datetime.fromtimestamp(run.create_time_since_epoch / 1000, datetime.timezone.utc)
     return {
         "run_id": run.name,
         "started": started.isoformat(timespec="seconds"),
         "wall_time_s": round((max(ends) - run.create_time_since_epoch) / 1000, 1) if ends else None,
-        "data_source": _execution_setting(executions, types, "ImportExampleGen", "input_base"),
+        "data_source": _str_property(examples, "source")
+        or _execution_setting(executions, types, "ImportExampleGen", "input_base"),
+        "conversion": conversion,
         "input_fingerprint": fingerprint,
         "hparams": trainer_config.get("hparams"),
         "run_fn": _execution_setting(executions, types, "Trainer", "run_fn"),
@@ -309,3 +322,22 @@ def cancel_stale_runs(metadata_path: str, pipeline_name: str) -> Optional[str]:
         return None
     return (f"marked {len(stale)} execution(s) of {pipeline_name!r} that an earlier, killed run left RUNNING "
             f"in ML Metadata as CANCELED: {', '.join(stale)}")
+
+
+def component_seconds(metadata_path: str, pipeline_name: str, run_id: Optional[str] = None) -> Dict[str, dict]:
+    """Each component of run `run_id` (default: the latest run) as ML Metadata timed it: its node
+    id -> {"seconds": creation to last update of its execution, "state": COMPLETE, CACHED, ...}."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    store = _store(metadata_path)
+    runs = _runs(store, pipeline_name)
+    run = next((c for c in runs if run_id in (c.name, run_folder(c.name))), None) if run_id else (runs or [None])[-1]
+    if run is None:
+        return {}
+    out: Dict[str, dict] = {}
+    for e in sorted(store.get_executions_by_context(run.id), key=lambda e: e.create_time_since_epoch):
+        nodes = [c.name for c in store.get_contexts_by_execution(e.id) if c.type == "node"]
+        name = nodes[0].split(".")[-1] if nodes else str(e.id)
+        out[name] = {"seconds": round((e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000, 1),
+                     "state": metadata_store_pb2.Execution.State.Name(e.last_known_state)}
+    return out

@@ -16,9 +16,9 @@ import shutil
 import time
 from typing import Any, Dict, List, Optional
 
+from components.data_sources import PATH_KIND, TFDS_KIND, is_local, source_bytes, source_kind, spec_modality
 from pipeline.config import IMAGE_PROJECT_DIR, KUBEFLOW, VERTEX, PipelineConfig
 from pipeline.config import LOCAL as LOCAL  # re-exported: runners.LOCAL beside KUBEFLOW, VERTEX
-from pipeline.data import parse_synthetic
 from schema.errors import ConfigError
 from serving import contract
 from serving.contract import TF_SERVING_BINARY
@@ -45,16 +45,22 @@ def cloud_problems(config: PipelineConfig, runner: str) -> List[str]:
              "where the components write their artifacts, e.g. gs://BUCKET/eurosat")
         need(config.image, "--image", "image",
              "the component image built from the Dockerfile (docker build -t IMAGE . && docker push IMAGE)")
-        if parse_synthetic(config.data) is not None:
+        # The ExampleGen reads the source in the cloud: synthetic data is generated there, an archive,
+        # a folder or TFDS' prepared data must be where the cloud components can read them.
+        kind = source_kind(config.data)
+        if kind == PATH_KIND and is_local(config.data):
             problems.append(
-                f"--data {config.data!r}: synthetic data is local-only (generated on this machine); "
-                "upload a folder of TFRecords and pass --data gs://BUCKET/FOLDER"
+                f"--data {config.data!r} is a local path the cloud components cannot read; "
+                "copy it to Cloud Storage and pass --data gs://BUCKET/EuroSAT_RGB.zip (or a folder)"
             )
-        elif "://" not in config.data:
+        if kind == TFDS_KIND and (not config.tfds_data_dir or is_local(config.tfds_data_dir)):
             problems.append(
-                f"--data {config.data!r} is a local folder the cloud components cannot read; "
-                "copy it to Cloud Storage and pass --data gs://BUCKET/FOLDER"
+                f"--data {config.data!r} needs --tfds-data-dir gs://BUCKET/tensorflow_datasets (config key "
+                "'tfds_data_dir'): the Cloud Storage data dir the dataset is prepared (or is to be prepared) in"
             )
+        if config.split_files and any(is_local(p) for p in config.split_files.split(",")):
+            problems.append(f"--split-files {config.split_files!r}: copy the split files to Cloud Storage "
+                            "and pass their gs:// paths")
     if runner == VERTEX:
         need(config.project, "--project", "project", "the Google Cloud project to run Vertex AI Pipelines in")
         need(config.region, "--region", "region", "the Vertex AI region, e.g. europe-west4")
@@ -101,6 +107,19 @@ def image_config(config: PipelineConfig) -> PipelineConfig:
     return config
 
 
+def compile_modality(config: PipelineConfig) -> str:
+    """The modality a compiled pipeline is built for, without reading the data: the one given, the
+    one the --data name says (synthetic/all, tfds:eurosat/all), else RGB; the ExampleGen stops the
+    run with the fix when the data it reads is of another modality."""
+    if config.modality != "auto":
+        return config.modality
+    named = spec_modality(config.data)
+    if named is None:
+        log.info("compiling for RGB data (schema/%s); pass --modality all for 13-band data",
+                 os.path.basename(config.schema_file()))
+    return named or config.data_modality
+
+
 def compile_pipeline(config: PipelineConfig, output_path: str, runner: str = KUBEFLOW) -> Dict[str, Any]:
     """Write the Kubeflow Pipelines v2 / Vertex AI pipeline spec (JSON, or YAML for .yaml) of the
     one create_pipeline to `output_path`; offline, no credentials. Returns the PipelineJob dict."""
@@ -110,10 +129,7 @@ def compile_pipeline(config: PipelineConfig, output_path: str, runner: str = KUB
 
     check_config(config, runner)
     config = config.for_runner(runner)  # e.g. the infra gate: a TF Serving pod, or the image's binary
-    if config.modality == "auto":  # the cloud data is not read at compile time
-        log.info("compiling for RGB data (schema/%s); pass --modality all for 13-band data",
-                 os.path.basename(config.schema_file()))
-    config = image_config(config.with_modality(config.data_modality))
+    config = image_config(config.with_modality(compile_modality(config)))
     dag_runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
             display_name=config.pipeline_name, default_image=config.image
@@ -122,7 +138,7 @@ def compile_pipeline(config: PipelineConfig, output_path: str, runner: str = KUB
         output_filename=os.path.basename(output_path),
     )
     # No metadata connection: Kubeflow and Vertex AI keep ML Metadata themselves.
-    spec = dag_runner.run(dag.create_pipeline(config, data_root=config.data))
+    spec = dag_runner.run(dag.create_pipeline(config))
     log.info("compiled pipeline %r (%d tasks) to %s", config.pipeline_name,
              len(spec["pipelineSpec"]["root"]["dag"]["tasks"]), output_path)
     return spec
@@ -162,7 +178,7 @@ def run_local(config: PipelineConfig) -> None:
     from tfx import v1 as tfx
 
     from components.model import check_backbone_takes
-    from pipeline.data import resolve_data, resolve_modality
+    from pipeline.data import resolve_modality
     from pipeline.pipeline import create_pipeline, describe_split
     from pipeline.results import cancel_running, cancel_stale_runs, latest_results, push_line
     from schema import features, modalities
@@ -170,21 +186,27 @@ def run_local(config: PipelineConfig) -> None:
     start = time.time()
     if "://" not in config.output_dir:  # artifact URIs in metadata should not depend on the cwd
         config = config.replace(output_dir=os.path.abspath(config.output_dir))
-    data_root = resolve_data(config.data, config.data_cache_dir, seed=config.hparams.seed,
-                             max_bad_fraction=config.max_bad_fraction,
-                             beam_args=config.beam_pipeline_args(),
-                             tfds_data_dir=config.tfds_data_dir, split_files=config.split_files)
-    config = config.with_modality(resolve_modality(config.modality, data_root)).for_runner(LOCAL)
+    if split_files := config.split_files:  # checked before anything runs: named, readable, no leak
+        from components.splits import parse_split_files, read_split_lists
+
+        read_split_lists(parse_split_files(split_files))
+    # The source's modality, read from it (its name, a TFRecord's first example, an image set's first
+    # TIFF): the schema and the pipeline's name depend on it. The ExampleGen converts it in the DAG.
+    config = config.with_modality(resolve_modality(config.modality, config.data)).for_runner(LOCAL)
+    size = source_bytes(config.data)
+    config = config.for_input(size)
+    if config.beam_runner == "direct":
+        log.info("Beam DirectRunner: %s (input %s; --beam-direct-running-mode overrides)",
+                 config.beam_direct_running_mode, "size unknown" if size is None else f"{size / 2**20:.1f} MiB")
     # Fail before any component runs when the backbone cannot take the data (not in the Trainer).
     check_backbone_takes(config.hparams, features.channels(config.modality))
-    log.info("data: %s -> %s (%s, %s)", config.data, data_root, config.modality, describe_split(config))
+    log.info("data: %s (%s, %s)", config.data, config.modality, describe_split(config))
     if modalities.get(config.modality).name_suffix:
         log.info("%s data: pipeline %r, model %r (kept apart from RGB runs)",
                  modalities.get(config.modality).description, config.pipeline_name, config.model_name)
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
     pipeline = create_pipeline(
         config,
-        data_root=data_root,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path
         ),

@@ -146,10 +146,12 @@ def split(outputs: Arrays, tasks: List[_Task]) -> List[Arrays]:
 
 
 class Batcher:
-    """Merges concurrent requests with the same key (model, version, signature) into batches."""
+    """Merges concurrent requests with the same key (model, version, signature) into batches;
+    `queued(seconds)` is told how long each request waited in the queue (the queuing latency)."""
 
-    def __init__(self, params: BatchingParameters):
+    def __init__(self, params: BatchingParameters, queued: Optional[Callable[[float], None]] = None):
         self.params = params
+        self._queued = queued
         self._queues: Dict[Hashable, _Queue] = {}
         self._ready = threading.Condition()
         self._stopped = False
@@ -205,6 +207,8 @@ class Batcher:
                     task = queue.tasks.pop(0)
                     taken.append(task)
                     rows += task.rows
+                    if self._queued is not None:
+                        self._queued(now - task.enqueued)
                 queue.rows -= rows
                 return queue, taken
             soonest = due if soonest is None else min(soonest, due)

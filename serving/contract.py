@@ -37,6 +37,11 @@ TF_SERVING_BINARY = "tensorflow_model_server"  # the server's executable, in tha
 # pod beside the step (Kubeflow Pipelines) or a child process of the step (Vertex AI Pipelines).
 GATE_KUBERNETES, GATE_PROCESS = "kubernetes", "process"
 GATE_RUNNERS = (GATE_KUBERNETES, GATE_PROCESS)
+# Monitoring, TF Serving's and the dev server's alike: --monitoring_config_file names a
+# MonitoringConfig text file (serving/monitoring_config.txt) whose prometheus_config enables the
+# metrics page on the REST port, at its path or at TF Serving's default (PrometheusExporter::kPrometheusPath).
+MONITORING_CONFIG_FILE = "monitoring_config.txt"
+PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 
 # --- the dev server's limits (each a flag of serving.server; README "Serving") ----------------
 # gRPC message limit of the dev server and the gRPC client, and the REST body limit (TF Serving's

@@ -14,7 +14,7 @@ from tensorflow_serving.apis import (
 )
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving import batching, contract, warmup
+from serving import batching, contract, monitoring, warmup
 from serving.limits import RequestLimits, arrays_size, proto_size, total
 from serving.models import ModelVersion, ServedModel
 from serving.status import TF_ERROR_CODES, status_error
@@ -92,10 +92,12 @@ class ServingCore:
                  batching_parameters: Optional[batching.BatchingParameters] = None,
                  limits: Optional[RequestLimits] = None):
         self.limits = limits or RequestLimits()
+        self.metrics = monitoring.ServerMetrics()  # what gRPC, REST and the batcher record
         self.models = {
             c.name: ServedModel(c, warm_up=self.warm_up) for c in config.model_config_list.config
         }
-        self.batcher = batching.Batcher(batching_parameters) if batching_parameters else None
+        self.batcher = (batching.Batcher(batching_parameters, self.metrics.queued)
+                        if batching_parameters else None)
 
     def poll(self) -> None:
         for model in self.models.values():

@@ -1,6 +1,10 @@
 """TF Serving's gRPC API (tensorflow_serving.apis) over the dev server's ServingCore: Predict,
-Classify, GetModelMetadata and GetModelStatus, with TF Serving's status codes."""
+Classify, GetModelMetadata and GetModelStatus, with TF Serving's status codes; Predict and Classify
+are counted and timed in the core's metrics (serving.monitoring) as TF Serving counts them."""
 from __future__ import annotations
+
+import time
+from typing import Optional
 
 import grpc
 import tensorflow as tf
@@ -14,6 +18,7 @@ from tensorflow_serving.apis import (
 )
 
 from schema.errors import ServingError
+from serving import monitoring
 from serving.core import DEFAULT_SIGNATURE, ServingCore, arrays_from_protos, log
 from serving.models import ModelVersion
 from serving.status import grpc_status, status_error
@@ -82,17 +87,25 @@ def _fill_spec(spec, version: ModelVersion, signature_name: str) -> None:
         spec.signature_name = signature_name
 
 
-def _grpc_handler(fn):
-    """Turn ServingError into the gRPC status; anything else is INTERNAL, and the server goes on."""
+def _grpc_handler(fn, api: Optional[str] = None):
+    """Turn ServingError into the gRPC status; anything else is INTERNAL, and the server goes on.
+    With `api` (TF Serving's API label) the request is counted and timed under its model's name."""
 
     def handler(self, request, context):
+        start, code = time.monotonic(), grpc.StatusCode.OK
         try:
             return fn(self.core, request)
         except ServingError as err:
-            context.abort(grpc_status(err), str(err))
+            code = grpc_status(err)
+            context.abort(code, str(err))
         except Exception as err:  # a request must never take the server down
             log.exception("internal error")
-            context.abort(grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {err}")
+            code = grpc.StatusCode.INTERNAL
+            context.abort(code, f"{type(err).__name__}: {err}")
+        finally:
+            if api is not None:
+                self.core.metrics.request(request.model_spec.name, code.name, api, monitoring.GRPC,
+                                          time.monotonic() - start)
 
     return handler
 
@@ -108,8 +121,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, core: ServingCore):
         self.core = core
 
-    Predict = _grpc_handler(predict)  # gRPC method names (CamelCase)
-    Classify = _grpc_handler(classify)
+    Predict = _grpc_handler(predict, monitoring.PREDICT)  # gRPC method names (CamelCase)
+    Classify = _grpc_handler(classify, monitoring.CLASSIFY)
     GetModelMetadata = _grpc_handler(model_metadata)
 
 

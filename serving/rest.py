@@ -4,6 +4,7 @@
     GET  /v1/models/<name>[/versions/<v>|/labels/<l>]/metadata   SignatureDefs
     POST /v1/models/<name>[/versions/<v>|/labels/<l>]:predict    {"instances": [...]} or {"inputs": ...}
     POST /v1/models/<name>[/versions/<v>|/labels/<l>]:classify   {"examples": [{feature: value}, ...]}
+    GET  /monitoring/prometheus/metrics                           the metrics (with --monitoring_config_file)
 
 Bytes travel as ``{"b64": "..."}``; string outputs whose name ends in ``_bytes`` come back that way.
 Errors are ``{"error": "<message>"}`` with the HTTP status TF Serving maps the gRPC code to
@@ -16,6 +17,10 @@ What HTTP itself gets wrong is answered as an HTTP server answers it: a body wit
 chunked bodies are read within the same limit, another Transfer-Encoding 501. Connections wait in
 a listen backlog of REST_LISTEN_BACKLOG, at most --rest_api_num_threads are served at once, and a
 connection silent for --rest_api_timeout_in_ms (while a request is awaited or read) is closed.
+
+Every request under /v1/ is counted in the core's metrics and, when it succeeds, timed (as TF
+Serving's HTTP server does: serving.monitoring); the Prometheus page is served on the path the
+monitoring config enables.
 """
 from __future__ import annotations
 
@@ -24,13 +29,14 @@ import json
 import logging
 import re
 import threading
+import time
 from typing import Optional, Tuple
 
 import grpc
 from google.protobuf import json_format
 
 from schema.errors import ServingError
-from serving import contract
+from serving import contract, monitoring
 from serving.rest_json import (
     RestError,
     examples_of,
@@ -68,6 +74,7 @@ _PATH = re.compile(
     r"(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
     r"(?:(?P<metadata>/metadata)|:(?P<verb>predict|classify|regress))?/?$"
 )
+_API_PATH = re.compile(r"(?i)/v1/")  # TF Serving's REST dispatcher takes these paths (and counts them)
 
 
 # --- the server ----------------------------------------------------------------------------------
@@ -108,10 +115,12 @@ class RestServer:
     def __init__(self, core, host: str = "localhost", port: int = 8501,
                  max_body_bytes: int = contract.MAX_MESSAGE_BYTES,
                  num_threads: int = contract.REST_API_NUM_THREADS,
-                 timeout_ms: int = contract.REST_API_TIMEOUT_MS):
+                 timeout_ms: int = contract.REST_API_TIMEOUT_MS,
+                 prometheus_path: Optional[str] = None):
         if num_threads < 1 or timeout_ms < 1:
             raise ValueError("--rest_api_num_threads and --rest_api_timeout_in_ms must be at least 1")
         self.core, self.max_body_bytes = core, max_body_bytes
+        self.prometheus_path = prometheus_path  # None: no metrics page (no monitoring config)
         handler = type("Handler", (_Handler,), {"rest": self, "timeout": timeout_ms / 1000})
         try:
             self._http = _HTTPServer((host, port), handler, num_threads)
@@ -132,16 +141,42 @@ class RestServer:
 
     # each returns (HTTP status, JSON body)
     def handle(self, method: str, path: str, body: Optional[bytes]) -> Tuple[int, dict]:
+        if not _API_PATH.match(path):  # not the REST API: not found, and not counted (as in TF Serving)
+            hint = (" (the metrics page needs --monitoring_config_file)" if method == "GET" and
+                    path.split("?", 1)[0] == monitoring.PROMETHEUS_PATH and self.prometheus_path is None else "")
+            return 404, {"error": f"no such path {path[:200]!r}: the REST API is under /v1/models/<name>{hint}"}
+        start, code = time.monotonic(), grpc.StatusCode.OK
         try:
             return 200, self._route(method, path, body)
         except RestError as err:
-            return HTTP_STATUS[err.code], {"error": str(err)}
+            code = err.code
+            return HTTP_STATUS[code], {"error": str(err)}
         except Exception as err:  # ServingError from the core, or a bug
             code = getattr(grpc.StatusCode, err.code or "", None) if isinstance(err, ServingError) else None
             if code is None:
                 log.exception("internal error")
                 code = grpc.StatusCode.INTERNAL
             return HTTP_STATUS[code], {"error": str(err)}
+        finally:
+            self._record(method, path, code, time.monotonic() - start)
+
+    def _record(self, method: str, path: str, code: grpc.StatusCode, seconds: float) -> None:
+        """Count (and time) a request as TF Serving's HTTP server does: every path under /v1/, by
+        the model and verb of a well-formed path (a GET has no verb; a malformed path no model)."""
+        if not _API_PATH.match(path):
+            return
+        match = _PATH.match(path.split("?", 1)[0])
+        if match is None or (method == "POST") != bool(match.group("verb")):
+            name = verb = ""
+        else:
+            name, verb = match.group("name"), match.group("verb") or ""
+        self.core.metrics.request(name, code.name, verb, monitoring.REST, seconds)
+
+    def metrics_page(self, path: str) -> Optional[bytes]:
+        """The Prometheus page when `path` is the monitoring config's, else None."""
+        if self.prometheus_path is None or path.split("?", 1)[0] != self.prometheus_path:
+            return None
+        return self.core.metrics.exposition()
 
     def _route(self, method: str, path: str, body: Optional[bytes]) -> dict:
         match = _PATH.match(path.split("?", 1)[0])
@@ -215,6 +250,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):  # http.server's names
+        page = self.rest.metrics_page(self.path)
+        if page is not None:
+            self.send_response(200)
+            self.send_header("Content-Type", monitoring.CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return
         self._reply(*self.rest.handle("GET", self.path, None))
 
     def do_POST(self):

@@ -22,6 +22,9 @@ same rules over the Pusher's directory:
 - every request is bounded whether batching is on or not: at most --max_request_rows rows and
   --max_request_decoded_bytes of input tensors (serving.contract declares the defaults with the
   message, body and REST connection limits);
+- with ``--monitoring_config_file`` (TF Serving's MonitoringConfig text file), TF Serving's
+  Prometheus metrics are served on the REST port (serving.monitoring); with
+  ``--enable_grpc_healthcheck_service``, gRPC's health service (serving.health);
 - errors carry TF Serving's gRPC status codes (NOT_FOUND for an unknown model or version,
   INVALID_ARGUMENT for bad input, FAILED_PRECONDITION for an unknown signature, RESOURCE_EXHAUSTED
   for an over-size message from gRPC itself, UNAVAILABLE for a full batching queue).
@@ -69,6 +72,8 @@ class ModelServer:
         limits: Optional[RequestLimits] = None,
         rest_api_num_threads: int = contract.REST_API_NUM_THREADS,
         rest_api_timeout_in_ms: int = contract.REST_API_TIMEOUT_MS,
+        prometheus_path: Optional[str] = None,
+        enable_grpc_healthcheck_service: bool = False,
     ):
         import grpc
         from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
@@ -86,11 +91,14 @@ class ModelServer:
         self._stop = threading.Event()
         # Both ports are bound here, before start() loads any model: a taken one is refused at once.
         self._rest = None
+        if prometheus_path is not None and rest_api_port is None:
+            raise ValueError("the monitoring config's Prometheus page is served on the REST port: "
+                             "give --rest_api_port with --monitoring_config_file")
         if rest_api_port is not None:
             from serving import rest
 
             self._rest = rest.RestServer(self.core, host, rest_api_port, max_message_bytes,
-                                         rest_api_num_threads, rest_api_timeout_in_ms)
+                                         rest_api_num_threads, rest_api_timeout_in_ms, prometheus_path)
         self._grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="serving"),
             options=[
@@ -101,6 +109,12 @@ class ModelServer:
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(self.core), self._grpc)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(self.core), self._grpc)
+        self.health = None
+        if enable_grpc_healthcheck_service:
+            from serving.health import HealthService
+
+            self.health = HealthService(self.core)
+            self._grpc.add_generic_rpc_handlers((self.health.handler(),))
         try:
             self.port = self._grpc.add_insecure_port(f"{host}:{port}")
         except RuntimeError:  # grpcio >= 1.4x raises where older ones returned 0
@@ -123,6 +137,11 @@ class ModelServer:
     def rest_port(self) -> Optional[int]:
         return None if self._rest is None else self._rest.port
 
+    @property
+    def prometheus_path(self) -> Optional[str]:
+        """The REST path of the Prometheus metrics page (None: not served)."""
+        return None if self._rest is None else self._rest.prometheus_path
+
     def start(self) -> "ModelServer":
         self.core.poll()  # the first versions are loaded before the ports answer
         self._grpc.start()
@@ -140,6 +159,8 @@ class ModelServer:
 
     def stop(self, grace: float = 1.0) -> None:
         self._stop.set()
+        if self.health is not None:
+            self.health.enter_graceful_shutdown()
         if self._rest is not None:
             self._rest.stop()
         self._grpc.stop(grace).wait()
@@ -175,6 +196,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     _flag(parser, "enable_batching", type=_bool, nargs="?", const=True, default=False,
           help="merge concurrent requests into batches (TF Serving's server-side batching)")
     _flag(parser, "batching_parameters_file", help="BatchingParameters text file (serving/batching_parameters.txt)")
+    _flag(parser, "monitoring_config_file",
+          help="a MonitoringConfig text file (serving/monitoring_config.txt, TF Serving's format): "
+               "prometheus_config { enable: true } serves TF Serving's metrics on the REST port")
+    _flag(parser, "enable_grpc_healthcheck_service", type=_bool, nargs="?", const=True, default=False,
+          help="serve gRPC's health service (grpc.health.v1.Health) on the gRPC port")
     _flag(parser, "poll_seconds", type=float, default=1.0, help="how often to look for new versions")
     _flag(parser, "max_workers", type=int, default=64, help="concurrent gRPC requests")
     _flag(parser, "max_message_bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES,
@@ -203,6 +229,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.error("give --model-base-path (one model) or --model_config_file")
     if args.batching_parameters_file and not args.enable_batching:
         parser.error("--batching_parameters_file needs --enable_batching (as in TF Serving)")
+    if args.monitoring_config_file and args.rest_api_port is None:
+        parser.error("--monitoring_config_file serves the metrics on the REST port: give --rest_api_port too")
     return args
 
 
@@ -231,6 +259,11 @@ def server_from_args(args: argparse.Namespace) -> ModelServer:
         config = read_model_config(args.model_config_file)
         if args.model_base_path:  # e.g. the production models.config over a local push directory
             config = with_base_path(config, args.model_name, args.model_base_path)
+    prometheus_path = None
+    if args.monitoring_config_file:
+        from serving.monitoring import read_monitoring_config
+
+        prometheus_path = read_monitoring_config(args.monitoring_config_file)
     params = None
     if args.enable_batching:
         params = (batching.read_batching_parameters(args.batching_parameters_file)
@@ -239,7 +272,8 @@ def server_from_args(args: argparse.Namespace) -> ModelServer:
         args.model_base_path, args.model_name, args.port, args.host, args.poll_seconds, args.max_workers,
         args.max_message_bytes, args.rest_api_port, params, config,
         RequestLimits(args.max_request_rows, args.max_request_decoded_bytes),
-        args.rest_api_num_threads, args.rest_api_timeout_in_ms,
+        args.rest_api_num_threads, args.rest_api_timeout_in_ms, prometheus_path,
+        args.enable_grpc_healthcheck_service,
     )
 
 
@@ -262,6 +296,10 @@ def main(argv: Optional[List[str]] = None) -> None:
                      f"inter-op {threads.get_inter_op_parallelism_threads()}")
     if server.rest_port is not None:
         notes.append(f"REST on {args.host}:{server.rest_port}")
+    if server.prometheus_path is not None:
+        notes.append(f"metrics on {server.prometheus_path}")
+    if server.health is not None:
+        notes.append("gRPC health service on")
     notes = f" ({'; '.join(notes)})" if notes else ""
     # tests and scripts read this line to learn the ports (with --port 0)
     print(f"serving models {names}{notes} on {args.host}:{server.port}", flush=True)

@@ -34,3 +34,78 @@ def bands_model(tmp_path_factory):
 
     return mapping_fixtures.train_and_export(str(tmp_path_factory.mktemp("bands_model")), features.ALL_BANDS,
                                              count=500, epochs=15)
+
+
+# The end-to-end runs of the DAG (tests/test_e2e.py): one per kind per session, each read by
+# several tests. Tiny: the plumbing needs a few hundred examples and one epoch, and at that size
+# Beam runs in-process ('auto', pipeline/config.py), as a user's small run does.
+E2E_PIPELINE = "e2e"
+TINY_FLAGS = ["--weights", "none", "--epochs", "1", "--batch-size", "16", "--min-accuracy", "0", "--min-macro-f1", "0"]
+
+
+def _run_printing(argv):
+    """pipeline_runner.main(argv) == 0; returns what it printed (the summary JSON and the paths)."""
+    import contextlib
+    import io
+
+    import pipeline_runner
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = pipeline_runner.main(argv)
+    assert code == 0, printed.getvalue()[-2000:]
+    return printed.getvalue()
+
+
+@pytest.fixture(scope="session")
+def tiny_rgb_run(tmp_path_factory):
+    """300 synthetic RGB images through the whole DAG: (output dir, argv)."""
+    out = str(tmp_path_factory.mktemp("e2e"))
+    argv = ["--data", "synthetic:300", "--output-dir", out, "--pipeline-name", E2E_PIPELINE, *TINY_FLAGS]
+    _run_printing(argv)
+    return out, argv
+
+
+@pytest.fixture(scope="session")
+def tiny_rgb_rerun(tiny_rgb_run):
+    """The same command again: every component's outputs are reused from the cache."""
+    out, argv = tiny_rgb_run
+    _run_printing(argv)
+    return out, argv
+
+
+@pytest.fixture(scope="session")
+def blocked_rgb_run(tiny_rgb_rerun):
+    """After the cached re-run: the same data and model, the bar out of reach (only the Evaluator
+    and Pusher re-run); (output dir, what it printed, the serving versions before it)."""
+    import os
+
+    out, argv = tiny_rgb_rerun
+    pushed_before = sorted(os.listdir(os.path.join(out, "serving", "eurosat")))
+    printed = _run_printing(argv + ["--min-accuracy", "1.0"])
+    return out, printed, pushed_before
+
+
+@pytest.fixture(scope="session")
+def bands_run(tmp_path_factory):
+    """200 synthetic 13-band patches through the whole DAG: (output dir, what it printed)."""
+    out = str(tmp_path_factory.mktemp("e2e-all"))
+    printed = _run_printing(["--data", "synthetic/all:200", "--output-dir", out, "--pipeline-name", E2E_PIPELINE,
+                             *TINY_FLAGS])
+    return out, printed
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """Real images through the whole DAG: scikit-learn's handwritten digits (120 per class) in
+    EuroSAT's class-folder layout, the default recipe from scratch, no augmentation (digits
+    have an "up"); (output dir, its pipeline name)."""
+    from components.digits import write_digits_folder
+
+    root = tmp_path_factory.mktemp("digits")
+    folder = str(root / "EuroSAT_digits")
+    write_digits_folder(folder, per_class=120)
+    out = str(root / "out")
+    _run_printing(["--data", folder, "--output-dir", out, "--pipeline-name", "digits", "--weights", "none",
+                   "--epochs", "8", "--augment", "none", "--min-accuracy", "0", "--min-macro-f1", "0"])
+    return out, "digits"

@@ -10,28 +10,28 @@ from pipeline import runners
 from pipeline.config import IMAGE_SCHEMA, PipelineConfig
 
 IMAGE = "europe-docker.pkg.dev/my-proj/ml/eurosat-tfx:1"
-DATA = "gs://my-bucket/eurosat/tfrecords"
+DATA = "gs://my-bucket/eurosat/EuroSAT_RGB.zip"  # the archive as downloaded, converted in the DAG
 ROOT = "gs://my-bucket/eurosat/root"
 CLOUD = ["--data", DATA, "--pipeline-root", ROOT, "--image", IMAGE]
 VERTEX = ["--project", "my-proj", "--region", "europe-west4"]
 
 # Every task of the compiled DAG and the tasks it waits for (the resolver becomes two KFP tasks).
 EXPECTED_DAG = {
-    "ImportExampleGen": set(),
+    "ExampleGen": set(),
     "ImportSchemaGen": set(),
-    "StatisticsGen": {"ImportExampleGen", "ImportSchemaGen"},  # statistics follow the schema
+    "StatisticsGen": {"ExampleGen", "ImportSchemaGen"},  # statistics follow the schema
     "ExampleValidator": {"StatisticsGen", "ImportSchemaGen"},
     "AnomalyCheck": {"ExampleValidator"},  # anomalies stop the run before Transform
-    "Transform": {"ImportExampleGen", "ImportSchemaGen", "AnomalyCheck"},
+    "Transform": {"ExampleGen", "ImportSchemaGen", "AnomalyCheck"},
     "Trainer": {"Transform", "ImportSchemaGen"},
     "latest_blessed_model_resolver-model-blessing-resolver": set(),
     "latest_blessed_model_resolver-model-resolver": set(),
-    "Evaluator": {"ImportExampleGen", "Trainer", "latest_blessed_model_resolver-model-resolver"},
+    "Evaluator": {"ExampleGen", "Trainer", "latest_blessed_model_resolver-model-resolver"},
     # The real-server gate (components/infra_gate.py): TF Serving loads the model, answers test examples.
-    "InfraGate": {"ImportExampleGen", "Trainer"},
+    "InfraGate": {"ExampleGen", "Trainer"},
     "Pusher": {"Trainer", "Evaluator", "InfraGate"},
 }
-BEAM_COMPONENTS = ("ImportExampleGen", "StatisticsGen", "Transform", "Evaluator")
+BEAM_COMPONENTS = ("ExampleGen", "StatisticsGen", "Transform", "Evaluator")
 
 
 @pytest.fixture(scope="module")
@@ -101,12 +101,42 @@ def test_compiled_dag_wires_every_component(which, request):
     assert _param(spec, "Trainer", "run_fn") == dag.RUN_FN
     assert "module_file" not in tasks["Trainer"]["inputs"]["parameters"]
     # Inputs and outputs: data from GCS, schema from the image, artifacts and pushes under the root.
-    assert _param(spec, "ImportExampleGen", "input_base") == DATA
+    assert json.loads(_param(spec, "ExampleGen", "input_config")) == {"splits": [{"name": "all", "pattern": DATA}]}
     assert _param(spec, "ImportSchemaGen", "schema_file") == IMAGE_SCHEMA
     assert spec["runtimeConfig"]["gcsOutputDirectory"] == ROOT
     push = json.loads(_param(spec, "Pusher", "push_destination"))
     assert push["filesystem"]["base_directory"] == f"{ROOT}/serving/eurosat"
     assert spec["pipelineSpec"]["pipelineInfo"]["name"] == "eurosat"
+
+
+@pytest.mark.parametrize("which", ["kubeflow_spec", "vertex_spec"])
+def test_the_example_gen_reads_the_raw_archive_in_the_cloud(which, request):
+    """The compiled ExampleGen step runs the project's executor on the gs:// zip; nothing was read
+    at compile time (the identity is the path), the conversion settings are its parameters."""
+    spec, config = request.getfixturevalue(which)
+    assert _container(spec, "ExampleGen")["args"][:2] == ["--executor_class_path", "components.example_gen.Executor"]
+    params = _tasks(spec)["ExampleGen"]["inputs"]["parameters"]
+    value = {k: v["runtimeValue"]["constantValue"] for k, v in params.items()}
+    assert json.loads(value["source_identity"]["stringValue"]) == {
+        "kind": "path", "source": DATA, "path": DATA, "converter_version": "4", "ingest_version": "1"}
+    assert value["modality"] == {"stringValue": "rgb"} and value["max_bad_fraction"] == {"doubleValue": 0.01}
+    output = json.loads(value["output_config"]["stringValue"])["split_config"]
+    assert output["partition_feature_name"] == "source"
+    assert [(s["name"], s["hash_buckets"]) for s in output["splits"]] == [("train", 6), ("eval", 2), ("test", 2)]
+
+
+def test_tfds_and_synthetic_sources_compile_for_the_cloud(tmp_path):
+    cloud = dict(pipeline_root_uri=ROOT, image=IMAGE)
+    tfds = PipelineConfig(data="tfds:eurosat/all", tfds_data_dir="gs://my-bucket/tensorflow_datasets", **cloud)
+    spec = runners.compile_pipeline(tfds, str(tmp_path / "tfds.json"))
+    assert spec["displayName"] == "eurosat-all"  # the name says 13 bands: no data read to know it
+    assert _param(spec, "ImportSchemaGen", "schema_file") == "/pipeline/schema/schema_all.pbtxt"
+    assert _param(spec, "ExampleGen", "tfds_data_dir") == "gs://my-bucket/tensorflow_datasets"
+    assert json.loads(_param(spec, "ExampleGen", "input_config"))["splits"][0]["pattern"] == "tfds:eurosat/all"
+    synthetic = runners.compile_pipeline(PipelineConfig(data="synthetic:500", **cloud), str(tmp_path / "s.json"))
+    assert json.loads(_param(synthetic, "ExampleGen", "input_config"))["splits"][0]["pattern"] == "synthetic:500"
+    (problem,) = runners.cloud_problems(PipelineConfig(data="tfds:eurosat/rgb", **cloud), runners.KUBEFLOW)
+    assert problem.startswith("--data 'tfds:eurosat/rgb' needs --tfds-data-dir gs://")
 
 
 def test_kubeflow_spec_carries_the_hyperparameters_and_local_beam(kubeflow_spec):
@@ -201,7 +231,7 @@ def test_the_real_server_gate_loads_the_model_in_official_tf_serving_before_the_
     assert _container(spec, "InfraGate")["args"][1] == "components.infra_gate.Executor"
     inputs = _tasks(spec)["InfraGate"]["inputs"]["artifacts"]
     assert inputs["model"]["taskOutputArtifact"] == {"producerTask": "Trainer", "outputArtifactKey": "model"}
-    assert inputs["examples"]["taskOutputArtifact"]["producerTask"] == "ImportExampleGen"
+    assert inputs["examples"]["taskOutputArtifact"]["producerTask"] == "ExampleGen"
     # The Pusher pushes only what the gate blessed.
     assert _tasks(spec)["Pusher"]["inputs"]["artifacts"]["infra_blessing"]["taskOutputArtifact"] == {
         "producerTask": "InfraGate", "outputArtifactKey": "blessing"}
@@ -266,12 +296,12 @@ def test_missing_cloud_settings_are_named(runner, drop, flag, capsys):
     assert err.count("missing") == 1  # only what is actually missing
 
 
-def test_synthetic_or_local_data_with_a_cloud_runner_is_refused(tmp_path, capsys):
+def test_local_data_with_a_cloud_runner_is_refused(tmp_path, capsys):
     base = ["--runner", "kubeflow", "--pipeline-root", ROOT, "--image", IMAGE]
-    assert pipeline_runner.main(base + ["--data", "synthetic:500"]) == 2
-    assert "synthetic data is local-only" in capsys.readouterr().err
     assert pipeline_runner.main(base + ["--data", str(tmp_path)]) == 2
     assert "pass --data gs://" in capsys.readouterr().err
+    assert pipeline_runner.main(base + ["--data", DATA, "--split-files", "a.txt,b.txt,c.txt"]) == 2
+    assert "copy the split files to Cloud Storage" in capsys.readouterr().err
 
 
 def test_cloud_problems_for_dataflow_gpus_and_roots():

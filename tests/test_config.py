@@ -1,8 +1,9 @@
 import pytest
 
 import pipeline_runner
-from pipeline.config import DEMO_HPARAMS, PipelineConfig, demo_config
-from pipeline.data import parse_synthetic, resolve_data
+from components.data_sources import SYNTHETIC_BYTES_PER_EXAMPLE, source_bytes
+from pipeline.config import DEMO_HPARAMS, IN_PROCESS_BELOW_BYTES, PipelineConfig, demo_config
+from pipeline.data import parse_synthetic, source_modality
 
 
 def _config(*argv):
@@ -136,11 +137,38 @@ def test_paths_live_under_the_output_dir():
     assert cfg.serving_dir == "/o/serving/m"
 
 
-def test_beam_args_use_all_cores_by_default():
+def test_beam_args_use_all_cores_when_the_input_size_is_unknown():
+    assert PipelineConfig().beam_direct_running_mode == "auto"
     assert PipelineConfig().beam_pipeline_args() == [
+        "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+    assert PipelineConfig().for_input(None).beam_pipeline_args() == [
         "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
     assert PipelineConfig(beam_direct_running_mode="in_memory").beam_pipeline_args() == [
         "--direct_running_mode=in_memory"]
+
+
+def test_auto_beam_mode_runs_small_inputs_in_process_and_large_ones_in_workers():
+    small, large = IN_PROCESS_BELOW_BYTES - 1, IN_PROCESS_BELOW_BYTES
+    assert PipelineConfig().for_input(small).beam_pipeline_args() == ["--direct_running_mode=in_memory"]
+    assert PipelineConfig(beam_num_workers=3).for_input(large).beam_pipeline_args() == [
+        "--direct_running_mode=multi_processing", "--direct_num_workers=3"]
+    # An explicit mode (--beam-direct-running-mode) is kept whatever the size.
+    for mode in ("in_memory", "multi_threading", "multi_processing"):
+        assert PipelineConfig(beam_direct_running_mode=mode).for_input(small).beam_direct_running_mode == mode
+        assert PipelineConfig(beam_direct_running_mode=mode).for_input(large).beam_direct_running_mode == mode
+    assert _config("--beam-direct-running-mode", "multi_processing").for_input(small).beam_direct_running_mode \
+        == "multi_processing"
+
+
+def test_source_bytes_of_files_folders_synthetic_and_what_is_not_local(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.tfrecord").write_bytes(b"x" * 10)
+    (tmp_path / "sub" / "b.tfrecord").write_bytes(b"x" * 5)
+    assert source_bytes(str(tmp_path)) == 15 and source_bytes(str(tmp_path / "a.tfrecord")) == 10
+    assert source_bytes("synthetic:2000") == 2000 * SYNTHETIC_BYTES_PER_EXAMPLE["rgb"]
+    assert source_bytes("synthetic/all:500") == 500 * SYNTHETIC_BYTES_PER_EXAMPLE["all"]
+    for elsewhere in ("gs://bucket/eurosat", "tfds:eurosat/rgb", str(tmp_path / "missing")):
+        assert source_bytes(elsewhere) is None
 
 
 def test_data_specs(tmp_path):
@@ -151,20 +179,20 @@ def test_data_specs(tmp_path):
         with pytest.raises(ValueError, match="synthetic/all:N"):
             parse_synthetic(bad)
     with pytest.raises(FileNotFoundError, match="holds neither TFRecord files"):
-        resolve_data(str(tmp_path), str(tmp_path / "cache"))
+        source_modality(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        resolve_data(str(tmp_path / "nope"), str(tmp_path / "cache"))
-    folder = resolve_data("synthetic:20", str(tmp_path / "cache"))
-    assert resolve_data(folder, str(tmp_path / "cache")) == folder
+        source_modality(str(tmp_path / "nope"))
 
 
 def test_modality_is_read_from_the_data_and_picks_the_schema(tmp_path):
+    from components.synthetic import write_synthetic_tfrecords
     from pipeline.data import resolve_modality
 
-    rgb = resolve_data("synthetic:20", str(tmp_path / "cache"))
-    bands = resolve_data("synthetic/all:20", str(tmp_path / "cache"))
-    assert rgb != bands
+    rgb, bands = str(tmp_path / "rgb"), str(tmp_path / "bands")
+    write_synthetic_tfrecords(rgb, 20)
+    write_synthetic_tfrecords(bands, 20, modality="all")
     assert resolve_modality("auto", rgb) == "rgb" and resolve_modality("auto", bands) == "all"
+    assert resolve_modality("auto", "synthetic/all:20") == "all" and resolve_modality("auto", "tfds:eurosat/rgb") == "rgb"
     assert resolve_modality("all", bands) == "all"
     with pytest.raises(ValueError, match="--modality rgb but the data .* is 'all'.*pass --modality all"):
         resolve_modality("rgb", bands)
@@ -217,3 +245,24 @@ def test_many_unknown_keys_and_huge_values_give_one_short_line(tmp_path, capsys)
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and len(err) < 1000, (name, len(err), err[:300])
     assert err.startswith("error: config key 'hparams': got [[[[...], [...],")
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ([], ["--direct_running_mode=in_memory"]),  # 'auto' on 50 synthetic images: in-process
+    (["--beam-direct-running-mode", "multi_processing", "--beam-num-workers", "2"],
+     ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]),
+])
+def test_the_local_run_gives_the_dag_the_mode_for_its_input(flags, expected, tmp_path, monkeypatch):
+    from pipeline import pipeline as dag
+    from pipeline import runners
+
+    class Built(Exception):
+        pass
+
+    def spy(config, **_):
+        raise Built(config.beam_pipeline_args())
+
+    monkeypatch.setattr(dag, "create_pipeline", spy)
+    with pytest.raises(Built) as built:
+        runners.run_local(_config("--data", "synthetic:50", "--output-dir", str(tmp_path), *flags))
+    assert built.value.args[0] == expected

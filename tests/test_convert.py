@@ -2,7 +2,6 @@
 import dataclasses
 import io
 import json
-import logging
 import os
 import zipfile
 
@@ -11,8 +10,9 @@ import pytest
 from PIL import Image
 
 from components import convert, prepare, sources
-from pipeline.data import resolve_data
+from pipeline.data import source_modality
 from schema import features
+from tests.ingest import run_example_gen, sources_of, split_examples
 
 BEAM = ["--direct_running_mode=in_memory"]
 
@@ -75,32 +75,30 @@ def test_bad_fraction_error_names_the_report_and_the_flag():
     assert "2 of 100" in msg and "r.json" in msg and "--max-bad-fraction" in msg
 
 
-def test_converts_archive_once_and_reuses_it(tmp_path, caplog):
+def test_example_gen_converts_a_folder_and_its_identity_follows_the_files(tmp_path):
+    from components.data_sources import source_identity
+
     make_archive(tmp_path / "src", per_class=2)
-    cache = str(tmp_path / "cache")
-    caplog.set_level(logging.INFO, logger="components.convert")
-    out = convert.convert_source(str(tmp_path / "src"), cache, beam_args=BEAM)
-    assert 'conversion counters: {"read": 20, "written": 20}' in caplog.text  # progress in the log
-    assert os.path.basename(out).startswith("src-") and convert.is_complete(out)
-    examples = list(convert.iter_examples(out))
-    assert len(examples) == 20
-    sources = sorted(e.features.feature["source"].bytes_list.value[0].decode() for e in examples)
-    assert sources[0] == "AnnualCrop/AnnualCrop_1.jpg"
+    out = str(tmp_path / "examples")
+    src = str(tmp_path / "src")
+    artifact, report = run_example_gen(src, out)
+    examples = split_examples(out)
+    assert len(examples) == 20 and report["summary"]["examples"] == 20 and report["summary"]["bad"] == 0
+    assert sources_of(examples)[0] == "AnnualCrop/AnnualCrop_1.jpg"
     for e in examples:
         f = e.features.feature
         name = f["class_name"].bytes_list.value[0].decode()
         assert features.class_id(name) == f["label"].int64_list.value[0]
         assert f["source"].bytes_list.value[0].decode().startswith(name + "/")
-    shards = sorted(os.listdir(out))
-    stamp = os.path.getmtime(os.path.join(out, convert.COMPLETE_MARKER))
-    # Idempotent: the same source is not converted again, and nothing is duplicated.
-    assert convert.convert_source(str(tmp_path / "src"), cache, beam_args=BEAM) == out
-    assert sorted(os.listdir(out)) == shards
-    assert os.path.getmtime(os.path.join(out, convert.COMPLETE_MARKER)) == stamp
-    assert len(list(convert.iter_examples(out))) == 20
-    # A changed source gets a new folder.
+    # The identity TFX's cache keys the ExampleGen on: the same while nothing changed, another one
+    # when a file is added or touched (no folder of converted data is kept beside TFX's cache).
+    identity = source_identity(src)
+    assert source_identity(src) == identity == artifact.mlmd_artifact.custom_properties["source_identity"].string_value
     _write(str(tmp_path / "src/EuroSAT_RGB/2750/Forest/Forest_99.jpg"), _image(999))
-    assert convert.convert_source(str(tmp_path / "src"), cache, beam_args=BEAM) != out
+    added = source_identity(src)
+    assert added != identity
+    os.utime(tmp_path / "src/EuroSAT_RGB/2750/Forest/Forest_1.jpg", ns=(1, 1))
+    assert source_identity(src) != added
 
 
 def test_every_kind_of_bad_input_is_reported_and_nothing_else_is_lost(tmp_path):
@@ -120,7 +118,6 @@ def test_every_kind_of_bad_input_is_reported_and_nothing_else_is_lost(tmp_path):
     out = str(tmp_path / "out")
     with pytest.raises(convert.ConversionError, match="--max-bad-fraction"):
         convert.convert_folder(str(tmp_path), out, max_bad_fraction=0.01, beam_args=BEAM)
-    assert not convert.is_complete(out)  # never used by a later run
     summary = convert.convert_folder(str(tmp_path), out, max_bad_fraction=0.5, beam_args=BEAM)
     report = json.load(open(os.path.join(out, convert.REPORT_NAME)))
     reasons = {r["path"]: r["reason"] for r in report["bad"]}
@@ -154,9 +151,13 @@ def test_empty_or_foreign_sources_fail_clearly(tmp_path):
     with pytest.raises(convert.ConversionError, match="EuroSAT class names"):
         convert.convert_folder(str(tmp_path / "cats"), str(tmp_path / "o2"), beam_args=BEAM)
     with pytest.raises(FileNotFoundError, match="neither TFRecord files"):
-        resolve_data(str(tmp_path / "empty"), str(tmp_path / "cache"))
+        source_modality(str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match="neither TFRecord files"):  # the same words in the DAG
+        run_example_gen(str(tmp_path / "empty"), str(tmp_path / "e1"), modality="rgb")
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        resolve_data(str(tmp_path / "missing"), str(tmp_path / "cache"))
+        source_modality(str(tmp_path / "missing"))
+    with pytest.raises(convert.ConversionError, match="EuroSAT class names"):
+        run_example_gen(str(tmp_path / "cats"), str(tmp_path / "e2"), modality="rgb")
 
 
 def zip_folder(folder, zpath):
@@ -168,14 +169,27 @@ def zip_folder(folder, zpath):
                 zf.write(full, os.path.relpath(full, folder))
 
 
-def test_resolve_data_converts_a_zipped_archive(tmp_path):
-    make_archive(tmp_path / "src", per_class=1)
+def test_example_gen_converts_a_zipped_archive_and_reports_into_its_artifact(tmp_path):
+    make_archive(tmp_path / "src", per_class=4)
     zpath = tmp_path / "EuroSAT_RGB.zip"
     zip_folder(tmp_path / "src", zpath)
-    out = resolve_data(str(zpath), str(tmp_path / "cache"), beam_args=BEAM)
-    assert os.path.basename(out).startswith("EuroSAT_RGB-")
-    assert len(list(convert.iter_examples(out))) == 10
-    assert resolve_data(out, str(tmp_path / "cache")) == out  # a converted folder is a TFRecord folder
+    with zipfile.ZipFile(zpath, "a") as zf:
+        zf.writestr("EuroSAT_RGB/2750/Forest/bad.jpg", b"not an image")
+    out = str(tmp_path / "examples")
+    artifact, report = run_example_gen(str(zpath), out, max_bad_fraction=0.05)
+    assert sorted(os.listdir(out)) == ["Split-eval", "Split-test", "Split-train", "conversion_report.json"]
+    assert len(split_examples(out)) == 40 and all(split_examples(out, s) for s in ("train", "eval", "test"))
+    assert report["summary"]["source"] == str(zpath) and report["summary"]["bad"] == 1
+    assert [r["path"] for r in report["bad"]] == ["Forest/bad.jpg"]
+    identity = report["summary"]["source_identity"]  # what TFX's cache keys the examples on
+    assert identity["path"] == str(zpath) and identity["size"] == zpath.stat().st_size and identity["mtime_ns"]
+    props = artifact.mlmd_artifact.custom_properties  # the lineage ML Metadata keeps
+    assert props["source"].string_value == str(zpath) and props["bad"].int_value == 1
+    assert props["files"].int_value == 41 and props["examples"].int_value == 40
+    assert props["conversion_report"].string_value == os.path.join(out, "conversion_report.json")
+    with pytest.raises(convert.ConversionError, match=r"1 of 41 files \(2.4%\) cannot be used.*--max-bad-fraction"):
+        run_example_gen(str(zpath), str(tmp_path / "strict"), max_bad_fraction=0.01)
+    assert json.load(open(tmp_path / "strict" / "conversion_report.json"))["bad"][0]["path"] == "Forest/bad.jpg"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,7 +227,8 @@ def test_modality_is_decided_from_the_first_readable_tiff(tmp_path):
 
 def test_converts_13_band_folder_with_labels_sources_and_modality(tmp_path):
     _, written = make_bands_archive(tmp_path / "src", per_class=2)
-    out = convert.convert_source(str(tmp_path / "src"), str(tmp_path / "cache"), beam_args=BEAM)
+    out = str(tmp_path / "out")
+    convert.convert_folder(str(tmp_path / "src"), out, beam_args=BEAM)
     report = json.load(open(os.path.join(out, convert.REPORT_NAME)))
     assert report["summary"]["modality"] == "all" and report["summary"]["examples"] == 20
     examples = list(convert.iter_examples(out))
@@ -251,7 +266,6 @@ def test_every_kind_of_bad_13_band_input_is_reported_and_nothing_else_is_lost(tm
     out = str(tmp_path / "out")
     with pytest.raises(convert.ConversionError, match="--max-bad-fraction"):
         convert.convert_folder(str(tmp_path), out, max_bad_fraction=0.01, beam_args=BEAM)
-    assert not convert.is_complete(out)
     summary = convert.convert_folder(str(tmp_path), out, max_bad_fraction=0.5, beam_args=BEAM)
     report = json.load(open(os.path.join(out, convert.REPORT_NAME)))
     reasons = {r["path"]: r["reason"] for r in report["bad"]}
@@ -282,23 +296,29 @@ def test_empty_13_band_source_fails_clearly(tmp_path):
         convert.convert_folder(str(tmp_path), str(tmp_path / "out"), beam_args=BEAM)
 
 
-def test_fingerprint_changes_with_the_converter_version(tmp_path, monkeypatch):
-    files, _, _ = convert.scan_source(make_bands_archive(tmp_path, per_class=1)[0])
-    before = convert.source_fingerprint(files)
-    assert convert.source_fingerprint(files) == before
+def test_source_identity_changes_with_the_converter_version(tmp_path, monkeypatch):
+    from components.data_sources import source_identity
+
+    root = make_bands_archive(tmp_path, per_class=1)[0]
+    before = source_identity(root)
+    assert source_identity(root) == before
     monkeypatch.setattr(convert, "CONVERTER_VERSION", convert.CONVERTER_VERSION + "-next")
-    assert convert.source_fingerprint(files) != before
+    assert source_identity(root) != before  # a changed converter does not reuse cached examples
 
 
-def test_resolve_data_converts_a_zipped_13_band_archive(tmp_path):
+def test_example_gen_converts_a_zipped_13_band_archive(tmp_path):
     # The layout of EuroSATallBands.zip: the class folders are six levels down.
     make_bands_archive(tmp_path / "src", per_class=1, top="ds/images/remote_sensing/otherDatasets/sentinel_2/tif")
     zpath = tmp_path / "EuroSATallBands.zip"
     zip_folder(tmp_path / "src", zpath)
-    out = resolve_data(str(zpath), str(tmp_path / "cache"), beam_args=BEAM)
-    assert os.path.basename(out).startswith("EuroSATallBands-")
-    assert features.detect_modality(out) == features.ALL_BANDS
-    assert len(list(convert.iter_examples(out))) == 10
+    assert source_modality(str(zpath)) == features.ALL_BANDS  # --modality auto, before the run
+    out = str(tmp_path / "examples")
+    _, report = run_example_gen(str(zpath), out)
+    assert report["summary"]["modality"] == features.ALL_BANDS
+    examples = split_examples(out)
+    assert len(examples) == 10 and all(features.modality_of(e) == features.ALL_BANDS for e in examples)
+    with pytest.raises(ValueError, match="is 'all' data .* built for 'rgb'; pass --modality all"):
+        run_example_gen(str(zpath), str(tmp_path / "wrong"), modality="rgb")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,13 +362,14 @@ def test_zip_is_read_in_place_with_bounded_members(tmp_path):
         # 8 MiB of zeros packs to ~8 KB: a bomb by ratio; the other is over the size limit too.
         zf.writestr("EuroSAT_RGB/2750/Forest/bomb.jpg", bytes(8 << 20))
         zf.writestr("EuroSAT_RGB/2750/Forest/too_big.jpg", bytes(sources.MAX_FILE_BYTES + 1))
-    cache = tmp_path / "cache"
-    out = resolve_data(zpath, str(cache), max_bad_fraction=0.05, beam_args=BEAM)
-    assert sorted(os.listdir(cache)) == [os.path.basename(out)]  # nothing unpacked, nothing left
-    reasons = {r["path"]: r["reason"] for r in json.load(open(os.path.join(out, convert.REPORT_NAME)))["bad"]}
+    out = tmp_path / "examples"
+    _, report = run_example_gen(zpath, str(out), max_bad_fraction=0.05)
+    assert sorted(os.listdir(tmp_path)) == ["EuroSAT_RGB.zip", "examples", "src"]  # nothing unpacked
+    assert sorted(os.listdir(out)) == ["Split-eval", "Split-test", "Split-train", "conversion_report.json"]
+    reasons = {r["path"]: r["reason"] for r in report["bad"]}
     assert "refused as a decompression bomb" in reasons["Forest/bomb.jpg"]
     assert "larger than the 67,108,864-byte limit" in reasons["Forest/too_big.jpg"]
-    assert len(list(convert.iter_examples(out))) == 100
+    assert len(split_examples(str(out))) == 100
 
 
 def test_zip_members_are_never_read_past_the_limit(tmp_path, monkeypatch):
@@ -369,7 +390,7 @@ def test_a_zip_that_is_not_a_zip_is_named(tmp_path, capsys):
     fake = tmp_path / "EuroSAT.zip"
     fake.write_bytes(b"<html>404 Not Found</html>")
     with pytest.raises(convert.ConversionError, match="EuroSAT.zip' is not a readable zip archive"):
-        resolve_data(str(fake), str(tmp_path / "cache"))
+        source_modality(str(fake))
     assert pipeline_runner.main(["--data", str(fake), "--output-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "is not a readable zip archive" in err and err.count("\n") == 1
@@ -384,7 +405,9 @@ def test_a_garbage_tfrecord_is_named_before_the_pipeline_starts(tmp_path, capsys
     shutil.copytree(synthetic_records, folder)
     (folder / "zz-garbage.tfrecord.gz").write_bytes(os.urandom(2000))
     with pytest.raises(ValueError, match="zz-garbage.tfrecord.gz' is not a file of tf.Example records"):
-        resolve_data(str(folder), str(tmp_path / "cache"))
+        source_modality(str(folder))
+    with pytest.raises(ValueError, match="zz-garbage.tfrecord.gz' is not a file of tf.Example records"):
+        run_example_gen(str(folder), str(tmp_path / "e"), modality="rgb")  # the same check in the DAG
     assert pipeline_runner.main(["--data", str(folder), "--output-dir", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "zz-garbage.tfrecord.gz" in err and err.count("\n") == 1 and "Traceback" not in err
@@ -409,15 +432,17 @@ def test_converts_a_folder_and_a_zip_on_another_filesystem(tmp_path, memfs):
             memfs.put("mem://bucket/eurosat/" + os.path.relpath(full, tmp_path / "src"), open(full, "rb").read())
     memfs.put("mem://bucket/eurosat/EuroSAT_RGB/2750/Forest/bad.jpg", b"not an image")
     assert convert.holds_class_folders("mem://bucket/eurosat")
-    out = resolve_data("mem://bucket/eurosat", str(tmp_path / "cache"), max_bad_fraction=0.1, beam_args=BEAM)
-    assert len(list(convert.iter_examples(out))) == 20
-    report = json.load(open(os.path.join(out, convert.REPORT_NAME)))
+    out = str(tmp_path / "examples")
+    _, report = run_example_gen("mem://bucket/eurosat", out, max_bad_fraction=0.1)
+    assert len(split_examples(out)) == 20
     assert report["summary"]["source"] == "mem://bucket/eurosat"
     assert [r["path"] for r in report["bad"]] == ["Forest/bad.jpg"]
     # The same files as a zip in the bucket: read in place through the same filesystem.
     zpath = tmp_path / "EuroSAT_RGB.zip"
     zip_folder(os.path.dirname(os.path.dirname(class_root)), zpath)
     memfs.put("mem://bucket/EuroSAT_RGB.zip", zpath.read_bytes())
-    zipped = resolve_data("mem://bucket/EuroSAT_RGB.zip", str(tmp_path / "cache"), beam_args=BEAM)
-    assert sorted(e.features.feature["source"].bytes_list.value[0] for e in convert.iter_examples(zipped)) == \
-        sorted(e.features.feature["source"].bytes_list.value[0] for e in convert.iter_examples(out))
+    zipped = str(tmp_path / "zipped")
+    run_example_gen("mem://bucket/EuroSAT_RGB.zip", zipped)
+    assert sources_of(split_examples(zipped)) == sources_of(split_examples(out))
+    for split in ("train", "eval", "test"):  # the same hash split, whichever way the files came
+        assert sources_of(split_examples(zipped, split)) == sources_of(split_examples(out, split))

@@ -1,11 +1,11 @@
 """Real end-to-end runs of the TFX DAG: tiny synthetic RGB and 13-band data (the plumbing) and
-a small real image set (the model and its metrics). A few minutes each."""
+a small real image set (the model and its metrics). Each run is a session fixture
+(tests/conftest.py) that the tests here only read; a minute or two each."""
 import json
 import os
 
 import pytest
 
-import pipeline_runner
 from components.evaluation import summarize
 from pipeline.results import latest_results
 from schema import features
@@ -22,18 +22,8 @@ def _latest_report_dir(out, pipeline="e2e"):
     return run_report_dir(out, pipeline, run_id)
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("e2e"))
-    argv = ["--data", "synthetic:300", "--output-dir", out, "--pipeline-name", "e2e",
-            "--weights", "none", "--epochs", "1", "--batch-size", "16",
-            "--min-accuracy", "0", "--min-macro-f1", "0"]
-    assert pipeline_runner.main(argv) == 0
-    return out, argv
-
-
-def test_model_is_pushed_in_serving_layout(tiny_run):
-    out, _ = tiny_run
+def test_model_is_pushed_in_serving_layout(tiny_rgb_run):
+    out, _ = tiny_rgb_run
     results = latest_results(os.path.join(out, "metadata", "e2e.sqlite"), "e2e")
     assert results.blessed and results.pushed
     base = os.path.join(out, "serving", "eurosat")
@@ -46,8 +36,23 @@ def test_model_is_pushed_in_serving_layout(tiny_run):
     assert results.pushed_destination.startswith(base)
 
 
-def test_evaluation_has_overall_and_per_class_metrics(tiny_run):
-    out, _ = tiny_run
+def test_trainer_reports_its_overhead(tiny_rgb_run):
+    """components/trainer_timing.py: the Trainer's phases, beside its training history."""
+    import glob
+
+    from components.trainer_timing import OVERHEAD_FILE
+
+    out, _ = tiny_rgb_run
+    [path] = glob.glob(os.path.join(out, "pipelines", "e2e", "Trainer", "model_run", "*", OVERHEAD_FILE))
+    with open(path) as f:
+        phases = json.load(f)
+    assert phases["epochs"] == 1 and phases["training steps"] > 0 and phases["validation"] > 0
+    assert phases["model build"] > 0 and phases["export + warm-up requests"] > 0
+    assert phases["total"] >= phases["model build"] + phases["training steps"] + phases["export + warm-up requests"]
+
+
+def test_evaluation_has_overall_and_per_class_metrics(tiny_rgb_run):
+    out, _ = tiny_rgb_run
     results = latest_results(os.path.join(out, "metadata", "e2e.sqlite"), "e2e")
     summary = summarize(results.evaluation_uri)
     overall = summary["overall"]
@@ -59,26 +64,26 @@ def test_evaluation_has_overall_and_per_class_metrics(tiny_run):
         assert summary[name]["example_count"] >= 1
 
 
-def test_rerun_reuses_cached_components(tiny_run):
+def test_rerun_reuses_cached_components(tiny_rgb_rerun):
     from ml_metadata.metadata_store import metadata_store
     from ml_metadata.proto import metadata_store_pb2
     from tfx import v1 as tfx
 
-    out, argv = tiny_run
-    assert pipeline_runner.main(argv) == 0
+    out, _ = tiny_rgb_rerun
     store = metadata_store.MetadataStore(
         tfx.orchestration.metadata.sqlite_metadata_connection_config(
             os.path.join(out, "metadata", "e2e.sqlite")))
     executions = store.get_executions()
     trainer_runs = [e for e in executions if e.type_id == store.get_execution_type("tfx.components.trainer.component.Trainer").id]
-    states = [e.last_known_state for e in trainer_runs]
+    # The first run and the re-run (blocked_rgb_run's, which also reuses the Trainer, comes later).
+    states = [e.last_known_state for e in sorted(trainer_runs, key=lambda e: e.id)][:2]
     assert states.count(metadata_store_pb2.Execution.CACHED) == 1, states
     assert states.count(metadata_store_pb2.Execution.COMPLETE) == 1, states
 
 
-def test_run_wrote_the_report(tiny_run):
+def test_run_wrote_the_report(tiny_rgb_run):
 
-    out, _ = tiny_run
+    out, _ = tiny_rgb_run
     report_dir = _latest_report_dir(out)
     with open(os.path.join(report_dir, "metrics.json")) as f:
         metrics = json.load(f)
@@ -89,14 +94,12 @@ def test_run_wrote_the_report(tiny_run):
         assert os.path.exists(os.path.join(report_dir, name)), name
 
 
-def test_impossible_bar_blocks_the_push_and_report_says_why(tiny_run, capsys):
+def test_impossible_bar_blocks_the_push_and_report_says_why(blocked_rgb_run):
     """Same data and model (cached), bar raised out of reach: only Evaluator/Pusher re-run."""
 
-    out, argv = tiny_run
+    out, printed, pushed_before = blocked_rgb_run
     base = os.path.join(out, "serving", "eurosat")
-    pushed_before = sorted(os.listdir(base))
-    assert pipeline_runner.main(argv + ["--min-accuracy", "1.0"]) == 0
-    assert "NOT pushed: the model was not blessed: accuracy (overall, absolute) >= 1" in capsys.readouterr().out
+    assert "NOT pushed: the model was not blessed: accuracy (overall, absolute) >= 1" in printed
     results = latest_results(os.path.join(out, "metadata", "e2e.sqlite"), "e2e")
     assert results.blessed is False and not results.pushed
     assert results.baseline_model_uri  # compared with the blessed model that is serving
@@ -111,7 +114,7 @@ def test_impossible_bar_blocks_the_push_and_report_says_why(tiny_run, capsys):
     assert change and all(c["status"] == "passed" for c in change)  # same model: no drop
 
 
-def test_13_band_dag_standardises_trains_evaluates_and_pushes(tmp_path, capsys):
+def test_13_band_dag_standardises_trains_evaluates_and_pushes(bands_run):
     """The 13-band DAG on tiny synthetic data: 13-band schema validated, per-band Transform,
     a 13-channel EfficientNetV2, per-class evaluation and a pushed predict_bands model."""
 
@@ -121,12 +124,8 @@ def test_13_band_dag_standardises_trains_evaluates_and_pushes(tmp_path, capsys):
     from components import synthetic
     from serving import signatures
 
-    out = str(tmp_path)
-    argv = ["--data", "synthetic/all:200", "--output-dir", out, "--pipeline-name", "e2e",
-            "--weights", "none", "--epochs", "1", "--batch-size", "16",
-            "--min-accuracy", "0", "--min-macro-f1", "0"]
-    assert pipeline_runner.main(argv) == 0
-    printed = "\n" + capsys.readouterr().out  # the run summary (JSON), then the paths
+    out, printed = bands_run
+    printed = "\n" + printed  # the run summary (JSON), then the paths
     summary = json.loads(printed[printed.index("\n{") : printed.index("\nevaluation:")])
     # Its own pipeline and model name: never compared with, or pushed over, an RGB model.
     assert summary["modality"] == "all" and summary["pipeline"] == "e2e-all" and summary["pushed"]
@@ -141,38 +140,27 @@ def test_13_band_dag_standardises_trains_evaluates_and_pushes(tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def digits_run(tmp_path_factory):
-    """Real images through the whole DAG: scikit-learn's handwritten digits (120 per class) in
-    EuroSAT's class-folder layout, the default recipe from scratch, no augmentation (digits
-    have an "up")."""
-    from components.digits import write_digits_folder
-
-    root = tmp_path_factory.mktemp("digits")
-    folder = str(root / "EuroSAT_digits")
-    write_digits_folder(folder, per_class=120)
-    out = str(root / "out")
-    argv = ["--data", folder, "--output-dir", out, "--pipeline-name", "digits", "--weights", "none",
-            "--epochs", "8", "--augment", "none", "--min-accuracy", "0", "--min-macro-f1", "0"]
-    assert pipeline_runner.main(argv) == 0
-    with open(os.path.join(_latest_report_dir(out, "digits"), "metrics.json")) as f:
+def digits_results(digits_run):
+    out, pipeline = digits_run
+    with open(os.path.join(_latest_report_dir(out, pipeline), "metrics.json")) as f:
         metrics = json.load(f)
-    return latest_results(os.path.join(out, "metadata", "digits.sqlite"), "digits"), metrics
+    return latest_results(os.path.join(out, "metadata", f"{pipeline}.sqlite"), pipeline), metrics
 
 
-def test_real_images_train_far_above_chance(digits_run):
+def test_real_images_train_far_above_chance(digits_results):
     """A collapse (early stopping restoring an epoch-1 model: 0.08 on 10 classes) fails here."""
-    results, metrics = digits_run
+    results, metrics = digits_results
     assert results.pushed
     assert metrics["accuracy"] >= 0.7 and metrics["macro_f1"] >= 0.7, metrics
 
 
-def test_metrics_json_is_the_pushed_models_argmax_predictions(digits_run):
+def test_metrics_json_is_the_pushed_models_argmax_predictions(digits_results):
     from sklearn import metrics as skm
 
     from components import top1_metrics
     from pipeline.report import predict_split
 
-    results, metrics = digits_run
+    results, metrics = digits_results
     labels, probabilities = predict_split(results.pushed_destination, results.examples_uri)
     predicted = probabilities.argmax(1)
     ids = list(range(features.NUM_CLASSES))

@@ -5,16 +5,16 @@ from pipeline.pipeline import create_pipeline
 
 def test_dag_has_every_stage_wired(tmp_path):
     cfg = PipelineConfig(output_dir=str(tmp_path))
-    p = create_pipeline(cfg, data_root=str(tmp_path))
+    p = create_pipeline(cfg)
     ids = sorted(c.id for c in p.components)  # topologically sorted by TFX
-    assert ids == sorted(["ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
+    assert ids == sorted(["ExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
                    "AnomalyCheck", "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"])
     by_id = {c.id: c for c in p.components}
     upstream = {i: {u.id for u in c.upstream_nodes} for i, c in by_id.items()}
-    assert upstream["Transform"] == {"ImportExampleGen", "ImportSchemaGen", "AnomalyCheck"}
+    assert upstream["Transform"] == {"ExampleGen", "ImportSchemaGen", "AnomalyCheck"}
     assert upstream["AnomalyCheck"] == {"ExampleValidator"}  # anomalies stop the run before Transform
     assert upstream["Trainer"] == {"Transform", "ImportSchemaGen"}
-    assert upstream["Evaluator"] == {"ImportExampleGen", "Trainer", "latest_blessed_model_resolver"}
+    assert upstream["Evaluator"] == {"ExampleGen", "Trainer", "latest_blessed_model_resolver"}
     assert upstream["Pusher"] == {"Trainer", "Evaluator"}
     trainer = by_id["Trainer"].exec_properties
     assert trainer["run_fn"] == "components.trainer.run_fn"
@@ -24,8 +24,9 @@ def test_dag_has_every_stage_wired(tmp_path):
 
 
 def test_splits_are_60_20_20_by_source_hash(tmp_path):
-    p = create_pipeline(PipelineConfig(), data_root=str(tmp_path))
+    p = create_pipeline(PipelineConfig())
     example_gen = p.components[0]
+    assert type(example_gen).__name__ == "EuroSATExampleGen"
     output = example_gen.exec_properties["output_config"]
     assert '"partition_feature_name": "source"' in output
     for name, buckets in (("train", 6), ("eval", 2), ("test", 2)):
@@ -55,9 +56,9 @@ def test_eval_config_blesses_on_overall_accuracy_and_macro_f1():
 
 
 def test_tuner_stage_feeds_the_trainer_when_asked(tmp_path):
-    plain = create_pipeline(PipelineConfig(), data_root=str(tmp_path))
+    plain = create_pipeline(PipelineConfig())
     assert "Tuner" not in {c.id for c in plain.components}
-    tuned = create_pipeline(PipelineConfig(tune=True, tuner_trials=2), data_root=str(tmp_path))
+    tuned = create_pipeline(PipelineConfig(tune=True, tuner_trials=2))
     by_id = {c.id: c for c in tuned.components}
     assert by_id["Tuner"].exec_properties["tuner_fn"] == "components.tuner.tuner_fn"
     assert "Tuner" in {u.id for u in by_id["Trainer"].upstream_nodes}
@@ -74,3 +75,28 @@ def test_tuned_values_override_only_the_searched_knobs():
     tuned = apply_tuned(base, {"values": {"learning_rate": 5e-4, "dropout": 0.1, "label_smoothing": 0.0,
                                           "tuner/epochs": 2}})
     assert (tuned.learning_rate, tuned.dropout, tuned.label_smoothing, tuned.epochs) == (5e-4, 0.1, 0.0, 7)
+
+
+def test_example_gen_is_keyed_on_the_source_and_its_settings(tmp_path):
+    """TFX's cache keys an execution on its properties: the source identity (size, modification
+    time), the conversion settings; not on settings that do not change the examples."""
+    import json
+    import os
+
+    zpath = tmp_path / "EuroSAT_RGB.zip"
+    zpath.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip: the identity is read from the file's stat
+
+    def props(**changes):
+        return create_pipeline(PipelineConfig(data=str(zpath)).replace(**changes)).components[0].exec_properties
+
+    base = props()
+    assert json.loads(base["input_config"])["splits"][0]["pattern"] == str(zpath)
+    assert json.loads(base["source_identity"])["size"] == 22 and base["max_bad_fraction"] == 0.01
+    assert props(hparams={"seed": 7, "epochs": 2}) == base  # the Trainer's settings do not re-convert
+    assert props(max_bad_fraction=0.1)["max_bad_fraction"] == 0.1
+    os.utime(zpath, ns=(1, 1))  # touched: another identity, so the ExampleGen runs again
+    assert props()["source_identity"] != base["source_identity"]
+    synthetic = PipelineConfig(data="synthetic:50")
+    seeds = {create_pipeline(synthetic.replace(hparams={"seed": s})).components[0].exec_properties["source_identity"]
+             for s in (0, 1)}
+    assert len(seeds) == 2  # synthetic data is made from the seed

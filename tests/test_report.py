@@ -44,8 +44,11 @@ def _fixture_inputs(blessed=True):
         calibration=[report.CalibrationBucket(0.5, 0.6, 1, 0, 0.6), report.CalibrationBucket(0.7, 0.8, 2, 1, 1.5),
                      report.CalibrationBucket(0.9, 1.0, 1, 1, 0.9)],
         settings={"run_id": "2026-12-01T21:09:47.892989", "started": "2026-12-01T21:09:47+00:00",
-                  "wall_time_s": 312.4, "data_source": "/out/data/synthetic-300-seed42",
-                  "input_fingerprint": "split:all,num_files:1", "hparams": {"epochs": 2, "learning_rate": 0.001},
+                  "wall_time_s": 312.4, "data_source": "/data/EuroSAT_RGB.zip",
+                  "input_fingerprint": '{"kind": "path", "size": 94658721}',
+                  "conversion": {"kind": "images", "modality": "rgb", "files": 27003, "examples": 27000, "bad": 3,
+                                 "duplicates": 0, "normalized": 0, "conversion_report": "/e/conversion_report.json"},
+                  "hparams": {"epochs": 2, "learning_rate": 0.001},
                   "run_fn": "components.trainer.run_fn", "preprocessing_fn": "components.transform.preprocessing_fn",
                   "tfx_version": "1.21.0", "cached": ["ImportExampleGen"]},
     )
@@ -193,7 +196,8 @@ def test_page_shows_settings_baseline_and_how_many_examples_were_predicted(tmp_p
     inputs = _fixture_inputs()
     report.write_report(inputs, str(tmp_path))
     page = (tmp_path / "index.html").read_text()
-    for shown in ("/out/data/synthetic-300-seed42", "312.4 s (5 min 12 s)", "2026-12-01T21:09:47+00:00",
+    for shown in ("/data/EuroSAT_RGB.zip", "27003 files, 27000 examples, 3 refused", "/e/conversion_report.json",
+                  "312.4 s (5 min 12 s)", "2026-12-01T21:09:47+00:00",
                   "<th>learning_rate</th><td>0.001</td>", "TFX 1.21.0", "components.trainer.run_fn",
                   "first 4 test examples", "No baseline"):
         assert shown in page, shown
@@ -239,6 +243,12 @@ def test_run_settings_come_from_ml_metadata(tmp_path):
     artifact.custom_properties["tfx_version"].string_value = "1.21.0"
     examples = mlmd.Artifact(type_id=store.put_artifact_type(mlmd.ArtifactType(name="Examples")), uri="/e")
     examples.custom_properties["input_fingerprint"].string_value = "split:all,num_files:1"
+    # What the ExampleGen (components/example_gen.py) records on its Examples: the source and its report.
+    for key, value in (("source", "/data/EuroSAT_RGB.zip"), ("kind", "images"), ("modality", "rgb"),
+                       ("conversion_report", "/e/conversion_report.json")):
+        examples.custom_properties[key].string_value = value
+    for key, value in (("files", 27003), ("examples", 27000), ("bad", 3), ("duplicates", 0), ("normalized", 0)):
+        examples.custom_properties[key].int_value = value
     examples_event = mlmd.Event(type=mlmd.Event.OUTPUT)
     examples_event.path.steps.add().key = "examples"
     event = mlmd.Event(type=mlmd.Event.OUTPUT)
@@ -247,7 +257,10 @@ def test_run_settings_come_from_ml_metadata(tmp_path):
     store.put_execution(executions[0], [(examples, examples_event)], contexts)
     store.put_execution(executions[1], [(artifact, event)], contexts)
     settings = results.run_settings(path, "p", "2026-12-01T21:09:47.89")
-    assert settings["data_source"] == "/out/data/synthetic-300-seed42"
+    assert settings["data_source"] == "/data/EuroSAT_RGB.zip"  # the ExampleGen's source, not a cache folder
+    assert settings["conversion"] == {"kind": "images", "modality": "rgb", "files": 27003, "examples": 27000,
+                                      "bad": 3, "duplicates": 0, "normalized": 0,
+                                      "conversion_report": "/e/conversion_report.json"}
     assert settings["input_fingerprint"] == "split:all,num_files:1"
     assert settings["hparams"] == {"epochs": 2, "backbone": "EfficientNetV2B0"}
     assert settings["run_fn"] == "components.trainer.run_fn" and settings["tfx_version"] == "1.21.0"

@@ -160,3 +160,26 @@ def test_a_later_run_cancels_what_a_killed_run_left_running(tmp_path):
     assert store.get_executions()[0].last_known_state == mlmd.Execution.CANCELED
     assert results.cancel_stale_runs(path, "p") is None
     assert results.cancel_stale_runs(str(tmp_path / "none.sqlite"), "p") is None
+
+
+def test_component_seconds_are_each_executions_creation_to_last_update_by_node(tmp_path):
+    import time
+
+    path, store, pipeline_id = _pipeline(tmp_path)
+    exe_type = store.put_execution_type(mlmd.ExecutionType(name="tfx.components.trainer.component.Trainer"))
+    for run_id in ("run-1", "run-2"):
+        run = _context(store, "pipeline_run", run_id)
+        store.put_parent_contexts([mlmd.ParentContext(child_id=run, parent_id=pipeline_id)])
+        node = _context(store, "node", "p.Trainer") if run_id == "run-1" else store.get_contexts_by_type("node")[0].id
+        [trainer] = store.put_executions([mlmd.Execution(type_id=exe_type, last_known_state=mlmd.Execution.RUNNING)])
+        store.put_attributions_and_associations(
+            [], [mlmd.Association(context_id=c, execution_id=trainer) for c in (pipeline_id, run, node)])
+        time.sleep(0.3 if run_id == "run-2" else 0.0)
+        [execution] = store.get_executions_by_id([trainer])
+        execution.last_known_state = mlmd.Execution.COMPLETE if run_id == "run-2" else mlmd.Execution.CACHED
+        store.put_executions([execution])
+    latest = results.component_seconds(path, "p")
+    assert list(latest) == ["Trainer"] and latest["Trainer"]["state"] == "COMPLETE"
+    assert 0.3 <= latest["Trainer"]["seconds"] < 30
+    assert results.component_seconds(path, "p", "run-1")["Trainer"]["state"] == "CACHED"
+    assert results.component_seconds(path, "p", "no-such-run") == {}

@@ -1,14 +1,12 @@
-"""Published split files: parsing, leak detection, and the per-split copy ExampleGen reads."""
+"""Published split files: parsing, leak detection, and the ExampleGen routing each example by them."""
 import json
-import os
 
 import pytest
 
-from components import convert, splits
+from components import splits
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline, describe_split
-
-BEAM = ["--direct_running_mode=in_memory"]
+from tests.ingest import run_example_gen, sources_of, split_examples
 
 
 def _write_lists(tmp_path, lists):
@@ -36,28 +34,31 @@ def test_split_lists_are_parsed_and_leaks_rejected(tmp_path):
         splits.parse_split_files(f"{tmp_path}/train.txt,{tmp_path}/val.txt,{tmp_path}/nope.txt")
 
 
-def test_records_are_rewritten_per_split_once(synthetic_records, tmp_path):
+def test_example_gen_routes_by_the_split_lists_in_one_read(synthetic_records, tmp_path):
     # synthetic_records: 100 images named synthetic/<Class>/<Class>_<i>.jpg, i = 1..10
     names = [f"{c}_{i}" for c in ("Forest", "River", "SeaLake") for i in range(1, 11)]
     spec = _write_lists(tmp_path, [names[:20], names[20:25], names[25:]])
-    out = splits.resolve_split(synthetic_records, spec, str(tmp_path / "cache"), BEAM)
-    report = json.load(open(os.path.join(out, splits.SPLIT_REPORT)))
-    assert report["examples"] == {"train": 20, "eval": 5, "test": 5, "unassigned": 70}
-    train = list(convert.iter_examples(os.path.join(out, "train")))
-    got = {splits.split_key(e.features.feature["source"].bytes_list.value[0].decode()) for e in train}
+    out = str(tmp_path / "examples")
+    artifact, report = run_example_gen(synthetic_records, out, split_files=spec)
+    assert report["summary"]["split_examples"] == {"train": 20, "eval": 5, "test": 5, "unassigned": 70}
+    assert json.loads(artifact.split_names) == ["train", "eval", "test"]
+    got = {splits.split_key(s) for s in sources_of(split_examples(out, "train"))}
     assert got == set(names[:20])
-    assert splits.resolve_split(synthetic_records, spec, str(tmp_path / "cache"), BEAM) == out  # reused
+    assert {splits.split_key(s) for s in sources_of(split_examples(out, "test"))} == set(names[25:])
     foreign = _write_lists(tmp_path, [["Cat_1"], ["Cat_2"], ["Cat_3"]])
     with pytest.raises(ValueError, match="every split needs some"):
-        splits.resolve_split(synthetic_records, foreign, str(tmp_path / "cache"), BEAM)
+        run_example_gen(synthetic_records, str(tmp_path / "foreign"), split_files=foreign)
 
 
-def test_example_gen_reads_split_folders_when_split_files_are_given(tmp_path):
-    cfg = PipelineConfig(split_files="a.txt,b.txt,c.txt")
-    example_gen = create_pipeline(cfg, data_root=str(tmp_path)).components[0]
-    inputs = example_gen.exec_properties["input_config"]
+def test_example_gen_takes_the_split_files_when_given(tmp_path):
+    lists = _write_lists(tmp_path, [["Forest_1"], ["Forest_2"], ["Forest_3"]])
+    cfg = PipelineConfig(split_files=lists)
+    example_gen = create_pipeline(cfg).components[0]
+    props = example_gen.exec_properties
     for name in ("train", "eval", "test"):
-        assert f'"pattern": "{name}/*tfrecord*"' in inputs
-    assert "hash_buckets" not in (example_gen.exec_properties.get("output_config") or "")
-    assert describe_split(cfg) == "split files a.txt,b.txt,c.txt"
+        assert f'"name": "{name}"' in props["input_config"]
+    assert "hash_buckets" not in (props.get("output_config") or "")
+    assert props["split_files"] == lists
+    assert json.loads(props["source_identity"])["split_files"][0]["sha256"]  # a changed list re-runs it
+    assert describe_split(cfg) == f"split files {lists}"
     assert "hash" in describe_split(PipelineConfig())

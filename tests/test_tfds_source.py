@@ -5,8 +5,9 @@ import time
 import numpy as np
 import pytest
 
-from components import convert, tfds_source
+from components import tfds_source
 from components.tfds_source import TfdsUnavailableError, parse_tfds
+from tests.ingest import run_example_gen, split_examples
 
 
 def test_parse_tfds_specs():
@@ -21,13 +22,12 @@ def test_parse_tfds_specs():
 def test_offline_without_prepared_data_fails_fast_naming_the_alternatives(tmp_path, name, archive):
     start = time.time()
     with pytest.raises(TfdsUnavailableError) as err:
-        tfds_source.write_tfds_tfrecords(name, str(tmp_path / "cache"), str(tmp_path / "tfds"),
-                                         is_reachable=lambda url: False)
+        tfds_source.prepare_builder(name, str(tmp_path / "tfds"), is_reachable=lambda url: False)
     assert time.time() - start < 30
     msg = str(err.value)
     assert f"tfds:{name} is not prepared" in msg and archive in msg
     assert "cannot be reached" in msg and "--tfds-data-dir" in msg and "--data" in msg and "synthetic" in msg
-    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("*tfrecord*"))
+    assert not list(tmp_path.rglob("*tfrecord*"))
 
 
 def test_reachable_is_a_bounded_probe():
@@ -39,18 +39,21 @@ def test_reachable_is_a_bounded_probe():
     assert time.time() - start < 5
 
 
-def test_tfds_examples_follow_the_contract_and_archive_source_names(tmp_path):
+def test_tfds_examples_follow_the_contract_and_archive_source_names(tmp_path, monkeypatch):
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
     from schema import features
 
     assert tfds_source._source_name("Forest_12.jpg", 1) == "Forest/Forest_12.jpg"
+    monkeypatch.setattr(tfds_source, "reachable", lambda url: True)  # mock_data "downloads"
+    out = str(tmp_path / "examples")
     with tfds.testing.mock_data(num_examples=12):
         # mock_data replaces download_and_prepare and the records (no network, random images)
-        out = tfds_source.write_tfds_tfrecords("eurosat/rgb", str(tmp_path), is_reachable=lambda url: True)
-    examples = list(convert.iter_examples(out))
-    assert len(examples) > 0
+        _, report = run_example_gen("tfds:eurosat/rgb", out, tfds_data_dir=str(tmp_path / "tfds"))
+    examples = split_examples(out)
+    assert len(examples) > 0 and report["summary"]["examples"] == len(examples)
+    assert report["summary"]["kind"] == "tfds" and report["summary"]["source"] == "tfds:eurosat/rgb"
     for e in examples:
         f = e.features.feature
         label = f["label"].int64_list.value[0]
@@ -79,7 +82,7 @@ def test_tfds_all_examples_become_13_band_contract_examples():
         tfds_source.to_example(_tfds_all_example(bands / 10000.0, label, "AnnualCrop_7.tif"))
 
 
-def test_tfds_all_is_written_through_the_same_code_path(tmp_path):
+def test_tfds_all_is_written_through_the_same_code_path(tmp_path, monkeypatch):
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
@@ -93,10 +96,12 @@ def test_tfds_all_is_written_through_the_same_code_path(tmp_path):
             lambda: (_tfds_all_example(b, lbl, s.split("/")[1]) for b, lbl, s in originals),
             output_types=self.info.features.dtype, output_shapes=self.info.features.shape)
 
+    monkeypatch.setattr(tfds_source, "reachable", lambda url: True)  # mock_data "downloads"
+    out = str(tmp_path / "examples")
     with tfds.testing.mock_data(as_dataset_fn=as_dataset):
-        out = tfds_source.write_tfds_tfrecords("eurosat/all", str(tmp_path), is_reachable=lambda url: True)
-    assert features.detect_modality(out) == features.ALL_BANDS
-    written = {e.features.feature["source"].bytes_list.value[0].decode(): e for e in convert.iter_examples(out)}
+        _, report = run_example_gen("tfds:eurosat/all", out)
+    assert report["summary"]["modality"] == features.ALL_BANDS
+    written = {e.features.feature["source"].bytes_list.value[0].decode(): e for e in split_examples(out)}
     assert sorted(written) == sorted(s for _, _, s in originals)
     for bands, label, source in originals:
         f = written[source].features.feature

@@ -54,6 +54,17 @@ def _duration(seconds: Optional[float]) -> str:
     return f"{seconds:.1f} s" + (f" ({minutes} min {rest} s)" if minutes else "")
 
 
+def _conversion(conversion: Optional[Dict[str, Any]]) -> str:
+    """The ExampleGen's conversion summary: how many files, examples, refused, and where the report is."""
+    if not conversion:
+        return "not recorded (a run before the in-DAG ExampleGen)"
+    counts = ", ".join(f"{_fmt(conversion.get(k))} {label}" for k, label in (
+        ("files", "files"), ("examples", "examples"), ("bad", "refused"), ("duplicates", "duplicates"),
+        ("normalized", "normalized")))
+    return (f"{_fmt(conversion.get('kind'))} source, {_fmt(conversion.get('modality'))}: {counts}; "
+            f"every refused file and why: <code>{_fmt(conversion.get('conversion_report'))}</code>")
+
+
 def _settings_table(settings: Optional[Dict[str, Any]]) -> str:
     if not settings:
         return "<p>No run settings recorded in ML Metadata for this run.</p>"
@@ -65,7 +76,8 @@ def _settings_table(settings: Optional[Dict[str, Any]]) -> str:
         ("started (UTC)", _fmt(settings.get("started"))),
         ("wall time", _duration(settings.get("wall_time_s"))),
         ("data source", f"<code>{_fmt(settings.get('data_source'))}</code>"),
-        ("input fingerprint", f"<code>{_fmt(settings.get('input_fingerprint'))}</code>"),
+        ("source identity", f"<code>{_fmt(settings.get('input_fingerprint'))}</code>"),
+        ("conversion", _conversion(settings.get("conversion"))),
         ("code", code),
         ("reused from cache", _fmt(", ".join(settings.get("cached") or []) or "nothing")),
     ]) + "</table>" + (
