@@ -13,15 +13,15 @@ Digits have an "up" (a rotated 6 is a 9), so train on them with ``--augment none
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
-from typing import Optional
+from typing import Iterable, Optional, Tuple
 
 import numpy as np
 from PIL import Image
 
 from schema import features
+from schema.samples import encode_jpeg
 
 DIGITS_MAX = 16  # sklearn's digits are 4-bit intensities, 0..16
 
@@ -43,19 +43,24 @@ def digit_images(per_class: Optional[int] = None, size: int = features.IMAGE_SIZ
         yield np.repeat(big[:, :, None], 3, axis=2), label
 
 
-def write_digits_folder(root: str, per_class: Optional[int] = None) -> int:
-    """Write the digits as ``root/<EuroSAT class>/<class>_<i>.jpg``; returns the image count."""
+def write_class_folder(root: str, images: Iterable[Tuple[np.ndarray, int]]) -> int:
+    """Write (uint8 image, label) pairs as ``root/<EuroSAT class>/<class>_<i>.jpg`` (JPEG quality 95),
+    EuroSAT's archive layout; returns the image count. The real image sets here (digits, textures)
+    are written by it."""
     count = 0
-    for i, (image, label) in enumerate(digit_images(per_class)):
+    for i, (image, label) in enumerate(images):
         name = features.class_name(label)
         folder = os.path.join(root, name)
         os.makedirs(folder, exist_ok=True)
-        buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, format="JPEG", quality=95)
         with open(os.path.join(folder, f"{name}_{i}.jpg"), "wb") as f:
-            f.write(buffer.getvalue())
+            f.write(encode_jpeg(image, quality=95))
         count += 1
     return count
+
+
+def write_digits_folder(root: str, per_class: Optional[int] = None) -> int:
+    """Write the digits as ``root/<EuroSAT class>/<class>_<i>.jpg``; returns the image count."""
+    return write_class_folder(root, digit_images(per_class))
 
 
 def main(argv=None) -> int:

@@ -24,14 +24,12 @@ comparison see the same split).
 from __future__ import annotations
 
 import argparse
-import io
-import os
 import sys
 from typing import Callable, Iterator, Optional, Tuple
 
 import numpy as np
-from PIL import Image
 
+from components.digits import write_class_folder
 from schema import features
 
 PATCH = features.IMAGE_SIZE
@@ -115,17 +113,7 @@ def texture_images(per_class: int = DEFAULT_PER_CLASS, seed: int = SEED) -> Iter
 
 def write_textures_folder(root: str, per_class: int = DEFAULT_PER_CLASS, seed: int = SEED) -> int:
     """Write the patches as ``root/<EuroSAT class>/<class>_<i>.jpg``; returns the image count."""
-    count = 0
-    for i, (image, label) in enumerate(texture_images(per_class, seed)):
-        name = features.class_name(label)
-        folder = os.path.join(root, name)
-        os.makedirs(folder, exist_ok=True)
-        buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, format="JPEG", quality=95)
-        with open(os.path.join(folder, f"{name}_{i}.jpg"), "wb") as f:
-            f.write(buffer.getvalue())
-        count += 1
-    return count
+    return write_class_folder(root, texture_images(per_class, seed))
 
 
 def main(argv=None) -> int:

@@ -17,6 +17,15 @@ def synthetic_records(tmp_path_factory):
     return str(folder)
 
 
+# The tiny model in TF Serving's layout that the serving and monitoring tests serve (read only;
+# tests that push versions copy it into their own folders).
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    from tests import serving_fixtures
+
+    return serving_fixtures.export_model(str(tmp_path_factory.mktemp("push")))
+
+
 # The small CNNs the map, product and training-check tests map with (tests/mapping_fixtures.py):
 # trained once per session, read only by the tests.
 @pytest.fixture(scope="session")

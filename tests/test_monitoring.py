@@ -29,11 +29,6 @@ QUEUING = ":tensorflow:serving:batching_session:queuing_latency"
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    return serving_fixtures.export_model(str(tmp_path_factory.mktemp("push")))
-
-
-@pytest.fixture(scope="module")
 def images():
     return [jpeg for jpeg, _, _ in synthetic.synthetic_examples(3, seed=5)]
 

@@ -32,11 +32,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="session")
-def exported(tmp_path_factory):
-    return serving_fixtures.export_model(str(tmp_path_factory.mktemp("push")))
-
-
-@pytest.fixture(scope="session")
 def images():
     return [jpeg for jpeg, _, _ in synthetic.synthetic_examples(10, seed=21)]
 
