@@ -19,7 +19,7 @@ import json
 import os
 from typing import Dict, List, Optional, Tuple
 
-from schema import modalities
+from schema import features, modalities
 from schema.errors import DataError
 
 SYNTHETIC = "synthetic"
@@ -64,7 +64,11 @@ def parse_synthetic(spec: str) -> Optional[Tuple[int, str]]:
             f"--data {spec!r}: expected synthetic:N (RGB) or synthetic/all:N (13 bands), "
             "N a positive number of images"
         )
-    return (int(size) if size else DEFAULT_SYNTHETIC_SIZE), modality
+    count = int(size) if size else DEFAULT_SYNTHETIC_SIZE
+    if count < features.NUM_CLASSES:  # refused before any component runs, and in the ExampleGen
+        raise DataError(f"synthetic:{count} is too small: ask for at least {features.NUM_CLASSES} "
+                        "examples (one per class), e.g. synthetic:500.")
+    return count, modality
 
 
 def source_kind(spec: str) -> str:

@@ -193,13 +193,13 @@ def run_local(config: PipelineConfig) -> None:
     # The source's modality, read from it (its name, a TFRecord's first example, an image set's first
     # TIFF): the schema and the pipeline's name depend on it. The ExampleGen converts it in the DAG.
     config = config.with_modality(resolve_modality(config.modality, config.data)).for_runner(LOCAL)
+    # Fail before any component runs when the backbone cannot take the data (not in the Trainer).
+    check_backbone_takes(config.hparams, features.channels(config.modality))
     size = source_bytes(config.data)
     config = config.for_input(size)
     if config.beam_runner == "direct":
         log.info("Beam DirectRunner: %s (input %s; --beam-direct-running-mode overrides)",
                  config.beam_direct_running_mode, "size unknown" if size is None else f"{size / 2**20:.1f} MiB")
-    # Fail before any component runs when the backbone cannot take the data (not in the Trainer).
-    check_backbone_takes(config.hparams, features.channels(config.modality))
     log.info("data: %s (%s, %s)", config.data, config.modality, describe_split(config))
     if modalities.get(config.modality).name_suffix:
         log.info("%s data: pipeline %r, model %r (kept apart from RGB runs)",

@@ -21,16 +21,31 @@ def test_help_prints_no_tensorflow_lines_and_does_not_import_it():
     assert not [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
 
 
+# Refused in run_local after TensorFlow is imported (components.model), before any component runs:
+# a TF Hub backbone takes RGB only. (synthetic:N that is too small is refused before TensorFlow loads.)
+HUB = "https://tfhub.dev/google/imagenet/efficientnet_v2_imagenet1k_b0/feature_vector/2"
+AFTER_TENSORFLOW = ("pipeline_runner.py", "--data", "synthetic/all:20", "--backbone", HUB,
+                    "--output-dir", "/tmp/eurosat-cli-test")
+
+
 def test_an_error_after_tensorflow_is_imported_is_the_only_line():
-    done = _run("pipeline_runner.py", "--data", "synthetic:5", "--output-dir", "/tmp/eurosat-cli-test")
+    done = _run(*AFTER_TENSORFLOW)
     assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"error: --backbone {HUB!r} is a TF Hub image model, which takes RGB only; this data has 13 bands. "
+        "Use a Keras EfficientNetV2 backbone (e.g. --backbone EfficientNetV2B0), whose first convolution is "
+        "adapted to 13 bands."]
+
+
+def test_a_too_small_synthetic_set_is_refused_before_anything_runs():
+    done = _run("pipeline_runner.py", "--data", "synthetic:5", "--output-dir", "/tmp/eurosat-cli-test")
+    assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.splitlines() == [
         "error: synthetic:5 is too small: ask for at least 10 examples (one per class), e.g. synthetic:500."]
 
 
 def test_verbose_shows_what_is_hidden():
-    quiet = _run("pipeline_runner.py", "--data", "synthetic:5", "--output-dir", "/tmp/eurosat-cli-test")
-    loud = _run("pipeline_runner.py", "--data", "synthetic:5", "--output-dir", "/tmp/eurosat-cli-test",
-                env={"EUROSAT_VERBOSE": "1"})
+    quiet = _run(*AFTER_TENSORFLOW)
+    loud = _run(*AFTER_TENSORFLOW, env={"EUROSAT_VERBOSE": "1"})
     assert loud.returncode == quiet.returncode == 2
     assert len(loud.stderr.splitlines()) > len(quiet.stderr.splitlines())

@@ -195,10 +195,11 @@ def test_local_and_compiled_pipelines_come_from_the_same_function(kubeflow_spec,
     with pytest.raises(Captured) as caught:
         runners.run_local(config)
     local_config, local = spy[-1]
-    # The same config, with the modality read from the data (the RGB synthetic set).
-    # The same config, with the modality read from the data (the RGB synthetic set) and no infra
-    # gate (no Docker, cluster or tensorflow_model_server here).
-    assert caught.value.args[0] is local and local_config == config.replace(modality="rgb", infra_gate="off")
+    # The same config, with the modality read from the data (the RGB synthetic set), no infra
+    # gate (no Docker, cluster or tensorflow_model_server here) and Beam's 'auto' mode resolved
+    # for 20 synthetic images (in-process).
+    assert caught.value.args[0] is local and local_config == config.replace(
+        modality="rgb", infra_gate="off", beam_direct_running_mode="in_memory")
     compiled_ids = set(_tasks(kubeflow_spec[0]))
     local_ids = {c.id for c in local.components}
     assert local_ids - {"latest_blessed_model_resolver"} == compiled_ids - {
