@@ -57,7 +57,7 @@ def _decoded_mean(record: bytes) -> float:
 
 
 def _records(work_dir: str, size: int) -> str:
-    from components.synthetic import write_synthetic_tfrecords
+    from schema.example_data.synthetic import write_synthetic_tfrecords
 
     folder = os.path.join(work_dir, f"synthetic-{size}")
     write_synthetic_tfrecords(folder, size, seed=0, num_shards=max(1, min(8, size // 2000)))

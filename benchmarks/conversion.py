@@ -28,8 +28,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from components import convert, sources
-from components.synthetic import synthetic_band_examples, synthetic_examples
 from schema import features
+from schema.example_data.synthetic import synthetic_band_examples, synthetic_examples
 
 
 def write_folder(root: str, n: int, modality: str = features.RGB) -> str:

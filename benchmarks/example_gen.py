@@ -5,7 +5,7 @@
     python benchmarks/example_gen.py --n 2000     # a quick run
 
 before: what a run did until now: write the synthetic set as TFRecords on the launcher
-        (components.synthetic.write_synthetic_tfrecords, as pipeline/data.py did), then TFX's
+        (schema.example_data.synthetic.write_synthetic_tfrecords, as pipeline/data.py did), then TFX's
         ImportExampleGen executor reads and hash-splits that folder;
 after:  the EuroSATExampleGen executor (components/example_gen.py) generates, splits and writes
         the same examples in one Beam pipeline, and its conversion report.
@@ -59,8 +59,8 @@ def before(n: int, tmp: str, beam_args, modality: str = "rgb") -> str:
     from tfx.components.example_gen.import_example_gen.executor import Executor
     from tfx.v1.components import ImportExampleGen
 
-    from components.synthetic import write_synthetic_tfrecords
     from pipeline.pipeline import hash_split_config
+    from schema.example_data.synthetic import write_synthetic_tfrecords
     from schema.records import RECORD_PATTERN
 
     records = os.path.join(tmp, "records")
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     import tensorflow as tf  # noqa: F401
     from tfx.components.example_gen.import_example_gen import executor  # noqa: F401
 
-    from components import example_gen, synthetic  # noqa: F401
+    from components import example_gen  # noqa: F401
 
     times = {"before": [], "after": []}
     with tempfile.TemporaryDirectory() as tmp:

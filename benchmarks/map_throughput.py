@@ -3,7 +3,7 @@
     PYTHONPATH=$PWD python benchmarks/map_throughput.py --model outputs/serving/eurosat \
         [--size 2560] [--memory-sizes 5120,10944] [--batch-size 64]
 
-Writes synthetic georeferenced RGB scenes (components.synthetic.write_synthetic_scene) of
+Writes synthetic georeferenced RGB scenes (schema.example_data.synthetic.write_synthetic_scene) of
 size x size pixels and of each --memory-sizes side, then runs `pipeline_runner.py map` on them,
 each run in its own process so its peak RSS is its own (os.wait4):
 
@@ -45,8 +45,8 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from components import synthetic
 from schema import features
+from schema.example_data import synthetic
 
 S2_TILE_PATCHES = (10980 // 64) ** 2
 

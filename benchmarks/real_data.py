@@ -5,9 +5,9 @@ Synthetic data proves the plumbing, not the model. This benchmark takes two real
 sets that ship with installed packages, each written into EuroSAT's class-folder layout:
 
 - textures: 940 64x64 patches of ten real photographs (scikit-image's and scikit-learn's bundled
-  pictures, components/textures.py), one photograph per class, no "up" like overhead imagery: the
+  pictures, schema/example_data/textures.py), one photograph per class, no "up" like overhead imagery: the
   pipeline trains with its default recipe (--augment full);
-- digits: scikit-learn's 1,797 handwritten digits (components/digits.py), which have an "up":
+- digits: scikit-learn's 1,797 handwritten digits (schema/example_data/digits.py), which have an "up":
   the pipeline trains with --augment none.
 
 For each set and each seed (default 42, 43, 44) it, in one run:
@@ -48,10 +48,10 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pipeline_runner
-from components import digits, textures
 from pipeline.report import example_split_files, predict_split, run_report_dir
 from pipeline.results import latest_results
 from schema import features
+from schema.example_data import digits, textures
 
 PIPELINE = "real-data"
 
@@ -132,7 +132,7 @@ def project_pipeline(folder: str, out: str, epochs: int, batch_size: int, augmen
 # name -> (writer of the folder, the pipeline's --augment for it, what it is)
 SETS = {
     "textures": (lambda root, n: textures.write_textures_folder(root, n or textures.DEFAULT_PER_CLASS), "full",
-                 "texture patches of 10 photographs (components/textures.py), no 'up'"),
+                 "texture patches of 10 photographs (schema/example_data/textures.py), no 'up'"),
     "digits": (digits.write_digits_folder, "none", "scikit-learn's handwritten digits, which have an 'up'"),
 }
 

@@ -168,7 +168,7 @@ def main() -> None:
                 b"Connection: close\r\n\r\n")
         case(f"REST chunked, {args.stream_megabytes} MB", lambda: http(rest_port, head, chunked()))
 
-        from components import synthetic
+        from schema.example_data import synthetic
 
         jpeg = next(iter(synthetic.synthetic_examples(1, seed=3)))[0]
         one = json.dumps({"signature_name": "predict_images", "instances": [

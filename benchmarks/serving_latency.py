@@ -41,7 +41,7 @@ sys.path.insert(0, REPO)
 
 import tensorflow as tf
 
-from components import synthetic
+from schema.example_data import synthetic
 from serving import models as serving_models
 from serving import signatures
 from serving.grpc_client import ServingClient

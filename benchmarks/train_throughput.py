@@ -36,13 +36,13 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from components import synthetic
 from components.dataset import input_fn, write_transformed
 from components.hparams import TUTORIAL_RECIPE, HParams
 from components.model import compile_model
 from components.trainer import build_model_with_precision, train
 from components.transform import preprocessing_fn
 from schema import features
+from schema.example_data import synthetic
 
 
 def make_data(n: int, seed: int = 0):

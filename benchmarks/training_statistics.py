@@ -60,7 +60,7 @@ def main() -> None:
 
     # The Transform graph's part: the patch moments on top of the pixels' decode/standardise.
     modality = signatures.modality_of(tft_output)
-    from components import synthetic
+    from schema.example_data import synthetic
 
     rng = np.random.default_rng(0)
     if modality == features.RGB:

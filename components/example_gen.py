@@ -108,7 +108,7 @@ def _synthetic_examples(pipeline, source: str, props: Dict[str, Any]):
     seed = int(props[SEED_KEY])
 
     def generate(_):
-        # One generator, one seeded stream: the same N examples as components.synthetic writes.
+        # One generator, one seeded stream: the same N examples as schema.example_data.synthetic writes.
         for pixels, label, name in samples_of(modality, n, seed):
             yield features.example_of(modality, pixels, label, f"synthetic/{name}")
 

@@ -12,7 +12,7 @@ spectrum (vegetation bright in the red edge and near infrared, water dark there,
 areas bright in the short-wave infrared), modulated by the texture, named ``Forest/Forest_17.tif``.
 
 Pure generators of contract-shaped samples (no files, no TensorFlow): the synthetic ingester
-(components.synthetic), the serving warm-up requests and the tests all draw from here.
+(schema.example_data.synthetic), the serving warm-up requests and the tests all draw from here.
 """
 from __future__ import annotations
 

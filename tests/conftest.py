@@ -10,7 +10,7 @@ import pytest
 @pytest.fixture(scope="session")
 def synthetic_records(tmp_path_factory):
     """A small synthetic EuroSAT TFRecord folder (100 images)."""
-    from components.synthetic import write_synthetic_tfrecords
+    from schema.example_data.synthetic import write_synthetic_tfrecords
 
     folder = tmp_path_factory.mktemp("synthetic")
     write_synthetic_tfrecords(str(folder), 100, seed=3)
@@ -109,7 +109,7 @@ def digits_run(tmp_path_factory):
     """Real images through the whole DAG: scikit-learn's handwritten digits (120 per class) in
     EuroSAT's class-folder layout, the default recipe from scratch, no augmentation (digits
     have an "up"); (output dir, its pipeline name)."""
-    from components.digits import write_digits_folder
+    from schema.example_data.digits import write_digits_folder
 
     root = tmp_path_factory.mktemp("digits")
     folder = str(root / "EuroSAT_digits")

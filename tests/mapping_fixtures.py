@@ -17,8 +17,8 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-from components import synthetic
 from schema import features
+from schema.example_data import synthetic
 from tests import serving_fixtures
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,7 +1,7 @@
 """Sentinel-2 products in the real layout, written from a 13-band 10 m scene, for the product tests
 and the map benchmark.
 
-``write_product`` turns a 13-band GeoTIFF in EuroSAT's band order (components.synthetic's
+``write_product`` turns a 13-band GeoTIFF in EuroSAT's band order (schema.example_data.synthetic's
 ``write_synthetic_scene(..., ALL_BANDS)``) into what a user downloads:
 
 - a ``.SAFE`` folder of an L1C or L2A product (``S2B_MSIL1C_<date>_N0509_R022_T32TMT_<date>.SAFE``),

@@ -13,8 +13,8 @@ import tempfile
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import synthetic
 from schema import features
+from schema.example_data import synthetic
 
 MODEL_NAME = "eurosat"
 FIRST_VERSION = 1

@@ -185,8 +185,8 @@ def test_data_specs(tmp_path):
 
 
 def test_modality_is_read_from_the_data_and_picks_the_schema(tmp_path):
-    from components.synthetic import write_synthetic_tfrecords
     from pipeline.data import resolve_modality
+    from schema.example_data.synthetic import write_synthetic_tfrecords
 
     rgb, bands = str(tmp_path / "rgb"), str(tmp_path / "bands")
     write_synthetic_tfrecords(rgb, 20)

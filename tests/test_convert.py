@@ -198,7 +198,7 @@ def test_example_gen_converts_a_zipped_archive_and_reports_into_its_artifact(tmp
 def make_bands_archive(root, per_class=2, classes=features.CLASS_NAMES, top="EuroSAT_MS"):
     """A EuroSAT all-bands archive look-alike: <root>/<top>/<Class>/<Class>_<i>.tif (13-band uint16);
     returns the class root and {source: bands}."""
-    from components.synthetic import synthetic_band_examples
+    from schema.example_data.synthetic import synthetic_band_examples
 
     class_root = os.path.join(root, top)
     written = {}

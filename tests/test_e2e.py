@@ -121,7 +121,7 @@ def test_13_band_dag_standardises_trains_evaluates_and_pushes(bands_run):
     import numpy as np
     import tensorflow as tf
 
-    from components import synthetic
+    from schema.example_data import synthetic
     from serving import signatures
 
     out, printed = bands_run

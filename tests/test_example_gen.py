@@ -30,7 +30,7 @@ def _import_example_gen(records: str, out: str) -> None:
 
 @pytest.mark.parametrize("modality", ["rgb", "all"])
 def test_synthetic_data_is_the_same_in_the_same_splits_as_before(tmp_path, modality):
-    from components.synthetic import write_synthetic_tfrecords
+    from schema.example_data.synthetic import write_synthetic_tfrecords
 
     records = str(tmp_path / "records")
     write_synthetic_tfrecords(records, 60, seed=3, modality=modality)

@@ -17,7 +17,8 @@ from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils, standard_artifacts
 
-from components import infra_gate, synthetic
+from components import infra_gate
+from schema.example_data import synthetic
 from serving import contract
 from tests.serving_fixtures import export_model
 

@@ -19,10 +19,10 @@ import pytest
 import rasterio
 
 import pipeline_runner
-from components import synthetic
 from pipeline.mapping import change, folders, landuse, outputs, predictors
 from pipeline.mapping.errors import MapError
 from schema import features
+from schema.example_data import synthetic
 
 
 class BrightnessPredictor:

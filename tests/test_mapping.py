@@ -13,12 +13,12 @@ import rasterio
 from affine import Affine
 
 import pipeline_runner
-from components import synthetic
 from pipeline.mapping import change, landuse, predictors
 from pipeline.mapping import scene as scenes
 from pipeline.mapping.errors import MapError
 from pipeline.mapping.grid import TileGrid
 from schema import features
+from schema.example_data import synthetic
 from tests import mapping_fixtures
 
 NODATA = synthetic.NODATA_PATCH

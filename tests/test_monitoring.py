@@ -14,7 +14,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from components import synthetic
+from schema.example_data import synthetic
 from serving import batching, contract, monitoring, protos, signatures
 from serving import server as serving_server
 from tests import serving_fixtures

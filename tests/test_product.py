@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import rasterio
 
-from components import synthetic
 from pipeline.mapping import landuse, predictors
 from pipeline.mapping.bands import ProductRaster
 from pipeline.mapping.errors import MapError
 from pipeline.mapping.options import MapOptions
 from pipeline.mapping.product import find_product
 from schema import features
+from schema.example_data import synthetic
 from tests import mapping_fixtures
 from tests import product_fixtures as pf
 from tests.test_mapping import _one_line_error, read_tif

@@ -17,9 +17,9 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from components import synthetic
 from components.transform import preprocessing_fn
 from schema import features
+from schema.example_data import synthetic
 from serving import client as serving_client
 from serving import grpc_client, signatures, warmup
 from serving import models as serving_models

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import synthetic
 from schema import features
+from schema.example_data import synthetic
 
 
 def test_images_are_reproducible_and_balanced():

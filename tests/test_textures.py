@@ -7,8 +7,8 @@ from PIL import Image
 
 pytest.importorskip("skimage")
 
-from components import textures
 from schema import features
+from schema.example_data import textures
 
 
 def test_writes_every_class_in_eurosat_layout(tmp_path):

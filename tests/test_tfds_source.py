@@ -69,8 +69,8 @@ def _tfds_all_example(bands, label, filename):
 
 
 def test_tfds_all_examples_become_13_band_contract_examples():
-    from components.synthetic import synthetic_band_examples
     from schema import features
+    from schema.example_data.synthetic import synthetic_band_examples
 
     bands, label, _ = next(synthetic_band_examples(1, seed=5))
     example = tfds_source.to_example(_tfds_all_example(bands, label, "AnnualCrop_7.tif"))
@@ -86,8 +86,8 @@ def test_tfds_all_is_written_through_the_same_code_path(tmp_path, monkeypatch):
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    from components.synthetic import synthetic_band_examples
     from schema import features
+    from schema.example_data.synthetic import synthetic_band_examples
 
     originals = list(synthetic_band_examples(10, seed=6))
 

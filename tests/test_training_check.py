@@ -13,11 +13,11 @@ import rasterio
 from rasterio.transform import from_origin
 
 import pipeline_runner
-from components import synthetic
 from pipeline.mapping import landuse, pixels, predictors, training_check
 from pipeline.mapping.errors import MapError
 from pipeline.mapping.options import MapOptions
 from schema import features
+from schema.example_data import synthetic
 from serving import training_statistics
 from tests import mapping_fixtures
 

@@ -1,9 +1,9 @@
 import numpy as np
 import tensorflow as tf
 
-from components import synthetic
 from components.transform import preprocessing_fn, standardise
 from schema import features
+from schema.example_data import synthetic
 
 
 def _raw_batch(n=10):

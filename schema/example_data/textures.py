@@ -11,7 +11,7 @@ Where each class comes from (TEXTURE_SOURCES): scikit-image's ``skimage/data`` b
 gravel (greyscale texture photographs), moon (greyscale, the lunar surface), cell (greyscale
 microscopy), hubble_deep_field, immunohistochemistry (a stained tissue section), retina (fundus photograph, its
 central region), coffee (a cup seen from above), and scikit-learn's ``flower.jpg`` (a dahlia and
-its background). Greyscale photographs are repeated over three channels, as components/digits.py
+its background). Greyscale photographs are repeated over three channels, as schema/example_data/digits.py
 does. Patches are cut on a grid (non-overlapping where the photograph is big enough, otherwise
 the widest stride that still gives ``per_class`` patches, at least 32 pixels) and taken in a
 seeded shuffle, so the classes have the same size. Neighbouring patches of a small photograph
@@ -19,7 +19,7 @@ overlap by up to half a patch, like neighbouring EuroSAT patches of one scene; E
 split is by file, so some test patches share pixels with training patches (both sides of a
 comparison see the same split).
 
-    python -m components.textures /tmp/textures_eurosat     # writes the folder, prints a summary
+    python -m schema.example_data.textures /tmp/textures_eurosat     # writes the folder, prints a summary
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ from typing import Callable, Iterator, Optional, Tuple
 
 import numpy as np
 
-from components.digits import write_class_folder
 from schema import features
+from schema.example_data.digits import write_class_folder
 
 PATCH = features.IMAGE_SIZE
 DEFAULT_PER_CLASS = 94  # 940 patches in all
@@ -45,7 +45,7 @@ def _skimage(name: str) -> Callable[[], np.ndarray]:
         try:
             from skimage import data
         except ImportError as err:
-            raise SystemExit("components.textures needs scikit-image (its bundled photographs): "
+            raise SystemExit("schema.example_data.textures needs scikit-image (its bundled photographs): "
                              "pip install scikit-image") from err
         return getattr(data, name)()
     return load

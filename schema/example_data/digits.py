@@ -8,7 +8,7 @@ so they go through exactly the code path of the real EuroSAT RGB archive (``--da
 
 Digits have an "up" (a rotated 6 is a 9), so train on them with ``--augment none``.
 
-    python -m components.digits /tmp/digits_eurosat       # writes the folder, prints a summary
+    python -m schema.example_data.digits /tmp/digits_eurosat       # writes the folder, prints a summary
 """
 from __future__ import annotations
 
