@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from schema import features, modalities
 from schema.errors import DataError
@@ -48,8 +48,7 @@ def source_bytes(spec: str) -> Optional[int]:
         return None
     if os.path.isfile(spec):
         return os.path.getsize(spec)
-    return sum(os.path.getsize(os.path.join(folder, name))
-               for folder, _, names in os.walk(spec) for name in names)
+    return sum(st.st_size for _, st in _local_files(spec))
 
 
 def parse_synthetic(spec: str) -> Optional[Tuple[int, str]]:
@@ -106,17 +105,22 @@ def absolute(spec: str) -> str:
     return spec
 
 
-def _listing_hash(folder: str) -> Tuple[int, str]:
-    """(files, sha256 of every file's relative path, size and modification time) of a local folder."""
-    h = hashlib.sha256()
-    count = 0
+def _local_files(folder: str) -> Iterator[Tuple[str, os.stat_result]]:
+    """(path, stat) of every file under a local folder, in a stable (sorted) order."""
     for dirpath, dirnames, names in os.walk(folder):
         dirnames.sort()
         for name in sorted(names):
             path = os.path.join(dirpath, name)
-            st = os.stat(path)
-            h.update(f"{os.path.relpath(path, folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-            count += 1
+            yield path, os.stat(path)
+
+
+def _listing_hash(folder: str) -> Tuple[int, str]:
+    """(files, sha256 of every file's relative path, size and modification time) of a local folder."""
+    h = hashlib.sha256()
+    count = 0
+    for path, st in _local_files(folder):
+        h.update(f"{os.path.relpath(path, folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        count += 1
     return count, h.hexdigest()
 
 
