@@ -14,9 +14,26 @@ from __future__ import annotations
 
 import difflib
 import reprlib
-from typing import Annotated, Any, Iterable, Mapping, Optional, Sequence
+import types
+from typing import (
+    Annotated,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+    get_args,
+    get_origin,
+)
 
 from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
 
 from schema.errors import ConfigError
 
@@ -115,3 +132,168 @@ def build(cls: Any, values: Mapping[str, Any], prefix: str = "") -> Any:
         return cls(**values)
     except ValidationError as err:
         raise config_error(err, prefix) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# One declaration per setting: a field's name, type, default, choices (Literal) and help text
+# (description) are declared once, in its model; the command lines, the --set overrides and the
+# flag names inside error messages are derived from it here.
+
+def setting(default: Any = None, description: str = "", *, default_factory: Optional[Callable[[], Any]] = None,
+            flag: Optional[str] = None, group: Optional[str] = None,
+            aliases: Optional[Mapping[str, Any]] = None) -> Any:
+    """A model field (pydantic ``Field``) with its help text and command-line metadata.
+
+    `group`: the command line's group the flag appears in (None: no flag; the key is still set by
+    YAML and ``--set``). `flag`: the flag when it is not the field's name (``--pipeline-root`` for
+    pipeline_root_uri). `aliases`: further flags that each store a constant (``--no-augment``: "none").
+    """
+    extra = {k: v for k, v in (("flag", flag), ("group", group), ("aliases", dict(aliases or {}))) if v}
+    if default_factory is not None:
+        return Field(default_factory=default_factory, description=description, json_schema_extra=extra or None)
+    return Field(default, description=description, json_schema_extra=extra or None)
+
+
+def model_fields(cls: Any) -> Dict[str, FieldInfo]:
+    """name -> pydantic FieldInfo of a settings dataclass, in declaration order."""
+    return dict(cls.__pydantic_fields__)
+
+
+def _meta(info: FieldInfo) -> Dict[str, Any]:
+    return info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+
+
+def _unwrap(annotation: Any) -> Any:
+    """The value type under Optional[...] and Annotated[...]."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            args = [a for a in get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation
+
+
+def choices(cls: Any, name: str) -> Optional[Tuple[Any, ...]]:
+    """The values a Literal field allows (None for other fields)."""
+    kind = _unwrap(model_fields(cls)[name].annotation)
+    return get_args(kind) if get_origin(kind) is Literal else None
+
+
+def flag(cls: Any, name: str) -> str:
+    """The command-line flag of field `name`: declared in its metadata, else from its name
+    (``batch_size`` -> ``--batch-size``; a switch that is on by default: ``--no-...``)."""
+    info = model_fields(cls)[name]
+    if _meta(info).get("flag"):
+        return _meta(info)["flag"]
+    stem = name.replace("_", "-")
+    return f"--no-{stem}" if _unwrap(info.annotation) is bool and info.default is True else f"--{stem}"
+
+
+def flag_and_key(cls: Any, name: str, prefix: str = "") -> str:
+    """How an error names a setting: its flag and its YAML key, e.g. "--pipeline-root (config key
+    'pipeline_root_uri')"."""
+    return f"{flag(cls, name)} (config key '{prefix}{name}')"
+
+
+def _nested(cls: Any, name: str) -> Optional[Any]:
+    kind = _unwrap(model_fields(cls)[name].annotation)
+    return kind if hasattr(kind, "__pydantic_fields__") else None
+
+
+def keys(cls: Any, prefix: str = "") -> List[str]:
+    """Every settable key of a model, nested models' as ``hparams.batch_size``."""
+    out: List[str] = []
+    for name in model_fields(cls):
+        inner = _nested(cls, name)
+        out += keys(inner, f"{prefix}{name}.") if inner else [prefix + name]
+    return out
+
+
+def _shown_default(info: FieldInfo) -> str:
+    default = info.get_default(call_default_factory=True)
+    if default in (None, "", [], ()) or isinstance(default, bool):
+        return ""
+    return f" (default {default})"
+
+
+def add_arguments(parser: Any, cls: Any, group: str, prefix: str = "") -> List[str]:
+    """Add a flag to `parser` (an ArgumentParser or argument group) for each field of `cls`
+    declared in `group`: the flag and its aliases from the field's metadata, the type from its
+    annotation, choices from its Literal, the help from its description with the model's default.
+    Each flag stores into dest ``prefix + name`` (None when not given). Returns those dests."""
+    dests: List[str] = []
+    for name, info in model_fields(cls).items():
+        meta = _meta(info)
+        if meta.get("group") != group:
+            continue
+        dest, kind, help_text = prefix + name, _unwrap(info.annotation), (info.description or "") + _shown_default(info)
+        option = flag(cls, name)
+        if kind is bool:
+            parser.add_argument(option, dest=dest, action="store_const", const=info.default is not True,
+                                default=None, help=help_text)
+        else:
+            allowed = choices(cls, name)
+            parser.add_argument(option, dest=dest, default=None, help=help_text, choices=allowed,
+                                type=kind if kind in (int, float) else None,
+                                metavar=None if allowed else option.lstrip("-").replace("-", "_").upper())
+        for alias, const in meta.get("aliases", {}).items():
+            parser.add_argument(alias, dest=dest, action="store_const", const=const,
+                                help=f"the same as {option} {const}")
+        dests.append(dest)
+    return dests
+
+
+def given(args: Any, dests: Iterable[str]) -> Dict[str, Any]:
+    """The flags among `dests` that were given, as a nested mapping ({"hparams": {"epochs": 3}})."""
+    return nest({dest: getattr(args, dest) for dest in dests if getattr(args, dest, None) is not None})
+
+
+def nest(flat: Mapping[str, Any]) -> Dict[str, Any]:
+    """{"hparams.epochs": 3, "data": x} -> {"hparams": {"epochs": 3}, "data": x}."""
+    out: Dict[str, Any] = {}
+    for key, value in flat.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            out.setdefault(head, {})[rest] = value
+        else:
+            out[key] = value
+    return out
+
+
+SET_FLAG = "--set"
+
+
+def parse_overrides(items: Sequence[str], cls: Any) -> Dict[str, Any]:
+    """``--set KEY=VALUE`` items -> a nested mapping of changes for `cls`. The value is read as a
+    YAML scalar or flow list (``32``, ``0.9``, ``true``, ``[--a, --b]``), as a YAML file's value
+    would be; the model then validates it like any other. An unknown key is one line naming the
+    closest known one."""
+    known = keys(cls)
+    flat: Dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"{SET_FLAG} {short_repr(item)}: give KEY=VALUE, e.g. {SET_FLAG} hparams.batch_size=32")
+        if key not in known:
+            guess = closest(key[:MAX_VALUE_CHARS], known)
+            hint = f"; did you mean {guess!r}?" if guess else f"; known keys: {', '.join(known)}"
+            raise ConfigError(f"{SET_FLAG} {short_repr(item)}: unknown configuration key {short_repr(key)}{hint}")
+        flat[key] = _yaml_value(text)
+    return nest(flat)
+
+
+def _yaml_value(text: str) -> Any:
+    import yaml
+
+    if not text.strip():
+        return ""
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return text  # not YAML: the text itself (the model says whether a string is wanted)
