@@ -12,6 +12,7 @@ would silently switch a check off: nothing is greater than NaN).
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import reprlib
 import types
@@ -30,6 +31,7 @@ from typing import (
     Union,
     get_args,
     get_origin,
+    get_type_hints,
 )
 
 from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
@@ -154,9 +156,22 @@ def setting(default: Any = None, description: str = "", *, default_factory: Opti
     return Field(default, description=description, json_schema_extra=extra or None)
 
 
+def dataclass_setting(default: Any, description: str, *, flag: Optional[str] = None, group: Optional[str] = None,
+                      aliases: Optional[Mapping[str, Any]] = None) -> Any:
+    """setting() for a plain (stdlib) dataclass, one whose own __post_init__ validates (MapOptions)."""
+    extra = {k: v for k, v in (("flag", flag), ("group", group), ("aliases", dict(aliases or {}))) if v}
+    return dataclasses.field(default=default, metadata={"description": description, "cli": extra})
+
+
 def model_fields(cls: Any) -> Dict[str, FieldInfo]:
-    """name -> pydantic FieldInfo of a settings dataclass, in declaration order."""
-    return dict(cls.__pydantic_fields__)
+    """name -> FieldInfo of a settings dataclass (pydantic, or plain with dataclass_setting fields),
+    in declaration order."""
+    if hasattr(cls, "__pydantic_fields__"):
+        return dict(cls.__pydantic_fields__)
+    hints = get_type_hints(cls, include_extras=True)
+    return {f.name: FieldInfo(annotation=hints[f.name], default=f.default, description=f.metadata.get("description"),
+                              json_schema_extra=f.metadata.get("cli") or None)
+            for f in dataclasses.fields(cls)}
 
 
 def _meta(info: FieldInfo) -> Dict[str, Any]:
@@ -218,18 +233,21 @@ def _shown_default(info: FieldInfo) -> str:
     default = info.get_default(call_default_factory=True)
     if default in (None, "", [], ()) or isinstance(default, bool):
         return ""
+    if isinstance(default, tuple):  # a pair such as a DN range, as the flag takes it: 0,2750
+        default = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default)
     return f" (default {default})"
 
 
-def add_arguments(parser: Any, cls: Any, group: str, prefix: str = "") -> List[str]:
+def add_arguments(parser: Any, cls: Any, group: Optional[str], prefix: str = "",
+                  names: Sequence[str] = ()) -> List[str]:
     """Add a flag to `parser` (an ArgumentParser or argument group) for each field of `cls`
-    declared in `group`: the flag and its aliases from the field's metadata, the type from its
+    declared in `group` (or named in `names`): the flag and its aliases from the field's metadata, the type from its
     annotation, choices from its Literal, the help from its description with the model's default.
     Each flag stores into dest ``prefix + name`` (None when not given). Returns those dests."""
     dests: List[str] = []
     for name, info in model_fields(cls).items():
         meta = _meta(info)
-        if meta.get("group") != group:
+        if name not in names and (group is None or meta.get("group") != group):
             continue
         dest, kind, help_text = prefix + name, _unwrap(info.annotation), (info.description or "") + _shown_default(info)
         option = flag(cls, name)
@@ -239,7 +257,7 @@ def add_arguments(parser: Any, cls: Any, group: str, prefix: str = "") -> List[s
         else:
             allowed = choices(cls, name)
             parser.add_argument(option, dest=dest, default=None, help=help_text, choices=allowed,
-                                type=kind if kind in (int, float) else None,
+                                type=kind if kind in (int, float) else None,  # others: text the model reads
                                 metavar=None if allowed else option.lstrip("-").replace("-", "_").upper())
         for alias, const in meta.get("aliases", {}).items():
             parser.add_argument(alias, dest=dest, action="store_const", const=const,
