@@ -79,7 +79,8 @@ def hub_input_size(handle: str) -> int:
 
 @dataclass(frozen=True, config=settings.CONFIG)
 class HParams:
-    """Validated on construction (components/settings.py): wrong types and ranges are one-line
+    """Each hyperparameter declared once (type, default, help; a `group` gives it a flag:
+    components/settings.py). Validated on construction: wrong types and ranges are one-line
     ConfigErrors through from_dict, pydantic ValidationErrors when built directly."""
 
     backbone: str = setting("EfficientNetV2B0", f"Keras application ({', '.join(BACKBONES)}) or a TF Hub "

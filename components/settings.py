@@ -1,4 +1,11 @@
-"""Validated settings: the value types configurations use, and the one-line error for a bad one.
+"""Validated settings: the value types configurations use, the one-line error for a bad one, and
+the command lines derived from the settings' declarations.
+
+Each setting is declared once, as a field of its model (PipelineConfig, HParams, MapOptions) made
+with setting(): name, type, default, choices (a Literal) and help text. add_arguments() turns the
+fields into argparse flags (flag name from the field's name or its declared `flag`, type from the
+annotation, choices from the Literal, the model's default in the help), flag() names a field's flag
+inside error lines, and parse_overrides() reads ``--set key=value`` for any key (keys()).
 
 The pipeline config (pipeline/config.py) and the hyperparameters (components/hparams.py) are
 pydantic dataclasses built from these types, so a YAML file, a flag and a Python caller are all
