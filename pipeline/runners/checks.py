@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import List
 
 from components import settings
-from components.data_sources import PATH_KIND, TFDS_KIND, is_local, source_kind
 from pipeline.config import PipelineConfig
 from pipeline.runners import registry
 from schema.errors import ConfigError
@@ -35,6 +34,8 @@ def gcs_root_problems(config: PipelineConfig) -> List[str]:
 
 def cloud_data_problems(config: PipelineConfig) -> List[str]:
     """A runner whose components run in the component image: what they must be able to reach."""
+    from components.data_sources import PATH_KIND, TFDS_KIND, is_local, source_kind  # numpy: not for --help
+
     problems = missing(config, "pipeline_root_uri", "where the components write their artifacts, e.g. gs://BUCKET/eurosat")
     problems += missing(config, "image", "the component image built from the Dockerfile "
                         "(docker build -t IMAGE . && docker push IMAGE)")

@@ -11,7 +11,6 @@ import os
 import posixpath
 from typing import Any, Dict
 
-from components.data_sources import spec_modality
 from pipeline.config import IMAGE_PROJECT_DIR, PipelineConfig
 from pipeline.console import quiet_tensorflow
 from pipeline.runners.registry import Launch, Runner, get, register
@@ -32,6 +31,8 @@ def compile_modality(config: PipelineConfig) -> str:
     """The modality a compiled pipeline is built for, without reading the data: the one given, the
     one the --data name says (synthetic/all, tfds:eurosat/all), else RGB; the ExampleGen stops the
     run with the fix when the data it reads is of another modality."""
+    from components.data_sources import spec_modality
+
     if config.modality != "auto":
         return config.modality
     named = spec_modality(config.data)

@@ -9,7 +9,6 @@ import time
 from typing import List
 
 from components import settings
-from components.data_sources import source_bytes
 from pipeline.config import NO_GATE, PipelineConfig
 from pipeline.console import quiet_beam_workers, quiet_tensorflow
 from pipeline.runners.registry import Launch, Runner, register
@@ -50,6 +49,7 @@ def run_local(config: PipelineConfig) -> None:
     the summary, where the evaluation is, what was pushed (or which bar failed) and the report."""
     from tfx import v1 as tfx
 
+    from components.data_sources import source_bytes
     from components.model import check_backbone_takes
     from pipeline.data import resolve_modality
     from pipeline.pipeline import create_pipeline, describe_split
