@@ -13,9 +13,8 @@ from typing import Any, Dict, List, Literal, Optional
 from pydantic import ValidationError
 from pydantic.dataclasses import dataclass
 
-from components import hparams as hparams_module
 from components import settings
-from components.hparams import HParams
+from components.hparams import TRAINING, HParams
 from components.settings import Fraction, NonNegativeInt, PositiveInt, setting
 from schema import modalities, records
 from schema.errors import ConfigError
@@ -40,7 +39,6 @@ AUTO_GATE, NO_GATE = "auto", "off"
 INFRA_GATES = (AUTO_GATE, NO_GATE, *contract.GATE_RUNNERS)
 # The command line's groups of flags (a field declared in a group gets a flag: components/settings.py).
 DATA = "data and outputs"
-TRAINING = hparams_module.TRAINING
 BLESSING = "evaluation and blessing"
 EXECUTION = "execution"
 CLOUD = "runners: Kubeflow Pipelines v2, Vertex AI Pipelines, Dataflow, Vertex AI Training"
@@ -99,8 +97,8 @@ class PipelineConfig:
     enable_cache: bool = setting(True, "reuse the cached outputs of components whose inputs did not change "
                                  "(--no-cache: re-run every component)", flag="--no-cache", group=EXECUTION)
     tune: bool = setting(False, "add a KerasTuner stage (learning rate, dropout, label smoothing) before the "
-                         "Trainer (components/tuner.py)", group=hparams_module.TRAINING)
-    tuner_trials: PositiveInt = setting(4, "Tuner trials", group=hparams_module.TRAINING)
+                         "Trainer (components/tuner.py)", group=TRAINING)
+    tuner_trials: PositiveInt = setting(4, "Tuner trials", group=TRAINING)
     tuner_epochs: PositiveInt = setting(2, "epochs of each Tuner trial")
     beam_direct_running_mode: Literal[DIRECT_RUNNING_MODES] = setting(
         AUTO_MODE, "Beam DirectRunner mode; 'auto': in_memory below IN_PROCESS_BELOW_BYTES (64 MiB) of input, "

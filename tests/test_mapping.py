@@ -13,7 +13,8 @@ import rasterio
 from affine import Affine
 
 import pipeline_runner
-from pipeline.mapping import cells, change, landuse, outputs, predictors
+from pipeline.mapping import cells, change, landuse, predictors
+from pipeline.mapping import outputs as map_outputs
 from pipeline.mapping import scene as scenes
 from pipeline.mapping.errors import MapError
 from pipeline.mapping.grid import TileGrid
@@ -292,7 +293,7 @@ def test_beam_direct_runner_gives_the_same_maps(scenes_dir, rgb_model, rgb_map, 
     outputs = run_beam_maps(inputs, rgb_model, str(tmp_path), ["--direct_running_mode=in_memory"],
                             landuse.MapOptions(batch_size=32))
     assert outputs == {inputs[0]: str(tmp_path / "rgb"), inputs[1]: str(tmp_path / "rgb_dn")}
-    assert sorted(os.listdir(tmp_path / "rgb")) == sorted(outputs.FILES)
+    assert sorted(os.listdir(tmp_path / "rgb")) == sorted(map_outputs.FILES)
     np.testing.assert_array_equal(read_tif(tmp_path / "rgb" / "landuse.tif")[0],
                                   read_tif(rgb_map[0] / "landuse.tif")[0])
     np.testing.assert_allclose(read_tif(tmp_path / "rgb" / "confidence.tif")[0],
@@ -331,7 +332,7 @@ def test_compare_gives_transitions_in_hectares(scenes_dir, rgb_map, rgb_model, t
 
 
 def test_compare_refuses_another_grid(rgb_map, tmp_path):
-    outputs.write_geotiff(str(tmp_path / "landuse.tif"), np.zeros((3, 3), np.uint8), synthetic.SCENE_CRS,
+    map_outputs.write_geotiff(str(tmp_path / "landuse.tif"), np.zeros((3, 3), np.uint8), synthetic.SCENE_CRS,
                           Affine(640, 0, 0, 0, -640, 0), 255)
     (tmp_path / "summary.json").write_text("{}")  # a whole map (--compare refuses one without)
     with pytest.raises(MapError, match="is not on this map's grid"):
@@ -379,9 +380,9 @@ def test_bad_inputs_get_one_line_errors(rgb_model, bands_model, scenes_dir, tmp_
 
 def test_hectares_need_a_projected_crs():
     cell = Affine(640, 0, 500000, 0, -640, 5200000)
-    assert outputs.cell_area_ha(rasterio.crs.CRS.from_epsg(32632).to_wkt(), cell) == pytest.approx(40.96)
-    assert outputs.cell_area_ha(rasterio.crs.CRS.from_epsg(4326).to_wkt(), Affine(0.01, 0, 8, 0, -0.01, 50)) is None
-    assert outputs.cell_area_ha(None, cell) is None
+    assert map_outputs.cell_area_ha(rasterio.crs.CRS.from_epsg(32632).to_wkt(), cell) == pytest.approx(40.96)
+    assert map_outputs.cell_area_ha(rasterio.crs.CRS.from_epsg(4326).to_wkt(), Affine(0.01, 0, 8, 0, -0.01, 50)) is None
+    assert map_outputs.cell_area_ha(None, cell) is None
 
 
 def test_map_beam_on_dataflow_gets_the_pipelines_dataflow_arguments(monkeypatch, capsys):
