@@ -3,7 +3,8 @@ templates keep one runner file each): local.py (LocalDagRunner, here), kubeflow.
 Pipelines v2 spec, offline) and vertex.py (that spec submitted to Vertex AI Pipelines).
 
 `start` is the one way in: the settings are checked once (checks.py) and the runner registered
-under the name launches. A new orchestrator is one more module that registers itself here.
+under the name launches. A new orchestrator is one more module that registers a Runner, and its
+import below; --runner, its help and the dispatch find it in the registry.
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The orchestrator registry: each runner module (local.py, kubeflow.py, vertex.py) registers one
 Runner under its name; the command line's --runner choices, its help and the dispatch are lookups here.
 
-A new orchestrator is one more module that calls register(); nothing else names it.
+A new orchestrator is one more module that calls register() (imported by the package); nothing
+else names it.
 """
 from __future__ import annotations
 
