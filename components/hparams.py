@@ -22,6 +22,7 @@ from components.settings import (
     OpenFraction,
     PositiveFloat,
     PositiveInt,
+    setting,
 )
 from schema.modalities import IMAGE_SIZE
 
@@ -54,8 +55,9 @@ HUB_INPUT_SIZES = {
     "_b0": 224,
 }
 DEFAULT_HUB_INPUT_SIZE = 224
-NATIVE_SIZE = IMAGE_SIZE  # EuroSAT patches
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+# The command line's group of the Trainer's flags (components/settings.py: fields with a group get a flag).
+TRAINING = "training"
 # Augmentation inside the model, training only. "full": flips, 90-degree rotations and (RGB)
 # colour jitter, for overhead imagery, which has no "up"; "flips": left-right mirroring only,
 # for pictures that have an "up"; "none".
@@ -77,50 +79,58 @@ def hub_input_size(handle: str) -> int:
 
 @dataclass(frozen=True, config=settings.CONFIG)
 class HParams:
-    """Validated on construction (components/settings.py): wrong types and ranges are one-line
+    """Each hyperparameter declared once (type, default, help; a `group` gives it a flag:
+    components/settings.py). Validated on construction: wrong types and ranges are one-line
     ConfigErrors through from_dict, pydantic ValidationErrors when built directly."""
 
-    # A Keras application name (BACKBONES) or a TF Hub feature-vector handle: URL or local path.
-    backbone: str = "EfficientNetV2B0"
-    # Keras backbones: "imagenet" (Keras download), a local weights file, or "none".
+    backbone: str = setting("EfficientNetV2B0", f"Keras application ({', '.join(BACKBONES)}) or a TF Hub "
+                            "feature-vector handle, URL or local folder", group=TRAINING)
     # Hub backbones carry their weights; "none" is not available for them.
-    weights: Optional[str] = "imagenet"
-    # Train from random initialisation when the pretrained weights cannot be had.
-    allow_random_init: bool = False
-    # Model input size; None: the backbone's own (64 for Keras apps, the Hub model's size).
-    image_size: Optional[Annotated[Int, Field(ge=32)]] = None
-    epochs: PositiveInt = 10
-    batch_size: PositiveInt = 64
-    learning_rate: PositiveFloat = 1e-3
-    # Two-phase fine-tuning (pretrained weights only): head_epochs with the backbone frozen,
-    # then everything at learning_rate * fine_tune_lr_factor.
-    head_epochs: NonNegativeInt = 2
-    fine_tune_lr_factor: Annotated[Float, Field(gt=0, le=1)] = 0.1
-    optimizer: Literal["adamw", "adam"] = "adamw"  # or "adam" (the tutorial's)
-    lr_schedule: Literal["cosine", "constant"] = "cosine"  # warm-up then cosine decay, or "constant" (the tutorial's)
-    warmup_epochs: NonNegativeFloat = 1.0
-    weight_decay: NonNegativeFloat = 1e-4
-    label_smoothing: OpenFraction = 0.1
-    dropout: OpenFraction = 0.2
-    augment: Literal[AUGMENTATIONS] = "full"  # True/False are read as "full"/"none"
-    colour_jitter: OpenFraction = 0.1
-    # The share of each training batch's images that goes through the augmentation (budget rule).
-    augment_share: Fraction = 1.0
-    # Early stopping on validation accuracy with the best weights restored, counting only from
-    # this fraction of the (fine-tuning) epoch budget on: the first epochs, warm-up included,
-    # always run, and their weights (BatchNorm statistics still settling) are never "the best".
-    early_stopping_patience: NonNegativeInt = 3
-    early_stopping_start: Fraction = 0.5
-    # The budget rule (budget_scale): the regularisers in BUDGET_SCALED are the strengths for a
-    # long run; a run of fewer than full_strength_steps optimiser steps (epochs x steps per
-    # epoch) gets them scaled down in proportion. False: every value exactly as given.
-    budget_scaling: bool = True
-    full_strength_steps: PositiveInt = 2000
-    # "auto": mixed_float16 on GPUs, float32 on CPUs (see benchmarks/train_throughput.py).
-    precision: Literal[PRECISIONS] = "auto"
-    # XLA: None = auto (on for GPUs), or True/False.
-    jit_compile: Optional[bool] = None
-    seed: Int = 42
+    weights: Optional[str] = setting("imagenet", "'imagenet' (Keras download), a local weights file, or 'none'",
+                                     group=TRAINING)
+    allow_random_init: bool = setting(False, "train from scratch when the pretrained weights cannot be loaded",
+                                      group=TRAINING)
+    image_size: Optional[Annotated[Int, Field(ge=32)]] = setting(
+        None, f"model input size; >{IMAGE_SIZE} upscales (default: {IMAGE_SIZE} for Keras backbones, the Hub "
+        "model's own size, e.g. 512 for EfficientNetV2-XL)", group=TRAINING)
+    epochs: PositiveInt = setting(10, "training epochs", group=TRAINING)
+    batch_size: PositiveInt = setting(64, "batch size", group=TRAINING)
+    learning_rate: PositiveFloat = setting(1e-3, "peak learning rate", group=TRAINING)
+    head_epochs: NonNegativeInt = setting(2, "pretrained backbones: epochs training only the new head before "
+                                          "fine-tuning everything (0 = one phase)", group=TRAINING)
+    fine_tune_lr_factor: Annotated[Float, Field(gt=0, le=1)] = setting(
+        0.1, "two-phase fine-tuning: the learning rate of the second phase (everything trains) is "
+        "learning_rate times this")
+    optimizer: Literal["adamw", "adam"] = setting("adamw", "'adamw', or 'adam' (the tutorial's)")
+    lr_schedule: Literal["cosine", "constant"] = setting(
+        "cosine", "'cosine': warm-up then cosine decay, or 'constant' (the tutorial's)")
+    warmup_epochs: NonNegativeFloat = setting(1.0, "epochs of linear learning-rate warm-up (cosine schedule)")
+    weight_decay: NonNegativeFloat = setting(1e-4, "AdamW's decoupled weight decay")
+    label_smoothing: OpenFraction = setting(0.1, "label smoothing of the cross-entropy")
+    dropout: OpenFraction = setting(0.2, "dropout before the classification head")
+    augment: Literal[AUGMENTATIONS] = setting(  # True/False are read as "full"/"none"
+        "full", "training augmentation: 'full' flips, 90-degree rotations and colour jitter (overhead imagery "
+        "has no 'up'); 'flips' left-right mirroring only, for data with an 'up'; 'none'",
+        group=TRAINING, aliases={"--no-augment": "none"})
+    colour_jitter: OpenFraction = setting(0.1, "strength of the RGB colour jitter of 'full' augmentation")
+    augment_share: Fraction = setting(
+        1.0, "the share of each training batch's images that goes through the augmentation (budget rule)")
+    early_stopping_patience: NonNegativeInt = setting(
+        3, "early stopping on validation accuracy (best weights restored): epochs without improvement")
+    early_stopping_start: Fraction = setting(
+        0.5, "early stopping counts only from this fraction of the (fine-tuning) epoch budget on: the first "
+        "epochs, warm-up included, always run, and their weights (BatchNorm statistics still settling) are "
+        "never 'the best'")
+    budget_scaling: bool = setting(
+        True, "the budget rule (budget_scale): the regularisers in BUDGET_SCALED are the strengths for a long "
+        "run; a run of fewer than full_strength_steps optimiser steps (epochs x steps per epoch) gets them "
+        "scaled down in proportion. False: every value exactly as given")
+    full_strength_steps: PositiveInt = setting(2000, "optimiser steps from which the budget rule scales nothing")
+    precision: Literal[PRECISIONS] = setting(
+        "auto", "'auto': mixed float16 on GPUs, float32 on CPUs (see benchmarks/train_throughput.py)",
+        group=TRAINING)
+    jit_compile: Optional[bool] = setting(None, "XLA: null = auto (on for GPUs), or true/false")
+    seed: Int = setting(42, "seed of weight initialisation, shuffling and augmentation")
 
     @field_validator("augment", mode="before")
     @classmethod
@@ -146,7 +156,7 @@ class HParams:
         """What one field alone cannot say (pydantic runs this after checking each field)."""
         if self.hub and not self.pretrained:
             raise ValueError(f"TF Hub backbones carry their own weights, got weights={self.weights!r}: "
-                             "drop --weights none")
+                             f"drop {settings.flag(HParams, 'weights')} none")
 
     @property
     def hub(self) -> bool:
@@ -161,7 +171,7 @@ class HParams:
         """The size images are resized to before the backbone."""
         if self.image_size:
             return self.image_size
-        return hub_input_size(self.backbone) if self.hub else NATIVE_SIZE
+        return hub_input_size(self.backbone) if self.hub else IMAGE_SIZE
 
     @property
     def two_phase(self) -> bool:

@@ -16,6 +16,7 @@ import tensorflow as tf
 from components.hparams import HParams
 from schema import features
 from schema.errors import DataError, PretrainedWeightsUnavailable
+from schema.modalities import IMAGE_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +206,7 @@ def build_hub_backbone(hp: HParams, channels: int) -> tf.keras.layers.Layer:
 def build_model(hp: HParams, channels: int = features.RGB_CHANNELS) -> tf.keras.Model:
     """EfficientNetV2 classifier: transformed images in, class probabilities out."""
     inputs = tf.keras.Input(
-        shape=(features.IMAGE_SIZE, features.IMAGE_SIZE, channels),
+        shape=(IMAGE_SIZE, IMAGE_SIZE, channels),
         name=features.TRANSFORMED_IMAGE_KEY,
     )
     x = inputs
@@ -214,7 +215,7 @@ def build_model(hp: HParams, channels: int = features.RGB_CHANNELS) -> tf.keras.
         if hp.augment_share < 1:  # the budget rule's share of each batch
             augment = RandomShare(augment, hp.augment_share, hp.seed, name="random_share")
         x = augment(x)
-    if hp.input_size != features.IMAGE_SIZE:
+    if hp.input_size != IMAGE_SIZE:
         x = tf.keras.layers.Resizing(hp.input_size, hp.input_size, name="upscale")(x)
     if hp.hub:
         x = build_hub_backbone(hp, channels)(x)  # [0, 1] as TF Hub image models expect

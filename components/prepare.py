@@ -98,7 +98,7 @@ def check_declared_size(width: int, height: int) -> None:
                          "minimum: too little to become a 64x64 patch")
 
 
-def prepare_image(data: bytes, image_size: int = features.IMAGE_SIZE) -> Prepared:
+def prepare_image(data: bytes, image_size: int = modalities.IMAGE_SIZE) -> Prepared:
     """Validate one file's bytes; 64x64 RGB JPEG/PNG are kept as they are, anything else that
     decodes is converted to 64x64 RGB PNG. Raises ValueError saying why a file is unusable."""
     from PIL import Image, UnidentifiedImageError

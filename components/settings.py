@@ -1,4 +1,11 @@
-"""Validated settings: the value types configurations use, and the one-line error for a bad one.
+"""Validated settings: the value types configurations use, the one-line error for a bad one, and
+the command lines derived from the settings' declarations.
+
+Each setting is declared once, as a field of its model (PipelineConfig, HParams, MapOptions) made
+with setting(): name, type, default, choices (a Literal) and help text. add_arguments() turns the
+fields into argparse flags (flag name from the field's name or its declared `flag`, type from the
+annotation, choices from the Literal, the model's default in the help), flag() names a field's flag
+inside error lines, and parse_overrides() reads ``--set key=value`` for any key (keys()).
 
 The pipeline config (pipeline/config.py) and the hyperparameters (components/hparams.py) are
 pydantic dataclasses built from these types, so a YAML file, a flag and a Python caller are all
@@ -12,11 +19,30 @@ would silently switch a check off: nothing is greater than NaN).
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import reprlib
-from typing import Annotated, Any, Iterable, Mapping, Optional, Sequence
+import types
+from typing import (
+    Annotated,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
 from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
 
 from schema.errors import ConfigError
 
@@ -115,3 +141,184 @@ def build(cls: Any, values: Mapping[str, Any], prefix: str = "") -> Any:
         return cls(**values)
     except ValidationError as err:
         raise config_error(err, prefix) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# One declaration per setting: a field's name, type, default, choices (Literal) and help text
+# (description) are declared once, in its model; the command lines, the --set overrides and the
+# flag names inside error messages are derived from it here.
+
+def setting(default: Any = None, description: str = "", *, default_factory: Optional[Callable[[], Any]] = None,
+            flag: Optional[str] = None, group: Optional[str] = None,
+            aliases: Optional[Mapping[str, Any]] = None) -> Any:
+    """A model field (pydantic ``Field``) with its help text and command-line metadata.
+
+    `group`: the command line's group the flag appears in (None: no flag; the key is still set by
+    YAML and ``--set``). `flag`: the flag when it is not the field's name (``--pipeline-root`` for
+    pipeline_root_uri). `aliases`: further flags that each store a constant (``--no-augment``: "none").
+    """
+    extra = {k: v for k, v in (("flag", flag), ("group", group), ("aliases", dict(aliases or {}))) if v}
+    if default_factory is not None:
+        return Field(default_factory=default_factory, description=description, json_schema_extra=extra or None)
+    return Field(default, description=description, json_schema_extra=extra or None)
+
+
+def dataclass_setting(default: Any, description: str, *, flag: Optional[str] = None, group: Optional[str] = None,
+                      aliases: Optional[Mapping[str, Any]] = None) -> Any:
+    """setting() for a plain (stdlib) dataclass, one whose own __post_init__ validates (MapOptions)."""
+    extra = {k: v for k, v in (("flag", flag), ("group", group), ("aliases", dict(aliases or {}))) if v}
+    return dataclasses.field(default=default, metadata={"description": description, "cli": extra})
+
+
+def model_fields(cls: Any) -> Dict[str, FieldInfo]:
+    """name -> FieldInfo of a settings dataclass (pydantic, or plain with dataclass_setting fields),
+    in declaration order."""
+    if hasattr(cls, "__pydantic_fields__"):
+        return dict(cls.__pydantic_fields__)
+    hints = get_type_hints(cls, include_extras=True)
+    return {f.name: FieldInfo(annotation=hints[f.name], default=f.default, description=f.metadata.get("description"),
+                              json_schema_extra=f.metadata.get("cli") or None)
+            for f in dataclasses.fields(cls)}
+
+
+def _meta(info: FieldInfo) -> Dict[str, Any]:
+    return info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+
+
+def _unwrap(annotation: Any) -> Any:
+    """The value type under Optional[...] and Annotated[...]."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            args = [a for a in get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation
+
+
+def choices(cls: Any, name: str) -> Optional[Tuple[Any, ...]]:
+    """The values a Literal field allows (None for other fields)."""
+    kind = _unwrap(model_fields(cls)[name].annotation)
+    return get_args(kind) if get_origin(kind) is Literal else None
+
+
+def flag(cls: Any, name: str) -> str:
+    """The command-line flag of field `name`: declared in its metadata, else from its name
+    (``batch_size`` -> ``--batch-size``; a switch that is on by default: ``--no-...``)."""
+    info = model_fields(cls)[name]
+    if _meta(info).get("flag"):
+        return _meta(info)["flag"]
+    stem = name.replace("_", "-")
+    return f"--no-{stem}" if _unwrap(info.annotation) is bool and info.default is True else f"--{stem}"
+
+
+def flag_and_key(cls: Any, name: str, prefix: str = "") -> str:
+    """How an error names a setting: its flag and its YAML key, e.g. "--pipeline-root (config key
+    'pipeline_root_uri')"."""
+    return f"{flag(cls, name)} (config key '{prefix}{name}')"
+
+
+def _nested(cls: Any, name: str) -> Optional[Any]:
+    kind = _unwrap(model_fields(cls)[name].annotation)
+    return kind if hasattr(kind, "__pydantic_fields__") else None
+
+
+def keys(cls: Any, prefix: str = "") -> List[str]:
+    """Every settable key of a model, nested models' as ``hparams.batch_size``."""
+    out: List[str] = []
+    for name in model_fields(cls):
+        inner = _nested(cls, name)
+        out += keys(inner, f"{prefix}{name}.") if inner else [prefix + name]
+    return out
+
+
+def _shown_default(info: FieldInfo) -> str:
+    default = info.get_default(call_default_factory=True)
+    if default in (None, "", [], ()) or isinstance(default, bool):
+        return ""
+    if isinstance(default, tuple):  # a pair such as a DN range, as the flag takes it: 0,2750
+        default = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default)
+    return f" (default {default})"
+
+
+def add_arguments(parser: Any, cls: Any, group: Optional[str], prefix: str = "",
+                  names: Sequence[str] = ()) -> List[str]:
+    """Add a flag to `parser` (an ArgumentParser or argument group) for each field of `cls`
+    declared in `group` (or named in `names`): the flag and its aliases from the field's metadata, the type from its
+    annotation, choices from its Literal, the help from its description with the model's default.
+    Each flag stores into dest ``prefix + name`` (None when not given). Returns those dests."""
+    dests: List[str] = []
+    for name, info in model_fields(cls).items():
+        meta = _meta(info)
+        if name not in names and (group is None or meta.get("group") != group):
+            continue
+        dest, kind, help_text = prefix + name, _unwrap(info.annotation), (info.description or "") + _shown_default(info)
+        option = flag(cls, name)
+        if kind is bool:
+            parser.add_argument(option, dest=dest, action="store_const", const=info.default is not True,
+                                default=None, help=help_text)
+        else:
+            allowed = choices(cls, name)
+            parser.add_argument(option, dest=dest, default=None, help=help_text, choices=allowed,
+                                type=kind if kind in (int, float) else None,  # others: text the model reads
+                                metavar=None if allowed else option.lstrip("-").replace("-", "_").upper())
+        for alias, const in meta.get("aliases", {}).items():
+            parser.add_argument(alias, dest=dest, action="store_const", const=const,
+                                help=f"the same as {option} {const}")
+        dests.append(dest)
+    return dests
+
+
+def given(args: Any, dests: Iterable[str]) -> Dict[str, Any]:
+    """The flags among `dests` that were given, as a nested mapping ({"hparams": {"epochs": 3}})."""
+    return nest({dest: getattr(args, dest) for dest in dests if getattr(args, dest, None) is not None})
+
+
+def nest(flat: Mapping[str, Any]) -> Dict[str, Any]:
+    """{"hparams.epochs": 3, "data": x} -> {"hparams": {"epochs": 3}, "data": x}."""
+    out: Dict[str, Any] = {}
+    for key, value in flat.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            out.setdefault(head, {})[rest] = value
+        else:
+            out[key] = value
+    return out
+
+
+SET_FLAG = "--set"
+
+
+def parse_overrides(items: Sequence[str], cls: Any) -> Dict[str, Any]:
+    """``--set KEY=VALUE`` items -> a nested mapping of changes for `cls`. The value is read as a
+    YAML scalar or flow list (``32``, ``0.9``, ``true``, ``[--a, --b]``), as a YAML file's value
+    would be; the model then validates it like any other. An unknown key is one line naming the
+    closest known one."""
+    known = keys(cls)
+    flat: Dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"{SET_FLAG} {short_repr(item)}: give KEY=VALUE, e.g. {SET_FLAG} hparams.batch_size=32")
+        if key not in known:
+            guess = closest(key[:MAX_VALUE_CHARS], known)
+            hint = f"; did you mean {guess!r}?" if guess else f"; known keys: {', '.join(known)}"
+            raise ConfigError(f"{SET_FLAG} {short_repr(item)}: unknown configuration key {short_repr(key)}{hint}")
+        flat[key] = _yaml_value(text)
+    return nest(flat)
+
+
+def _yaml_value(text: str) -> Any:
+    import yaml
+
+    if not text.strip():
+        return ""
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return text  # not YAML: the text itself (the model says whether a string is wanted)

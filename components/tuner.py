@@ -44,7 +44,7 @@ def tuner_fn(fn_args):
     spec = model_feature_spec(tft.TFTransformOutput(fn_args.transform_graph_path).transformed_feature_spec())
     channels = int(spec["image_xf"].shape[-1])
     steps = math.ceil(count_records(fn_args.train_files) / base.batch_size)
-    epochs = int(config.get("tuner_epochs", 2))
+    epochs = int(config["tuner_epochs"])  # the pipeline passes both (PipelineConfig declares their defaults)
 
     def build(hps: keras_tuner.HyperParameters):
         # The budget rule at the Trainer's budget (base.epochs), not the trial's: a trial judges
@@ -57,7 +57,7 @@ def tuner_fn(fn_args):
         build,
         hyperparameters=search_space(base),
         objective=keras_tuner.Objective("val_accuracy", "max"),
-        max_trials=int(config.get("tuner_trials", 4)),
+        max_trials=int(config["tuner_trials"]),
         directory=fn_args.working_dir,
         project_name=contract.MODEL_NAME,
         seed=base.seed,

@@ -8,14 +8,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import posixpath
-from typing import Any, Dict, List, Literal, Mapping, Optional
+from typing import Any, Dict, List, Literal, Optional
 
 from pydantic import ValidationError
 from pydantic.dataclasses import dataclass
 
 from components import settings
-from components.hparams import HParams
-from components.settings import Fraction, NonNegativeInt, PositiveInt
+from components.hparams import TRAINING, HParams
+from components.settings import Fraction, NonNegativeInt, PositiveInt, setting
 from schema import modalities, records
 from schema.errors import ConfigError
 from serving import contract
@@ -26,9 +26,6 @@ IMAGE_PROJECT_DIR = "/pipeline"
 IMAGE_SCHEMA = IMAGE_PROJECT_DIR + "/schema/" + modalities.RGB.schema_file
 BEAM_RUNNERS = ("direct", "dataflow")
 MODALITIES = (modalities.AUTO, *modalities.NAMES)
-# Where the pipeline runs: locally (LocalDagRunner), or compiled for Kubeflow Pipelines / Vertex AI.
-LOCAL, KUBEFLOW, VERTEX = "local", "kubeflow", "vertex"
-RUNNERS = (LOCAL, KUBEFLOW, VERTEX)
 # Beam's DirectRunner: 'auto' picks by the input's size (direct_running_mode below).
 AUTO_MODE, IN_MEMORY, MULTI_PROCESSING = "auto", "in_memory", "multi_processing"
 DIRECT_RUNNING_MODES = (AUTO_MODE, IN_MEMORY, "multi_threading", MULTI_PROCESSING)
@@ -36,10 +33,16 @@ DIRECT_RUNNING_MODES = (AUTO_MODE, IN_MEMORY, "multi_threading", MULTI_PROCESSIN
 # processes each import TensorFlow and ship every element over gRPC, which costs more than
 # they save on small data. Measured by benchmarks/beam_crossover.py (README, "Beam's running mode").
 IN_PROCESS_BELOW_BYTES = 64 * 2**20
-# The real-server gate before the Pusher (components/infra_gate.py); "auto" picks by runner.
+# The real-server gate before the Pusher (components/infra_gate.py); "auto": the runner's own
+# (pipeline/runners/: each runner declares its gate).
 AUTO_GATE, NO_GATE = "auto", "off"
 INFRA_GATES = (AUTO_GATE, NO_GATE, *contract.GATE_RUNNERS)
-_AUTO_GATES = {LOCAL: NO_GATE, KUBEFLOW: contract.GATE_KUBERNETES, VERTEX: contract.GATE_PROCESS}
+# The command line's groups of flags (a field declared in a group gets a flag: components/settings.py).
+DATA = "data and outputs"
+BLESSING = "evaluation and blessing"
+EXECUTION = "execution"
+CLOUD = "runners: Kubeflow Pipelines v2, Vertex AI Pipelines, Dataflow, Vertex AI Training"
+GROUPS = (DATA, TRAINING, BLESSING, EXECUTION, CLOUD)
 
 # The demo: a small synthetic run that finishes in a few minutes on 2 CPU cores.
 DEMO_OVERRIDES: Dict[str, Any] = {
@@ -59,69 +62,86 @@ DEMO_HPARAMS: Dict[str, Any] = {
 
 @dataclass(config=settings.CONFIG)
 class PipelineConfig:
-    """Validated on construction and on replace() (components/settings.py): a wrong type or range
-    is one line naming the key, the value and what was expected."""
+    """Every setting of a run, each declared once here (name, type, default, choices, help): the
+    command line's flags, the YAML keys and --set are derived from these fields (components/settings.py).
+    Validated on construction and on replace(): a wrong type or range is one line naming the key, the
+    value and what was expected."""
 
-    pipeline_name: str = contract.MODEL_NAME
-    # A folder of TFRecords of tf.Example, image folders/zips, tfds:eurosat/{rgb,all}, synthetic[/all][:N].
-    data: str = "synthetic:2000"
-    # 'rgb' (encoded images) or 'all' (13 Sentinel-2 bands); 'auto': read from the source before a
-    # local run (pipeline/data.py); compiling for the cloud reads no data: the one --data names
-    # (synthetic/all, tfds:eurosat/all), else 'rgb'.
-    modality: Literal[MODALITIES] = "auto"
-    # Image folders/zips: fail the conversion when more than this fraction of files is unusable.
-    max_bad_fraction: Fraction = records.DEFAULT_MAX_BAD_FRACTION
-    # tfds:eurosat/rgb: a TFDS data dir where the dataset is (or is to be) prepared; "" = TFDS default.
-    tfds_data_dir: str = ""
-    # Published split lists "train.txt,val.txt,test.txt" instead of the 60/20/20 hash split.
-    split_files: str = ""
-    output_dir: str = "outputs"
-    # "" = the curated schema of the data's modality, schema/schema.pbtxt or schema/schema_all.pbtxt.
-    schema_path: str = ""
-    model_name: str = contract.MODEL_NAME
-    hparams: HParams = dataclasses.field(default_factory=HParams)
-    # Blessing: absolute bars, and the largest drop allowed against the latest blessed model.
-    min_accuracy: Fraction = 0.8
-    min_macro_f1: Fraction = 0.8
-    max_drop: Fraction = 0.01
-    enable_cache: bool = True
-    # Optional KerasTuner stage before the Trainer (components/tuner.py).
-    tune: bool = False
-    tuner_trials: PositiveInt = 4
-    tuner_epochs: PositiveInt = 2
-    # Beam DirectRunner locally: 'in_memory', 'multi_threading' or 'multi_processing'; 'auto':
-    # in_memory below IN_PROCESS_BELOW_BYTES of input, multi_processing from there (or when the
-    # input's size is unknown: cloud data, a compiled pipeline).
-    beam_direct_running_mode: Literal[DIRECT_RUNNING_MODES] = AUTO_MODE
-    beam_num_workers: NonNegativeInt = 0  # 0: one per CPU core
-    extra_beam_args: List[str] = dataclasses.field(default_factory=list)
+    pipeline_name: str = setting(contract.MODEL_NAME, "name of the pipeline in metadata", group=DATA)
+    data: str = setting(
+        "synthetic:2000", "where examples come from: a folder of TFRecords of EuroSAT tf.Examples, a folder or .zip "
+        "of class folders of images (the EuroSAT RGB archive of JPEGs or the all-bands archive of 13-band GeoTIFFs; "
+        "converted by the ExampleGen), tfds:eurosat/rgb, tfds:eurosat/all, synthetic[:N] or synthetic/all[:N] "
+        "(13 bands)", group=DATA)
+    modality: Literal[MODALITIES] = setting(
+        "auto", "'rgb' or 'all' (13 bands); 'auto' reads it from the data (local runs); compiling for the cloud it "
+        "is what --data names (synthetic/all, tfds:eurosat/all), else rgb: pass --modality all for a 13-band "
+        "archive", group=DATA)
+    max_bad_fraction: Fraction = setting(
+        records.DEFAULT_MAX_BAD_FRACTION, "image folders: stop when more than this fraction of files cannot be "
+        "used (each is listed in the ExampleGen's conversion_report.json)", group=DATA)
+    tfds_data_dir: str = setting("", "--data tfds:eurosat/...: TFDS data dir holding the prepared dataset "
+                                 "(offline) or receiving the download (default: TFDS's own)", group=DATA)
+    split_files: str = setting("", "published split lists train.txt,val.txt,test.txt (one image per line, e.g. "
+                               "Forest/Forest_1.jpg) instead of the 60/20/20 hash split", group=DATA)
+    output_dir: str = setting("outputs", "pipeline root, metadata, serving directory and reports", group=DATA)
+    schema_path: str = setting("", "the schema ImportSchemaGen loads; '': the curated one of the data's "
+                               "modality, schema/schema.pbtxt or schema/schema_all.pbtxt")
+    model_name: str = setting(contract.MODEL_NAME, "TF Serving model name", group=DATA)
+    hparams: HParams = setting(default_factory=HParams, description="the Trainer's hyperparameters "
+                               "(components/hparams.py), recorded in ML Metadata as its custom_config")
+    min_accuracy: Fraction = setting(0.8, "bless only above this test accuracy", group=BLESSING)
+    min_macro_f1: Fraction = setting(0.8, "bless only above this macro F1", group=BLESSING)
+    max_drop: Fraction = setting(0.01, "largest accuracy/F1 drop allowed against the latest blessed model",
+                                 group=BLESSING)
+    enable_cache: bool = setting(True, "reuse the cached outputs of components whose inputs did not change "
+                                 "(--no-cache: re-run every component)", flag="--no-cache", group=EXECUTION)
+    tune: bool = setting(False, "add a KerasTuner stage (learning rate, dropout, label smoothing) before the "
+                         "Trainer (components/tuner.py)", group=TRAINING)
+    tuner_trials: PositiveInt = setting(4, "Tuner trials", group=TRAINING)
+    tuner_epochs: PositiveInt = setting(2, "epochs of each Tuner trial")
+    beam_direct_running_mode: Literal[DIRECT_RUNNING_MODES] = setting(
+        AUTO_MODE, "Beam DirectRunner mode; 'auto': in_memory below IN_PROCESS_BELOW_BYTES (64 MiB) of input, "
+        "multi_processing from there or when the input's size is unknown (cloud data, a compiled pipeline)",
+        group=EXECUTION)
+    beam_num_workers: NonNegativeInt = setting(0, "DirectRunner workers, 0 = one per core", group=EXECUTION)
+    extra_beam_args: List[str] = setting(default_factory=list, description="more Beam pipeline options, "
+                                         "e.g. [--max_num_workers=4]")
 
     # Cloud runs (Kubeflow Pipelines v2, Vertex AI Pipelines, Dataflow, Vertex AI Training).
-    # The pipeline root components share; a gs:// folder for cloud runs (pushed models go there too).
-    pipeline_root_uri: str = ""
-    project: str = ""  # Google Cloud project id
-    region: str = ""  # e.g. europe-west4: Vertex AI Pipelines, Training and Dataflow
-    image: str = ""  # component image built from the Dockerfile, e.g. europe-docker.pkg.dev/p/r/eurosat-tfx:1
-    service_account: str = ""  # Vertex AI Pipelines runs as this account ("" = the default one)
-    # Beam-based components (ExampleGen, StatisticsGen, Transform, Evaluator): 'direct' or 'dataflow'.
-    beam_runner: Literal[BEAM_RUNNERS] = "direct"
-    temp_location: str = ""  # Dataflow's staging folder; default <pipeline root>/tmp
-    # The Trainer as a Vertex AI Training custom job instead of in the component's process.
-    vertex_training: bool = False
-    training_machine_type: str = "n1-standard-8"
-    training_accelerator_type: str = ""  # e.g. NVIDIA_TESLA_T4, NVIDIA_L4; "" = CPU only
-    training_accelerator_count: NonNegativeInt = 0
-    # Load the trained model in the official TF Serving server and query it before the Pusher:
-    # 'kubernetes' (a tensorflow/serving pod beside the step), 'process' (the image's
-    # tensorflow_model_server binary), 'off'; 'auto': kubernetes on Kubeflow, process on Vertex AI,
-    # off locally (no Docker or cluster; 'process' works where tensorflow_model_server is on PATH).
-    infra_gate: Literal[INFRA_GATES] = AUTO_GATE
+    pipeline_root_uri: str = setting("", "artifacts folder of cloud runs, gs://BUCKET/PATH (pushed models go "
+                                     "under it too)", flag="--pipeline-root", group=CLOUD)
+    project: str = setting("", "Google Cloud project (Vertex AI, Dataflow)", group=CLOUD)
+    region: str = setting("", "Google Cloud region, e.g. europe-west4 (Vertex AI Pipelines, Training and "
+                          "Dataflow)", group=CLOUD)
+    image: str = setting("", "component image built from the Dockerfile, e.g. europe-docker.pkg.dev/p/r/"
+                         "eurosat-tfx:1; the compiled spec runs it", group=CLOUD)
+    service_account: str = setting("", "service account Vertex AI Pipelines runs as ('' = the default one)",
+                                   group=CLOUD)
+    beam_runner: Literal[BEAM_RUNNERS] = setting(
+        "direct", "Beam runner of ExampleGen/StatisticsGen/Transform/Evaluator", group=CLOUD)
+    temp_location: str = setting("", "Dataflow staging folder (default <pipeline-root>/tmp)", group=CLOUD)
+    vertex_training: bool = setting(False, "run the Trainer as a Vertex AI Training job (machine and GPUs "
+                                    "below) instead of in the component's process", group=CLOUD)
+    training_machine_type: str = setting("n1-standard-8", "Vertex AI Training machine", flag="--machine-type",
+                                         group=CLOUD)
+    training_accelerator_type: str = setting(
+        "", "Vertex AI Training GPU, e.g. NVIDIA_TESLA_T4, NVIDIA_L4, NVIDIA_TESLA_A100 ('' = CPU only)",
+        flag="--accelerator-type", group=CLOUD)
+    training_accelerator_count: NonNegativeInt = setting(
+        0, "GPUs per training machine (the Trainer mirrors over all of them)", flag="--accelerator-count",
+        group=CLOUD)
+    infra_gate: Literal[INFRA_GATES] = setting(
+        AUTO_GATE, "load the model in the official TF Serving server and query it before the Pusher: kubernetes "
+        "(a tensorflow/serving pod), process (tensorflow_model_server in the image or on PATH), off; auto = the "
+        "runner's own (kubernetes on Kubeflow, process on Vertex, off locally)", group=CLOUD)
 
     def __post_init__(self) -> None:
         """What one field alone cannot say (pydantic runs this after checking each field)."""
         if bool(self.training_accelerator_type) != (self.training_accelerator_count > 0):
+            kind, count = (settings.flag(PipelineConfig, f"training_accelerator_{k}") for k in ("type", "count"))
             raise ValueError(
-                "set both --accelerator-type and --accelerator-count (>= 1) for GPU training, or neither; got "
+                f"set both {kind} and {count} (>= 1) for GPU training, or neither; got "
                 f"type={self.training_accelerator_type!r}, count={self.training_accelerator_count}"
             )
 
@@ -130,10 +150,10 @@ class PipelineConfig:
         """The modality the pipeline is built for ('auto' not yet resolved counts as rgb)."""
         return modalities.RGB.name if self.modality == modalities.AUTO else self.modality
 
-    def for_runner(self, runner: str) -> "PipelineConfig":
-        """The config with 'auto' settings resolved for `runner` (local, kubeflow, vertex)."""
+    def with_auto_gate(self, gate: str) -> "PipelineConfig":
+        """The config with an 'auto' infra gate resolved to `gate`, the runner's own."""
         if self.infra_gate == AUTO_GATE:
-            return self.replace(infra_gate=_AUTO_GATES[runner])
+            return self.replace(infra_gate=gate)
         return self
 
     def with_modality(self, modality: str) -> "PipelineConfig":
@@ -218,19 +238,6 @@ class PipelineConfig:
     @classmethod
     def keys(cls) -> List[str]:
         return list(cls.__dataclass_fields__)
-
-    def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "PipelineConfig":
-        """A config from a mapping (a YAML file); bad keys or values are one-line ConfigErrors."""
-        if not isinstance(values, Mapping):
-            raise ConfigError(f"expected a mapping of configuration keys, got {type(values).__name__}")
-        values = dict(values)
-        settings.check_keys(values, cls.keys())
-        hp = HParams.from_dict(values.pop("hparams", None) or {}, prefix="hparams.")
-        return settings.build(cls, {**values, "hparams": hp})
 
 
 def load_yaml(path: str) -> Dict[str, Any]:

@@ -1,7 +1,7 @@
 """The EuroSAT TFX pipeline, defined once: every runner (local, Kubeflow, Vertex) calls this."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict
 
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
@@ -97,7 +97,6 @@ def describe_split(config: PipelineConfig) -> str:
 def create_pipeline(
     config: PipelineConfig,
     metadata_connection_config=None,
-    beam_pipeline_args: Optional[List[str]] = None,
 ) -> tfx.dsl.Pipeline:
     """The DAG: ExampleGen (the source of config.data, read and converted here) -> statistics/schema/
     validation (anomalies stop the run) -> Transform -> Trainer -> Evaluator (vs. latest blessed model)
@@ -192,5 +191,5 @@ def create_pipeline(
         ],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=beam_pipeline_args if beam_pipeline_args is not None else config.beam_pipeline_args(),
+        beam_pipeline_args=config.beam_pipeline_args(),
     )

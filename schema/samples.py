@@ -140,7 +140,7 @@ PAINTERS: dict[str, Painter] = {
 assert tuple(PAINTERS) == features.CLASS_NAMES, "one painter per EuroSAT class, in order"
 
 
-def synthetic_image(label: int, rng: np.random.Generator, size: int = features.IMAGE_SIZE) -> np.ndarray:
+def synthetic_image(label: int, rng: np.random.Generator, size: int = modalities.IMAGE_SIZE) -> np.ndarray:
     """One uint8 [size, size, 3] image of class `label`, with sensor-like noise."""
     img = PAINTERS[features.class_name(label)](rng, size)
     img = img + rng.normal(0, 6, img.shape)  # sensor noise
@@ -168,7 +168,7 @@ assert tuple(SPECTRA) == features.CLASS_NAMES and all(len(v) == features.NUM_BAN
 _VISIBLE = {1: 2, 2: 1, 3: 0}  # band index -> RGB channel: B02 blue, B03 green, B04 red
 
 
-def synthetic_bands(label: int, rng: np.random.Generator, size: int = features.IMAGE_SIZE) -> np.ndarray:
+def synthetic_bands(label: int, rng: np.random.Generator, size: int = modalities.IMAGE_SIZE) -> np.ndarray:
     """One uint16 [size, size, 13] patch of class `label`: the RGB texture, in Sentinel-2 bands."""
     rgb = synthetic_image(label, rng, size).astype(np.float32) / 255.0
     texture = rgb.mean(-1, keepdims=True)

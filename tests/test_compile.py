@@ -274,8 +274,8 @@ def test_dry_run_does_not_submit(tmp_path, monkeypatch):
     def fail(*_, **__):
         raise AssertionError("--dry-run must not submit")
 
-    monkeypatch.setattr(runners, "submit_vertex", fail)
-    monkeypatch.setattr(runners, "compile_pipeline", lambda config, output, runner: None)
+    monkeypatch.setattr(runners.vertex, "submit_vertex", fail)
+    monkeypatch.setattr(runners.kubeflow, "compile_pipeline", lambda config, output, runner: None)
     argv = ["--runner", "vertex", "--dry-run", *CLOUD, *VERTEX, "--output", str(tmp_path / "p.json")]
     assert pipeline_runner.main(argv) == 0
 

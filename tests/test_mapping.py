@@ -13,7 +13,8 @@ import rasterio
 from affine import Affine
 
 import pipeline_runner
-from pipeline.mapping import change, landuse, predictors
+from pipeline.mapping import cells, change, landuse, predictors
+from pipeline.mapping import outputs as map_outputs
 from pipeline.mapping import scene as scenes
 from pipeline.mapping.errors import MapError
 from pipeline.mapping.grid import TileGrid
@@ -156,8 +157,8 @@ def test_map_is_georeferenced_and_masks_nodata(scenes_dir, rgb_map):
         assert profile["crs"] == src.crs and conf_profile["crs"] == src.crs
         assert profile["transform"] == src.transform @ Affine.scale(64)
         assert profile["transform"] @ (0, 0) == src.transform @ (0, 0)
-    assert profile["dtype"] == "uint8" and profile["nodata"] == landuse.NODATA_CLASS
-    assert (classes[0] == landuse.NODATA_CLASS).all() and (confidence[0] == landuse.NODATA_CONFIDENCE).all()
+    assert profile["dtype"] == "uint8" and profile["nodata"] == cells.NODATA_CLASS
+    assert (classes[0] == cells.NODATA_CLASS).all() and (confidence[0] == cells.NODATA_CONFIDENCE).all()
     assert (classes[1:] < features.NUM_CLASSES).all() and (confidence[1:] >= 0.1).all()
     with open(out / "tiles.csv") as f:
         rows = list(csv.DictReader(f))
@@ -188,7 +189,7 @@ def test_13_band_map_matches_the_layout(scenes_dir, bands_model, tmp_path):
     accuracy = model_accuracy(predictor, features.ALL_BANDS)
     assert accuracy >= 0.7, "the fixture model must classify, or the layout check says nothing"
     assert agreement >= accuracy - MARGIN
-    assert (classes[~valid] == landuse.NODATA_CLASS).all() and summary["modality"] == "all"
+    assert (classes[~valid] == cells.NODATA_CLASS).all() and summary["modality"] == "all"
 
 
 def test_partial_nodata_patches_are_masked_unless_allowed(scenes_dir, rgb_predictor, tmp_path):
@@ -199,7 +200,7 @@ def test_partial_nodata_patches_are_masked_unless_allowed(scenes_dir, rgb_predic
         dst.write(np.zeros((3, 16, 16), np.uint8), window=rasterio.windows.Window(5 * 64, 2 * 64, 16, 16))
     landuse.map_scene(str(path), rgb_predictor, str(tmp_path / "strict"))
     strict, _ = read_tif(tmp_path / "strict" / "landuse.tif")
-    assert strict[1, 2] == strict[2, 5] == landuse.NODATA_CLASS and (strict[1:] != 255).sum() == 18
+    assert strict[1, 2] == strict[2, 5] == cells.NODATA_CLASS and (strict[1:] != 255).sum() == 18
     landuse.map_scene(str(path), rgb_predictor, str(tmp_path / "lenient"),
                       landuse.MapOptions(max_nodata_fraction=0.1))
     lenient, _ = read_tif(tmp_path / "lenient" / "landuse.tif")
@@ -213,7 +214,7 @@ def test_stride_32_maps_finer_cells_on_the_same_footprint(scenes_dir, rgb_predic
     assert classes.shape == (18, 20) and summary["tiles"] == 17 * 19
     with rasterio.open(scenes_dir / "rgb.tif") as src:
         assert profile["transform"] == src.transform @ Affine.scale(32)
-    assert (classes[:2] == landuse.NODATA_CLASS).all() and (classes[2:] != landuse.NODATA_CLASS).all()
+    assert (classes[:2] == cells.NODATA_CLASS).all() and (classes[2:] != cells.NODATA_CLASS).all()
 
 
 def test_folder_and_zip_of_georeferenced_patches_are_mosaicked_and_mapped(scenes_dir, rgb_map, rgb_predictor,
@@ -292,7 +293,7 @@ def test_beam_direct_runner_gives_the_same_maps(scenes_dir, rgb_model, rgb_map, 
     outputs = run_beam_maps(inputs, rgb_model, str(tmp_path), ["--direct_running_mode=in_memory"],
                             landuse.MapOptions(batch_size=32))
     assert outputs == {inputs[0]: str(tmp_path / "rgb"), inputs[1]: str(tmp_path / "rgb_dn")}
-    assert sorted(os.listdir(tmp_path / "rgb")) == sorted(landuse.FILES)
+    assert sorted(os.listdir(tmp_path / "rgb")) == sorted(map_outputs.FILES)
     np.testing.assert_array_equal(read_tif(tmp_path / "rgb" / "landuse.tif")[0],
                                   read_tif(rgb_map[0] / "landuse.tif")[0])
     np.testing.assert_allclose(read_tif(tmp_path / "rgb" / "confidence.tif")[0],
@@ -331,7 +332,7 @@ def test_compare_gives_transitions_in_hectares(scenes_dir, rgb_map, rgb_model, t
 
 
 def test_compare_refuses_another_grid(rgb_map, tmp_path):
-    landuse.write_geotiff(str(tmp_path / "landuse.tif"), np.zeros((3, 3), np.uint8), synthetic.SCENE_CRS,
+    map_outputs.write_geotiff(str(tmp_path / "landuse.tif"), np.zeros((3, 3), np.uint8), synthetic.SCENE_CRS,
                           Affine(640, 0, 0, 0, -640, 0), 255)
     (tmp_path / "summary.json").write_text("{}")  # a whole map (--compare refuses one without)
     with pytest.raises(MapError, match="is not on this map's grid"):
@@ -379,9 +380,9 @@ def test_bad_inputs_get_one_line_errors(rgb_model, bands_model, scenes_dir, tmp_
 
 def test_hectares_need_a_projected_crs():
     cell = Affine(640, 0, 500000, 0, -640, 5200000)
-    assert landuse.cell_area_ha(rasterio.crs.CRS.from_epsg(32632).to_wkt(), cell) == pytest.approx(40.96)
-    assert landuse.cell_area_ha(rasterio.crs.CRS.from_epsg(4326).to_wkt(), Affine(0.01, 0, 8, 0, -0.01, 50)) is None
-    assert landuse.cell_area_ha(None, cell) is None
+    assert map_outputs.cell_area_ha(rasterio.crs.CRS.from_epsg(32632).to_wkt(), cell) == pytest.approx(40.96)
+    assert map_outputs.cell_area_ha(rasterio.crs.CRS.from_epsg(4326).to_wkt(), Affine(0.01, 0, 8, 0, -0.01, 50)) is None
+    assert map_outputs.cell_area_ha(None, cell) is None
 
 
 def test_map_beam_on_dataflow_gets_the_pipelines_dataflow_arguments(monkeypatch, capsys):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from pipeline.mapping import landuse, predictors
+from pipeline.mapping import cells, landuse, predictors
 from pipeline.mapping.bands import ProductRaster
 from pipeline.mapping.errors import MapError
 from pipeline.mapping.options import MapOptions
@@ -132,7 +132,7 @@ def test_products_map_identically_class_for_class(products, bands_model, tmp_pat
     assert product["radiometric_offset"]["B8A"] == -1000 and product["offset_source"] == "MTD_MSIL1C.xml"
     truth, classes = layout(), maps["bucket"]
     valid = truth != synthetic.NODATA_PATCH
-    assert (classes[~valid] == landuse.NODATA_CLASS).all()
+    assert (classes[~valid] == cells.NODATA_CLASS).all()
     assert (classes[valid] == truth[valid]).mean() >= 0.6  # the model classifies the product's bands
     with rasterio.open(products["scene"]) as src, rasterio.open(tmp_path / "bucket" / "landuse.tif") as out:
         assert out.crs == src.crs and out.transform == src.transform @ src.transform.scale(64)
@@ -144,12 +144,12 @@ def test_cloud_masks_mark_cells_as_nodata_unless_turned_off(products, rgb_model,
         predictor = predictors.SavedModelPredictor(model)
         masked = landuse.map_scene(products[name], predictor, str(tmp_path / name))
         classes = read_tif(tmp_path / name / "landuse.tif")[0]
-        assert classes[CLOUDY] == landuse.NODATA_CLASS, name
+        assert classes[CLOUDY] == cells.NODATA_CLASS, name
         assert masked["product"]["cloud_mask"] == ("SCL" if name == "l2a_05" else "MSK_CLASSI")
         assert 0.01 < masked["product"]["cloud_masked_share"] < 0.06  # 1 patch (and a 60 m rim) of 52
         kept = landuse.map_scene(products[name], predictor, str(tmp_path / f"{name}_all"),
                                  MapOptions(cloud_mask=False))
-        assert read_tif(tmp_path / f"{name}_all" / "landuse.tif")[0][CLOUDY] != landuse.NODATA_CLASS
+        assert read_tif(tmp_path / f"{name}_all" / "landuse.tif")[0][CLOUDY] != cells.NODATA_CLASS
         assert kept["product"]["cloud_mask"] is None and kept["tiles_classified"] > masked["tiles_classified"]
     assert any("L2A" in w for w in json.load(open(tmp_path / "l2a_05" / "summary.json"))["product"]["warnings"])
 
@@ -193,7 +193,7 @@ def test_endpoint_and_beam_map_a_product_as_in_process(products, bands_model, tm
     zipped = products["l1c_05_zip"]
     local = landuse.map_scene(zipped, predictors.SavedModelPredictor(bands_model), str(tmp_path / "local"))
     expected = read_tif(tmp_path / "local" / "landuse.tif")[0]
-    assert expected[CLOUDY] == landuse.NODATA_CLASS
+    assert expected[CLOUDY] == cells.NODATA_CLASS
     process, address = mapping_fixtures.start_dev_server(bands_model)
     try:
         predictor = predictors.EndpointPredictor(address, mapping_fixtures.MODEL_NAME)

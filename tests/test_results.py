@@ -93,7 +93,7 @@ def test_ctrl_c_is_one_line_saying_how_to_resume(tmp_path, capsys, monkeypatch):
     def interrupted(config):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runners, "run_local", interrupted)
+    monkeypatch.setattr(runners.local, "run_local", interrupted)
     assert pipeline_runner.main(["--output-dir", str(tmp_path)]) == 130
     err = capsys.readouterr().err
     assert err == pipeline_runner.INTERRUPTED + "\n" and "run the same command again" in err

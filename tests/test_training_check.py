@@ -13,7 +13,7 @@ import rasterio
 from rasterio.transform import from_origin
 
 import pipeline_runner
-from pipeline.mapping import landuse, pixels, predictors, training_check
+from pipeline.mapping import cells, landuse, pixels, predictors, training_check
 from pipeline.mapping.errors import MapError
 from pipeline.mapping.options import MapOptions
 from schema import features
@@ -247,7 +247,7 @@ def test_nan_pixels_of_a_float_scene_are_nodata_with_a_count(bands_predictor, te
     assert summary["pixels_nonfinite"] == 104 and summary["tiles_masked"] == 2
     with rasterio.open(tmp_path / "map" / "landuse.tif") as src:
         classes = src.read(1)
-    assert classes[0, 3] == classes[2, 5] == landuse.NODATA_CLASS and (classes != landuse.NODATA_CLASS).sum() == 58
+    assert classes[0, 3] == classes[2, 5] == cells.NODATA_CLASS and (classes != cells.NODATA_CLASS).sum() == 58
 
 
 def one_line_error(capsys, argv) -> str:

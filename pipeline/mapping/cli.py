@@ -8,12 +8,17 @@ import os
 import sys
 from typing import List
 
-from pipeline.config import BEAM_RUNNERS, DIRECT_RUNNING_MODES, PipelineConfig
+from components import settings
+from pipeline.config import PipelineConfig
 from pipeline.console import configure_logging, quiet_tensorflow
 from pipeline.mapping.errors import MapError
+from pipeline.mapping.options import MAP, MapOptions
 from serving.contract import MODEL_NAME
 
-_DEFAULTS = PipelineConfig()
+# The pipeline's settings a Beam map takes (their flags, types and defaults come from PipelineConfig).
+BEAM_SETTINGS = ("beam_runner", "beam_direct_running_mode", "beam_num_workers", "project", "region",
+                 "temp_location", "image")
+DATAFLOW_NEEDS = ("project", "region", "temp_location", "image")
 
 
 def build_map_parser() -> argparse.ArgumentParser:
@@ -37,33 +42,15 @@ def build_map_parser() -> argparse.ArgumentParser:
                    "(<version>/assets.extra/training_statistics.json) for the check that the scene is like the "
                    "training data; read from --model by default, so needed only with --server and no --model")
     p.add_argument("--model-name", default=MODEL_NAME, help=f"--server: the served model's name (default {MODEL_NAME})")
-    p.add_argument("--stride", type=int, default=64, help="pixels between patch starts (64, 32, 16 or 8); below 64 "
-                   "patches overlap, their probabilities are averaged and map cells are stride x stride px "
-                   "(default 64)")
-    p.add_argument("--batch-size", type=int, default=64, help="patches per model call or request (default 64)")
-    p.add_argument("--dn-range", default="0,2750", help="RGB digital numbers LOW,HIGH mapped to 1..255 as EuroSAT's "
-                   "RGB images were made (default 0,2750); 8-bit scenes are used as they are")
-    p.add_argument("--dn-offset", type=float, default=0.0, help="a folder of band files without metadata: the "
-                   "offset added to its digital numbers (-1000 for products of processing baseline 04.00 or later, "
-                   "i.e. since 25 January 2022); products with MTD_MSIL*.xml use their own (default 0: as they are)")
-    p.add_argument("--no-cloud-mask", action="store_true", help="classify the cells a product's cloud mask (L2A's "
-                   "SCL, L1C's MSK_CLASSI_B00) marks as cloud, cloud shadow, cirrus or saturated too")
-    p.add_argument("--max-nodata-fraction", type=float, default=0.0, help="patches with more nodata/zero pixels "
-                   "than this are not classified (default 0: any)")
+    options = settings.add_arguments(p, MapOptions, MAP)
     p.add_argument("--compare", help="the output folder of an earlier map of the same grid: writes transitions.csv "
                    "(from->to hectares) and change.png")
     p.add_argument("--min-confidence", type=float, default=0.0, help="--compare: leave out cells whose top "
                    "probability is below this in either map (a map's errors look like change) (default 0)")
     g = p.add_argument_group("Beam (many scenes; Dataflow)")
     g.add_argument("--beam", action="store_true", help="run the tiling and inference as a Beam pipeline")
-    g.add_argument("--beam-runner", choices=BEAM_RUNNERS, default="direct")
-    g.add_argument("--beam-direct-running-mode", choices=DIRECT_RUNNING_MODES,
-                   default=_DEFAULTS.beam_direct_running_mode)
-    g.add_argument("--beam-num-workers", type=int, default=0, help="DirectRunner workers, 0 = one per core")
-    g.add_argument("--project", default="", help="Dataflow: Google Cloud project")
-    g.add_argument("--region", default="", help="Dataflow: region, e.g. europe-west4")
-    g.add_argument("--temp-location", default="", help="Dataflow: gs:// staging folder")
-    g.add_argument("--image", default="", help="Dataflow: the component image (workers import the project from it)")
+    beam = settings.add_arguments(g, PipelineConfig, None, names=BEAM_SETTINGS)
+    p.set_defaults(option_dests=options, beam_dests=beam)
     return p
 
 
@@ -92,15 +79,23 @@ def interrupted(output: str) -> str:
             "was); run the same command again")
 
 
+def map_options(args: argparse.Namespace) -> MapOptions:
+    """MapOptions from the flags given (the rest: MapOptions' defaults), validated."""
+    values = settings.given(args, args.option_dests)
+    if "dn_range" in values:
+        values["dn_range"] = parse_dn_range(values["dn_range"])
+    return MapOptions(**values)
+
+
 def run(argv: List[str]) -> int:
     """`map`: parse, pick the predictor (in process / endpoint) or Beam, map, compare. Ctrl-C: one
     line and exit code 130, the pipeline's."""
     args = build_map_parser().parse_args(argv)
     configure_logging()
-    dn_range = parse_dn_range(args.dn_range)  # flag and input errors before TensorFlow loads
+    options = map_options(args)  # flag and input errors before TensorFlow loads
     check_paths(args)
     try:
-        return map_and_compare(args, dn_range)
+        return map_and_compare(args, options)
     except KeyboardInterrupt:
         print(interrupted(args.output), file=sys.stderr)
         return 130
@@ -113,26 +108,20 @@ def compare_staged(changes: dict, args: argparse.Namespace, staging: str) -> Non
     changes[args.output] = change.compare(args.compare, staging, args.min_confidence)
 
 
-def map_and_compare(args: argparse.Namespace, dn_range: tuple) -> int:
+def map_and_compare(args: argparse.Namespace, options: MapOptions) -> int:
     from pipeline.mapping import change, folders, landuse
-    from pipeline.mapping.options import MapOptions
 
-    options = MapOptions(args.stride, args.batch_size, dn_range, args.max_nodata_fraction,
-                         dn_offset=args.dn_offset, cloud_mask=not args.no_cloud_mask)
     folders.check_output_dir(args.output)  # before the model loads
     change.check_min_confidence(args.min_confidence)
     changes: dict = {}  # output folder -> the change summary written into it
     if args.beam:
         if args.server:
             raise MapError("--beam runs the SavedModel on the workers; drop --server (or --beam)")
-        beam_config = PipelineConfig(beam_runner=args.beam_runner, project=args.project, region=args.region,
-                                     temp_location=args.temp_location, image=args.image,
-                                     beam_direct_running_mode=args.beam_direct_running_mode,
-                                     beam_num_workers=args.beam_num_workers)
-        missing = [f"--{k.replace('_', '-')}" for k in ("project", "region", "temp_location", "image")
-                   if args.beam_runner == "dataflow" and not getattr(args, k)]
+        beam_config = PipelineConfig().replace(**settings.given(args, args.beam_dests))
+        missing = [settings.flag(PipelineConfig, k) for k in DATAFLOW_NEEDS
+                   if beam_config.beam_runner == "dataflow" and not getattr(beam_config, k)]
         if missing:
-            raise MapError(f"--beam-runner dataflow needs {', '.join(missing)}")
+            raise MapError(f"{settings.flag(PipelineConfig, 'beam_runner')} dataflow needs {', '.join(missing)}")
         if not args.model:
             raise MapError("--beam needs --model (a push directory or SavedModel the workers can read)")
         quiet_tensorflow()
@@ -144,7 +133,7 @@ def map_and_compare(args: argparse.Namespace, dn_range: tuple) -> int:
         for path in args.input if args.compare else ():  # before any worker starts
             # the grid does not depend on the bands: any modality opens the scene for its size
             with scene_inputs.open_scene(path, modalities.RGB.name, options) as dataset:
-                change.check_scene_grid(args.compare, dataset, TileGrid(dataset.height, dataset.width, args.stride))
+                change.check_scene_grid(args.compare, dataset, TileGrid(dataset.height, dataset.width, options.stride))
         outputs = run_beam_maps(args.input, args.model, args.output, beam_config.beam_pipeline_args(), options,
                                 args.training_statistics)
     else:

@@ -10,14 +10,12 @@ import dataclasses
 from typing import Tuple
 
 from pipeline.mapping.errors import MapError
-from schema import features
-
-PATCH = features.IMAGE_SIZE
+from schema.modalities import IMAGE_SIZE
 
 
 def check_stride(stride: int) -> int:
-    if stride < 1 or PATCH % stride:
-        raise MapError(f"--stride {stride}: it must divide {PATCH} (64, 32, 16 or 8), so that "
+    if stride < 1 or IMAGE_SIZE % stride:
+        raise MapError(f"--stride {stride}: it must divide {IMAGE_SIZE} (64, 32, 16 or 8), so that "
                        "overlapping patches cover whole map cells")
     return stride
 
@@ -28,26 +26,26 @@ class TileGrid:
 
     height: int
     width: int
-    stride: int = PATCH
+    stride: int = IMAGE_SIZE
 
     def __post_init__(self) -> None:
         check_stride(self.stride)
-        if self.height < PATCH or self.width < PATCH:
-            raise MapError(f"the scene is {self.width}x{self.height} px, smaller than one {PATCH}x{PATCH} "
+        if self.height < IMAGE_SIZE or self.width < IMAGE_SIZE:
+            raise MapError(f"the scene is {self.width}x{self.height} px, smaller than one {IMAGE_SIZE}x{IMAGE_SIZE} "
                            "patch: there is nothing to classify")
 
     @property
     def cells_per_patch(self) -> int:
-        return PATCH // self.stride
+        return IMAGE_SIZE // self.stride
 
     @property
     def rows(self) -> int:
         """Patch rows."""
-        return (self.height - PATCH) // self.stride + 1
+        return (self.height - IMAGE_SIZE) // self.stride + 1
 
     @property
     def cols(self) -> int:
-        return (self.width - PATCH) // self.stride + 1
+        return (self.width - IMAGE_SIZE) // self.stride + 1
 
     @property
     def patches(self) -> int:
@@ -63,7 +61,7 @@ class TileGrid:
 
     @property
     def strip_width(self) -> int:
-        return (self.cols - 1) * self.stride + PATCH
+        return (self.cols - 1) * self.stride + IMAGE_SIZE
 
     def cell_transform(self, scene_transform):
         """The map's affine transform: the scene's, with pixels `stride` times larger."""
@@ -73,4 +71,4 @@ class TileGrid:
 
     def patch_centre(self, scene_transform, row: int, col: int) -> Tuple[float, float]:
         """Map coordinates (x, y) of the centre of patch (row, col)."""
-        return scene_transform @ (col * self.stride + PATCH / 2, row * self.stride + PATCH / 2)
+        return scene_transform @ (col * self.stride + IMAGE_SIZE / 2, row * self.stride + IMAGE_SIZE / 2)

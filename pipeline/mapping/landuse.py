@@ -14,20 +14,14 @@ from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
-# `name as name`: re-exported for tests/test_mapping.py, which reads these as landuse.<name>
 from pipeline.mapping import folders, training_check
 from pipeline.mapping import inputs as scene_inputs
 from pipeline.mapping import scene as scenes
-from pipeline.mapping.cells import NODATA_CLASS as NODATA_CLASS
-from pipeline.mapping.cells import NODATA_CONFIDENCE as NODATA_CONFIDENCE
 from pipeline.mapping.cells import MapAccumulator
 from pipeline.mapping.errors import MapError
-from pipeline.mapping.grid import PATCH
 from pipeline.mapping.options import MapOptions
-from pipeline.mapping.outputs import FILES as FILES
 from pipeline.mapping.outputs import TileTable, write_outputs
-from pipeline.mapping.outputs import cell_area_ha as cell_area_ha
-from pipeline.mapping.outputs import write_geotiff as write_geotiff
+from schema.modalities import IMAGE_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +164,7 @@ def map_dataset(dataset, scene: scenes.Scene, grid, predictor, output_dir: str, 
         log.warning("%s: %s", scene.path, warning)
     log.info("mapping %s (%dx%d px, %d bands) with model %s version %s: %d tiles of %d px, stride %d",
              scene.path, scene.width, scene.height, scene.bands, predictor.model, predictor.version,
-             grid.patches, PATCH, grid.stride)
+             grid.patches, IMAGE_SIZE, grid.stride)
     accumulator = MapAccumulator(grid)
     progress = Progress(grid.patches, os.path.basename(scene.path))
     table = TileTable(os.path.join(output_dir, "tiles.csv"), grid, scene.transform)

@@ -22,8 +22,8 @@ from typing import Sequence, Tuple
 import numpy as np
 
 from pipeline.mapping.errors import MapError
-from pipeline.mapping.grid import PATCH
 from schema import modalities
+from schema.modalities import IMAGE_SIZE
 
 # EuroSAT RGB's scaling of the digital numbers of B04/B03/B02 to 1..255 (0 was left for nodata).
 EUROSAT_DN_RANGE = (0.0, 2750.0)
@@ -76,10 +76,10 @@ def classifiable_patches(values: np.ndarray, mask: np.ndarray, starts: Sequence[
     starts = np.asarray(starts)
     valid = (mask > 0) & np.any(values != 0, axis=-1)
     # the fraction of nodata pixels in each patch of the row
-    nodata = 1.0 - np.stack([valid[:, s : s + PATCH].mean() for s in starts]) if len(starts) else np.zeros(0)
+    nodata = 1.0 - np.stack([valid[:, s : s + IMAGE_SIZE].mean() for s in starts]) if len(starts) else np.zeros(0)
     keep = np.flatnonzero(nodata <= max_nodata_fraction)
-    patches = np.stack([values[:, s : s + PATCH] for s in starts[keep]]) if len(keep) else (
-        np.zeros((0, PATCH, PATCH, values.shape[-1]), values.dtype))
+    patches = np.stack([values[:, s : s + IMAGE_SIZE] for s in starts[keep]]) if len(keep) else (
+        np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, values.shape[-1]), values.dtype))
     return keep, patches
 
 

@@ -17,7 +17,7 @@ from typing import Iterator, Optional, Tuple
 import numpy as np
 
 from pipeline.mapping.errors import MapError
-from pipeline.mapping.grid import PATCH, TileGrid
+from pipeline.mapping.grid import TileGrid
 from pipeline.mapping.pixels import (
     EUROSAT_DN_RANGE,
     check_float_values,
@@ -27,6 +27,7 @@ from pipeline.mapping.pixels import (
     to_model_pixels,
 )
 from schema import features, modalities
+from schema.modalities import IMAGE_SIZE
 
 # Bounds on what a scene may make us hold, so a huge (or lying) header is refused, not allocated:
 MAX_MAP_CELLS = 25_000_000  # the probability sums, 44 bytes a cell: 1.1 GB (a full tile at stride 8: 1.9 M)
@@ -102,7 +103,7 @@ def grid_for(scene: "Scene", stride: int) -> TileGrid:
         raise MapError(f"{scene.path!r} ({scene.width}x{scene.height} px) at --stride {stride} makes a map of "
                        f"{cells:,} cells, more than the {MAX_MAP_CELLS:,} kept in memory; use a larger --stride "
                        "or split the scene")
-    strip = grid.strip_width * PATCH * scene.bands * np.dtype(scene.dtype).itemsize
+    strip = grid.strip_width * IMAGE_SIZE * scene.bands * np.dtype(scene.dtype).itemsize
     if strip > MAX_STRIP_BYTES:
         raise MapError(f"{scene.path!r} is {scene.width} px wide: one strip of 64 rows would take "
                        f"{strip / 2**30:.1f} GiB; split the scene into narrower pieces")
@@ -154,13 +155,13 @@ def read_strip(dataset, grid: TileGrid, row: int, modality: str,
     from rasterio.windows import Window
 
     bands = bands_to_read(dataset, modality)
-    window = Window(0, row * grid.stride, grid.strip_width, PATCH)
-    with read_errors(dataset, f"pixel rows {row * grid.stride}-{row * grid.stride + PATCH - 1}"):
+    window = Window(0, row * grid.stride, grid.strip_width, IMAGE_SIZE)
+    with read_errors(dataset, f"pixel rows {row * grid.stride}-{row * grid.stride + IMAGE_SIZE - 1}"):
         raw = dataset.read(bands, window=window)
         mask = dataset.dataset_mask(window=window)
     values, bad = nonfinite_to_nodata(np.moveaxis(raw, 0, -1))  # [64, W, C]
     # NaN/inf pixels counted once each: overlapping strips (stride < 64) count their first `stride` rows
-    nonfinite = int(bad[: PATCH if row == grid.rows - 1 else grid.stride].sum())
+    nonfinite = int(bad[: IMAGE_SIZE if row == grid.rows - 1 else grid.stride].sum())
     starts = np.arange(grid.cols) * grid.stride
     keep, patches = classifiable_patches(values, mask, starts, max_nodata_fraction)
     return Strip(row, keep, to_model_pixels(patches, modality, dn_range), grid.cols - len(keep), nonfinite)

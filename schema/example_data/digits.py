@@ -21,12 +21,13 @@ import numpy as np
 from PIL import Image
 
 from schema import features
+from schema.modalities import IMAGE_SIZE
 from schema.samples import encode_jpeg
 
 DIGITS_MAX = 16  # sklearn's digits are 4-bit intensities, 0..16
 
 
-def digit_images(per_class: Optional[int] = None, size: int = features.IMAGE_SIZE):
+def digit_images(per_class: Optional[int] = None, size: int = IMAGE_SIZE):
     """(uint8 [size, size, 3] image, label) pairs: each 8x8 scan scaled to 0..255, upsampled
     bilinearly and repeated over three channels. `per_class` keeps the first N of each class."""
     from sklearn.datasets import load_digits

@@ -94,7 +94,7 @@ def scene_patch(label: int, rng: np.random.Generator, modality: str, rgb_dn: boo
     record = modalities.get(modality)
     dtype = np.uint16 if rgb_dn else np.dtype(record.pixel_dtype)
     if label == NODATA_PATCH:
-        return np.zeros((features.IMAGE_SIZE, features.IMAGE_SIZE, record.channels), dtype)
+        return np.zeros((modalities.IMAGE_SIZE, modalities.IMAGE_SIZE, record.channels), dtype)
     patch = synthetic_patch(modality, label, rng)
     if rgb_dn:
         return np.clip(np.rint((patch.astype(np.float32) - 1.0) * (2750.0 / 254.0)), 0, None).astype(np.uint16)
@@ -110,7 +110,7 @@ def write_synthetic_scene(path: str, layout: np.ndarray, modality: str = feature
     from rasterio.windows import Window
 
     layout = np.asarray(layout)
-    size = features.IMAGE_SIZE
+    size = modalities.IMAGE_SIZE
     rng = np.random.default_rng(seed)
     channels = features.channels(modality)
     dtype = "uint16" if rgb_dn else modalities.get(modality).pixel_dtype

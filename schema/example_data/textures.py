@@ -31,8 +31,8 @@ import numpy as np
 
 from schema import features
 from schema.example_data.digits import write_class_folder
+from schema.modalities import IMAGE_SIZE
 
-PATCH = features.IMAGE_SIZE
 DEFAULT_PER_CLASS = 94  # 940 patches in all
 MIN_STRIDE = 32  # neighbouring patches share at most half their width
 SEED = 0
@@ -85,19 +85,20 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
 
 def grid_stride(height: int, width: int, per_class: int) -> int:
     """The widest stride (at most one patch, at least MIN_STRIDE) whose grid gives per_class patches."""
-    for stride in range(PATCH, MIN_STRIDE - 1, -1):
-        if ((height - PATCH) // stride + 1) * ((width - PATCH) // stride + 1) >= per_class:
+    for stride in range(IMAGE_SIZE, MIN_STRIDE - 1, -1):
+        if ((height - IMAGE_SIZE) // stride + 1) * ((width - IMAGE_SIZE) // stride + 1) >= per_class:
             return stride
     raise ValueError(f"a {height}x{width} photograph gives fewer than {per_class} patches of "
-                     f"{PATCH}x{PATCH} at stride {MIN_STRIDE}; ask for fewer with --per-class")
+                     f"{IMAGE_SIZE}x{IMAGE_SIZE} at stride {MIN_STRIDE}; ask for fewer with --per-class")
 
 
 def patches(image: np.ndarray, per_class: int, seed: int) -> list:
     h, w = image.shape[:2]
     stride = grid_stride(h, w, per_class)
-    corners = [(y, x) for y in range(0, h - PATCH + 1, stride) for x in range(0, w - PATCH + 1, stride)]
+    corners = [(y, x) for y in range(0, h - IMAGE_SIZE + 1, stride) for x in range(0, w - IMAGE_SIZE + 1, stride)]
     order = np.random.default_rng(seed).permutation(len(corners))[:per_class]
-    return [image[corners[i][0]:corners[i][0] + PATCH, corners[i][1]:corners[i][1] + PATCH] for i in sorted(order)]
+    return [image[corners[i][0]:corners[i][0] + IMAGE_SIZE, corners[i][1]:corners[i][1] + IMAGE_SIZE]
+            for i in sorted(order)]
 
 
 def texture_images(per_class: int = DEFAULT_PER_CLASS, seed: int = SEED) -> Iterator[Tuple[np.ndarray, int]]:
