@@ -64,6 +64,10 @@ def make_eval_config(min_accuracy: float, min_macro_f1: float, max_drop: Optiona
         model_specs=[
             config_pb2.ModelSpec(
                 signature_name=signatures.SERVING_DEFAULT,
+                # Said, not guessed: unset, TFMA tries tf.keras.models.load_model on each model
+                # to guess its type, then loads a Keras one again to evaluate it; the signature is
+                # all it calls (tf.saved_model.load).
+                model_type=tfma.constants.TF_GENERIC,
                 label_key=features.LABEL_KEY,
                 prediction_key=signatures.PROBABILITIES,
             )
