@@ -201,19 +201,21 @@ def synthetic_band_examples(num_examples: int, seed: int = 0) -> Iterator[tuple[
 
 
 def samples_of(modality: str, num_examples: int, seed: int = 0) -> Iterator[tuple]:
-    """(pixels, label, source name) of `modality`: encoded JPEGs (rgb) or uint16 band arrays (all)."""
-    return _GENERATORS[modalities.get(modality).name](num_examples, seed)
-
-
-_GENERATORS = {features.RGB: synthetic_examples, features.ALL_BANDS: synthetic_band_examples}
+    """(pixels, label, source name) of `modality`: encoded JPEGs (an encoded modality) or uint16 band
+    arrays (the 13 bands cut to the modality's, modalities.Modality.band_indices)."""
+    record = modalities.get(modality)
+    if record.encoded:
+        return synthetic_examples(num_examples, seed)
+    bands = list(record.band_indices)
+    return ((b[..., bands], label, name) for b, label, name in synthetic_band_examples(num_examples, seed))
 
 
 def synthetic_patch(modality: str, label: int, rng: np.random.Generator) -> np.ndarray:
     """One patch of class `label` as a raster holds it: uint8 RGB pixels or uint16 band values."""
-    return _PATCHES[modalities.get(modality).name](label, rng)
-
-
-_PATCHES = {features.RGB: synthetic_image, features.ALL_BANDS: synthetic_bands}
+    record = modalities.get(modality)
+    if record.encoded:
+        return synthetic_image(label, rng)
+    return synthetic_bands(label, rng)[..., list(record.band_indices)]
 
 
 def _balanced(num_examples: int, seed: int, suffix: str) -> Iterator[tuple[int, np.random.Generator, str]]:
