@@ -22,9 +22,11 @@ import os
 from typing import TYPE_CHECKING, Dict
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from schema import modalities, records
-from schema.modalities import BAND_NAMES, IMAGE_SIZE
+from schema.modalities import BAND_NAMES as BAND_NAMES  # re-exported: the contract
+from schema.modalities import IMAGE_SIZE as IMAGE_SIZE
 
 if TYPE_CHECKING:  # TensorFlow loads in the functions that use it: command lines check their input first
     import tensorflow as tf
@@ -262,10 +264,11 @@ def encode_bands_tiff(bands: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def true_colour(bands) -> np.ndarray:
+def true_colour(bands: ArrayLike) -> np.ndarray:
     """A displayable RGB picture (float [H, W, 3] in [0, 1]) of 13-band data (B04, B03, B02)."""
-    bands = np.asarray(bands, np.float32).reshape(BANDS_SHAPE)
-    return np.clip(bands[..., list(TRUE_COLOUR_BANDS)] / TRUE_COLOUR_SCALE, 0.0, 1.0)
+    values = np.asarray(bands, np.float32).reshape(BANDS_SHAPE)
+    picture: np.ndarray = np.clip(values[..., list(TRUE_COLOUR_BANDS)] / TRUE_COLOUR_SCALE, 0.0, 1.0)
+    return picture
 
 
 def modality_of(example: tf.train.Example) -> str:

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Iterable, List, Optional, Sequence, Tuple
 
 from schema import modalities
-from schema.errors import ServingError
+from schema.errors import ServingError as ServingError  # re-exported: the clients raise it
 from serving import contract
 
 DEFAULT_SERVER = "localhost:8500"

@@ -78,6 +78,7 @@ class RestClient(FilesClient):
                     raise ServerUnavailable(f"no model server answers at {self.server} ({reason}); {server_hint()}",
                                             "UNAVAILABLE") from None
                 time.sleep(min(1.0, 0.1 * 2**attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _error(self, err: urllib.error.HTTPError) -> ServingError:
         try:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import tensorflow as tf
 
 from schema import features, modalities
-from serving.contract import (  # noqa: F401 - the names, re-exported with the signatures
+from serving.contract import (
     BANDS_INPUT,
     CLASS_ID,
     CLASS_NAME,
@@ -45,6 +45,33 @@ from serving.contract import (  # noqa: F401 - the names, re-exported with the s
     TRANSFORM_FEATURES,
     pixel_signature,
 )
+
+__all__ = [
+    "BANDS_INPUT",
+    "CLASSIFY",
+    "CLASSIFY_CLASSES",
+    "CLASSIFY_INPUTS",
+    "CLASSIFY_METHOD_NAME",
+    "CLASSIFY_SCORES",
+    "CLASS_ID",
+    "CLASS_NAME",
+    "DEFAULT_MAX_IMAGE_PIXELS",
+    "EXAMPLES_INPUT",
+    "IMAGES_INPUT",
+    "PREDICT_BANDS",
+    "PREDICT_IMAGES",
+    "PROBABILITIES",
+    "SAVED_MODEL_FILE",
+    "SERVING_DEFAULT",
+    "TRANSFORM_FEATURES",
+    "checked_images",
+    "checked_rows",
+    "header_sizes",
+    "make_serving_signatures",
+    "modality_of",
+    "pixel_signature",
+    "set_classify_method_name",
+]
 
 if TYPE_CHECKING:  # the server needs no tensorflow_transform (hundreds of MB); the export has it
     import tensorflow_transform as tft
