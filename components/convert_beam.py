@@ -45,6 +45,7 @@ class _ReadAndPrepare(beam.DoFn):
         from apache_beam.metrics import Metrics
 
         try:
+            assert self.reader is not None, "setup() opens the reader"
             data = self.reader.read(f)
             prepared = prepare(data, self.modality)
         except (OSError, ValueError) as err:

@@ -224,7 +224,7 @@ def validation_summary(eval_uri: str) -> Dict[str, Any]:
     validation = tfma.load_validation_result(eval_uri)
     eval_config, _, _, model_locations = eval_config_writer.load_eval_run(eval_uri)
     baselines = _baseline_model_names(eval_uri)
-    failed: Dict[tuple, float] = {}
+    failed: Dict[tuple, Optional[float]] = {}
     for per_slice in validation.metric_validations_per_slice:
         slice_name = _slice_name(tfma.slicer.deserialize_slice_key(per_slice.slice_key))
         for failure in per_slice.failures:

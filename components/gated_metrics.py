@@ -95,7 +95,7 @@ def bounds_of(config: Any) -> Dict[str, float]:
 def check_bounds(bounds: Mapping[str, Optional[float]]) -> Dict[str, float]:
     """{metric name: lower bound} of `bounds` ({bound field: value}); ValueError naming the fields when
     one is missing or unknown."""
-    wanted = {m.bound for m in gated()}
+    wanted = {m.bound for m in gated() if m.bound is not None}
     missing, unknown = sorted(wanted - set(bounds)), sorted(set(bounds) - wanted)
     if missing or unknown:
         raise ValueError(f"the Evaluator's bounds are {', '.join(sorted(str(b) for b in wanted))}; "

@@ -19,7 +19,7 @@ import os
 import re
 import threading
 import time
-from typing import Callable, Dict, Hashable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -69,7 +69,7 @@ _FIELD = re.compile(r"(\w+)\s*(?::\s*(\w+)|\{\s*value\s*:\s*(\w+)\s*\})")
 def parse_batching_parameters(text: str, source: str = "batching parameters") -> BatchingParameters:
     """BatchingParameters from TF Serving's text format (`max_batch_size { value: 64 }`, ...)."""
     text = re.sub(r"#[^\n]*", "", text)
-    values: Dict[str, object] = {}
+    values: Dict[str, Any] = {}
     sizes: List[int] = []
     position = 0
     for match in _FIELD.finditer(text):
@@ -191,6 +191,7 @@ class Batcher:
         task.done.wait()
         if task.error is not None:
             raise task.error
+        assert task.outputs is not None, "a task is done with outputs or an error"
         return task.outputs
 
     def _take(self) -> Union[Tuple[_Queue, List[_Task]], Tuple[None, Optional[float]]]:
