@@ -13,9 +13,10 @@ lock:             ## re-resolve requirements.lock from pyproject.toml (pins kept
 	    --override requirements/overrides.txt --python-version 3.11 \
 	    --python-platform x86_64-manylinux_2_39 --generate-hashes \
 	    --custom-compile-command "make lock" -o requirements.lock
-lint:             ## ruff (style, imports, likely bugs) + import-linter (layers point down, no cycles: pyproject.toml)
+lint:             ## ruff (style, imports, likely bugs) + import-linter (layers point down, no cycles) + mypy (pyproject.toml)
 	$(VENV)/bin/ruff check .
 	PYTHONPATH=$(CURDIR) $(VENV)/bin/lint-imports
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m mypy
 demo:             ## the whole pipeline on a small synthetic set (a few minutes on 2 cores)
 	$(PY) pipeline_runner.py --demo
 test:             ## the test suite CI runs

@@ -56,10 +56,9 @@ import io
 import json
 import logging
 import os
-import posixpath
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
-from components.convert_beam import BAD_TAG, RECORD_PREFIX, run_conversion
+from components.convert_beam import BAD_TAG
 from components.prepare import (
     SourceFile,
     bad_fraction_error,
@@ -206,38 +205,6 @@ def check_usable(root: str, files: Sequence[SourceFile]) -> None:
             + (f"; found: {sorted({f.source.split('/')[0] for f in files})[:10]}" if files else ""))
 
 
-def convert_folder(
-    root: str,
-    output_dir: str,
-    max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
-    beam_args: Optional[List[str]] = None,
-    scan: Optional[Tuple[List[SourceFile], List[str], str]] = None,
-) -> dict:
-    """Convert `root`, a folder or .zip on any Beam filesystem (or its scan_source() result,
-    when already computed) into `output_dir`: TFRecords and the report, outside any pipeline
-    (the tests and benchmarks/conversion.py; a run converts inside its ExampleGen).
-
-    Returns the summary. Raises ConversionError when nothing is usable or too much is bad; the
-    report is written either way so that every rejected file can be looked up.
-    """
-    import tensorflow as tf
-
-    scan = scan or scan_source(root)
-    files, _, modality = scan
-    check_usable(root, files)
-    if tf.io.gfile.exists(output_dir):
-        tf.io.gfile.rmtree(output_dir)  # an incomplete earlier attempt: start clean, never append
-    tf.io.gfile.makedirs(output_dir)
-    num_usable = sum(f.label is not None for f in files)
-    num_shards = max(1, min(16, num_usable // 2000))
-    log.info("converting %d files (%s) from %s into %s (%d shards)", len(files), modality, root,
-             output_dir, num_shards)
-    records = run_conversion(files, output_dir, num_shards, beam_args, modality, SourceReader)
-    report = build_report(root, scan, records, max_bad_fraction)
-    write_report(report, posixpath.join(output_dir, REPORT_NAME))
-    return report["summary"]
-
-
 def holds_class_folders(path: str) -> bool:
     """Whether `path` looks like a folder-per-class image set or an archive (convert_source says
     when a .zip is not one): used to dispatch --data."""
@@ -252,12 +219,3 @@ def holds_class_folders(path: str) -> bool:
     prefix = find_class_root(tree)
     return any(e.name.startswith(prefix) and "/" in e.name[len(prefix):]
                and e.name.lower().endswith(IMAGE_EXTENSIONS) for e in tree.entries)
-
-
-def iter_examples(folder: str) -> Iterable:
-    """The tf.Examples of a converted folder (for tests and inspection)."""
-    import tensorflow as tf
-
-    pattern = os.path.join(folder, f"{RECORD_PREFIX}*.tfrecord.gz")
-    for raw in tf.data.TFRecordDataset(tf.io.gfile.glob(pattern), compression_type="GZIP"):
-        yield tf.train.Example.FromString(raw.numpy())

@@ -45,6 +45,7 @@ class _ReadAndPrepare(beam.DoFn):
         from apache_beam.metrics import Metrics
 
         try:
+            assert self.reader is not None, "setup() opens the reader"
             data = self.reader.read(f)
             prepared = prepare(data, self.modality)
         except (OSError, ValueError) as err:
@@ -113,7 +114,7 @@ class ConvertImages(beam.PTransform):
     drop duplicates. What is refused, dropped or normalized goes, one JSON line a file, to
     `report_dir`/<kind> (read back with read_report_parts once the pipeline has run).
 
-    The ExampleGen (components.example_gen) and convert_folder both apply it."""
+    The ExampleGen (components.example_gen) applies it."""
 
     def __init__(self, files: Sequence[SourceFile], modality: str, make_reader: Callable[[], Reader],
                  report_dir: str):
@@ -157,30 +158,3 @@ def read_report_parts(report_dir: str) -> Dict[str, List[dict]]:
             records[kind] = sorted((json.loads(line) for line in f if line.strip()), key=lambda r: r["path"])
     tf.io.gfile.rmtree(report_dir)
     return records
-
-
-def run_conversion(
-    files: Sequence[SourceFile],
-    output_dir: str,
-    num_shards: int,
-    beam_args: Optional[List[str]],
-    modality: str,
-    make_reader: Callable[[], Reader],
-) -> Dict[str, List[dict]]:
-    """ConvertImages as a pipeline of its own, writing sharded TFRecords to `output_dir` (tests and
-    the conversion benchmark); returns the report records by kind (bad, duplicate, normalized)."""
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    parts = posixpath.join(output_dir, "_report_parts")
-    p = beam.Pipeline(options=PipelineOptions(beam_args or ["--direct_running_mode=in_memory"]))
-    _ = (p | "Convert" >> ConvertImages(files, modality, make_reader, parts)
-         | "Serialize" >> beam.Map(lambda e: e.SerializeToString())
-         | "WriteTFRecords" >> beam.io.WriteToTFRecord(
-             posixpath.join(output_dir, RECORD_PREFIX), file_name_suffix=".tfrecord.gz", num_shards=num_shards))
-    result = p.run()
-    result.wait_until_finish()
-    counters: Dict[str, int] = {}
-    for c in result.metrics().query()["counters"]:  # summed over steps ("bad" comes from two)
-        counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + c.result
-    log.info("conversion counters: %s", json.dumps(counters, sort_keys=True))
-    return read_report_parts(parts)

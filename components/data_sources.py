@@ -58,7 +58,7 @@ def parse_synthetic(spec: str) -> Optional[Tuple[int, str]]:
     if base != SYNTHETIC:
         return None
     modality = modality or "rgb"
-    if modality not in ("rgb", "all") or (size and (not size.isdigit() or int(size) <= 0)):
+    if modality not in modalities.REGISTRY or (size and (not size.isdigit() or int(size) <= 0)):
         raise DataError(
             f"--data {spec!r}: expected synthetic:N (RGB) or synthetic/all:N (13 bands), "
             "N a positive number of images"

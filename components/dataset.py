@@ -35,7 +35,7 @@ def train_patch_moments(patterns: List[str], transformed_feature_spec: Dict) -> 
     spec = {k: transformed_feature_spec[k] for k in keys}
     ds = tf.data.TFRecordDataset(_files(patterns), compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE)
     ds = ds.batch(PARSE_BATCH).map(lambda s: tf.io.parse_example(s, spec), num_parallel_calls=tf.data.AUTOTUNE)
-    parts = {k: [] for k in keys}
+    parts: Dict[str, list] = {k: [] for k in keys}
     for batch in ds.as_numpy_iterator():
         for k in keys:
             parts[k].append(batch[k])

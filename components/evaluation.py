@@ -1,65 +1,87 @@
 """The Evaluator's configuration and a reader that turns its output into plain numbers.
 
-Metrics on the test split: accuracy, macro- and weighted-average F1, macro precision/recall and
-per-class precision/recall/F1, all of the top-1 (argmax) prediction with scikit-learn's
-definitions (components/top1_metrics.py), the multi-class confusion matrix and example
-counts, for the overall slice and one slice per true class (by class name). Blessing:
-absolute lower bounds on accuracy and macro F1, and a change threshold against the latest
-blessed model when there is one. No slice by `source`: it is a per-file name (synthetic data
-shares one prefix, EuroSAT's file names repeat the class), so it would add slices, not insight.
+Metrics on the test split (the overall ones are the records of components/gated_metrics.py):
+accuracy, macro- and weighted-average F1, macro precision/recall and per-class precision/recall/F1,
+all of the top-1 (argmax) prediction with scikit-learn's definitions (components/top1_metrics.py),
+the multi-class confusion matrix and example counts, for the overall slice and one slice per true
+class (by class name). Blessing: absolute lower bounds on the gated metrics (accuracy and macro F1),
+and a change threshold against the latest blessed model when there is one. No slice by `source`:
+it is a per-file name (synthetic data shares one prefix, EuroSAT's file names repeat the class), so
+it would add slices, not insight.
 """
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import tensorflow_model_analysis as tfma
 
 # TFMA 0.52 exports its config messages only from the proto module.
+from tensorflow_model_analysis.metrics import metric_specs
 from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.writers import eval_config_writer
 
-from components import top1_metrics
+from components import gated_metrics, top1_metrics
 from schema import features
 from serving import signatures
 
-ACCURACY = "sparse_categorical_accuracy"
-EXAMPLE_COUNT = "example_count"
+ACCURACY = gated_metrics.get("accuracy").key
+EXAMPLE_COUNT = gated_metrics.get("example_count").key
 # Top-1 metrics (components/top1_metrics.py) under the names the report and metrics.json use.
-MACRO_F1 = "macro_f1"
-MACRO_PRECISION = "macro_precision"
-MACRO_RECALL = "macro_recall"
-WEIGHTED_F1 = "weighted_f1"
+MACRO_F1 = gated_metrics.get("macro_f1").name
+MACRO_PRECISION = gated_metrics.get("macro_precision").name
+MACRO_RECALL = gated_metrics.get("macro_recall").name
+WEIGHTED_F1 = gated_metrics.get("weighted_f1").name
 CONFUSION_MATRIX_PLOT = "multi_class_confusion_matrix_plot"
 
 
-def _top1(name: str, statistic: str, average: str, thresholds=()) -> config_pb2.MetricConfig:
-    """A Top1Metric: `statistic` of the argmax prediction, averaged or per class."""
-    return config_pb2.MetricConfig(
-        class_name=top1_metrics.Top1Metric.__name__, module=top1_metrics.__name__,
-        config=f'"name": "{name}", "statistic": "{statistic}", "average": "{average}", '
-               f'"num_classes": {features.NUM_CLASSES}',
-        per_slice_thresholds=list(thresholds))
-
-
-def _overall_threshold(lower_bound: float, max_drop: Optional[float]):
+def _overall_threshold(metric: gated_metrics.Metric, lower_bound: float,
+                       max_drop: Optional[float]) -> List[config_pb2.PerSliceMetricThreshold]:
     """A bar on the overall slice only (per-class slices are reported, not gated)."""
     threshold = config_pb2.MetricThreshold(
         value_threshold=config_pb2.GenericValueThreshold(lower_bound={"value": lower_bound})
     )
     if max_drop is not None:
         # Change against the latest blessed model; dropped by TFX when there is none yet.
+        higher = metric.direction == "HIGHER_IS_BETTER"
         threshold.change_threshold.CopyFrom(
             config_pb2.GenericChangeThreshold(
-                direction=config_pb2.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -max_drop}
+                direction=config_pb2.MetricDirection.Value(metric.direction),
+                absolute={"value": -max_drop if higher else max_drop},
             )
         )
     return [config_pb2.PerSliceMetricThreshold(slicing_specs=[config_pb2.SlicingSpec()], threshold=threshold)]
 
 
-def make_eval_config(min_accuracy: float, min_macro_f1: float, max_drop: Optional[float]) -> config_pb2.EvalConfig:
-    """EvalConfig for the pipeline's Evaluator (thresholds decide the blessing; their defaults are
-    PipelineConfig's)."""
+def metric_config(metric: gated_metrics.Metric, thresholds: Sequence[config_pb2.PerSliceMetricThreshold] = ()
+                  ) -> config_pb2.MetricConfig:
+    """The MetricConfig of a registry record: its class and module, its constructor arguments as
+    TFMA's JSON config (what tfma.metrics.specs_from_metrics writes), and its bars."""
+    return config_pb2.MetricConfig(
+        class_name=metric.class_name, module=metric.module,
+        config=json.dumps(dict(metric.config)) if metric.config else "",
+        per_slice_thresholds=list(thresholds))
+
+
+def _per_class(statistic: str) -> config_pb2.MetricConfig:
+    """A Top1Metric of `statistic` per class id (reported in the per-class table, not gated)."""
+    return metric_config(gated_metrics.Metric(
+        name=statistic, key=statistic, class_name="Top1Metric", module=gated_metrics.TOP1_MODULE,
+        config={"name": statistic, "statistic": statistic, "average": "per_class",
+                "num_classes": features.NUM_CLASSES}))
+
+
+def make_eval_config(max_drop: Optional[float] = None, **lower_bounds: float) -> config_pb2.EvalConfig:
+    """EvalConfig for the pipeline's Evaluator from the metrics registry (components.gated_metrics):
+    every gated metric's lower bound by its PipelineConfig field (`min_accuracy=0.8, min_macro_f1=0.8`,
+    or `**gated_metrics.bounds_of(config)`) and `max_drop`, the change allowed against the latest
+    blessed model (None: no change bar). The thresholds decide the blessing."""
+    bounds = gated_metrics.check_bounds(lower_bounds)
+
+    def configs(custom: bool) -> List[config_pb2.MetricConfig]:
+        return [metric_config(m, _overall_threshold(m, bounds[m.name], max_drop) if m.name in bounds else ())
+                for m in gated_metrics.METRICS if bool(m.module) == custom]
+
     return config_pb2.EvalConfig(
         model_specs=[
             config_pb2.ModelSpec(
@@ -79,24 +101,13 @@ def make_eval_config(min_accuracy: float, min_macro_f1: float, max_drop: Optiona
             config_pb2.SlicingSpec(feature_keys=[features.CLASS_NAME_KEY]),
         ],
         metrics_specs=[
-            config_pb2.MetricsSpec(
-                metrics=[
-                    config_pb2.MetricConfig(class_name="ExampleCount"),
-                    config_pb2.MetricConfig(
-                        class_name="SparseCategoricalAccuracy",
-                        per_slice_thresholds=_overall_threshold(min_accuracy, max_drop),
-                    ),
-                    config_pb2.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
-                ]
-            ),
+            config_pb2.MetricsSpec(metrics=[*configs(custom=False),
+                                            config_pb2.MetricConfig(class_name="MultiClassConfusionMatrixPlot")]),
             # Precision/recall/F1 of the argmax prediction (scikit-learn's definitions), from
-            # the same confusion matrix as the plot: macro F1 is gated, the rest reported.
+            # the same confusion matrix as the plot; then each statistic per class (reported).
             config_pb2.MetricsSpec(metrics=[
-                _top1(MACRO_F1, "f1", "macro", _overall_threshold(min_macro_f1, max_drop)),
-                _top1(MACRO_PRECISION, "precision", "macro"),
-                _top1(MACRO_RECALL, "recall", "macro"),
-                _top1(WEIGHTED_F1, "f1", "weighted"),
-                *(_top1(statistic, statistic, "per_class") for statistic in top1_metrics.STATISTICS),
+                *configs(custom=True),
+                *(_per_class(statistic) for statistic in top1_metrics.STATISTICS),
             ]),
         ],
     )
@@ -123,16 +134,14 @@ def _baseline_model_names(eval_uri: str) -> set:
     return {spec.name for spec in eval_config.model_specs if spec.is_baseline} if eval_config else set()
 
 
-_LABELS = {ACCURACY: "accuracy", EXAMPLE_COUNT: "example_count",
-           **{name: name for name in (MACRO_F1, MACRO_PRECISION, MACRO_RECALL, WEIGHTED_F1)}}
-
-
 def metric_label(key) -> Optional[str]:
-    """A readable name for a TFMA MetricKey ('accuracy', 'macro_f1', 'weighted_f1', ...);
-    None for the per-class sub-keys (see summarize) and for metrics the report does not use."""
+    """A readable name for a TFMA MetricKey ('accuracy', 'macro_f1', 'weighted_f1', ...: the
+    registry's names); None for the per-class sub-keys (see summarize) and for metrics the report
+    does not use."""
     if key.HasField("sub_key"):
         return None
-    return _LABELS.get(key.name)
+    metric = gated_metrics.of_key(key.name)
+    return metric.name if metric else None
 
 
 def summarize(eval_uri: str) -> Dict[str, Any]:
@@ -201,11 +210,12 @@ def _bound_text(threshold) -> List[Dict[str, Any]]:
     return bars
 
 
-def _spec_label(metric) -> str:
-    """The name a MetricConfig's values are filed under ('accuracy', 'macro_f1', ...)."""
-    if metric.class_name == "SparseCategoricalAccuracy":
-        return "accuracy"
-    return json.loads("{" + metric.config + "}").get("name", metric.class_name) if metric.config else metric.class_name
+def _spec_label(metric: config_pb2.MetricConfig) -> str:
+    """The name a MetricConfig's values are filed under ('accuracy', 'macro_f1', ...): TFMA's own
+    reading of the config gives the metric's key, the registry its name."""
+    key = metric_specs.metric_instance(metric).name
+    registered = gated_metrics.of_key(key)
+    return registered.name if registered else key
 
 
 def validation_summary(eval_uri: str) -> Dict[str, Any]:
@@ -218,7 +228,7 @@ def validation_summary(eval_uri: str) -> Dict[str, Any]:
     validation = tfma.load_validation_result(eval_uri)
     eval_config, _, _, model_locations = eval_config_writer.load_eval_run(eval_uri)
     baselines = _baseline_model_names(eval_uri)
-    failed: Dict[tuple, float] = {}
+    failed: Dict[tuple, Optional[float]] = {}
     for per_slice in validation.metric_validations_per_slice:
         slice_name = _slice_name(tfma.slicer.deserialize_slice_key(per_slice.slice_key))
         for failure in per_slice.failures:

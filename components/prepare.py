@@ -43,16 +43,17 @@ class Prepared:
     normalized: Optional[str] = None
 
 
-def prepare_bands(data: bytes) -> Prepared:
-    """Validate one 13-band GeoTIFF's bytes (features.read_bands: ValueError says why not); the
-    stored bytes are the uint16 band values, so duplicates are found on the pixels, not the tags."""
+def prepare_bands(data: bytes, modality: str = features.ALL_BANDS) -> Prepared:
+    """Validate one GeoTIFF's bytes as band values of `modality` (features.read_bands: ValueError says
+    why not; a 13-band GeoTIFF is cut to a band-subset modality's bands); the stored bytes are the
+    uint16 band values, so duplicates are found on the pixels, not the tags."""
     try:
         _check_declared_bands(data)
-        bands = features.read_bands(data)
+        bands = features.read_bands(data, modality)
     except ValueError as err:
         message = str(err)
         if not message.startswith("cannot decode"):
-            message = f"unusable 13-band GeoTIFF: {message}"
+            message = f"unusable {modalities.get(modality).channels}-band GeoTIFF: {message}"
         raise ValueError(message) from None
     raw = bands.tobytes()
     return Prepared(raw, hashlib.sha256(raw).hexdigest())
@@ -162,8 +163,8 @@ def bad_fraction_error(num_bad: int, num_files: int, max_bad_fraction: float, re
 
 
 def prepare(data: bytes, modality: str) -> Prepared:
-    """Validate one file's bytes as a patch of `modality` (prepare_image or prepare_bands)."""
-    return _PREPARERS[modality](data)
-
-
-_PREPARERS = {features.RGB: prepare_image, features.ALL_BANDS: prepare_bands}
+    """Validate one file's bytes as a patch of `modality`: prepare_image for an encoded modality,
+    prepare_bands for band values."""
+    if modalities.get(modality).encoded:
+        return prepare_image(data)
+    return prepare_bands(data, modality)

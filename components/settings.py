@@ -157,7 +157,7 @@ def setting(default: Any = None, description: str = "", *, default_factory: Opti
     YAML and ``--set``). `flag`: the flag when it is not the field's name (``--pipeline-root`` for
     pipeline_root_uri). `aliases`: further flags that each store a constant (``--no-augment``: "none").
     """
-    extra = {k: v for k, v in (("flag", flag), ("group", group), ("aliases", dict(aliases or {}))) if v}
+    extra: Dict[str, Any] = {k: v for k, v in (("flag", flag), ("group", group), ("aliases", dict(aliases or {}))) if v}
     if default_factory is not None:
         return Field(default_factory=default_factory, description=description, json_schema_extra=extra or None)
     return Field(default, description=description, json_schema_extra=extra or None)

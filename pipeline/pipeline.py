@@ -6,7 +6,7 @@ from typing import Any, Dict
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
-from components import push
+from components import gated_metrics, push
 from components.anomaly_check import AnomalyCheck
 from components.evaluation import make_eval_config
 from components.example_gen import EuroSATExampleGen
@@ -155,7 +155,7 @@ def create_pipeline(
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         example_splits=["test"],
-        eval_config=make_eval_config(config.min_accuracy, config.min_macro_f1, config.max_drop),
+        eval_config=make_eval_config(max_drop=config.max_drop, **gated_metrics.bounds_of(config)),
     )
     # The real-server gate: the official TF Serving loads the model and answers real examples.
     infra_gate = None

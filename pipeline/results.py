@@ -206,16 +206,17 @@ def not_pushed_reason(checks: List[dict], blessed: Optional[bool]) -> str:
 
 
 def no_bar_note(checks: List[dict], accuracy: Optional[float]) -> Optional[str]:
-    """A plain note when the blessing had no absolute bar (every one 0: --min-accuracy 0
-    --min-macro-f1 0), so any model is blessed: then chance level says what the accuracy is worth.
+    """A plain note when the blessing had no absolute bar (every one 0: gated_metrics.no_bar_flags(),
+    --min-accuracy 0 --min-macro-f1 0), so any model is blessed: then chance level says what the accuracy is worth.
     None when any absolute bar was set (checks from evaluation.validation_summary())."""
     absolute = [c for c in checks if c.get("kind") == "absolute"]
     if any(not isinstance(c.get("lower_bound"), (int, float)) or c["lower_bound"] > 0 for c in absolute):
         return None
+    from components.gated_metrics import no_bar_flags
     from schema.features import NUM_CLASSES
 
     got = f"test accuracy {accuracy:.3f}, " if isinstance(accuracy, (int, float)) else ""
-    return (f"no bar was set (--min-accuracy 0 --min-macro-f1 0: any model is blessed); {got}chance level "
+    return (f"no bar was set ({no_bar_flags()}: any model is blessed); {got}chance level "
             f"for {NUM_CLASSES} classes is {1 / NUM_CLASSES:.3f}")
 
 

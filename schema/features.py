@@ -22,12 +22,15 @@ import os
 from typing import TYPE_CHECKING, Dict
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from schema import modalities, records
-from schema.modalities import BAND_NAMES, IMAGE_SIZE
+from schema.modalities import BAND_NAMES as BAND_NAMES  # re-exported: the contract
+from schema.modalities import IMAGE_SIZE as IMAGE_SIZE
 
 if TYPE_CHECKING:  # TensorFlow loads in the functions that use it: command lines check their input first
     import tensorflow as tf
+    from tensorflow_metadata.proto.v0 import schema_pb2
 
 # EuroSAT's class order (the label ids of TFDS eurosat and of the paper's archive).
 CLASS_NAMES: tuple[str, ...] = (
@@ -137,55 +140,57 @@ def _metadata(label: int, source: str) -> Dict[str, tf.train.Feature]:
 
 def make_example(image_bytes: bytes, label: int, source: str) -> tf.train.Example:
     """One raw RGB EuroSAT tf.Example in the contract's form."""
-    import tensorflow as tf
-
-    feature = {
-        IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_bytes])),
-        **_metadata(label, source),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature))
+    return example_of(RGB, image_bytes, label, source)
 
 
 def make_bands_example(bands: np.ndarray, label: int, source: str) -> tf.train.Example:
     """One raw 13-band EuroSAT tf.Example; `bands` is checked with check_bands first."""
+    return example_of(ALL_BANDS, bands, label, source)
+
+
+def example_of(modality: str, pixels: bytes | np.ndarray, label: int, source: str) -> tf.train.Example:
+    """One raw tf.Example of `modality`: `pixels` are encoded image bytes (an encoded modality) or the
+    band array (the others: checked with check_bands, a 13-band patch cut to the modality's bands)."""
     import tensorflow as tf
 
-    values = check_bands(bands).ravel().astype(np.int64)
-    feature = {
-        BANDS_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=values)),
-        **_metadata(label, source),
-    }
+    record = modalities.get(modality)
+    if record.encoded:
+        assert isinstance(pixels, bytes), f"{record.name}: pixels are encoded image bytes"
+        pixel_feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[pixels]))
+    else:
+        values = check_bands(np.asarray(pixels), modality).ravel().astype(np.int64)
+        pixel_feature = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+    feature = {record.feature_key: pixel_feature, **_metadata(label, source)}
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
-def example_of(modality: str, pixels, label: int, source: str) -> tf.train.Example:
-    """One raw tf.Example of `modality`: `pixels` are encoded image bytes (rgb) or the band array (all)."""
-    return _EXAMPLE_MAKERS[modalities.get(modality).name](pixels, label, source)
+def check_bands(bands: np.ndarray, modality: str = ALL_BANDS) -> np.ndarray:
+    """The bands of `modality` as uint16 [64, 64, C], or ValueError saying what is wrong with them.
 
-
-_EXAMPLE_MAKERS = {RGB: make_example, ALL_BANDS: make_bands_example}
-
-
-def check_bands(bands: np.ndarray) -> np.ndarray:
-    """The 13 bands as uint16 [64, 64, 13], or ValueError saying what is wrong with them.
-
-    Band-first arrays ([13, 64, 64], as some GeoTIFF writers store them) are transposed. Other
-    sizes are rejected rather than resampled: resampling would change what a pixel means
-    (10/20/60 m bands), which is the user's call, not the converter's. Integer values must fit
-    16 bits; float arrays are accepted only when they hold whole numbers in that range (TFDS's
-    eurosat/all gives the digital numbers as float32), not scaled reflectances in [0, 1].
+    Band-first arrays ([C, 64, 64], as some GeoTIFF writers store them) are transposed. A 13-band
+    patch (EuroSAT's GeoTIFFs) given for a modality of fewer bands is cut to that modality's bands
+    (modalities.Modality.band_indices). Other sizes are rejected rather than resampled: resampling
+    would change what a pixel means (10/20/60 m bands), which is the user's call, not the
+    converter's. Integer values must fit 16 bits; float arrays are accepted only when they hold
+    whole numbers in that range (TFDS's eurosat/all gives the digital numbers as float32), not
+    scaled reflectances in [0, 1].
     """
+    record = modalities.get(modality)
+    count = record.channels
     bands = np.asarray(bands)
-    if bands.ndim == 3 and bands.shape[0] == NUM_BANDS and bands.shape[-1] != NUM_BANDS:
+    accepted = {count, NUM_BANDS}
+    if bands.ndim == 3 and bands.shape[0] in accepted and bands.shape[-1] not in accepted:
         bands = np.transpose(bands, (1, 2, 0))
-    if bands.ndim != 3 or bands.shape[-1] != NUM_BANDS:
+    if bands.ndim == 3 and bands.shape[-1] == NUM_BANDS != count:
+        bands = bands[..., list(record.band_indices)]
+    if bands.ndim != 3 or bands.shape[-1] != count:
         raise ValueError(
-            f"expected {NUM_BANDS} Sentinel-2 bands ({', '.join(BAND_NAMES)}), got an array of shape "
-            f"{bands.shape}; EuroSAT all-bands patches are {IMAGE_SIZE}x{IMAGE_SIZE}x{NUM_BANDS}"
+            f"expected {count} Sentinel-2 bands ({', '.join(record.band_names)}), got an array of shape "
+            f"{bands.shape}; EuroSAT {record.name} patches are {IMAGE_SIZE}x{IMAGE_SIZE}x{count}"
         )
     if bands.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
         raise ValueError(
-            f"size {bands.shape[1]}x{bands.shape[0]}: 13-band patches must be {IMAGE_SIZE}x{IMAGE_SIZE} "
+            f"size {bands.shape[1]}x{bands.shape[0]}: {count}-band patches must be {IMAGE_SIZE}x{IMAGE_SIZE} "
             "(they are not resampled; crop or resample them yourself if that is what you want)"
         )
     if bands.dtype.kind == "f":
@@ -204,8 +209,9 @@ def check_bands(bands: np.ndarray) -> np.ndarray:
     return bands.astype(np.uint16)
 
 
-def read_bands(data: bytes) -> np.ndarray:
-    """Read a 13-band GeoTIFF's bytes into uint16 [64, 64, 13]; ValueError says why not."""
+def read_bands(data: bytes, modality: str = ALL_BANDS) -> np.ndarray:
+    """Read a GeoTIFF's bytes into uint16 [64, 64, C], the bands of `modality` (check_bands: a
+    13-band GeoTIFF serves every band-subset modality); ValueError says why not."""
     import tifffile
 
     try:
@@ -214,7 +220,38 @@ def read_bands(data: bytes) -> np.ndarray:
         raise ValueError(f"cannot decode GeoTIFF: {type(err).__name__}: {err}") from None
     if bands.size == 0:  # a TIFF header with nothing readable after it (tifffile only warns)
         raise ValueError("cannot decode GeoTIFF: no image data")
-    return check_bands(bands)
+    return check_bands(bands, modality)
+
+
+def raw_schema(modality: str = RGB) -> schema_pb2.Schema:
+    """The raw examples' schema (TFDV/ImportSchemaGen's proto) of `modality`, from its record alone:
+    the pixel feature (an image domain for encoded images; the shape and the 16-bit range of band
+    values otherwise), then the label, class name and source every modality shares. The curated
+    schema/*.pbtxt files are exactly this for rgb and all (tests/test_features.py)."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    record = modalities.get(modality)
+    schema = schema_pb2.Schema()
+    pixels = schema.feature.add(name=record.feature_key)
+    pixels.type = schema_pb2.BYTES if record.feature_dtype == "string" else schema_pb2.INT
+    pixels.presence.min_fraction, pixels.presence.min_count = 1.0, 1
+    pixels.shape.SetInParent()
+    for size in record.feature_shape:
+        pixels.shape.dim.add(size=size)
+    if record.encoded:
+        pixels.image_domain.SetInParent()
+    else:
+        pixels.int_domain.name, pixels.int_domain.min, pixels.int_domain.max = record.feature_key, 0, BANDS_MAX
+    label = schema.feature.add(name=LABEL_KEY, type=schema_pb2.INT)
+    label.int_domain.name, label.int_domain.min, label.int_domain.max = LABEL_KEY, 0, NUM_CLASSES - 1
+    label.int_domain.is_categorical = True
+    schema.feature.add(name=CLASS_NAME_KEY, type=schema_pb2.BYTES, domain=CLASS_NAME_KEY)
+    schema.feature.add(name=SOURCE_KEY, type=schema_pb2.BYTES)
+    for feature in schema.feature[1:]:
+        feature.presence.min_fraction, feature.presence.min_count = 1.0, 1
+        feature.shape.SetInParent()
+    schema.string_domain.add(name=CLASS_NAME_KEY, value=CLASS_NAMES)
+    return schema
 
 
 def encode_bands_tiff(bands: np.ndarray) -> bytes:
@@ -227,10 +264,11 @@ def encode_bands_tiff(bands: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def true_colour(bands) -> np.ndarray:
+def true_colour(bands: ArrayLike) -> np.ndarray:
     """A displayable RGB picture (float [H, W, 3] in [0, 1]) of 13-band data (B04, B03, B02)."""
-    bands = np.asarray(bands, np.float32).reshape(BANDS_SHAPE)
-    return np.clip(bands[..., list(TRUE_COLOUR_BANDS)] / TRUE_COLOUR_SCALE, 0.0, 1.0)
+    values = np.asarray(bands, np.float32).reshape(BANDS_SHAPE)
+    picture: np.ndarray = np.clip(values[..., list(TRUE_COLOUR_BANDS)] / TRUE_COLOUR_SCALE, 0.0, 1.0)
+    return picture
 
 
 def modality_of(example: tf.train.Example) -> str:
@@ -240,9 +278,10 @@ def modality_of(example: tf.train.Example) -> str:
         return modalities.of_feature_keys(keys).name
     except KeyError:
         pass
+    known = " nor ".join(f"{m.feature_key!r} ({m.description})" for m in modalities.REGISTRY.values())
     raise ValueError(
-        f"the example has neither {IMAGE_KEY!r} (encoded RGB image) nor {BANDS_KEY!r} (13 bands); "
-        f"it has {sorted(keys)}. Write examples with schema.features.make_example / make_bands_example."
+        f"the example has neither {known}; "
+        f"it has {sorted(keys)}. Write examples with schema.features.example_of."
     )
 
 

@@ -11,7 +11,7 @@ Pure data: no TensorFlow, so the gRPC client and the command line can read it ch
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Tuple
+from typing import Collection, Dict, Tuple
 
 # The patch size of EuroSAT (Sentinel-2 at 10 m): every modality's patches are this square.
 IMAGE_SIZE = 64
@@ -39,7 +39,9 @@ class Modality:
     # The pixel feature's tf.Example parsing spec: shape and dtype name ("string": encoded bytes).
     feature_shape: Tuple[int, ...]
     feature_dtype: str
-    schema_file: str  # the curated raw-example schema, a file of the schema/ folder
+    # The curated raw-example schema, a file of the schema/ folder; "": derived from this record
+    # (schema.features.raw_schema, which derives the curated two exactly).
+    schema_file: str
     signature: str  # the serving signature that takes raw pixels (no tf.Example around them)
     signature_input: str  # its input name
     input_dtype: str  # its input dtype ("string": encoded image bytes; "uint16": digital numbers)
@@ -51,6 +53,12 @@ class Modality:
     pixel_dtype: str  # numpy dtype of a patch's values as a raster holds them (scenes, GeoTIFFs)
     patch_noun: str  # what one patch is called in messages: "image", "band values"
     band_names: Tuple[str, ...]  # the Sentinel-2 band of each channel, in the model's order
+
+    @property
+    def band_indices(self) -> Tuple[int, ...]:
+        """Where each of this modality's bands sits in a 13-band source (EuroSAT's GeoTIFFs,
+        BAND_NAMES order): the channels a band-subset modality takes from such a patch."""
+        return tuple(BAND_NAMES.index(band) for band in self.band_names)
 
     def with_suffix(self, name: str) -> str:
         """`name` with this modality's suffix (once)."""
@@ -96,8 +104,27 @@ ALL_BANDS = Modality(
 )
 
 REGISTRY: Dict[str, Modality] = {m.name: m for m in (RGB, ALL_BANDS)}
-NAMES: Tuple[str, ...] = tuple(REGISTRY)
+NAMES: Tuple[str, ...] = tuple(REGISTRY)  # the built-in ones (command-line choices)
 AUTO = "auto"  # --modality auto: read it from the data
+
+
+def register(modality: Modality) -> Modality:
+    """Add `modality` to the registry; ValueError when its name, feature, signature or input clash
+    with a registered one's (each must single a modality out), or a band is not a Sentinel-2 band."""
+    for other in REGISTRY.values():
+        for field in ("name", "feature_key", "signature", "signature_input"):
+            if getattr(other, field) == getattr(modality, field):
+                raise ValueError(f"modality {modality.name!r}: {field} {getattr(modality, field)!r} is already "
+                                 f"modality {other.name!r}'s; give it its own")
+    unknown = [b for b in modality.band_names if b not in BAND_NAMES]
+    if unknown:
+        raise ValueError(f"modality {modality.name!r}: bands {', '.join(unknown)} are not Sentinel-2 bands "
+                         f"({', '.join(BAND_NAMES)})")
+    if len(modality.band_names) != modality.channels:
+        raise ValueError(f"modality {modality.name!r}: {modality.channels} channels but "
+                         f"{len(modality.band_names)} band names; give one band name per channel")
+    REGISTRY[modality.name] = modality
+    return modality
 
 
 def get(name: str) -> Modality:
@@ -105,10 +132,10 @@ def get(name: str) -> Modality:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise ValueError(f"modality must be one of {', '.join(NAMES)}, got {name!r}") from None
+        raise ValueError(f"modality must be one of {', '.join(REGISTRY)}, got {name!r}") from None
 
 
-def of_feature_keys(keys) -> Modality:
+def of_feature_keys(keys: Collection[str]) -> Modality:
     """The modality whose pixel feature is among `keys` (a tf.Example's or a feature spec's);
     KeyError when none is."""
     for modality in REGISTRY.values():
@@ -123,7 +150,7 @@ def of_tiff_bands(count: int) -> Modality:
     return next((m for m in REGISTRY.values() if not m.encoded and m.channels == count), RGB)
 
 
-def of_signature(signature_names) -> Modality:
+def of_signature(signature_names: Collection[str]) -> Modality:
     """The modality whose pixel signature is among an exported model's `signature_names`."""
     for modality in REGISTRY.values():
         if modality.signature in signature_names:

@@ -17,9 +17,10 @@ Pure generators of contract-shaped samples (no files, no TensorFlow): the synthe
 from __future__ import annotations
 
 import io
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Tuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 from PIL import Image
 
 from schema import features, modalities
@@ -48,15 +49,15 @@ def _blobs(rng: np.random.Generator, size: int, scale: int) -> np.ndarray:
     return np.asarray(img, dtype=np.float32)[scale : scale + size, scale : scale + size] / 255.0
 
 
-def _fill(size: int, colour) -> np.ndarray:
+def _fill(size: int, colour: ArrayLike) -> np.ndarray:
     return np.ones((size, size, 3), np.float32) * np.asarray(colour, np.float32)
 
 
-def _jitter(rng: np.random.Generator, colour, amount: float = 12.0) -> np.ndarray:
+def _jitter(rng: np.random.Generator, colour: ArrayLike, amount: float = 12.0) -> np.ndarray:
     return np.asarray(colour, np.float32) + rng.normal(0, amount, 3)
 
 
-def _annual_crop(rng, size):
+def _annual_crop(rng: np.random.Generator, size: int) -> np.ndarray:
     u, _ = _rotated(rng, size)
     period = rng.uniform(6, 12)
     stripes = (np.sin(2 * np.pi * u / period) > 0)[..., None]
@@ -64,24 +65,24 @@ def _annual_crop(rng, size):
     return np.where(stripes, a, b) * np.ones((size, size, 3), np.float32)
 
 
-def _forest(rng, size):
+def _forest(rng: np.random.Generator, size: int) -> np.ndarray:
     field = _blobs(rng, size, 6)[..., None]
-    return _fill(size, _jitter(rng, (25, 60, 30), 6)) + field * np.array([15, 35, 10], np.float32)
+    return np.asarray(_fill(size, _jitter(rng, (25, 60, 30), 6)) + field * np.array([15, 35, 10], np.float32))
 
 
-def _herbaceous(rng, size):
+def _herbaceous(rng: np.random.Generator, size: int) -> np.ndarray:
     field = _blobs(rng, size, 4)[..., None]
-    return _fill(size, _jitter(rng, (110, 130, 70))) + field * np.array([60, 50, 20], np.float32)
+    return np.asarray(_fill(size, _jitter(rng, (110, 130, 70))) + field * np.array([60, 50, 20], np.float32))
 
 
-def _highway(rng, size):
+def _highway(rng: np.random.Generator, size: int) -> np.ndarray:
     u, v = _rotated(rng, size)
     img = _fill(size, _jitter(rng, (100, 120, 80))) + _blobs(rng, size, 8)[..., None] * 30
     road = (np.abs(v - rng.uniform(-8, 8)) < rng.uniform(3, 6))[..., None]
     return np.where(road, _jitter(rng, (130, 130, 135), 8), img)
 
 
-def _industrial(rng, size):
+def _industrial(rng: np.random.Generator, size: int) -> np.ndarray:
     img = _fill(size, _jitter(rng, (120, 115, 110)))
     for _ in range(rng.integers(3, 7)):
         x0, y0 = rng.integers(0, size - 12, 2)
@@ -90,12 +91,12 @@ def _industrial(rng, size):
     return img
 
 
-def _pasture(rng, size):
+def _pasture(rng: np.random.Generator, size: int) -> np.ndarray:
     field = _blobs(rng, size, 16)[..., None]
-    return _fill(size, _jitter(rng, (120, 160, 80))) + field * 20
+    return np.asarray(_fill(size, _jitter(rng, (120, 160, 80))) + field * 20)
 
 
-def _permanent_crop(rng, size):
+def _permanent_crop(rng: np.random.Generator, size: int) -> np.ndarray:
     u, v = _rotated(rng, size)
     period = rng.uniform(5, 8)
     dots = ((np.cos(2 * np.pi * u / period) > 0.5) & (np.cos(2 * np.pi * v / period) > 0.5))[..., None]
@@ -104,7 +105,7 @@ def _permanent_crop(rng, size):
     )
 
 
-def _residential(rng, size):
+def _residential(rng: np.random.Generator, size: int) -> np.ndarray:
     u, v = _rotated(rng, size)
     block = rng.uniform(9, 14)
     road = ((np.mod(u, block) < 2.5) | (np.mod(v, block) < 2.5))[..., None]
@@ -112,7 +113,7 @@ def _residential(rng, size):
     return np.where(road, _jitter(rng, (110, 110, 110), 8), roofs)
 
 
-def _river(rng, size):
+def _river(rng: np.random.Generator, size: int) -> np.ndarray:
     u, v = _rotated(rng, size)
     img = _fill(size, _jitter(rng, (70, 110, 60))) + _blobs(rng, size, 8)[..., None] * 30
     centre = rng.uniform(4, 10) * np.sin(u / rng.uniform(6, 12) + rng.uniform(0, 6))
@@ -120,9 +121,9 @@ def _river(rng, size):
     return np.where(water, _jitter(rng, (40, 70, 120), 8), img)
 
 
-def _sea_lake(rng, size):
+def _sea_lake(rng: np.random.Generator, size: int) -> np.ndarray:
     field = _blobs(rng, size, 32)[..., None]
-    return _fill(size, _jitter(rng, (20, 50, 100), 8)) + field * 10
+    return np.asarray(_fill(size, _jitter(rng, (20, 50, 100), 8)) + field * 10)
 
 
 PAINTERS: dict[str, Painter] = {
@@ -174,12 +175,13 @@ def synthetic_bands(label: int, rng: np.random.Generator, size: int = modalities
     texture = rgb.mean(-1, keepdims=True)
     texture = texture / max(float(texture.mean()), 1e-3)  # relative brightness, mean 1
     spectrum = np.asarray(SPECTRA[features.class_name(label)], np.float32)
-    spectrum = spectrum * rng.uniform(0.9, 1.1, features.NUM_BANDS)  # per-scene variation
+    spectrum = spectrum * rng.uniform(0.9, 1.1, features.NUM_BANDS).astype(np.float32)  # per-scene variation
     bands = texture * spectrum
     for band, channel in _VISIBLE.items():
         bands[..., band] = rgb[..., channel] * features.TRUE_COLOUR_SCALE
     bands = bands + rng.normal(0, 20, bands.shape)  # sensor noise
-    return np.clip(np.round(bands), 0, features.BANDS_MAX).astype(np.uint16)
+    patch: np.ndarray = np.clip(np.round(bands), 0, features.BANDS_MAX).astype(np.uint16)
+    return patch
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
@@ -200,20 +202,22 @@ def synthetic_band_examples(num_examples: int, seed: int = 0) -> Iterator[tuple[
         yield synthetic_bands(label, rng), label, name
 
 
-def samples_of(modality: str, num_examples: int, seed: int = 0) -> Iterator[tuple]:
-    """(pixels, label, source name) of `modality`: encoded JPEGs (rgb) or uint16 band arrays (all)."""
-    return _GENERATORS[modalities.get(modality).name](num_examples, seed)
-
-
-_GENERATORS = {features.RGB: synthetic_examples, features.ALL_BANDS: synthetic_band_examples}
+def samples_of(modality: str, num_examples: int, seed: int = 0) -> Iterator[Tuple[Any, int, str]]:
+    """(pixels, label, source name) of `modality`: encoded JPEGs (an encoded modality) or uint16 band
+    arrays (the 13 bands cut to the modality's, modalities.Modality.band_indices)."""
+    record = modalities.get(modality)
+    if record.encoded:
+        return synthetic_examples(num_examples, seed)
+    bands = list(record.band_indices)
+    return ((b[..., bands], label, name) for b, label, name in synthetic_band_examples(num_examples, seed))
 
 
 def synthetic_patch(modality: str, label: int, rng: np.random.Generator) -> np.ndarray:
     """One patch of class `label` as a raster holds it: uint8 RGB pixels or uint16 band values."""
-    return _PATCHES[modalities.get(modality).name](label, rng)
-
-
-_PATCHES = {features.RGB: synthetic_image, features.ALL_BANDS: synthetic_bands}
+    record = modalities.get(modality)
+    if record.encoded:
+        return synthetic_image(label, rng)
+    return synthetic_bands(label, rng)[..., list(record.band_indices)]
 
 
 def _balanced(num_examples: int, seed: int, suffix: str) -> Iterator[tuple[int, np.random.Generator, str]]:

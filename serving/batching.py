@@ -19,7 +19,7 @@ import os
 import re
 import threading
 import time
-from typing import Callable, Dict, Hashable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -69,7 +69,7 @@ _FIELD = re.compile(r"(\w+)\s*(?::\s*(\w+)|\{\s*value\s*:\s*(\w+)\s*\})")
 def parse_batching_parameters(text: str, source: str = "batching parameters") -> BatchingParameters:
     """BatchingParameters from TF Serving's text format (`max_batch_size { value: 64 }`, ...)."""
     text = re.sub(r"#[^\n]*", "", text)
-    values: Dict[str, object] = {}
+    values: Dict[str, Any] = {}
     sizes: List[int] = []
     position = 0
     for match in _FIELD.finditer(text):
@@ -191,10 +191,12 @@ class Batcher:
         task.done.wait()
         if task.error is not None:
             raise task.error
+        assert task.outputs is not None, "a task is done with outputs or an error"
         return task.outputs
 
-    def _take(self) -> Optional[Tuple[_Queue, List[_Task]]]:
-        """The next batch to run (under the lock), or None with the seconds to wait."""
+    def _take(self) -> Union[Tuple[_Queue, List[_Task]], Tuple[None, Optional[float]]]:
+        """(queue, its tasks to run now) under the lock; or (None, the seconds to wait: None for
+        until notified) when no queue is due."""
         timeout = self.params.batch_timeout_micros / 1e6
         now, soonest = time.monotonic(), None
         for queue in self._queues.values():
@@ -220,11 +222,12 @@ class Batcher:
                 while True:
                     if self._stopped:
                         return
-                    queue, rest = self._take()
-                    if queue is not None:
+                    taken = self._take()
+                    if taken[0] is not None:
+                        queue, tasks = taken
                         break
-                    self._ready.wait(rest)
-            self._process(queue.run, rest)
+                    self._ready.wait(taken[1])
+            self._process(queue.run, tasks)
 
     def _process(self, run: Callable[[Arrays], Arrays], tasks: List[_Task]) -> None:
         try:

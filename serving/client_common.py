@@ -3,10 +3,10 @@ files so that one file the model cannot take fails alone, named, while the rest 
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 from schema import modalities
-from schema.errors import ServingError
+from schema.errors import ServingError as ServingError  # re-exported: the clients raise it
 from serving import contract
 
 DEFAULT_SERVER = "localhost:8500"
@@ -112,7 +112,7 @@ class FilesClient:
                 raise
             if len(items) == 1:
                 return [str(err)]
-        outcomes = []
+        outcomes: List[Union[Tuple[Tuple[str, float], ...], str]] = []
         for item in items:
             try:
                 outcomes.extend(self._rank(kind, [item], k))

@@ -28,7 +28,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from schema import features
+from schema import features, modalities
 from serving import contract
 from serving.client_common import (
     DEFAULT_MODEL,
@@ -165,15 +165,26 @@ class ServingClient(FilesClient):
             rows.append(tf.make_ndarray(response.outputs[contract.PROBABILITIES]))
         return np.concatenate(rows) if rows else np.zeros([0, features.NUM_CLASSES], np.float32)
 
+    def predict_pixels(self, modality: str, pixels: Sequence, batch_size: int = 16) -> np.ndarray:
+        """Class probabilities [N, 10] of patches of `modality` through its pixel signature
+        (schema.modalities: encoded image bytes, or uint16 [64, 64, C] band values), `batch_size`
+        per request."""
+        record = modalities.get(modality)
+
+        def proto(batch):
+            values = list(batch) if record.encoded else np.stack(batch).astype(record.input_dtype)
+            return tf.make_tensor_proto(values, dtype=record.input_dtype)
+
+        protos = (proto(b) for b in batches(list(pixels), batch_size))
+        return self._predict_batches(record.signature, record.signature_input, protos)
+
     def predict_images(self, images: Sequence[bytes], batch_size: int = 16) -> np.ndarray:
         """Class probabilities [N, 10] of encoded JPEG/PNG images, `batch_size` per request."""
-        protos = (tf.make_tensor_proto(list(b), dtype=tf.string) for b in batches(list(images), batch_size))
-        return self._predict_batches(contract.PREDICT_IMAGES, contract.IMAGES_INPUT, protos)
+        return self.predict_pixels(modalities.RGB.name, images, batch_size)
 
     def predict_bands(self, bands: Sequence[np.ndarray], batch_size: int = 16) -> np.ndarray:
         """Class probabilities [N, 10] of 13-band patches (uint16 [64, 64, 13] each)."""
-        protos = (tf.make_tensor_proto(np.stack(b).astype(np.uint16)) for b in batches(list(bands), batch_size))
-        return self._predict_batches(contract.PREDICT_BANDS, contract.BANDS_INPUT, protos)
+        return self.predict_pixels(modalities.ALL_BANDS.name, bands, batch_size)
 
     def classify_images(self, images: Sequence[bytes], batch_size: int = 16) -> List[Dict[str, float]]:
         """TF Serving's Classify API: {class name: score} per image (tf.Examples on the wire)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Dict, Iterable, Tuple
+from typing import Any, Iterable, Mapping, Tuple
 
 import grpc
 
@@ -65,5 +65,5 @@ def array_size(array) -> int:
     return int(array.nbytes)
 
 
-def arrays_size(arrays: Dict[str, object]) -> Tuple[int, int]:
+def arrays_size(arrays: Mapping[str, Any]) -> Tuple[int, int]:
     return total(((a.shape[0] if a.ndim else 1), array_size(a)) for a in arrays.values())

@@ -8,7 +8,7 @@ import logging
 import os
 import re
 import threading
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 import grpc
 import tensorflow as tf
@@ -84,8 +84,8 @@ class ModelVersion:
     name: str
     version: int
     path: str
-    loaded: object
-    signature_defs: Dict[str, object]
+    loaded: Any  # the tf.saved_model.load object
+    signature_defs: Dict[str, Any]
 
     @classmethod
     def load(cls, name: str, version: int, path: str) -> "ModelVersion":

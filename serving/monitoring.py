@@ -116,7 +116,8 @@ class ServerMetrics(Collector):
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric (content type CONTENT_TYPE)."""
-        return generate_latest(self._registry)
+        page: bytes = generate_latest(self._registry)
+        return page
 
 
 def parse_monitoring_config(text: str, source: str = "the monitoring config") -> Optional[str]:

@@ -176,7 +176,8 @@ class RestServer:
         """The Prometheus page when `path` is the monitoring config's, else None."""
         if self.prometheus_path is None or path.split("?", 1)[0] != self.prometheus_path:
             return None
-        return self.core.metrics.exposition()
+        page: bytes = self.core.metrics.exposition()
+        return page
 
     def _route(self, method: str, path: str, body: Optional[bytes]) -> dict:
         match = _PATH.match(path.split("?", 1)[0])
@@ -197,7 +198,7 @@ class RestServer:
                 version = self.core.version(name, label=label).version
             statuses = self.core.statuses(name, version)
             return {"model_version_status": [_status_json(s) for s in statuses]}
-        request = parse_body(body)  # the body is checked before the model is looked up
+        request = parse_body(body or b"")  # the body is checked before the model is looked up
         signature_name = signature_name_of(request)
         if verb == "classify":
             examples = examples_of(request, self.core.limits)

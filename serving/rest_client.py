@@ -66,7 +66,8 @@ class RestClient(FilesClient):
         for attempt in range(self.retries + 1):
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return json.loads(response.read())
+                    answer: dict = json.loads(response.read())
+                    return answer
             except urllib.error.HTTPError as err:
                 raise self._error(err) from None
             except (urllib.error.URLError, ConnectionError, http.client.HTTPException) as err:
@@ -78,6 +79,7 @@ class RestClient(FilesClient):
                     raise ServerUnavailable(f"no model server answers at {self.server} ({reason}); {server_hint()}",
                                             "UNAVAILABLE") from None
                 time.sleep(min(1.0, 0.1 * 2**attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _error(self, err: urllib.error.HTTPError) -> ServingError:
         try:
@@ -93,7 +95,7 @@ class RestClient(FilesClient):
 
     def predict_images(self, images: Sequence[bytes], batch_size: int = 16) -> List[List[float]]:
         """Class probabilities [N][10] of encoded JPEG/PNG images (:predict, row format)."""
-        rows = []
+        rows: List[List[float]] = []
         for batch in batches(list(images), batch_size):
             response = self._call(":predict", {
                 "signature_name": contract.PREDICT_IMAGES, "instances": [_b64(b) for b in batch]})
@@ -102,7 +104,7 @@ class RestClient(FilesClient):
 
     def classify_images(self, images: Sequence[bytes], batch_size: int = 16) -> List[Dict[str, float]]:
         """TF Serving's :classify: {class name: score} per image."""
-        results = []
+        results: List[Dict[str, float]] = []
         for batch in batches(list(images), batch_size):
             response = self._call(":classify", {
                 "signature_name": contract.CLASSIFY,
@@ -124,4 +126,5 @@ class RestClient(FilesClient):
 
     def model_metadata(self) -> Dict[str, dict]:
         """The served version's SignatureDefs by name, as JSON."""
-        return self._call("/metadata")["metadata"]["signature_def"]["signature_def"]
+        signature_defs: Dict[str, dict] = self._call("/metadata")["metadata"]["signature_def"]["signature_def"]
+        return signature_defs

@@ -300,9 +300,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         notes.append(f"metrics on {server.prometheus_path}")
     if server.health is not None:
         notes.append("gRPC health service on")
-    notes = f" ({'; '.join(notes)})" if notes else ""
+    noted = f" ({'; '.join(notes)})" if notes else ""
     # tests and scripts read this line to learn the ports (with --port 0)
-    print(f"serving models {names}{notes} on {args.host}:{server.port}", flush=True)
+    print(f"serving models {names}{noted} on {args.host}:{server.port}", flush=True)
     try:
         server.wait()
     except KeyboardInterrupt:

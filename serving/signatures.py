@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import tensorflow as tf
 
 from schema import features, modalities
-from serving.contract import (  # noqa: F401 - the names, re-exported with the signatures
+from serving.contract import (
     BANDS_INPUT,
     CLASS_ID,
     CLASS_NAME,
@@ -45,6 +45,33 @@ from serving.contract import (  # noqa: F401 - the names, re-exported with the s
     TRANSFORM_FEATURES,
     pixel_signature,
 )
+
+__all__ = [
+    "BANDS_INPUT",
+    "CLASSIFY",
+    "CLASSIFY_CLASSES",
+    "CLASSIFY_INPUTS",
+    "CLASSIFY_METHOD_NAME",
+    "CLASSIFY_SCORES",
+    "CLASS_ID",
+    "CLASS_NAME",
+    "DEFAULT_MAX_IMAGE_PIXELS",
+    "EXAMPLES_INPUT",
+    "IMAGES_INPUT",
+    "PREDICT_BANDS",
+    "PREDICT_IMAGES",
+    "PROBABILITIES",
+    "SAVED_MODEL_FILE",
+    "SERVING_DEFAULT",
+    "TRANSFORM_FEATURES",
+    "checked_images",
+    "checked_rows",
+    "header_sizes",
+    "make_serving_signatures",
+    "modality_of",
+    "pixel_signature",
+    "set_classify_method_name",
+]
 
 if TYPE_CHECKING:  # the server needs no tensorflow_transform (hundreds of MB); the export has it
     import tensorflow_transform as tft
@@ -144,13 +171,15 @@ def make_serving_signatures(
     model.tft_layer = tft_output.transform_features_layer()
     class_names = tf.constant(features.CLASS_NAMES)
     modality = modality_of(tft_output)
+    record = modalities.get(modality)
     request_spec = features.serving_feature_spec(modality)
 
     def guarded(raw_features):
         """The raw features, once their images passed the size check (every path that decodes)."""
-        if features.IMAGE_KEY not in raw_features:
+        if not record.encoded or record.feature_key not in raw_features:
             return raw_features
-        return {**raw_features, features.IMAGE_KEY: checked_images(raw_features[features.IMAGE_KEY], max_image_pixels)}
+        key = record.feature_key
+        return {**raw_features, key: checked_images(raw_features[key], max_image_pixels, record.signature_input)}
 
     def predict(raw_features):
         transformed = model.tft_layer(guarded(raw_features))
@@ -169,14 +198,14 @@ def make_serving_signatures(
         raw = tf.io.parse_example(checked_rows(examples, EXAMPLES_INPUT), request_spec)
         return {PROBABILITIES: predict(raw)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGES_INPUT)])
-    def serve_images(images):
-        return with_classes(predict({features.IMAGE_KEY: images}))
+    # The pixel signature (predict_images, predict_bands, ...): the modality's raw pixels, no tf.Example.
+    pixel_shape = [None] if record.encoded else [None, *record.feature_shape]
 
-    @tf.function(input_signature=[tf.TensorSpec([None, *features.BANDS_SHAPE], tf.uint16, name=BANDS_INPUT)])
-    def serve_bands(bands):
-        bands = checked_rows(bands, BANDS_INPUT)
-        return with_classes(predict({features.BANDS_KEY: tf.cast(bands, tf.int64)}))
+    @tf.function(input_signature=[tf.TensorSpec(pixel_shape, record.input_dtype, name=record.signature_input)])
+    def serve_pixels(pixels):
+        if not record.encoded:  # encoded images are checked (rows included) by `guarded`
+            pixels = tf.cast(checked_rows(pixels, record.signature_input), record.feature_dtype)
+        return with_classes(predict({record.feature_key: pixels}))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=CLASSIFY_INPUTS)])
     def classify(inputs):
@@ -190,10 +219,9 @@ def make_serving_signatures(
         raw = tf.io.parse_example(examples, tft_output.raw_feature_spec())
         return model.tft_layer(guarded(raw))
 
-    pixels_name, _ = pixel_signature(modality)
     return {
         SERVING_DEFAULT: serve_examples,
-        pixels_name: {features.RGB: serve_images, features.ALL_BANDS: serve_bands}[modality],
+        record.signature: serve_pixels,
         CLASSIFY: classify,
         TRANSFORM_FEATURES: transform_features,
     }

@@ -9,7 +9,8 @@ BEAM = ["--direct_running_mode=in_memory"]
 
 
 def run_example_gen(source: str, out_dir: str, modality: Optional[str] = None, max_bad_fraction: float = 0.01,
-                    seed: int = 0, split_files: str = "", tfds_data_dir: str = "") -> Tuple[object, dict]:
+                    seed: int = 0, split_files: str = "", tfds_data_dir: str = "",
+                    beam_args: Optional[List[str]] = None) -> Tuple[object, dict]:
     """(the Examples artifact, its conversion report) of `source` converted into `out_dir`;
     `modality` None: read from the source as a local run does (pipeline.data.source_modality)."""
     from tfx.dsl.components.base import base_beam_executor
@@ -25,7 +26,7 @@ def run_example_gen(source: str, out_dir: str, modality: Optional[str] = None, m
         output_config=None if split_files else hash_split_config())
     examples = standard_artifacts.Examples()
     examples.uri = out_dir
-    executor = Executor(base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=BEAM))
+    executor = Executor(base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=beam_args or BEAM))
     executor.Do({}, {"examples": [examples]}, dict(component.exec_properties))
     return examples, report_of(out_dir)
 

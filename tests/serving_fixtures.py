@@ -13,8 +13,7 @@ import tempfile
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from schema import features
-from schema.example_data import synthetic
+from schema import features, modalities, samples
 
 MODEL_NAME = "eurosat"
 FIRST_VERSION = 1
@@ -22,11 +21,8 @@ FIRST_VERSION = 1
 
 def raw_rows(count: int, seed: int = 11, modality: str = features.RGB) -> list[dict]:
     """Raw examples as the dicts TFT's in-memory Beam input takes."""
-    rows = (
-        synthetic.synthetic_examples(count, seed=seed)
-        if modality == features.RGB
-        else ((b.astype("int64"), label, s) for b, label, s in synthetic.synthetic_band_examples(count, seed=seed))
-    )
+    encoded = modalities.get(modality).encoded
+    rows = ((p if encoded else p.astype("int64"), label, s) for p, label, s in samples.samples_of(modality, count, seed))
     return [
         {
             features.input_key(modality): pixels,

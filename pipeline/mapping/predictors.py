@@ -20,7 +20,7 @@ import numpy as np
 
 from pipeline.mapping import training_check
 from pipeline.mapping.errors import MapError
-from schema import features, modalities
+from schema import modalities
 from schema.errors import ServingError
 from serving import signatures
 from serving.models import complete_versions, read_signature_defs
@@ -69,7 +69,8 @@ def modality_of_signatures(names, where: str) -> str:
     try:
         return modalities.of_signature(names).name
     except KeyError:
-        raise MapError(f"{where} has neither a {signatures.PREDICT_IMAGES!r} nor a {signatures.PREDICT_BANDS!r} "
+        known = " nor a ".join(repr(m.signature) for m in modalities.REGISTRY.values())
+        raise MapError(f"{where} has neither a {known} "
                        "signature: give a model exported by this project's Trainer (serving.signatures)") from None
 
 
@@ -108,7 +109,7 @@ class SavedModelPredictor:
         self._signature = loaded.signatures[name]
         # warm-up (graph optimisation on the first call), as TF Serving does before serving
         record = modalities.get(self.modality)
-        self.predict(np.zeros((1, *features.BANDS_SHAPE[:2], record.channels), record.pixel_dtype))
+        self.predict(np.zeros((1, modalities.IMAGE_SIZE, modalities.IMAGE_SIZE, record.channels), record.pixel_dtype))
 
     def encode(self, pixels: np.ndarray):
         return encode_patches(pixels, self.modality)
@@ -144,16 +145,13 @@ class EndpointPredictor:
         except ServingError as err:
             raise MapError(f"--server {server}: {err}") from None
         self.version = str(version if version is not None else max(available, default="unknown"))
-        # the client's method for the model's pixel signature
-        self._predict = {signatures.PREDICT_IMAGES: self._client.predict_images,
-                         signatures.PREDICT_BANDS: self._client.predict_bands}[modalities.get(self.modality).signature]
 
     def encode(self, pixels: np.ndarray):
         return list(encode_patches(pixels, self.modality))
 
     def run(self, encoded) -> np.ndarray:
         try:
-            return self._predict(encoded, batch_size=max(1, len(encoded)))
+            return self._client.predict_pixels(self.modality, encoded, batch_size=max(1, len(encoded)))
         except self._error_type as err:
             raise MapError(f"--server: {err}") from None
 

@@ -1,9 +1,11 @@
-"""metrics.json: the Evaluator's numbers, the blessing and the push, as plain JSON."""
+"""metrics.json: the Evaluator's numbers (the metrics of components/gated_metrics.py), the blessing
+and the push, as plain JSON."""
 from __future__ import annotations
 
 import math
 from typing import Any, Dict, List, Optional
 
+from components import gated_metrics
 from schema import features
 
 
@@ -28,7 +30,8 @@ def _comparison(overall: Dict[str, Any]) -> Dict[str, Dict[str, Optional[float]]
     empty when the run had no baseline."""
     rows = {}
     for name, change in overall.get("change", {}).items():
-        if name == "example_count":  # the same test split for both: not a quality to compare
+        metric = next((m for m in gated_metrics.METRICS if m.name == name), None)
+        if metric is not None and metric.count:  # the same test split for both: not a quality to compare
             continue
         value = overall.get(name)
         rows[name] = {"model": value, "baseline": None if value is None or change is None else value - change,
@@ -72,12 +75,7 @@ def build_metrics(
     else:
         why = "not blessed (no failed threshold recorded; see the validation result)"
     return _finite({
-        "accuracy": overall.get("accuracy"),
-        "macro_f1": overall.get("macro_f1"),
-        "weighted_f1": overall.get("weighted_f1"),
-        "macro_precision": overall.get("macro_precision"),
-        "macro_recall": overall.get("macro_recall"),
-        "example_count": _count(overall.get("example_count")),
+        **{m.name: _count(overall.get(m.name)) if m.count else overall.get(m.name) for m in gated_metrics.METRICS},
         "change_vs_baseline": overall.get("change", {}),
         "baseline_comparison": _comparison(overall),
         "per_class": per_class,

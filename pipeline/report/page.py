@@ -5,6 +5,7 @@ import html
 import os
 from typing import Any, Dict, Optional, Sequence
 
+from components import gated_metrics
 from pipeline.report.inputs import (
     CALIBRATION_PNG,
     CLASS_COUNTS_PNG,
@@ -111,7 +112,7 @@ def render_html(metrics: Dict[str, Any], images: Sequence[str], settings: Option
     color = "#1a7f37" if blessed else "#cf222e"
     headline = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{_fmt(metrics.get(k))}</td></tr>"
-        for k in ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall", "example_count"))
+        for k in (m.name for m in gated_metrics.METRICS))
     per_class = "".join(
         f"<tr><td>{html.escape(n)}</td><td>{_fmt(v['precision'])}</td><td>{_fmt(v['recall'])}</td>"
         f"<td>{_fmt(v['f1'])}</td><td>{v['support']}</td></tr>"

@@ -100,11 +100,11 @@ def run_local(config: PipelineConfig) -> None:
                "modality": config.modality,
                "split": describe_split(config), **results.__dict__}
     if results.evaluation_uri:
+        from components import gated_metrics
         from components.evaluation import summarize
 
         overall = summarize(results.evaluation_uri).get("overall", {})
-        summary["test_accuracy"] = overall.get("accuracy")
-        summary["test_macro_f1"] = overall.get("macro_f1")
+        summary.update(gated_metrics.run_summary(overall))
     print(json.dumps(summary, indent=2))
     print(f"evaluation: {results.evaluation_uri}")
     checks = []

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Iterable, Optional, Tuple
+from typing import Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -27,7 +27,7 @@ from schema.samples import encode_jpeg
 DIGITS_MAX = 16  # sklearn's digits are 4-bit intensities, 0..16
 
 
-def digit_images(per_class: Optional[int] = None, size: int = IMAGE_SIZE):
+def digit_images(per_class: Optional[int] = None, size: int = IMAGE_SIZE) -> Iterator[Tuple[np.ndarray, int]]:
     """(uint8 [size, size, 3] image, label) pairs: each 8x8 scan scaled to 0..255, upsampled
     bilinearly and repeated over three channels. `per_class` keeps the first N of each class."""
     from sklearn.datasets import load_digits
@@ -64,7 +64,7 @@ def write_digits_folder(root: str, per_class: Optional[int] = None) -> int:
     return write_class_folder(root, digit_images(per_class))
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", help="folder to write the class folders into")
     parser.add_argument("--per-class", type=int, default=None, help="at most N images per class (default: all)")

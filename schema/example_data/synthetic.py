@@ -97,7 +97,8 @@ def scene_patch(label: int, rng: np.random.Generator, modality: str, rgb_dn: boo
         return np.zeros((modalities.IMAGE_SIZE, modalities.IMAGE_SIZE, record.channels), dtype)
     patch = synthetic_patch(modality, label, rng)
     if rgb_dn:
-        return np.clip(np.rint((patch.astype(np.float32) - 1.0) * (2750.0 / 254.0)), 0, None).astype(np.uint16)
+        scaled: np.ndarray = np.clip(np.rint((patch.astype(np.float32) - 1.0) * (2750.0 / 254.0)), 0, None)
+        return scaled.astype(np.uint16)
     return patch
 
 

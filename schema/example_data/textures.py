@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, Iterator, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -47,14 +47,16 @@ def _skimage(name: str) -> Callable[[], np.ndarray]:
         except ImportError as err:
             raise SystemExit("schema.example_data.textures needs scikit-image (its bundled photographs): "
                              "pip install scikit-image") from err
-        return getattr(data, name)()
+        image: np.ndarray = getattr(data, name)()
+        return image
     return load
 
 
 def _sklearn_flower() -> np.ndarray:
     from sklearn.datasets import load_sample_image
 
-    return load_sample_image("flower.jpg")
+    image: np.ndarray = load_sample_image("flower.jpg")
+    return image
 
 
 # class id (EuroSAT's order) -> (where the photograph comes from, loader, region of it)
@@ -92,7 +94,7 @@ def grid_stride(height: int, width: int, per_class: int) -> int:
                      f"{IMAGE_SIZE}x{IMAGE_SIZE} at stride {MIN_STRIDE}; ask for fewer with --per-class")
 
 
-def patches(image: np.ndarray, per_class: int, seed: int) -> list:
+def patches(image: np.ndarray, per_class: int, seed: int) -> List[np.ndarray]:
     h, w = image.shape[:2]
     stride = grid_stride(h, w, per_class)
     corners = [(y, x) for y in range(0, h - IMAGE_SIZE + 1, stride) for x in range(0, w - IMAGE_SIZE + 1, stride)]
@@ -117,7 +119,7 @@ def write_textures_folder(root: str, per_class: int = DEFAULT_PER_CLASS, seed: i
     return write_class_folder(root, texture_images(per_class, seed))
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", help="folder to write the class folders into")
     parser.add_argument("--per-class", type=int, default=DEFAULT_PER_CLASS,
