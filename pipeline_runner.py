@@ -37,6 +37,11 @@ from schema.errors import ConfigError, user_errors_to_exit
 PROG = "pipeline_runner.py"  # the usage lines' name, also when run as `python -m pipeline_runner`
 _DEFAULTS = PipelineConfig()
 _HP = HParams()
+
+
+def _DESCRIBE(key: str) -> str:
+    """A flag's help: the PipelineConfig field's description."""
+    return PipelineConfig.__pydantic_fields__[key].description
 WORKER_LOG = os.path.join("logs", "beam_workers.log")  # under --output-dir: Beam workers' lines of quiet runs
 INTERRUPTED = ("interrupted: run the same command again to resume (finished components come from the "
                "cache, a finished conversion is reused, the Trainer continues from its last epoch)")
@@ -62,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'rgb' or 'all' (13 bands); 'auto' reads it from the data (local runs); compiling for "
                    "the cloud it is what --data names (synthetic/all, tfds:eurosat/all), else rgb: pass "
                    "--modality all for a 13-band archive (default auto)")
+    p.add_argument("--demo-spans", action="store_true",
+                   help="two-span demo: writes a span of synthetic data and a shifted second one (and an "
+                   "unshifted one), runs the pipeline on each in turn: drift gate, warm start, compare, push")
+    p.add_argument("--spans", type=int, help=_DESCRIBE("spans"))
+    p.add_argument("--allow-drift", action="store_true", default=None, help=_DESCRIBE("allow_drift"))
     p.add_argument("--max-bad-fraction", type=float, help="image folders: stop when more than this "
                    "fraction of files cannot be used (each is listed in the ExampleGen's conversion_report.json) "
                    f"(default {_DEFAULTS.max_bad_fraction})")
@@ -95,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                    f"(default {_HP.augment})")
     g.add_argument("--no-augment", dest="augment", action="store_const", const="none",
                    help="the same as --augment none")
+    g.add_argument("--from-scratch", action="store_true", default=None, help=_DESCRIBE("from_scratch"))
     g.add_argument("--tune", action="store_true", default=None,
                    help="add a KerasTuner stage (learning rate, dropout, label smoothing) before the Trainer")
     g.add_argument("--tuner-trials", type=int, help=f"Tuner trials (default {_DEFAULTS.tuner_trials})")
@@ -154,7 +165,8 @@ _HPARAM_FLAGS = ("backbone", "weights", "allow_random_init", "epochs", "batch_si
                  "image_size", "head_epochs", "precision", "augment")
 _CONFIG_FLAGS = ("tune", "tuner_trials", "data", "modality", "max_bad_fraction", "tfds_data_dir", "split_files",
                  "output_dir", "pipeline_name", "model_name", "min_accuracy", "min_macro_f1",
-                 "max_drop", "beam_direct_running_mode", "beam_num_workers")
+                 "max_drop", "beam_direct_running_mode", "beam_num_workers", "spans", "allow_drift",
+                 "from_scratch")
 _CLOUD_FLAGS = ("pipeline_root_uri", "project", "region", "image", "service_account", "beam_runner",
                 "temp_location", "vertex_training", "training_machine_type", "training_accelerator_type",
                 "training_accelerator_count", "infra_gate")
@@ -198,6 +210,10 @@ def dispatch(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
     config = config_from_args(args)
+    if args.demo_spans:
+        from pipeline import demo_spans
+
+        return demo_spans.run(config, args.verbose)
     return run_or_compile(args, config)
 
 

@@ -10,7 +10,7 @@ import os
 import posixpath
 from typing import Any, Dict, List, Literal, Mapping, Optional
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 from pydantic.dataclasses import dataclass
 
 from components import settings
@@ -116,6 +116,16 @@ class PipelineConfig:
     # tensorflow_model_server binary), 'off'; 'auto': kubernetes on Kubeflow, process on Vertex AI,
     # off locally (no Docker or cluster; 'process' works where tensorflow_model_server is on PATH).
     infra_gate: Literal[INFRA_GATES] = AUTO_GATE
+    # New data as spans (components/spans.py; README "New data as spans").
+    spans: PositiveInt = Field(1, description=(
+        "with --data a root of spans (span-N/ folders or zips, or a {SPAN} pattern): Transform and the "
+        "Trainer train on the latest N spans; the ExampleGen ingests the newest one (local runner; 1 on "
+        "Kubeflow/Vertex, whose resolvers are the latest artifact or blessed model only)"))
+    allow_drift: bool = Field(False, description=(
+        "let a new span through whose statistics drifted from the previous span's beyond the schema's "
+        "thresholds (a deliberate change); the drift is still logged and reported"))
+    from_scratch: bool = Field(False, description=(
+        "train anew instead of warm-starting from the latest blessed model (components/warm_start.py)"))
 
     def __post_init__(self) -> None:
         """What one field alone cannot say (pydantic runs this after checking each field)."""
