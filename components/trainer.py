@@ -245,8 +245,9 @@ def run_fn(fn_args) -> None:
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
         json.dump(history, f)
 
+    # before the export, which attaches the Transform layer (the weights of the bare model load into the next one)
+    warm_start.save(model, hp, channels, fn_args.serving_model_dir)
     with trainer_timing.phase("export + warm-up requests"):
         export_serving_model(model, tft_output, fn_args.serving_model_dir, training_statistics=statistics)
     log.info("saved the serving model to %s", fn_args.serving_model_dir)
-    warm_start.save(model, hp, channels, fn_args.serving_model_dir)
     timing.finish(fn_args.model_run_dir)

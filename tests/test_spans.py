@@ -159,3 +159,18 @@ def test_a_compiled_pipeline_refuses_a_span_window(tmp_path):
 def test_split_files_with_a_span_root_is_one_line(tmp_path):
     with pytest.raises(ConfigError, match="drop --split-files"):
         _pipeline(tmp_path, split_files="a.txt,b.txt,c.txt")
+
+
+@pytest.mark.e2e
+def test_two_spans_gate_the_shifted_one_and_warm_start_with_allow_drift(two_span_run):
+    import glob
+    import os
+
+    out, stderr = two_span_run
+    (line,) = [x for x in stderr.splitlines() if x.startswith("error:")]
+    assert "the new span drifted from span 1: label l_infty" in line and "--allow-drift" in line
+    root = os.path.join(out, "pipelines", "e2e")
+    drift = [json.load(open(p)) for p in glob.glob(os.path.join(root, "AnomalyCheck", "drift", "*", "drift.json"))]
+    assert any(d["drifted"] and d["allowed"] and d["span"] == 2 and d["previous_span"] == 1 for d in drift)
+    # both Trainers left the weights a later run warm-starts from
+    assert len(glob.glob(os.path.join(root, "Trainer", "model", "*", "warm_start", "model.weights.h5"))) == 2

@@ -206,8 +206,14 @@ def write_synthetic_span(folder: str, num_examples: int, seed: int = 0, shift: S
                         f"{features.NUM_CLASSES} (one per class)")
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "synthetic-00000-of-00001.tfrecord")
+    marker = os.path.join(folder, records.COMPLETE_MARKER)
+    stamp = f"num_examples={num_examples} seed={seed} shift={shift} modality={modality}\n"
+    if os.path.exists(marker) and open(marker).read() == stamp and os.path.exists(path):
+        return path  # idempotent: the same span again is not rewritten (its identity, TFX's cache, hold)
     tag = os.path.basename(os.path.normpath(folder))
     with tf.io.TFRecordWriter(path) as writer:
         for pixels, label, source in shifted_samples(modality, num_examples, seed, shift, tag):
             writer.write(features.example_of(modality, pixels, label, f"synthetic/{source}").SerializeToString())
+    with open(marker, "w") as f:
+        f.write(stamp)
     return path
