@@ -14,7 +14,7 @@ def _root(tmp_path, names):
         if name.endswith(".zip"):
             path.write_bytes(b"PK")
         else:
-            path.mkdir()
+            path.mkdir(exist_ok=True)
     return str(tmp_path)
 
 
@@ -128,7 +128,9 @@ def test_a_span_root_builds_the_span_example_gen_window_and_gate(tmp_path):
     nodes = _pipeline(tmp_path, spans=3, allow_drift=True)
     assert isinstance(nodes["ExampleGen"], EuroSATSpanExampleGen)
     window = nodes[SPAN_WINDOW_ID]
-    assert window.exec_properties["resolver_config"] == {"num_spans": 3}
+    from tfx.dsl.components.common import resolver
+
+    assert window.exec_properties[resolver.RESOLVER_CONFIG] == {"num_spans": 3}
     assert nodes["Transform"].inputs["examples"] is window.outputs["examples"]
     # the Evaluator keeps to the new span's own test split
     assert nodes["Evaluator"].inputs["examples"] is nodes["ExampleGen"].outputs["examples"]
