@@ -241,8 +241,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             elif value is not None:
                 examples.set_string_custom_property(key, str(value))
         examples.set_string_custom_property(SOURCE_IDENTITY_KEY, exec_properties[SOURCE_IDENTITY_KEY])
-        if exec_properties.get("span") is not None and not examples.has_custom_property("span"):
-            examples.set_int_custom_property("span", int(exec_properties["span"]))  # the driver's pick
+        record_span(examples, exec_properties.get("span"))
         examples.set_string_custom_property("conversion_report", posixpath.join(examples.uri, REPORT_NAME))
 
     def _report(self, exec_properties: Dict[str, Any]) -> dict:
@@ -320,6 +319,18 @@ class EuroSATExampleGen(base_beam_component.BaseBeamComponent):
             examples=types.Channel(type=standard_artifacts.Examples),
         )
         super().__init__(spec=spec)
+
+
+def record_span(examples, span: Optional[int] = None) -> None:
+    """The span TFX's driver picked (its custom property, or `span` from the exec properties) also
+    as the Examples' `span` property: StatisticsGen copies that property, not the custom one, to its
+    statistics, and the drift gate finds the previous span's statistics by it (components/spans.py)."""
+    if examples.has_custom_property("span"):
+        span = examples.get_int_custom_property("span")
+    elif span is not None:
+        examples.set_int_custom_property("span", int(span))
+    if span is not None:
+        examples.span = int(span)
 
 
 class EuroSATSpanExampleGen(FileBasedExampleGen):

@@ -176,3 +176,22 @@ def test_two_spans_gate_the_shifted_one_and_warm_start_with_allow_drift(two_span
     assert any(d["drifted"] and d["allowed"] and d["span"] == 2 and d["previous_span"] == 1 for d in drift)
     # both Trainers left the weights a later run warm-starts from
     assert len(glob.glob(os.path.join(root, "Trainer", "model", "*", "warm_start", "model.weights.h5"))) == 2
+
+
+def test_the_driver_span_becomes_the_property_statistics_gen_copies():
+    """The driver sets the custom property only; StatisticsGen copies `examples.span` (the property)
+    to its statistics, which the previous-span resolver reads: without it every span counts as 0."""
+    from tfx.types import standard_artifacts
+
+    from components.example_gen import record_span
+
+    examples = standard_artifacts.Examples()
+    examples.set_int_custom_property("span", 3)  # what FileBasedDriver's update_output_artifact does
+    record_span(examples, None)
+    assert examples.span == 3
+    statistics = standard_artifacts.ExampleStatistics()
+    statistics.span = examples.span  # tfx/components/statistics_gen/executor.py
+    assert spans.span_of(statistics) == 3
+    other = standard_artifacts.Examples()
+    record_span(other, 5)
+    assert other.span == 5 and other.get_int_custom_property("span") == 5
