@@ -84,7 +84,6 @@ def test_band_drift_is_jensen_shannon_on_13_band_spans(tmp_path):
 
 def test_the_gate_reads_the_statistics_artifacts_layout(tmp_path, rgb_spans):
     """drift_report on StatisticsGen's layout (Split-train/FeatureStats.pb), what the component reads."""
-    import tensorflow_data_validation as tfdv
 
     _, stats = rgb_spans
     for name in ("span-1", "shifted"):
