@@ -113,6 +113,13 @@ SPAN_WINDOW_ID = "span_window_resolver"
 PREVIOUS_SPAN_ID = "previous_span_statistics_resolver"
 
 
+def _history(artifact_type, producer, output_key: str):
+    """Every artifact `producer` ever wrote to `output_key` in this pipeline (TFX's penguin example's
+    Channel by producer id): resolving the producer's output channel itself gave only the current
+    run's artifact (measured: the demo's span-2 gate resolved no previous span that way)."""
+    return tfx.dsl.Channel(type=artifact_type, producer_component_id=producer.id, output_key=output_key)
+
+
 def span_resolvers(config: PipelineConfig, example_gen, statistics_gen, local: bool) -> Dict[str, Any]:
     """The resolvers of a span root (components.span_resolver.LatestSpansStrategy): the latest
     `config.spans` spans' examples (what Transform and the Trainer see), and the previous span's
@@ -131,11 +138,15 @@ def span_resolvers(config: PipelineConfig, example_gen, statistics_gen, local: b
     if config.spans > 1:
         out["window"] = tfx.dsl.Resolver(
             strategy_class=LatestSpansStrategy, config={"num_spans": config.spans},
-            examples=example_gen.outputs["examples"]).with_id(SPAN_WINDOW_ID)
+            examples=_history(tfx.types.standard_artifacts.Examples, example_gen, "examples"),
+        ).with_id(SPAN_WINDOW_ID)
+        out["window"].add_upstream_node(example_gen)
     if local:
         out["previous"] = tfx.dsl.Resolver(
             strategy_class=LatestSpansStrategy, config={"num_spans": 1, "skip_recent": 1},
-            statistics=statistics_gen.outputs["statistics"]).with_id(PREVIOUS_SPAN_ID)
+            statistics=_history(tfx.types.standard_artifacts.ExampleStatistics, statistics_gen, "statistics"),
+        ).with_id(PREVIOUS_SPAN_ID)
+        out["previous"].add_upstream_node(statistics_gen)
     return out
 
 
