@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true",
                    help="small synthetic run (synthetic:2000, no pretrained weights, 8 epochs) "
                    "that completes in a few minutes on 2 CPU cores")
+    p.add_argument("--demo-spans", action="store_true",
+                   help="two-span demo: writes a span of synthetic data and a shifted second one (and an "
+                   "unshifted one), runs the pipeline on each in turn: drift gate, warm start, compare, push")
     p.add_argument(settings.SET_FLAG, action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="set any configuration key, e.g. --set hparams.batch_size=32 --set min_accuracy=0.9; "
                    "the value is read as in a YAML file and validated like the rest; may be repeated; it "
@@ -107,6 +110,10 @@ def dispatch(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
     config = config_from_args(args)
+    if args.demo_spans:
+        from pipeline import demo_spans
+
+        return demo_spans.run(config, args.verbose)
     return run_or_compile(args, config)
 
 

@@ -1,14 +1,21 @@
-"""Stop the pipeline before Transform when ExampleValidator found anomalies.
+"""Stop the pipeline before Transform when ExampleValidator found anomalies, or the new span drifted.
 
 ExampleValidator only *records* anomalies; TFX goes on to Transform and trains on whatever
 arrived. This component reads the anomalies artifact and fails the run with a message that names
 each split, feature and problem (``train: feature 'label': Out-of-range values ...``), so bad data
 never reaches training silently. Transform runs after it (create_pipeline wires the order).
+
+With data in spans (components/spans.py) it is also the drift gate: TFDV compares the new span's
+train-split statistics with the previous span's by the drift comparators of the curated schema
+(L-infinity on the label, Jensen-Shannon divergence on the 13 bands; schema/README.md says how
+the thresholds were chosen). A distance above its threshold stops the run with one line naming the
+features and distances, unless `allow_drift` (--allow-drift) lets the deliberate change through;
+every distance, above or below, is written to the gate's artifact (``drift.json``) for the report.
 """
 
 import json
 import os
-from typing import Dict, List
+from typing import Any, Dict, List, Optional
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx
@@ -20,6 +27,57 @@ ANOMALIES_FILE = "SchemaDiff.pb"  # what ExampleValidator writes under Split-<na
 
 class DataAnomaliesError(DataError):
     """The examples do not match the schema; the message says where and how."""
+
+
+class DataDriftError(DataError):
+    """The new span's distribution moved further from the previous span's than the schema allows."""
+
+
+DRIFT_SPLIT = "train"  # the split whose statistics are compared (the largest of a span)
+DRIFT_FILE = "drift.json"  # in the gate's artifact: every measured distance, for the report
+STATS_FILE = "FeatureStats.pb"  # what StatisticsGen writes under Split-<name>/
+DRIFT_TYPES = ("L_INFTY", "JENSEN_SHANNON_DIVERGENCE", "NORMALIZED_ABSOLUTE_DIFFERENCE")
+
+
+def load_split_statistics(uri: str, split: str = DRIFT_SPLIT):
+    """The DatasetFeatureStatisticsList of one split of an ExampleStatistics artifact."""
+    import tensorflow_data_validation as tfdv
+
+    return tfdv.load_stats_binary(os.path.join(uri, f"Split-{split}", STATS_FILE))
+
+
+def compare_statistics(statistics, previous, schema) -> List[Dict[str, Any]]:
+    """TFDV's drift comparison of `statistics` with `previous` under `schema`'s drift comparators:
+    one {feature, type, value, threshold, drifted} per comparison, above its threshold or not."""
+    import tensorflow_data_validation as tfdv
+
+    anomalies = tfdv.validate_statistics(statistics=statistics, schema=schema, previous_statistics=previous)
+    out = []
+    for info in anomalies.drift_skew_info:
+        feature = ".".join(info.path.step)
+        for m in info.drift_measurements:
+            kind = anomalies_pb2.DriftSkewInfo.Measurement.Type.Name(m.type)
+            out.append({"feature": feature, "type": kind, "value": round(float(m.value), 4),
+                        "threshold": round(float(m.threshold), 4), "drifted": bool(m.value > m.threshold)})
+    return sorted(out, key=lambda m: (m["feature"], m["type"]))
+
+
+def drift_line(measured: List[Dict[str, Any]], against: str) -> Optional[str]:
+    """One line naming each drifted feature with its distance and threshold; None when none drifted."""
+    drifted = [m for m in measured if m["drifted"]]
+    if not drifted:
+        return None
+    parts = ", ".join(f"{m['feature']} {m['type'].lower()} {m['value']:.4f} > {m['threshold']:g}" for m in drifted)
+    return f"the new span drifted from {against}: {parts}"
+
+
+def check_drift(measured: List[Dict[str, Any]], against: str, allow_drift: bool) -> Optional[str]:
+    """Raise DataDriftError (one line, with the fix) on drift unless `allow_drift`; returns the line."""
+    line = drift_line(measured, against)
+    if line and not allow_drift:
+        raise DataDriftError(f"{line}; stopping before Transform. If the change is deliberate, run again with "
+                             "--allow-drift (or fix the data)")
+    return line
 
 
 def describe_anomalies(anomalies: anomalies_pb2.Anomalies) -> List[str]:
@@ -61,12 +119,50 @@ def read_anomalies(uri: str, splits: List[str]) -> Dict[str, anomalies_pb2.Anoma
     return out
 
 
+def drift_report(statistics_uri: str, previous_uri: str, previous_span: int, span: int,
+                 schema_file: str, allow_drift: bool) -> Dict[str, Any]:
+    """The comparison of the new span's statistics with the previous span's, checked: DataDriftError
+    on drift beyond a threshold unless `allow_drift`; the dict the gate writes to drift.json."""
+    import tensorflow_data_validation as tfdv
+
+    measured = compare_statistics(load_split_statistics(statistics_uri), load_split_statistics(previous_uri),
+                                  tfdv.load_schema_text(schema_file))
+    line = check_drift(measured, f"span {previous_span}", allow_drift)
+    return {"span": span, "previous_span": previous_span, "split": DRIFT_SPLIT, "schema": schema_file,
+            "measurements": measured, "drifted": line is not None, "allowed": bool(line and allow_drift),
+            "line": line}
+
+
 @tfx.dsl.components.component
 def AnomalyCheck(
     anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
     schema_file: tfx.dsl.components.Parameter[str],
+    drift: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
+    statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics] = None,
+    previous_statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics] = None,
+    allow_drift: tfx.dsl.components.Parameter[int] = 0,
 ) -> None:
-    """Fails (and so stops every downstream component) when the anomalies artifact is not empty;
-    the message names `schema_file`, the curated schema the run validated against."""
+    """Fails (and so stops every downstream component) when the anomalies artifact is not empty
+    (the message names `schema_file`, the curated schema the run validated against), or when the
+    new span's `statistics` drifted from the `previous_statistics` (the previous span's; absent on
+    a first span or a single source) beyond the schema's thresholds and not `allow_drift`."""
+    import logging
+
+    import tensorflow as tf
+
     splits = json.loads(anomalies.split_names)
     check_anomalies(read_anomalies(anomalies.uri, splits), schema_hint=schema_file)
+    report: Dict[str, Any] = {"measurements": [], "drifted": False, "line": None}
+    if statistics is not None and previous_statistics is not None:
+        from components.spans import span_of
+
+        report = drift_report(statistics.uri, previous_statistics.uri, span_of(previous_statistics),
+                              span_of(statistics), schema_file, bool(allow_drift))
+        distances = ", ".join(f"{m['feature']} {m['type'].lower()} {m['value']:.4f}" for m in report["measurements"])
+        decision = (report["line"] + " (let through: --allow-drift)" if report["line"]
+                    else f"no drift beyond the thresholds ({distances})")
+        logging.getLogger(__name__).warning("drift gate: span %s vs span %s: %s", report["span"],
+                                            report["previous_span"], decision)
+    drift.split_names = json.dumps([DRIFT_SPLIT])
+    with tf.io.gfile.GFile(os.path.join(drift.uri, DRIFT_FILE), "w") as f:
+        json.dump(report, f, indent=1)

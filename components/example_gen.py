@@ -30,8 +30,9 @@ from typing import Any, Dict, List, Optional
 import apache_beam as beam
 from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
+from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import base_beam_component, executor_spec
-from tfx.proto import example_gen_pb2
+from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
@@ -72,6 +73,18 @@ class EuroSATExampleGenSpec(ComponentSpec):
     }
     INPUTS: Dict[str, ChannelParameter] = {}
     OUTPUTS = {standard_component_specs.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples)}
+
+
+class EuroSATSpanExampleGenSpec(EuroSATExampleGenSpec):
+    """The same, for a root of spans: TFX's FileBasedExampleGen driver reads `input_base` and the
+    split pattern's {SPAN} (and an optional RangeConfig), and picks the span to ingest."""
+
+    PARAMETERS = {
+        **EuroSATExampleGenSpec.PARAMETERS,
+        standard_component_specs.INPUT_BASE_KEY: ExecutionParameter(type=str),
+        standard_component_specs.RANGE_CONFIG_KEY: ExecutionParameter(type=range_config_pb2.RangeConfig,
+                                                                      optional=True),
+    }
 
 
 def _source_of(exec_properties: Dict[str, Any]) -> str:
@@ -170,6 +183,10 @@ def SourceToExamples(pipeline, exec_properties: Dict[str, Any], split_pattern: s
     """The source named by `split_pattern` (components.data_sources) -> contract tf.Examples; what
     the report needs is left in exec_properties['_listing'] for the executor."""
     report_dir = exec_properties["_report_dir"]
+    input_base = exec_properties.get(standard_component_specs.INPUT_BASE_KEY)
+    if input_base:  # a span root: the driver resolved {SPAN} in the pattern, relative to the root
+        split_pattern = posixpath.join(input_base, split_pattern)
+        log.info("span %s: %s", exec_properties.get("span"), split_pattern)
     kind = data_sources.source_kind(split_pattern)
     if kind == data_sources.SYNTHETIC_KIND:
         examples, listing = _synthetic_examples(pipeline, split_pattern, exec_properties)
@@ -224,6 +241,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             elif value is not None:
                 examples.set_string_custom_property(key, str(value))
         examples.set_string_custom_property(SOURCE_IDENTITY_KEY, exec_properties[SOURCE_IDENTITY_KEY])
+        record_span(examples, exec_properties.get("span"))
         examples.set_string_custom_property("conversion_report", posixpath.join(examples.uri, REPORT_NAME))
 
     def _report(self, exec_properties: Dict[str, Any]) -> dict:
@@ -301,6 +319,57 @@ class EuroSATExampleGen(base_beam_component.BaseBeamComponent):
             examples=types.Channel(type=standard_artifacts.Examples),
         )
         super().__init__(spec=spec)
+
+
+def record_span(examples, span: Optional[int] = None) -> None:
+    """The span TFX's driver picked (its custom property, or `span` from the exec properties) also
+    as the Examples' `span` property: StatisticsGen copies that property, not the custom one, to its
+    statistics, and the drift gate finds the previous span's statistics by it (components/spans.py)."""
+    if examples.has_custom_property("span"):
+        span = examples.get_int_custom_property("span")
+    elif span is not None:
+        examples.set_int_custom_property("span", int(span))
+    if span is not None:
+        examples.span = int(span)
+
+
+class EuroSATSpanExampleGen(FileBasedExampleGen):
+    """EuroSAT's ExampleGen over a root of spans (components.spans): a FileBasedExampleGen, so TFX's
+    driver (locally FileBasedDriver, on Kubeflow/Vertex the file-based ExampleGen driver step) picks
+    the newest span of the pattern (or the one a RangeConfig names), records it as the Examples'
+    `span`, and the executor reads that span as EuroSATExampleGen reads a single source."""
+
+    SPEC_CLASS = EuroSATSpanExampleGenSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+    def __init__(self, source: str, modality: str, max_bad_fraction: float, seed: int = 0,
+                 output_config: Optional[example_gen_pb2.Output] = None,
+                 range_config: Optional[range_config_pb2.RangeConfig] = None,
+                 source_identity: Optional[str] = None):
+        from components import spans
+
+        source = data_sources.absolute(source) if spans.SPAN_SPEC not in source else source
+        input_base, pattern = spans.span_input(source) or (None, None)
+        if input_base is None:
+            raise DataError(f"--data {source!r} is not a root of spans (span-N/ folders or a {spans.SPAN_SPEC} "
+                            "pattern); pass it as a single source")
+        spec = EuroSATSpanExampleGenSpec(
+            input_base=input_base,
+            input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern=pattern)]),
+            output_config=output_config or example_gen_pb2.Output(),
+            range_config=range_config,
+            output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
+            output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+            # the root's identity: a new span (or any change in one) re-runs the ExampleGen
+            source_identity=source_identity or data_sources.source_identity(input_base, 0, "", ""),
+            modality=modality,
+            max_bad_fraction=float(max_bad_fraction),
+            seed=int(seed),
+            tfds_data_dir="",
+            split_files="",
+            examples=types.Channel(type=standard_artifacts.Examples),
+        )
+        base_beam_component.BaseBeamComponent.__init__(self, spec=spec)
 
 
 def report_of(examples_uri: str) -> Optional[dict]:

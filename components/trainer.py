@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
-from components import trainer_timing
+from components import trainer_timing, warm_start
 from components.dataset import input_fn, model_feature_spec, train_patch_moments
 from components.hparams import BUDGET_SCALED, HParams
 from components.model import build_model, compile_model, set_backbone_trainable
@@ -144,6 +144,7 @@ def train(
     channels: int = features.RGB_CHANNELS,
     log_dir: Optional[str] = None,
     backup_dir: Optional[str] = None,
+    initial_weights: Optional[str] = None,
 ) -> Tuple[tf.keras.Model, Dict[str, List[float]]]:
     """Build and fit the model with the configured recipe; returns it and the merged history.
     The budget rule (HParams.for_budget) is applied here, on the run's own steps per epoch."""
@@ -163,6 +164,8 @@ def train(
     strategy = distribution_strategy()
     with trainer_timing.phase("model build"):
         model = build_model_with_precision(hp, channels, precision, strategy)
+        if initial_weights:  # a warm start (components/warm_start.py)
+            warm_start.load(model, initial_weights)
     common = [trainer_timing.EpochTimes()] + ([tf.keras.callbacks.TensorBoard(log_dir=log_dir)] if log_dir else [])
     histories = []
     start_epoch = 0
@@ -215,6 +218,10 @@ def run_fn(fn_args) -> None:
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     spec = model_feature_spec(tft_output.transformed_feature_spec())
     channels = int(spec[features.TRANSFORMED_IMAGE_KEY].shape[-1])
+    warm = warm_start.plan(getattr(fn_args, "base_model", None), hp, channels,
+                           bool((fn_args.custom_config or {}).get(warm_start.WARM_START_KEY, True)))
+    log.info("%s", warm.line)
+    hp = warm.hparams
 
     started = time.monotonic()
     n_train, moments = train_patch_moments(fn_args.train_files, tft_output.transformed_feature_spec())
@@ -232,11 +239,14 @@ def run_fn(fn_args) -> None:
         hp, train_ds, eval_ds, steps_per_epoch, channels,
         log_dir=os.path.join(fn_args.model_run_dir, "tensorboard"),
         backup_dir=resume_dir(fn_args.model_run_dir, hp, list(fn_args.train_files)),
+        initial_weights=warm.weights,
     )
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
         json.dump(history, f)
 
+    # before the export, which attaches the Transform layer (the weights of the bare model load into the next one)
+    warm_start.save(model, hp, channels, fn_args.serving_model_dir)
     with trainer_timing.phase("export + warm-up requests"):
         export_serving_model(model, tft_output, fn_args.serving_model_dir, training_statistics=statistics)
     log.info("saved the serving model to %s", fn_args.serving_model_dir)

@@ -135,6 +135,17 @@ class PipelineConfig:
         AUTO_GATE, "load the model in the official TF Serving server and query it before the Pusher: kubernetes "
         "(a tensorflow/serving pod), process (tensorflow_model_server in the image or on PATH), off; auto = the "
         "runner's own (kubernetes on Kubeflow, process on Vertex, off locally)", group=CLOUD)
+    # New data as spans (components/spans.py; README "New data as spans").
+    spans: PositiveInt = setting(
+        1, "with --data a root of spans (span-N/ folders or zips, or a {SPAN} pattern): Transform and the "
+        "Trainer train on the latest N spans; the ExampleGen ingests the newest one (local runner; 1 on "
+        "Kubeflow/Vertex, whose resolvers are the latest artifact or blessed model only)", group=DATA)
+    allow_drift: bool = setting(
+        False, "let a new span through whose statistics drifted from the previous span's beyond the schema's "
+        "thresholds (a deliberate change); the drift is still logged and reported", group=DATA)
+    from_scratch: bool = setting(
+        False, "train anew instead of warm-starting from the latest blessed model (components/warm_start.py)",
+        group=TRAINING)
 
     def __post_init__(self) -> None:
         """What one field alone cannot say (pydantic runs this after checking each field)."""

@@ -16,7 +16,12 @@ __all__ = ["check_data_spec", "parse_synthetic", "source_modality", "resolve_mod
 
 def check_data_spec(spec: str) -> None:
     """What can be said of `--data` before TensorFlow loads: a malformed synthetic[:N] or tfds name,
-    or a local path that does not exist (DataNotFound)."""
+    or a local path that does not exist (DataNotFound); a root of spans without a span (DataError)."""
+    from components.spans import SPAN_SPEC, latest_local_span
+
+    if SPAN_SPEC in spec and is_local(spec):
+        latest_local_span(spec)
+        return
     if source_kind(spec) == PATH_KIND and is_local(spec) and not os.path.exists(spec):
         raise DataNotFound(not_found(spec))
 
@@ -28,6 +33,11 @@ def source_modality(spec: str) -> str:
     if named is not None:
         return named
     from components import convert, data_sources
+    from components.spans import latest_local_span
+
+    latest = latest_local_span(spec)  # a root of spans: the newest one, which the ExampleGen reads
+    if latest is not None:
+        spec = latest[1]
 
     if data_sources.holds_tfrecords(spec):
         data_sources.check_tfrecords(spec)

@@ -6,10 +6,10 @@ from typing import Any, Dict
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
-from components import gated_metrics, push
+from components import gated_metrics, push, spans, warm_start
 from components.anomaly_check import AnomalyCheck
 from components.evaluation import make_eval_config
-from components.example_gen import EuroSATExampleGen
+from components.example_gen import EuroSATExampleGen, EuroSATSpanExampleGen
 from components.infra_gate import InfraGate
 from pipeline.config import PipelineConfig
 from schema.records import SPLIT_NAMES
@@ -48,7 +48,8 @@ def vertex_training_job(config: PipelineConfig) -> Dict[str, Any]:
 def trainer_custom_config(config: PipelineConfig) -> Dict[str, Any]:
     """The hyperparameters (recorded in metadata, read by run_fn), plus the Vertex AI Training
     job when the Trainer runs there (TFX's Google Cloud extension reads those keys)."""
-    custom_config: Dict[str, Any] = {"hparams": config.hparams.to_dict()}
+    custom_config: Dict[str, Any] = {"hparams": config.hparams.to_dict(),
+                                     warm_start.WARM_START_KEY: not config.from_scratch}
     if config.vertex_training:
         gcp = tfx.extensions.google_cloud_ai_platform
         custom_config.update({
@@ -73,9 +74,18 @@ def hash_split_config() -> Any:
     )
 
 
-def make_example_gen(config: PipelineConfig) -> EuroSATExampleGen:
+def make_example_gen(config: PipelineConfig):
     """The ExampleGen of `config.data`, whatever the source (components.example_gen): hash split,
-    or the published split lists; the source's identity in its execution properties (TFX's cache)."""
+    or the published split lists; the source's identity in its execution properties (TFX's cache).
+    A root of spans (components.spans) gets the span ExampleGen: the newest span, hash split."""
+    if is_span_root(config):
+        return EuroSATSpanExampleGen(
+            source=config.data,
+            modality=config.data_modality,
+            max_bad_fraction=config.max_bad_fraction,
+            seed=config.hparams.seed,
+            output_config=hash_split_config(),
+        ).with_id(EXAMPLE_GEN_ID)
     return EuroSATExampleGen(
         source=config.data,
         modality=config.data_modality,
@@ -85,6 +95,59 @@ def make_example_gen(config: PipelineConfig) -> EuroSATExampleGen:
         split_files=config.split_files,
         output_config=None if config.split_files else hash_split_config(),
     ).with_id(EXAMPLE_GEN_ID)
+
+
+def is_span_root(config: PipelineConfig) -> bool:
+    """Whether --data is a root of spans (span-N/ folders or zips, a {SPAN} pattern)."""
+    if spans.span_input(config.data) is None:
+        return False
+    if config.split_files:
+        from schema.errors import ConfigError
+
+        raise ConfigError(f"--split-files names one source's files; --data {config.data!r} is a root of spans: "
+                          "drop --split-files (each span is split 60/20/20 by hash of the file name)")
+    return True
+
+
+SPAN_WINDOW_ID = "span_window_resolver"
+PREVIOUS_SPAN_ID = "previous_span_statistics_resolver"
+
+
+def _history(artifact_type, producer, output_key: str):
+    """Every artifact `producer` ever wrote to `output_key` in this pipeline (TFX's penguin example's
+    Channel by producer id): resolving the producer's output channel itself gave only the current
+    run's artifact (measured: the demo's span-2 gate resolved no previous span that way)."""
+    return tfx.dsl.Channel(type=artifact_type, producer_component_id=producer.id, output_key=output_key)
+
+
+def span_resolvers(config: PipelineConfig, example_gen, statistics_gen, local: bool) -> Dict[str, Any]:
+    """The resolvers of a span root (components.span_resolver.LatestSpansStrategy): the latest
+    `config.spans` spans' examples (what Transform and the Trainer see), and the previous span's
+    statistics (the drift gate's reference; none on the first span). Kubeflow/Vertex compile only
+    latest-artifact and latest-blessed-model resolvers (--spans > 1 is refused there), so compiled
+    pipelines train on the newest span and have no previous-span gate."""
+    from components.span_resolver import LatestSpansStrategy
+
+    if not local and config.spans > 1:
+        from schema.errors import ConfigError
+
+        raise ConfigError(f"--spans {config.spans}: Kubeflow/Vertex pipelines compile only the latest-artifact "
+                          "and latest-blessed-model resolvers, so they train on the newest span; drop --spans "
+                          "or run locally")
+    out: Dict[str, Any] = {}
+    if config.spans > 1:
+        out["window"] = tfx.dsl.Resolver(
+            strategy_class=LatestSpansStrategy, config={"num_spans": config.spans},
+            examples=_history(tfx.types.standard_artifacts.Examples, example_gen, "examples"),
+        ).with_id(SPAN_WINDOW_ID)
+        out["window"].add_upstream_node(example_gen)
+    if local:
+        out["previous"] = tfx.dsl.Resolver(
+            strategy_class=LatestSpansStrategy, config={"num_spans": 1, "skip_recent": 1},
+            statistics=_history(tfx.types.standard_artifacts.ExampleStatistics, statistics_gen, "statistics"),
+        ).with_id(PREVIOUS_SPAN_ID)
+        out["previous"].add_upstream_node(statistics_gen)
+    return out
 
 
 def describe_split(config: PipelineConfig) -> str:
@@ -109,10 +172,21 @@ def create_pipeline(
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
-    # ExampleValidator records anomalies; AnomalyCheck fails the run on them, before Transform.
-    anomaly_check = AnomalyCheck(anomalies=example_validator.outputs["anomalies"], schema_file=config.schema_file())
+    # A metadata connection means a local run (Kubeflow and Vertex AI keep ML Metadata themselves):
+    # only there can the span resolvers (a custom ResolverStrategy) run.
+    local = metadata_connection_config is not None
+    resolvers = span_resolvers(config, example_gen, statistics_gen, local) if is_span_root(config) else {}
+    previous = resolvers.get("previous")
+    # ExampleValidator records anomalies; AnomalyCheck fails the run on them, and on a new span's
+    # drift from the previous span (unless --allow-drift), before Transform.
+    anomaly_check = AnomalyCheck(
+        anomalies=example_validator.outputs["anomalies"], schema_file=config.schema_file(),
+        statistics=statistics_gen.outputs["statistics"] if previous else None,
+        previous_statistics=previous.outputs["statistics"] if previous else None,
+        allow_drift=int(config.allow_drift))
+    window = resolvers.get("window")
     transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
+        examples=window.outputs["examples"] if window else example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         splits_config=tfx.proto.SplitsConfig(
@@ -131,6 +205,12 @@ def create_pipeline(
             custom_config={"hparams": config.hparams.to_dict(), "tuner_trials": config.tuner_trials,
                            "tuner_epochs": config.tuner_epochs},
         )
+    # The served model: the Trainer's warm start (base_model) and the Evaluator's baseline.
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
     # In process (any runner), or as a Vertex AI Training job on GPUs: same inputs, same run_fn.
     trainer_class = (
         tfx.extensions.google_cloud_ai_platform.Trainer if config.vertex_training else tfx.components.Trainer
@@ -141,15 +221,11 @@ def create_pipeline(
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
+        base_model=None if config.from_scratch else model_resolver.outputs["model"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config=trainer_custom_config(config),
     )
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
@@ -180,11 +256,12 @@ def create_pipeline(
             statistics_gen,
             schema_gen,
             example_validator,
+            *resolvers.values(),
             anomaly_check,
             transform,
             *([tuner] if tuner else []),
-            trainer,
             model_resolver,
+            trainer,
             evaluator,
             *([infra_gate] if infra_gate else []),
             pusher,

@@ -118,3 +118,27 @@ def digits_run(tmp_path_factory):
     _run_printing(["--data", folder, "--output-dir", out, "--pipeline-name", "digits", "--weights", "none",
                    "--epochs", "8", "--augment", "none", "--min-accuracy", "0", "--min-macro-f1", "0"])
     return out, "digits"
+
+
+@pytest.fixture(scope="session")
+def two_span_run(tmp_path_factory):
+    """New data as spans (components/spans.py): span-1, then a shifted span-2 (the drift gate stops
+    it: exit code 2), then span-2 with --allow-drift (warm-started from span-1's blessed model);
+    (output dir, the gated run's stderr)."""
+    import contextlib
+    import io
+
+    import pipeline_runner
+    from schema.example_data.synthetic import DEMO_SHIFT, write_synthetic_span
+
+    root = tmp_path_factory.mktemp("spans")
+    data, out = str(root / "data"), str(root / "out")
+    argv = ["--data", data, "--output-dir", out, "--pipeline-name", E2E_PIPELINE, *TINY_FLAGS]
+    write_synthetic_span(os.path.join(data, "span-1"), 150, seed=1)
+    _run_printing(argv)
+    write_synthetic_span(os.path.join(data, "span-2"), 150, seed=2, shift=DEMO_SHIFT)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert pipeline_runner.main(argv) == 2
+    _run_printing(argv + ["--allow-drift"])
+    return out, err.getvalue()

@@ -23,7 +23,8 @@ EXPECTED_DAG = {
     "ExampleValidator": {"StatisticsGen", "ImportSchemaGen"},
     "AnomalyCheck": {"ExampleValidator"},  # anomalies stop the run before Transform
     "Transform": {"ExampleGen", "ImportSchemaGen", "AnomalyCheck"},
-    "Trainer": {"Transform", "ImportSchemaGen"},
+    # warm start: base_model is the latest blessed model (components/warm_start.py)
+    "Trainer": {"Transform", "ImportSchemaGen", "latest_blessed_model_resolver-model-resolver"},
     "latest_blessed_model_resolver-model-blessing-resolver": set(),
     "latest_blessed_model_resolver-model-resolver": set(),
     "Evaluator": {"ExampleGen", "Trainer", "latest_blessed_model_resolver-model-resolver"},
@@ -354,3 +355,23 @@ def test_a_hub_backbone_on_13_band_data_is_refused_before_anything_runs(tmp_path
         hparams={"backbone": "https://tfhub.dev/google/imagenet/efficientnet_v2_imagenet21k_xl/feature_vector/2"})
     with pytest.raises(UserError, match="TF Hub image model, which takes RGB only"):
         runners.run_local(config)
+
+
+SPAN_DATA = "gs://my-bucket/eurosat/spans/span-{SPAN}"
+
+
+def test_a_span_root_compiles_with_tfx_span_driver_and_the_warm_start_resolver(tmp_path):
+    """--data with {SPAN}: the ExampleGen step gets TFX's file-based ExampleGen driver (it resolves
+    the newest span before the executor) and the Trainer's base_model the latest blessed model."""
+    config = PipelineConfig(data=SPAN_DATA, pipeline_root_uri=ROOT, image=IMAGE, project="p", region="r")
+    spec = runners.compile_pipeline(config, str(tmp_path / "spans.json"), runners.VERTEX)
+    container = _container(spec, "ExampleGen")
+    driver = container["lifecycle"]["preCacheCheck"]
+    assert driver["command"][-1] == "tfx.orchestration.kubeflow.v2.file_based_example_gen.driver"
+    assert container["args"][:2] == ["--executor_class_path", "components.example_gen.Executor"]
+    assert _param(spec, "ExampleGen", "input_base") == "gs://my-bucket/eurosat/spans"
+    assert json.loads(_param(spec, "ExampleGen", "input_config"))["splits"][0]["pattern"] == "span-{SPAN}"
+    base_model = _tasks(spec)["Trainer"]["inputs"]["artifacts"]["base_model"]["taskOutputArtifact"]
+    assert base_model == {"producerTask": "latest_blessed_model_resolver-model-resolver", "outputArtifactKey": "model"}
+    with pytest.raises(Exception, match="--spans 2: Kubeflow/Vertex"):
+        runners.compile_pipeline(config.replace(spans=2), str(tmp_path / "window.json"), runners.VERTEX)

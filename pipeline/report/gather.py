@@ -5,7 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -103,6 +103,26 @@ def _read_history(model_run_uri: Optional[str]) -> Optional[Dict[str, List[float
         return json.load(f)
 
 
+def drift_of_run(metadata_path: str, pipeline_name: str, run_id: Optional[str]) -> Optional[Dict[str, Any]]:
+    """The drift gate's comparison of a run (AnomalyCheck's drift.json: the new span's distances to
+    the previous span's, each with its threshold); None for a run without one (a single source)."""
+    from components.anomaly_check import DRIFT_FILE
+    from pipeline.results import _runs, _store, _type_id
+
+    store = _store(metadata_path)
+    runs = [c for c in _runs(store, pipeline_name) if c.name == run_id] or _runs(store, pipeline_name)[-1:]
+    type_id = _type_id(store, "ExampleAnomalies")
+    if not runs or type_id is None:
+        return None
+    for artifact in sorted(store.get_artifacts_by_context(runs[-1].id), key=lambda a: -a.id):
+        path = os.path.join(artifact.uri, DRIFT_FILE)
+        if artifact.type_id == type_id and os.path.exists(path):
+            with open(path) as f:
+                drift = json.load(f)
+            return drift if drift.get("measurements") else None
+    return None
+
+
 def gather_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] = None) -> ReportInputs:
     """ReportInputs for the latest run of `pipeline_name` recorded in `metadata_path` (or its
     run `run_id`); metrics["run_id"] says which run it is."""
@@ -128,6 +148,9 @@ def gather_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] = N
     inputs = ReportInputs(metrics=metrics, history=_read_history(results.model_run_uri))
     if results.run_id:
         inputs.settings = run_settings(metadata_path, pipeline_name, results.run_id) or None
+    drift = drift_of_run(metadata_path, pipeline_name, results.run_id)
+    if drift:
+        metrics["drift"] = drift
     if results.statistics_uri:
         inputs.class_counts = count_classes(results.statistics_uri)
     if results.examples_uri and results.model_uri:

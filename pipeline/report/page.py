@@ -101,6 +101,22 @@ def _baseline_section(metrics: Dict[str, Any]) -> str:
             f"{rows}</table>")
 
 
+def _drift_section(drift: Optional[Dict[str, Any]]) -> str:
+    """The drift gate's comparison of the new span with the previous one (components/anomaly_check.py)."""
+    if not drift:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(m['feature'])}</td><td>{html.escape(m['type'])}</td><td>{m['value']:.4f}</td>"
+        f"<td>{m['threshold']:g}</td><td>{'DRIFTED' if m['drifted'] else 'ok'}</td></tr>"
+        for m in drift["measurements"])
+    decision = ("drift beyond a threshold, let through by --allow-drift" if drift.get("allowed")
+                else "no drift beyond the thresholds")
+    return (f"<h2>Drift against the previous span</h2><p>Span {drift.get('span')} vs span "
+            f"{drift.get('previous_span')} ({html.escape(str(drift.get('split')))} split statistics, TFDV's "
+            f"comparators from the schema): {decision}.</p><table><tr><th>feature</th><th>distance</th>"
+            f"<th>value</th><th>threshold</th><th>gate</th></tr>{rows}</table>")
+
+
 def render_html(metrics: Dict[str, Any], images: Sequence[str], settings: Optional[Dict[str, Any]] = None,
                 predicted: Optional[int] = None) -> str:
     """A self-contained page: headline numbers, blessing and why, the run's settings, the
@@ -146,6 +162,7 @@ Pushed version: <code>{_fmt(metrics.get('pushed_version'))}</code>
 ({_fmt(metrics.get('pushed_destination'))})</p>
 <h2>Test metrics</h2><table>{headline}</table>
 <h2>Comparison with the baseline</h2>{_baseline_section(metrics)}
+{_drift_section(metrics.get("drift"))}
 <h2>Thresholds</h2>
 <table><tr><th>metric</th><th>slice</th><th>kind</th><th>bar</th><th>value (if failed)</th><th>status</th></tr>
 {checks}</table>

@@ -15,8 +15,9 @@ The pictures themselves come from schema.samples; this module writes them as TFR
 """
 from __future__ import annotations
 
+import dataclasses
 import os
-from typing import Iterator
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -37,6 +38,7 @@ __all__ = [
     "encode_jpeg", "synthetic_band_examples", "synthetic_bands", "synthetic_examples", "synthetic_image",
     "synthetic_records", "write_synthetic_tfrecords", "scene_patch", "write_synthetic_scene",
     "SCENE_CRS", "SCENE_ORIGIN", "SCENE_PIXEL_M", "NODATA_PATCH",
+    "Shift", "DEMO_SHIFT", "VEGETATION", "shifted_samples", "write_synthetic_span",
 ]
 
 
@@ -123,4 +125,96 @@ def write_synthetic_scene(path: str, layout: np.ndarray, modality: str = feature
         for i, labels in enumerate(layout):
             strip = np.concatenate([scene_patch(int(label), rng, modality, rgb_dn) for label in labels], axis=1)
             dst.write(np.moveaxis(strip, -1, 0), window=Window(0, i * size, strip.shape[1], size))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# New data as spans: a later span drawn from another class mix, with its vegetation brighter
+# (another season, another region), for the drift gate and the two-span demo.
+# ---------------------------------------------------------------------------------------------
+VEGETATION = tuple(features.CLASS_NAMES.index(n) for n in
+                   ("AnnualCrop", "Forest", "HerbaceousVegetation", "Pasture", "PermanentCrop"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Shift:
+    """How a span differs from the balanced synthetic set: `class_weights` (relative, one per class;
+    None = balanced) and `vegetation_gain`, the factor on the vegetation classes' pixel values
+    (RGB and every band; 1.0 = unchanged)."""
+
+    class_weights: Optional[Sequence[float]] = None
+    vegetation_gain: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.class_weights is not None and (len(self.class_weights) != features.NUM_CLASSES
+                                               or min(self.class_weights) < 0 or not sum(self.class_weights)):
+            raise ValueError(f"class_weights: {features.NUM_CLASSES} non-negative weights, not all 0")
+        if self.vegetation_gain <= 0:
+            raise ValueError(f"vegetation_gain must be > 0, got {self.vegetation_gain}")
+
+    def counts(self, num_examples: int) -> list[int]:
+        """Examples per class: the weights' shares of `num_examples`, rounded by largest remainder."""
+        weights = np.asarray(self.class_weights if self.class_weights is not None else [1.0] * features.NUM_CLASSES,
+                             np.float64)
+        exact = weights / weights.sum() * num_examples
+        counts = np.floor(exact).astype(int)
+        for i in np.argsort(-(exact - counts), kind="stable")[: num_examples - int(counts.sum())]:
+            counts[i] += 1
+        return [int(c) for c in counts]
+
+
+# The demo's shifted span: twice the crops and pastures, a third of the water and the built-up
+# classes, vegetation 30 % brighter (an early-summer scene after a spring one).
+DEMO_SHIFT = Shift(class_weights=(2, 1, 1, 0.34, 0.34, 2, 2, 0.34, 0.34, 0.34), vegetation_gain=1.3)
+
+
+def _brighter(pixels: np.ndarray, gain: float) -> np.ndarray:
+    limit = np.iinfo(pixels.dtype).max
+    return np.clip(np.rint(pixels.astype(np.float32) * gain), 0, limit).astype(pixels.dtype)
+
+
+def shifted_samples(modality: str, num_examples: int, seed: int = 0, shift: Shift = Shift(),
+                    tag: str = "") -> Iterator[tuple]:
+    """(pixels, label, source name) like samples_of, drawn with `shift`: encoded JPEGs (rgb) or
+    uint16 bands (all). Names carry `tag` (``Forest/Forest_3_span-2.jpg``) so spans never share one."""
+    from schema.samples import synthetic_patch
+
+    record = modalities.get(modality)
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(features.NUM_CLASSES), shift.counts(num_examples))
+    rng.shuffle(labels)
+    counters = [0] * features.NUM_CLASSES
+    ext = ".jpg" if record.name == features.RGB else ".tif"
+    suffix = f"_{tag}" if tag else ""
+    for label in labels.tolist():
+        counters[label] += 1
+        pixels = synthetic_patch(record.name, label, rng)
+        if label in VEGETATION and shift.vegetation_gain != 1.0:
+            pixels = _brighter(pixels, shift.vegetation_gain)
+        name = features.class_name(label)
+        source = f"{name}/{name}_{counters[label]}{suffix}{ext}"
+        yield (encode_jpeg(pixels) if record.name == features.RGB else pixels), label, source
+
+
+def write_synthetic_span(folder: str, num_examples: int, seed: int = 0, shift: Shift = Shift(),
+                         modality: str = features.RGB) -> str:
+    """One span of synthetic data as a folder of TFRecords of contract examples (what `--data`
+    reads as a source; a span root holds span-1/, span-2/, ...). Returns the file written."""
+    import tensorflow as tf
+
+    if num_examples < features.NUM_CLASSES:
+        raise DataError(f"a span of {num_examples} examples is too small: ask for at least "
+                        f"{features.NUM_CLASSES} (one per class)")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "synthetic-00000-of-00001.tfrecord")
+    marker = os.path.join(folder, records.COMPLETE_MARKER)
+    stamp = f"num_examples={num_examples} seed={seed} shift={shift} modality={modality}\n"
+    if os.path.exists(marker) and open(marker).read() == stamp and os.path.exists(path):
+        return path  # idempotent: the same span again is not rewritten (its identity, TFX's cache, hold)
+    tag = os.path.basename(os.path.normpath(folder))
+    with tf.io.TFRecordWriter(path) as writer:
+        for pixels, label, source in shifted_samples(modality, num_examples, seed, shift, tag):
+            writer.write(features.example_of(modality, pixels, label, f"synthetic/{source}").SerializeToString())
+    with open(marker, "w") as f:
+        f.write(stamp)
     return path
