@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from schema.errors import DataError
 
@@ -104,7 +104,7 @@ def latest_spans(artifacts: List, num_spans: int, skip_recent: int = 0) -> List:
     """The newest artifact of each of the `num_spans` newest spans, after leaving out the
     `skip_recent` newest spans; newest span first. A span ingested twice (a re-run without the
     cache) counts once: its latest artifact."""
-    newest: Dict[int, object] = {}
+    newest: Dict[int, Any] = {}
     for artifact in artifacts:
         span = span_of(artifact)
         if span not in newest or artifact.id > newest[span].id:

@@ -218,8 +218,10 @@ def run_fn(fn_args) -> None:
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     spec = model_feature_spec(tft_output.transformed_feature_spec())
     channels = int(spec[features.TRANSFORMED_IMAGE_KEY].shape[-1])
+    # A root of spans (pipeline.trainer_custom_config) warm-starts and keeps weights for the next span.
+    spans_run = warm_start.WARM_START_KEY in (fn_args.custom_config or {})
     warm = warm_start.plan(getattr(fn_args, "base_model", None), hp, channels,
-                           bool((fn_args.custom_config or {}).get(warm_start.WARM_START_KEY, True)))
+                           bool((fn_args.custom_config or {}).get(warm_start.WARM_START_KEY, False)))
     log.info("%s", warm.line)
     hp = warm.hparams
 
@@ -246,7 +248,8 @@ def run_fn(fn_args) -> None:
         json.dump(history, f)
 
     # before the export, which attaches the Transform layer (the weights of the bare model load into the next one)
-    warm_start.save(model, hp, channels, fn_args.serving_model_dir)
+    if spans_run:
+        warm_start.save(model, hp, channels, fn_args.serving_model_dir)
     with trainer_timing.phase("export + warm-up requests"):
         export_serving_model(model, tft_output, fn_args.serving_model_dir, training_statistics=statistics)
     log.info("saved the serving model to %s", fn_args.serving_model_dir)

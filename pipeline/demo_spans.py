@@ -100,7 +100,7 @@ def run(base: PipelineConfig, verbose: bool = False) -> int:
     ]
     lines = []
     for step, span, seed, shift, changes in steps:
-        if span:
+        if span and shift is not None:
             write_synthetic_span(os.path.join(data, span), SPAN_EXAMPLES, seed=seed, shift=shift)
         run_config = config.replace(**changes)
         print(f"demo: {step}: running the pipeline on {data}", flush=True)

@@ -47,9 +47,12 @@ def vertex_training_job(config: PipelineConfig) -> Dict[str, Any]:
 
 def trainer_custom_config(config: PipelineConfig) -> Dict[str, Any]:
     """The hyperparameters (recorded in metadata, read by run_fn), plus the Vertex AI Training
-    job when the Trainer runs there (TFX's Google Cloud extension reads those keys)."""
-    custom_config: Dict[str, Any] = {"hparams": config.hparams.to_dict(),
-                                     warm_start.WARM_START_KEY: not config.from_scratch}
+    job when the Trainer runs there (TFX's Google Cloud extension reads those keys). A root of
+    spans adds the warm-start switch (components/warm_start.py: its Trainers keep the weights a
+    later span starts from; False = --from-scratch); one folder trains as it always did."""
+    custom_config: Dict[str, Any] = {"hparams": config.hparams.to_dict()}
+    if is_span_root(config):
+        custom_config[warm_start.WARM_START_KEY] = not config.from_scratch
     if config.vertex_training:
         gcp = tfx.extensions.google_cloud_ai_platform
         custom_config.update({
@@ -211,6 +214,7 @@ def create_pipeline(
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
+    custom_config = trainer_custom_config(config)
     # In process (any runner), or as a Vertex AI Training job on GPUs: same inputs, same run_fn.
     trainer_class = (
         tfx.extensions.google_cloud_ai_platform.Trainer if config.vertex_training else tfx.components.Trainer
@@ -221,10 +225,12 @@ def create_pipeline(
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
-        base_model=None if config.from_scratch else model_resolver.outputs["model"],
+        # Only a root of spans warm-starts: one folder's re-run stays cached and trains as before.
+        base_model=model_resolver.outputs["model"] if warm_start.WARM_START_KEY in custom_config and not
+        config.from_scratch else None,
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config=trainer_custom_config(config),
+        custom_config=custom_config,
     )
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],

@@ -151,6 +151,24 @@ def test_one_span_window_and_from_scratch(tmp_path):
     assert json.loads(nodes["Trainer"].exec_properties["custom_config"])["warm_start"] is False
 
 
+def test_one_folder_trains_as_before_no_warm_start_no_kept_weights(tmp_path):
+    """A single folder's re-run must stay cached: no base_model input that changes once a model is
+    blessed, and no warm-start switch (so its Trainer keeps no warm-start weights either)."""
+    from tfx.orchestration import metadata
+
+    from pipeline.config import PipelineConfig
+    from pipeline.pipeline import create_pipeline
+
+    folder = tmp_path / "one"
+    folder.mkdir()
+    (folder / "a.tfrecord").write_bytes(b"")
+    config = PipelineConfig(data=str(folder), modality="rgb", output_dir=str(tmp_path / "out"))
+    conn = metadata.sqlite_metadata_connection_config(str(tmp_path / "m.sqlite"))
+    nodes = {c.id: c for c in create_pipeline(config, conn).components}
+    assert "base_model" not in nodes["Trainer"].inputs
+    assert "warm_start" not in json.loads(nodes["Trainer"].exec_properties["custom_config"])
+
+
 def test_a_compiled_pipeline_refuses_a_span_window(tmp_path):
     with pytest.raises(ConfigError, match="--spans 2: Kubeflow/Vertex"):
         _pipeline(tmp_path, local=False, spans=2)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -170,11 +170,12 @@ DEMO_SHIFT = Shift(class_weights=(2, 1, 1, 0.34, 0.34, 2, 2, 0.34, 0.34, 0.34), 
 
 def _brighter(pixels: np.ndarray, gain: float) -> np.ndarray:
     limit = np.iinfo(pixels.dtype).max
-    return np.clip(np.rint(pixels.astype(np.float32) * gain), 0, limit).astype(pixels.dtype)
+    brighter: np.ndarray = np.clip(np.rint(pixels.astype(np.float32) * gain), 0, limit).astype(pixels.dtype)
+    return brighter
 
 
 def shifted_samples(modality: str, num_examples: int, seed: int = 0, shift: Shift = Shift(),
-                    tag: str = "") -> Iterator[tuple]:
+                    tag: str = "") -> Iterator[Tuple[Any, int, str]]:
     """(pixels, label, source name) like samples_of, drawn with `shift`: encoded JPEGs (rgb) or
     uint16 bands (all). Names carry `tag` (``Forest/Forest_3_span-2.jpg``) so spans never share one."""
     from schema.samples import synthetic_patch
