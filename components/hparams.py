@@ -96,6 +96,11 @@ class HParams:
     # then everything at learning_rate * fine_tune_lr_factor.
     head_epochs: NonNegativeInt = 2
     fine_tune_lr_factor: Annotated[Float, Field(gt=0, le=1)] = 0.1
+    scratch_lr_factor: Annotated[PositiveFloat, Field(description=(
+        "From random initialisation (weights none) the one phase trains at learning_rate x this "
+        "factor: a network with nothing learnt yet takes a higher rate than pretrained features, "
+        "which keep learning_rate (head) and learning_rate x fine_tune_lr_factor; 1: learning_rate "
+        "as given. Measured: benchmarks/recipe_ablation.py, README 'Why the recipe lost'."))] = 3.0
     optimizer: Literal["adamw", "adam"] = "adamw"  # or "adam" (the tutorial's)
     lr_schedule: Literal["cosine", "constant"] = "cosine"  # warm-up then cosine decay, or "constant" (the tutorial's)
     warmup_epochs: NonNegativeFloat = 1.0
@@ -168,6 +173,15 @@ class HParams:
         """Freeze-then-unfreeze only makes sense for pretrained features."""
         return self.pretrained and self.head_epochs > 0 and self.epochs > self.head_epochs
 
+    @property
+    def peak_learning_rate(self) -> float:
+        """The peak rate of the phase that trains the whole network: pretrained two-phase runs
+        fine-tune at learning_rate x fine_tune_lr_factor, runs from random initialisation train
+        at learning_rate x scratch_lr_factor, a one-phase pretrained run at learning_rate."""
+        if self.two_phase:
+            return self.learning_rate * self.fine_tune_lr_factor
+        return self.learning_rate * (1.0 if self.pretrained else self.scratch_lr_factor)
+
     def budget_scale(self, steps_per_epoch: int) -> float:
         """min(1, total steps / full_strength_steps): 1 for long runs (EuroSAT's 16,200 training
         patches at batch 64 reach it in 8 epochs), 0.045 for 90 steps from scratch."""
@@ -197,8 +211,9 @@ BUDGET_SCALED = ("augment_share", "label_smoothing", "weight_decay", "dropout", 
 
 
 # The tutorial's recipe, kept for comparison (benchmarks/train_throughput.py): Adam at a
-# constant rate, no augmentation, no label smoothing, one phase.
+# constant rate (learning_rate as given, from scratch too), no augmentation, no label smoothing,
+# one phase.
 TUTORIAL_RECIPE = dict(
     optimizer="adam", lr_schedule="constant", augment="none", label_smoothing=0.0, head_epochs=0,
-    weight_decay=0.0, warmup_epochs=0.0,
+    weight_decay=0.0, warmup_epochs=0.0, scratch_lr_factor=1.0,
 )
