@@ -2,7 +2,16 @@
 
 The pipeline passes them to the Trainer as `custom_config`, so every run's hyperparameters
 are recorded in ML Metadata next to the model they produced. Defaults were chosen by
-measurement (benchmarks/train_throughput.py); each piece of the recipe can be switched off.
+measurement (benchmarks/train_throughput.py, benchmarks/recipe_ablation.py); each piece of the
+recipe can be switched off. Two rules adapt the recipe to the run (README "Why the recipe lost"):
+
+- the budget rule (budget_scale): the regularisers in BUDGET_SCALED are multiplied by
+  min(1, epochs x steps per epoch / full_strength_steps), so a short run is not slowed down by
+  regularisation that pays off only over many steps (budget_scaling: false turns it off);
+- the rate rule (peak_learning_rate): from random initialisation the network trains at
+  learning_rate x scratch_lr_factor (3e-3), pretrained features fine-tune at
+  learning_rate x fine_tune_lr_factor after a head phase at learning_rate (scratch_lr_factor: 1
+  turns it off).
 """
 from __future__ import annotations
 
