@@ -50,7 +50,9 @@ VARIANTS = {
     "weight_decay=0": {"weight_decay": 0.0},
     "warmup_epochs=0": {"warmup_epochs": 0.0},
     "lr_schedule=constant": {"lr_schedule": "constant"},
-    "learning_rate=3e-3": {"learning_rate": 3e-3},
+    # From scratch the default peak is learning_rate x scratch_lr_factor (3e-3); 1: the 1e-3 before.
+    "scratch_lr_factor=1": {"scratch_lr_factor": 1.0},
+    "budget_scaling=false": {"budget_scaling": False},
     "dropout=0": {"dropout": 0.0},
     "early_stopping_start=1": {"early_stopping_start": 1.0},
 }

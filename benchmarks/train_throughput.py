@@ -135,19 +135,28 @@ def evaluate(model, x, y) -> dict:
     return {"accuracy": float(accuracy_score(true, pred)), "macro_f1": float(f1_score(true, pred, average="macro"))}
 
 
-def recipes(splits, files, spec, epochs: int, batch_size: int, weights: str) -> dict:
+RECIPES = {"default": {}, "tutorial": TUTORIAL_RECIPE}
+
+
+def recipes(splits, files, spec, epochs: int, batch_size: int, weights: str, seeds=(42,),
+            names=tuple(RECIPES)) -> dict:
+    """{recipe: [one result per seed]}: the model's seed (initialisation, shuffling, augmentation)
+    changes, the synthetic data and its split do not."""
     x_eval, y_eval = splits["eval"]
     eval_ds = tf.data.Dataset.from_tensor_slices((x_eval, y_eval)).batch(batch_size)
     steps = math.ceil(len(splits["train"][0]) / batch_size)
     base = dict(weights=weights, epochs=epochs, batch_size=batch_size)
     out = {}
-    for name, overrides in (("default", {}), ("tutorial", TUTORIAL_RECIPE)):
-        hp = HParams(**base, **overrides)
-        tf.keras.utils.set_random_seed(hp.seed)
-        start = time.perf_counter()
-        model, _ = train(hp, input_fn(files, spec, batch_size, training=True, seed=hp.seed), eval_ds, steps)
-        out[name] = {**evaluate(model, *splits["test"]), "train_s": round(time.perf_counter() - start, 1)}
-        logging.info("%s recipe: %s", name, out[name])
+    for name in names:
+        out[name] = []
+        for seed in seeds:
+            hp = HParams(**base, **RECIPES[name], seed=seed)
+            tf.keras.utils.set_random_seed(hp.seed)
+            start = time.perf_counter()
+            model, _ = train(hp, input_fn(files, spec, batch_size, training=True, seed=hp.seed), eval_ds, steps)
+            out[name].append({**evaluate(model, *splits["test"]), "seed": seed,
+                              "train_s": round(time.perf_counter() - start, 1)})
+            logging.info("%s recipe, seed %d: %s", name, seed, out[name][-1])
     return out
 
 
@@ -181,6 +190,10 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="400 images, 1 timed epoch, 2-epoch budget")
     p.add_argument("--skip-accuracy", action="store_true")
     p.add_argument("--skip-throughput", action="store_true", help="only the recipe comparison")
+    p.add_argument("--seeds", type=int, nargs="+", default=[42],
+                   help="model seeds of the recipe comparison (mean and min-max over them)")
+    p.add_argument("--recipes", nargs="+", choices=list(RECIPES), default=list(RECIPES),
+                   help="which recipes to compare (default both)")
     p.add_argument("--json", help="also write the figures to this file")
     args = p.parse_args(argv)
     if args.quick:
@@ -204,15 +217,20 @@ def main(argv=None) -> int:
             )
         if not args.skip_accuracy:
             logging.info("recipes, %d epochs each ...", args.epochs)
-            report["recipes"] = recipes(splits, files, spec, args.epochs, args.batch_size, args.weights)
+            report["recipes"] = recipes(splits, files, spec, args.epochs, args.batch_size, args.weights,
+                                        args.seeds, args.recipes)
 
     if report["throughput"]:
         print_throughput(report, args.timing_epochs)
     if "recipes" in report:
-        print(f"\nRecipes after {args.epochs} epochs, weights={args.weights} (test split)")
-        print(f"{'recipe':<12}{'accuracy':>10}{'macro F1':>10}{'train s':>9}")
-        for name, r in report["recipes"].items():
-            print(f"{name:<12}{r['accuracy']:>10.4f}{r['macro_f1']:>10.4f}{r['train_s']:>9.1f}")
+        print(f"\nRecipes after {args.epochs} epochs, weights={args.weights} (test split), seeds {args.seeds}: "
+              "mean (min-max)")
+        print(f"{'recipe':<12}{'accuracy':>22}{'macro F1':>22}{'train s':>9}  per seed (accuracy)")
+        for name, runs in report["recipes"].items():
+            acc, f1 = [r["accuracy"] for r in runs], [r["macro_f1"] for r in runs]
+            print(f"{name:<12}{np.mean(acc):>8.4f} ({min(acc):.4f}-{max(acc):.4f}){np.mean(f1):>8.4f} "
+                  f"({min(f1):.4f}-{max(f1):.4f}){np.mean([r['train_s'] for r in runs]):>9.1f}  "
+                  f"{[round(a, 4) for a in acc]}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)

@@ -2,7 +2,16 @@
 
 The pipeline passes them to the Trainer as `custom_config`, so every run's hyperparameters
 are recorded in ML Metadata next to the model they produced. Defaults were chosen by
-measurement (benchmarks/train_throughput.py); each piece of the recipe can be switched off.
+measurement (benchmarks/train_throughput.py, benchmarks/recipe_ablation.py); each piece of the
+recipe can be switched off. Two rules adapt the recipe to the run (README "Why the recipe lost"):
+
+- the budget rule (budget_scale): the regularisers in BUDGET_SCALED are multiplied by
+  min(1, epochs x steps per epoch / full_strength_steps), so a short run is not slowed down by
+  regularisation that pays off only over many steps (budget_scaling: false turns it off);
+- the rate rule (peak_learning_rate): from random initialisation the network trains at
+  learning_rate x scratch_lr_factor (3e-3), pretrained features fine-tune at
+  learning_rate x fine_tune_lr_factor after a head phase at learning_rate (scratch_lr_factor: 1
+  turns it off).
 """
 from __future__ import annotations
 
@@ -101,6 +110,11 @@ class HParams:
     fine_tune_lr_factor: Annotated[Float, Field(gt=0, le=1)] = setting(
         0.1, "two-phase fine-tuning: the learning rate of the second phase (everything trains) is "
         "learning_rate times this")
+    scratch_lr_factor: PositiveFloat = setting(
+        3.0, "from random initialisation (weights none) the one phase trains at learning_rate times this: a "
+        "network with nothing learnt yet takes a higher rate than pretrained features, which keep learning_rate "
+        "(head) and learning_rate x fine_tune_lr_factor; 1: learning_rate as given (measured: "
+        "benchmarks/recipe_ablation.py, README 'Why the recipe lost')")
     optimizer: Literal["adamw", "adam"] = setting("adamw", "'adamw', or 'adam' (the tutorial's)")
     lr_schedule: Literal["cosine", "constant"] = setting(
         "cosine", "'cosine': warm-up then cosine decay, or 'constant' (the tutorial's)")
@@ -178,6 +192,15 @@ class HParams:
         """Freeze-then-unfreeze only makes sense for pretrained features."""
         return self.pretrained and self.head_epochs > 0 and self.epochs > self.head_epochs
 
+    @property
+    def peak_learning_rate(self) -> float:
+        """The peak rate of the phase that trains the whole network: pretrained two-phase runs
+        fine-tune at learning_rate x fine_tune_lr_factor, runs from random initialisation train
+        at learning_rate x scratch_lr_factor, a one-phase pretrained run at learning_rate."""
+        if self.two_phase:
+            return self.learning_rate * self.fine_tune_lr_factor
+        return self.learning_rate * (1.0 if self.pretrained else self.scratch_lr_factor)
+
     def budget_scale(self, steps_per_epoch: int) -> float:
         """min(1, total steps / full_strength_steps): 1 for long runs (EuroSAT's 16,200 training
         patches at batch 64 reach it in 8 epochs), 0.045 for 90 steps from scratch."""
@@ -207,8 +230,9 @@ BUDGET_SCALED = ("augment_share", "label_smoothing", "weight_decay", "dropout", 
 
 
 # The tutorial's recipe, kept for comparison (benchmarks/train_throughput.py): Adam at a
-# constant rate, no augmentation, no label smoothing, one phase.
+# constant rate (learning_rate as given, from scratch too), no augmentation, no label smoothing,
+# one phase.
 TUTORIAL_RECIPE = dict(
     optimizer="adam", lr_schedule="constant", augment="none", label_smoothing=0.0, head_epochs=0,
-    weight_decay=0.0, warmup_epochs=0.0,
+    weight_decay=0.0, warmup_epochs=0.0, scratch_lr_factor=1.0,
 )

@@ -187,10 +187,10 @@ def train(
                 model.save_weights(head_weights)
         set_backbone_trainable(model, True)
         start_epoch = hp.head_epochs
-    # Phase 2 (or the only phase): everything, at the fine-tuning rate when pretrained.
-    rate = hp.learning_rate * (hp.fine_tune_lr_factor if hp.two_phase else 1.0)
+    # Phase 2 (or the only phase): everything, at the fine-tuning rate when pretrained, at the
+    # from-scratch rate from random initialisation (HParams.peak_learning_rate).
     with strategy.scope():
-        compile_model(model, hp, steps_per_epoch, hp.epochs - start_epoch, rate, jit)
+        compile_model(model, hp, steps_per_epoch, hp.epochs - start_epoch, hp.peak_learning_rate, jit)
     callbacks = common + [
         early_stopping(hp, hp.epochs - start_epoch),
         ProgressLog(hp.epochs - start_epoch, "fine-tune" if hp.two_phase else "train"),

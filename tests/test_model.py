@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from components import model as model_lib
-from components.hparams import HParams
+from components.hparams import TUTORIAL_RECIPE, HParams
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +163,18 @@ def test_augmentation_share_augments_only_that_share_of_a_batch():
     assert again.rate == 0.5 and [type(a).__name__ for a in again.layer.layers] == ["RandomFlip", "RandomRot90"]
     none = model_lib.build_model(HParams(weights="none", augment="full", augment_share=0.0))
     assert not {"augmentation", "random_share"} & {layer.name for layer in none.layers}
+
+
+def test_from_scratch_trains_at_a_higher_rate_than_pretrained_features():
+    lr = 1e-3
+    scratch = HParams(weights="none", learning_rate=lr)
+    assert scratch.peak_learning_rate == pytest.approx(lr * scratch.scratch_lr_factor)
+    assert scratch.scratch_lr_factor > 1  # the measured default (README "Why the recipe lost")
+    # Pretrained: fine-tuning after the head phase, or a one-phase run, keep their rates.
+    assert HParams(learning_rate=lr).peak_learning_rate == pytest.approx(lr * HParams().fine_tune_lr_factor)
+    assert HParams(learning_rate=lr, head_epochs=0).peak_learning_rate == pytest.approx(lr)
+    # Switched off, and the tutorial's recipe: learning_rate as given.
+    assert HParams(weights="none", learning_rate=lr, scratch_lr_factor=1).peak_learning_rate == lr
+    assert HParams(weights="none", learning_rate=lr, **TUTORIAL_RECIPE).peak_learning_rate == lr
+    with pytest.raises(ValueError):
+        HParams(scratch_lr_factor=0)

@@ -248,3 +248,18 @@ def test_a_short_budget_trains_with_a_share_of_the_batch_augmented(tmp_path):
     model, history = trainer.train(hp, ds, ds, steps, backup_dir=str(tmp_path / "resume"))
     assert model.get_layer("random_share").rate == pytest.approx(steps / 200)
     assert len(history["loss"]) == 1
+
+
+def test_train_runs_from_scratch_at_the_from_scratch_rate(monkeypatch):
+    seen = []
+
+    def spy_compile(model, hp, steps_per_epoch, epochs=None, learning_rate=None, jit_compile=None):
+        seen.append(learning_rate)
+        raise StopIteration  # the rate is all this test needs
+
+    monkeypatch.setattr(trainer, "compile_model", spy_compile)
+    ds, steps = _tiny_data()
+    hp = HParams(weights="none", epochs=2, batch_size=20, learning_rate=1e-3, scratch_lr_factor=3.0)
+    with pytest.raises(StopIteration):
+        trainer.train(hp, ds, ds, steps)
+    assert seen == [pytest.approx(3e-3)]
