@@ -35,7 +35,7 @@ def test_evaluator_loads_the_model_once_and_never_with_keras(exported, monkeypat
     real_load = tf.compat.v1.saved_model.load_v2
     monkeypatch.setattr(tf.compat.v1.saved_model, "load_v2",
                         lambda *a, **k: saved_model_loads.append(a) or real_load(*a, **k))
-    config = make_eval_config(0.5, 0.5, None)
+    config = make_eval_config(None, min_accuracy=0.5, min_macro_f1=0.5)
     shared = tfma.default_eval_shared_model(eval_saved_model_path=exported.export_dir, eval_config=config)
     assert shared.model_type == tfma.constants.TF_GENERIC
     model = shared.model_loader.construct_fn()
