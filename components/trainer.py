@@ -210,7 +210,8 @@ def run_fn(fn_args) -> None:
     import tensorflow_transform as tft
 
     timing = trainer_timing.start()
-    hp = HParams.from_dict((fn_args.custom_config or {}).get("hparams", {}))
+    custom_config = fn_args.custom_config or {}
+    hp = HParams.from_dict(custom_config.get("hparams", {}))
     if fn_args.hyperparameters:  # from the optional Tuner
         hp = apply_tuned(hp, fn_args.hyperparameters)
     log.info("training %s with %s", hp.backbone, json.dumps(hp.to_dict()))
@@ -219,9 +220,9 @@ def run_fn(fn_args) -> None:
     spec = model_feature_spec(tft_output.transformed_feature_spec())
     channels = int(spec[features.TRANSFORMED_IMAGE_KEY].shape[-1])
     # A root of spans (pipeline.trainer_custom_config) warm-starts and keeps weights for the next span.
-    spans_run = warm_start.WARM_START_KEY in (fn_args.custom_config or {})
+    spans_run = warm_start.WARM_START_KEY in custom_config
     warm = warm_start.plan(getattr(fn_args, "base_model", None), hp, channels,
-                           bool((fn_args.custom_config or {}).get(warm_start.WARM_START_KEY, False)))
+                           bool(custom_config.get(warm_start.WARM_START_KEY, False)))
     log.info("%s", warm.line)
     hp = warm.hparams
 

@@ -45,13 +45,13 @@ def vertex_training_job(config: PipelineConfig) -> Dict[str, Any]:
     }
 
 
-def trainer_custom_config(config: PipelineConfig) -> Dict[str, Any]:
+def trainer_custom_config(config: PipelineConfig, span_root: bool) -> Dict[str, Any]:
     """The hyperparameters (recorded in metadata, read by run_fn), plus the Vertex AI Training
     job when the Trainer runs there (TFX's Google Cloud extension reads those keys). A root of
     spans adds the warm-start switch (components/warm_start.py: its Trainers keep the weights a
     later span starts from; False = --from-scratch); one folder trains as it always did."""
     custom_config: Dict[str, Any] = {"hparams": config.hparams.to_dict()}
-    if is_span_root(config):
+    if span_root:
         custom_config[warm_start.WARM_START_KEY] = not config.from_scratch
     if config.vertex_training:
         gcp = tfx.extensions.google_cloud_ai_platform
@@ -178,7 +178,8 @@ def create_pipeline(
     # A metadata connection means a local run (Kubeflow and Vertex AI keep ML Metadata themselves):
     # only there can the span resolvers (a custom ResolverStrategy) run.
     local = metadata_connection_config is not None
-    resolvers = span_resolvers(config, example_gen, statistics_gen, local) if is_span_root(config) else {}
+    span_root = is_span_root(config)
+    resolvers = span_resolvers(config, example_gen, statistics_gen, local) if span_root else {}
     previous = resolvers.get("previous")
     # ExampleValidator records anomalies; AnomalyCheck fails the run on them, and on a new span's
     # drift from the previous span (unless --allow-drift), before Transform.
@@ -214,7 +215,7 @@ def create_pipeline(
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
-    custom_config = trainer_custom_config(config)
+    custom_config = trainer_custom_config(config, span_root)
     # In process (any runner), or as a Vertex AI Training job on GPUs: same inputs, same run_fn.
     trainer_class = (
         tfx.extensions.google_cloud_ai_platform.Trainer if config.vertex_training else tfx.components.Trainer
@@ -226,8 +227,7 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
         # Only a root of spans warm-starts: one folder's re-run stays cached and trains as before.
-        base_model=model_resolver.outputs["model"] if warm_start.WARM_START_KEY in custom_config and not
-        config.from_scratch else None,
+        base_model=model_resolver.outputs["model"] if span_root and not config.from_scratch else None,
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config=custom_config,
