@@ -250,7 +250,7 @@ def run_fn(fn_args) -> None:
 
     # before the export, which attaches the Transform layer (the weights of the bare model load into the next one)
     if spans_run:
-        warm_start.save(model, hp, channels, fn_args.serving_model_dir)
+        warm_start.save(model, hp, channels, fn_args.serving_model_dir, warm.line)
     with trainer_timing.phase("export + warm-up requests"):
         export_serving_model(model, tft_output, fn_args.serving_model_dir, training_statistics=statistics)
     log.info("saved the serving model to %s", fn_args.serving_model_dir)

@@ -9,9 +9,12 @@ into the model it built and trains on the shorter schedule (``warm_hparams``); a
 base model without them, and it trains anew and says so in one log line. ``--from-scratch``
 (custom_config ``warm_start: false``) always trains anew.
 
-The shorter schedule (the rule): half the epochs, at least 1; a tenth of the warm-up; a third of
-the peak learning rate (the weights are already near a minimum: a full-rate warm-up would throw
-much of that away); no head-only phase (the head is trained already).
+The shorter schedule (the rule): half the epochs, at least 1; a tenth of the warm-up; a peak
+learning rate a third of the cold run's peak (``HParams.peak_learning_rate``: the weights are
+already near a minimum, a full-rate warm-up would throw much of that away); no head-only phase
+(the head is trained already). The warm run is one phase, so its ``learning_rate`` is set to give
+that peak whatever the cold run's phases and factors were: a two-phase pretrained run peaks at its
+fine-tuning rate, learning_rate x fine_tune_lr_factor, and its warm start at a third of that.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ WARM_START_KEY = "warm_start"  # Trainer custom_config: False = --from-scratch
 DIR = "warm_start"  # beside Format-Serving in a Model artifact
 ARCHITECTURE_FILE = "architecture.json"
 WEIGHTS_FILE = "model.weights.h5"
+PLAN_FILE = "plan.txt"  # the Plan's line: how this model was trained (warm from which model, or anew and why)
 EPOCHS_FRACTION = 0.5
 LEARNING_RATE_FACTOR = 1 / 3
 WARMUP_FRACTION = 0.1
@@ -50,10 +54,13 @@ def architecture(hp: HParams, channels: int) -> Dict[str, Any]:
 
 
 def warm_hparams(hp: HParams) -> HParams:
-    """The shorter schedule of a warm-started model (the module's rule)."""
-    return dataclasses.replace(hp, epochs=max(1, math.ceil(hp.epochs * EPOCHS_FRACTION)),
-                               learning_rate=hp.learning_rate * LEARNING_RATE_FACTOR,
+    """The shorter schedule of a warm-started model (the module's rule): its peak rate is
+    LEARNING_RATE_FACTOR x the cold run's peak rate, whatever the cold run's phases."""
+    warm = dataclasses.replace(hp, epochs=max(1, math.ceil(hp.epochs * EPOCHS_FRACTION)),
                                warmup_epochs=hp.warmup_epochs * WARMUP_FRACTION, head_epochs=0)
+    # peak_learning_rate is learning_rate times a factor of the run's kind: scale it to the target peak
+    target = hp.peak_learning_rate * LEARNING_RATE_FACTOR
+    return dataclasses.replace(warm, learning_rate=hp.learning_rate * target / warm.peak_learning_rate)
 
 
 def _dir_of(serving_model_dir: str) -> str:
@@ -85,11 +92,13 @@ def plan(base_model: Optional[str], hp: HParams, channels: int, enabled: bool = 
         return Plan(hp, None, f"training from scratch: the blessed model's architecture differs ({differ})")
     warm = warm_hparams(hp)
     return Plan(warm, weights, f"warm start from the blessed model {base_model}: {warm.epochs} epochs (of "
-                f"{hp.epochs}), peak learning rate {warm.learning_rate:.3g}, no head phase")
+                f"{hp.epochs}), peak learning rate {warm.peak_learning_rate:.3g} (the cold "
+                f"run's {hp.peak_learning_rate:.3g} x {LEARNING_RATE_FACTOR:.3g}), no head phase")
 
 
-def save(model, hp: HParams, channels: int, serving_model_dir: str) -> str:
-    """The weights and architecture a later Trainer warm-starts from, beside the serving model."""
+def save(model, hp: HParams, channels: int, serving_model_dir: str, line: str) -> str:
+    """The weights and architecture a later Trainer warm-starts from, beside the serving model,
+    and `line` (the Plan's) in PLAN_FILE, which says how this one was trained."""
     import tensorflow as tf
 
     folder = _dir_of(serving_model_dir)
@@ -104,7 +113,20 @@ def save(model, hp: HParams, channels: int, serving_model_dir: str) -> str:
         tf.io.gfile.copy(local, os.path.join(folder, WEIGHTS_FILE), overwrite=True)
     with tf.io.gfile.GFile(os.path.join(folder, ARCHITECTURE_FILE), "w") as f:
         json.dump(architecture(hp, channels), f)
+    with tf.io.gfile.GFile(os.path.join(folder, PLAN_FILE), "w") as f:
+        f.write(line + "\n")
     return folder
+
+
+def plan_line(model_uri: str) -> Optional[str]:
+    """How the model of the Model artifact at `model_uri` was trained (its PLAN_FILE), or None."""
+    import tensorflow as tf
+
+    path = os.path.join(model_uri, DIR, PLAN_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return f.read().strip()
 
 
 def load(model, weights: str) -> None:
