@@ -192,8 +192,15 @@ def test_two_spans_gate_the_shifted_one_and_warm_start_with_allow_drift(two_span
     root = os.path.join(out, "pipelines", "e2e")
     drift = [json.load(open(p)) for p in glob.glob(os.path.join(root, "AnomalyCheck", "drift", "*", "drift.json"))]
     assert any(d["drifted"] and d["allowed"] and d["span"] == 2 and d["previous_span"] == 1 for d in drift)
-    # both Trainers left the weights a later run warm-starts from
+    # both Trainers left the weights a later run warm-starts from, and said how they trained:
+    # span-1's anew, span-2's (--allow-drift) from span-1's blessed model
     assert len(glob.glob(os.path.join(root, "Trainer", "model", "*", "warm_start", "model.weights.h5"))) == 2
+    from components import warm_start
+
+    models = sorted(glob.glob(os.path.join(root, "Trainer", "model", "*")), key=lambda p: int(os.path.basename(p)))
+    first, second = (warm_start.plan_line(m) for m in models)
+    assert first == "training from scratch: no blessed model yet"
+    assert second.startswith(f"warm start from the blessed model {models[0]}")
 
 
 def test_the_driver_span_becomes_the_property_statistics_gen_copies():
