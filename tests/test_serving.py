@@ -889,6 +889,36 @@ def test_rest_client_names_bad_files_and_reports_a_server_that_is_down(dev_serve
         RestClient(f"localhost:{REST_PORTS[dev_server]}", "nope").model_status()
 
 
+def test_both_clients_answer_the_same_types_and_values(dev_server, images, tmp_path):
+    """One result type for the siblings: the same request to gRPC and REST gets equal answers."""
+    from serving.client_common import Prediction, Signature
+    from serving.rest_client import RestClient
+
+    paths = []
+    for i, image in enumerate(images[:3]):
+        paths.append(str(tmp_path / f"p{i}.jpg"))
+        open(paths[-1], "wb").write(image)
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    paths.append(str(tmp_path / "bad.jpg"))
+    answers = []
+    with grpc_client.ServingClient(dev_server, MODEL) as g, RestClient(f"localhost:{REST_PORTS[dev_server]}", MODEL) as r:
+        for c in (g, r):
+            answers.append((c.predict_images(images[:3], batch_size=2), c.classify_images(images[:2]),
+                            c.predict_files(paths, top_k_classes=2), c.model_metadata(), c.model_status()))
+    (g_probs, g_classes, g_files, g_meta, g_status), (r_probs, r_classes, r_files, r_meta, r_status) = answers
+    assert isinstance(r_probs, np.ndarray) and (r_probs.dtype, r_probs.shape) == (g_probs.dtype, g_probs.shape)
+    np.testing.assert_allclose(r_probs, g_probs, atol=1e-6)
+    assert [sorted(row) for row in r_classes] == [sorted(row) for row in g_classes] == [sorted(features.CLASS_NAMES)] * 2
+    for got, want in zip(r_files, g_files):
+        assert type(got) is type(want) is Prediction and got.source == want.source
+        assert [name for name, _ in got.top] == [name for name, _ in want.top]
+        assert (got.error is None) == (want.error is None) and (got.probabilities is None) == (want.probabilities is None)
+    np.testing.assert_allclose(r_files[0].probabilities, g_probs[0], atol=1e-6)
+    assert r_files[-1].error.startswith("INVALID_ARGUMENT") and g_files[-1].error.startswith("INVALID_ARGUMENT")
+    assert r_meta == g_meta and all(type(s) is Signature for s in g_meta.values())
+    assert r_status == g_status == {1: "AVAILABLE"}
+
+
 # --- model config files --------------------------------------------------------------------------
 def test_production_models_config_runs_locally_over_a_push_directory(tmp_path):
     config = serving_models.read_model_config(os.path.join(REPO, "serving", "models.config"))
