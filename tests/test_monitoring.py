@@ -34,8 +34,8 @@ def images():
 
 
 def _server(base_path, **kwargs):
-    return serving_server.ModelServer(str(base_path), MODEL, port=0, rest_api_port=0, poll_seconds=0.2,
-                                      **kwargs).start()
+    return serving_fixtures.model_server(model_base_path=str(base_path), rest_api_port=0, poll_seconds=0.2,
+                                         **kwargs).start()
 
 
 def _http(port, method, path, body=None):
