@@ -153,7 +153,8 @@ def split(outputs: Arrays, tasks: List[_Task]) -> List[Arrays]:
 
 class Batcher:
     """Merges concurrent requests with the same key (model, version, signature) into batches;
-    `queued(seconds)` is told how long each request waited in the queue (the queuing latency)."""
+    `queued(seconds)` is told how long each request waited in the queue (the queuing latency).
+    """
 
     def __init__(self, params: BatchingParameters, queued: Optional[Callable[[float], None]] = None):
         self.params = params
@@ -202,7 +203,8 @@ class Batcher:
 
     def _take(self) -> Union[Tuple[_Queue, List[_Task]], Tuple[None, Optional[float]]]:
         """(queue, its tasks to run now) under the lock; or (None, the seconds to wait: None for
-        until notified) when no queue is due."""
+        until notified) when no queue is due.
+        """
         timeout = self.params.batch_timeout_micros / 1e6
         now, soonest = time.monotonic(), None
         for queue in self._queues.values():

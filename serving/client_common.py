@@ -1,6 +1,7 @@
 """What the gRPC and the REST clients share, without TensorFlow: the result types (class
 probabilities as an ndarray, Prediction, Signature), errors, file reading, the top-k ranking, and
-sending files so that one file the model cannot take fails alone, named, while the rest are classified."""
+sending files so that one file the model cannot take fails alone, named, while the rest are classified.
+"""
 from __future__ import annotations
 
 import abc
@@ -40,7 +41,8 @@ class ModelNotFound(ServingError):
 @dataclasses.dataclass(frozen=True)
 class Prediction:
     """The classes of one file, best first, as (class name, score), with all the class
-    probabilities (CLASS_NAMES order) they come from; or why it has none."""
+    probabilities (CLASS_NAMES order) they come from; or why it has none.
+    """
 
     source: str
     top: Tuple[Tuple[str, float], ...] = ()
@@ -51,7 +53,8 @@ class Prediction:
 @dataclasses.dataclass(frozen=True)
 class Signature:
     """A served SignatureDef as both clients report it: its input and output names (sorted) and
-    its method name (tensorflow/serving/predict, .../classify)."""
+    its method name (tensorflow/serving/predict, .../classify).
+    """
 
     inputs: Tuple[str, ...]
     outputs: Tuple[str, ...]
@@ -121,7 +124,8 @@ class FilesClient(abc.ABC):
     def predict_pixels(self, modality: str, pixels: Sequence[Any], batch_size: int = 16) -> np.ndarray:
         """Class probabilities [N, classes] of patches of `modality` through its pixel signature
         (schema.modalities: encoded image bytes, or uint16 [64, 64, C] band values), `batch_size`
-        per request."""
+        per request.
+        """
 
     @abc.abstractmethod
     def classify_images(self, images: Sequence[bytes], batch_size: int = 16) -> List[Dict[str, float]]:
@@ -151,7 +155,8 @@ class FilesClient(abc.ABC):
         """The top classes of each file: JPEG/PNG images, or 13-band GeoTIFFs (not mixed: a model
         takes one modality). A file that cannot be read or that the server refuses (INVALID_ARGUMENT)
         gets a Prediction with its `error`; the others are classified. Errors of the server itself
-        (down, model not found) are raised."""
+        (down, model not found) are raised.
+        """
         is_bands = [is_bands_file(path) for path in paths]
         if any(is_bands) and not all(is_bands):
             raise ServingError(

@@ -1,6 +1,7 @@
 """The dev server's requests, protocol-neutral: check and convert inputs, run a signature (batched
 when batching is on), answer Predict / Classify; the gRPC (serving.server) and REST (serving.rest)
-front ends both call ServingCore."""
+front ends both call ServingCore.
+"""
 from __future__ import annotations
 
 import logging
@@ -54,7 +55,8 @@ def input_dtypes(signature: Any) -> Dict[str, tf.DType]:
 
 def arrays_from_protos(signature: Any, protos: Mapping[str, Any], limits: RequestLimits) -> Arrays:
     """TensorProtos of a gRPC request -> arrays, each of the dtype its signature input has, once
-    their rows and decoded bytes (read from the protos' shapes) are within `limits`."""
+    their rows and decoded bytes (read from the protos' shapes) are within `limits`.
+    """
     dtypes, arrays = input_dtypes(signature), {}
     limits.check(*total(proto_size(p, dtypes[k].size if k in dtypes else 1) for k, p in protos.items()))
     for key, proto in protos.items():
@@ -104,7 +106,8 @@ class ServingCore:
     @classmethod
     def from_settings(cls, settings: ServerSettings) -> ServingCore:
         """The core the settings describe: the model config file's models (the base path given
-        overriding its model's) or the one model at the base path, batching, the request limits."""
+        overriding its model's) or the one model at the base path, batching, the request limits.
+        """
         if settings.model_config_file:
             config = read_model_config(settings.model_config_file)
             if settings.model_base_path:  # e.g. the production models.config over a local push directory

@@ -47,7 +47,7 @@ from serving.client_common import (
 
 
 def retry_service_config(attempts: int) -> str:
-    """gRPC's own retry policy: UNAVAILABLE calls are retried with exponential back-off."""
+    """GRPC's own retry policy: UNAVAILABLE calls are retried with exponential back-off."""
     return json.dumps(
         {
             "methodConfig": [
@@ -151,7 +151,8 @@ class ServingClient(FilesClient):
     def predict_pixels(self, modality: str, pixels: Sequence[Any], batch_size: int = 16) -> np.ndarray:
         """Class probabilities [N, 10] of patches of `modality` through its pixel signature
         (schema.modalities: encoded image bytes, or uint16 [64, 64, C] band values), `batch_size`
-        per request."""
+        per request.
+        """
         record = modalities.get(modality)
 
         def proto(batch: Sequence[Any]) -> Any:

@@ -1,6 +1,7 @@
 """What the dev server serves: which versions of a model (TF Serving's version policies and its
 model config file), each version loaded with its signatures and warmed up, reloaded as the
-Pusher's directory changes."""
+Pusher's directory changes.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -28,7 +29,8 @@ log = logging.getLogger("serving.server")  # one logger for the dev server's mod
 
 def versions_to_serve(policy: model_server_config_pb2.ModelConfig, available: Iterable[int]) -> Set[int]:
     """The versions a ModelConfig's model_version_policy asks for among those on disk (TF Serving's
-    latest / all / specific; no policy means latest 1)."""
+    latest / all / specific; no policy means latest 1).
+    """
     available = sorted(available)
     kind = policy.model_version_policy.WhichOneof("policy_choice")
     if kind == "all":
@@ -47,7 +49,8 @@ VERSION_NAME = re.compile(r"[0-9]{1,18}")
 def complete_versions(base_path: str, ignored: Optional[Set[str]] = None) -> Dict[int, str]:
     """Version number -> directory for the versions that are fully written (saved_model.pb exists).
     Entries that are not versions are skipped, each logged once when `ignored` (the names already
-    logged) is given."""
+    logged) is given.
+    """
     if not tf.io.gfile.isdir(base_path):
         return {}
     found = {}
@@ -140,7 +143,8 @@ class ServedModel:
     def poll(self) -> None:
         """Load the versions the policy asks for (newest first), then unload the others: TF
         Serving's availability-preserving order, so a deleted version keeps answering (it is in
-        memory) until the version that replaces it is loaded, and no request finds none."""
+        memory) until the version that replaces it is loaded, and no request finds none.
+        """
         on_disk = complete_versions(self.base_path, self._ignored)
         with self._lock:
             self._gone |= {v for v in self._loaded if v not in on_disk}
@@ -260,7 +264,8 @@ def single_model_config(name: str, base_path: str) -> model_server_config_pb2.Mo
 
 def read_model_config(path: str) -> model_server_config_pb2.ModelServerConfig:
     """A ModelServerConfig text file (serving/models.config); relative base paths are taken from the
-    file's folder, as TF Serving does."""
+    file's folder, as TF Serving does.
+    """
     try:
         with open(path) as f:
             config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
@@ -286,7 +291,8 @@ def read_model_config(path: str) -> model_server_config_pb2.ModelServerConfig:
 def with_base_path(config: model_server_config_pb2.ModelServerConfig, model_name: str,
                    base_path: str) -> model_server_config_pb2.ModelServerConfig:
     """`config` with one model's base_path replaced (run a production models.config over a local
-    push directory)."""
+    push directory).
+    """
     for model in config.model_config_list.config:
         if model.name == model_name:
             model.base_path = base_path

@@ -84,7 +84,8 @@ _API_PATH = re.compile(r"(?i)/v1/")  # TF Serving's REST dispatcher takes these 
 # --- the server ----------------------------------------------------------------------------------
 class _HTTPServer(http.server.ThreadingHTTPServer):
     """The standard library's threading server with a sized backlog and at most `num_threads`
-    connections served at once (the others wait in the backlog, as they would for TF Serving)."""
+    connections served at once (the others wait in the backlog, as they would for TF Serving).
+    """
 
     daemon_threads = True
     request_queue_size = contract.REST_LISTEN_BACKLOG
@@ -116,7 +117,8 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
 class RestServer:
     """TF Serving's REST API on the settings' rest_api_port, answering from a serving.core.ServingCore
     (the same two arguments as serving.server.ModelServer). The port is bound here, so a taken one is
-    refused before any model loads."""
+    refused before any model loads.
+    """
 
     def __init__(self, core: ServingCore, settings: ServerSettings) -> None:
         if settings.rest_api_port is None:
@@ -167,7 +169,8 @@ class RestServer:
 
     def _record(self, method: str, path: str, code: grpc.StatusCode, seconds: float) -> None:
         """Count (and time) a request as TF Serving's HTTP server does: every path under /v1/, by
-        the model and verb of a well-formed path (a GET has no verb; a malformed path no model)."""
+        the model and verb of a well-formed path (a GET has no verb; a malformed path no model).
+        """
         if not _API_PATH.match(path):
             return
         match = _PATH.match(path.split("?", 1)[0])

@@ -96,7 +96,8 @@ class RestClient(FilesClient):
 
     def predict_pixels(self, modality: str, pixels: Sequence[Any], batch_size: int = 16) -> np.ndarray:
         """Class probabilities [N, 10] of patches of `modality` through its pixel signature (:predict,
-        row format: encoded images as base64, band values as nested lists), `batch_size` per request."""
+        row format: encoded images as base64, band values as nested lists), `batch_size` per request.
+        """
         record = modalities.get(modality)
         rows: List[List[float]] = []
         for batch in batches(list(pixels), batch_size):

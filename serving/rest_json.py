@@ -1,5 +1,6 @@
 """The JSON of TF Serving's REST API: request bodies (row ``instances`` or columnar ``inputs``,
-``{"b64": ...}`` bytes, ``:classify`` examples) to arrays and tf.Examples, outputs back to JSON."""
+``{"b64": ...}`` bytes, ``:classify`` examples) to arrays and tf.Examples, outputs back to JSON.
+"""
 from __future__ import annotations
 
 import base64
@@ -104,7 +105,8 @@ def to_array(value: Any, dtype: Any, where: str) -> np.ndarray:
 def request_arrays(body: Dict[str, Any], dtypes: Dict[str, Any], limits: RequestLimits
                    ) -> Tuple[Dict[str, np.ndarray], bool]:
     """({input: array}, row format?) of a :predict body, in TF Serving's row or columnar format;
-    the rows are counted before anything is converted."""
+    the rows are counted before anything is converted.
+    """
     if ("instances" in body) == ("inputs" in body):
         raise invalid('Missing \'instances\' or \'inputs\' key (exactly one of them, TF Serving\'s row '
                        'or columnar format)')
@@ -187,7 +189,8 @@ def _feature(value: Any, where: str) -> feature_pb2.Feature:
 
 def examples_of(body: Dict[str, Any], limits: RequestLimits) -> List[bytes]:
     """Serialized tf.Examples of a :classify body (`examples`, with optional `context` features),
-    the examples counted before any is built."""
+    the examples counted before any is built.
+    """
     examples = body.get("examples")
     if not isinstance(examples, list):
         raise invalid("'examples' must be a list of objects, one feature name -> value map per example")

@@ -55,7 +55,8 @@ log = logging.getLogger("serving.server")  # one logger for the dev server's mod
 class ModelServer:
     """The gRPC server (and the REST server, when the settings give it a port) plus the version
     poller, over `core`'s models. Both ports are bound here, before start() loads any model: a taken
-    one is refused at once. serving.rest.RestServer takes the same two arguments."""
+    one is refused at once. serving.rest.RestServer takes the same two arguments.
+    """
 
     def __init__(self, core: ServingCore, settings: ServerSettings) -> None:
         import grpc
@@ -171,7 +172,8 @@ def set_tensorflow_threads(intra_op: int, inter_op: int) -> None:
 
 def server_from_settings(settings: ServerSettings) -> ModelServer:
     """A ModelServer as the command line builds it: TensorFlow's threads set, then the models, the
-    batching parameters and the limits the settings name (serving.core.ServingCore.from_settings)."""
+    batching parameters and the limits the settings name (serving.core.ServingCore.from_settings).
+    """
     from serving.core import ServingCore
 
     set_tensorflow_threads(settings.tensorflow_intra_op_parallelism, settings.tensorflow_inter_op_parallelism)

@@ -42,7 +42,8 @@ def one_line(err: pydantic.ValidationError, flags: bool = False) -> str:
 
 class ServerSettings(pydantic.BaseModel):
     """What serving.server serves and how: one field per flag of TF Serving's model server (and a
-    few of the dev server's own), with TF Serving's names and defaults."""
+    few of the dev server's own), with TF Serving's names and defaults.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -104,7 +105,7 @@ def _bool(value: str) -> bool:
 
 
 def _value_type(annotation: Any) -> Any:
-    """int for `Optional[int]`, and so on: the type a flag's text is converted to."""
+    """Int for `Optional[int]`, and so on: the type a flag's text is converted to."""
     if get_origin(annotation) is Union:
         (annotation,) = [a for a in get_args(annotation) if a is not type(None)]
     return annotation
@@ -112,7 +113,8 @@ def _value_type(annotation: Any) -> Any:
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per ServerSettings field, under TF Serving's spelling (--model_base_path) and the
-    project's (--model-base-path). Flags not given are left out, so the model's defaults apply."""
+    project's (--model-base-path). Flags not given are left out, so the model's defaults apply.
+    """
     for name, field in ServerSettings.model_fields.items():
         spellings = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
         kind = _value_type(field.annotation)

@@ -127,7 +127,8 @@ def header_sizes(images: tf.Tensor) -> tf.Tensor:
 
 def checked_rows(tensor: tf.Tensor, input_name: str) -> tf.Tensor:
     """`tensor`, once it is known to hold at least one row (an empty batch fails in the model
-    with a message about filter depths)."""
+    with a message about filter depths).
+    """
     check = tf.debugging.Assert(
         tf.shape(tensor)[0] > 0,
         [f"the request holds no {input_name}: send at least one (a batch of 0 rows cannot be predicted)"],
