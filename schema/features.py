@@ -25,6 +25,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from schema import modalities, records
+from schema.classes import CLASS_NAMES as CLASS_NAMES  # re-exported: the contract
+from schema.classes import NUM_CLASSES as NUM_CLASSES
 from schema.modalities import BAND_NAMES as BAND_NAMES  # re-exported: the contract
 from schema.modalities import IMAGE_SIZE as IMAGE_SIZE
 
@@ -32,20 +34,6 @@ if TYPE_CHECKING:  # TensorFlow loads in the functions that use it: command line
     import tensorflow as tf
     from tensorflow_metadata.proto.v0 import schema_pb2
 
-# EuroSAT's class order (the label ids of TFDS eurosat and of the paper's archive).
-CLASS_NAMES: tuple[str, ...] = (
-    "AnnualCrop",
-    "Forest",
-    "HerbaceousVegetation",
-    "Highway",
-    "Industrial",
-    "Pasture",
-    "PermanentCrop",
-    "Residential",
-    "River",
-    "SeaLake",
-)
-NUM_CLASSES = len(CLASS_NAMES)
 
 RGB_CHANNELS = modalities.RGB.channels
 

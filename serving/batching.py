@@ -19,11 +19,14 @@ import os
 import re
 import threading
 import time
-from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple, Union
+from typing import Annotated, Any, Callable, Dict, Hashable, List, Optional, Tuple, Union
 
 import numpy as np
+import pydantic
+import pydantic.dataclasses
 
 from schema.errors import ServingError
+from serving.settings import one_line
 
 Arrays = Dict[str, np.ndarray]
 
@@ -36,26 +39,29 @@ class BatchingError(ServingError):
         self.code_name = code_name
 
 
-@dataclasses.dataclass(frozen=True)
+AtLeastOne = Annotated[int, pydantic.Field(ge=1)]
+
+
+@pydantic.dataclasses.dataclass(frozen=True)
 class BatchingParameters:
     """TF Serving's BatchingParameters, with TF Serving's defaults."""
 
-    max_batch_size: int = 1000
-    batch_timeout_micros: int = 0
-    max_enqueued_batches: int = 100
-    num_batch_threads: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
+    max_batch_size: AtLeastOne = 1000
+    batch_timeout_micros: Annotated[int, pydantic.Field(ge=0)] = 0
+    max_enqueued_batches: AtLeastOne = 100
+    num_batch_threads: AtLeastOne = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
     allowed_batch_sizes: Tuple[int, ...] = ()
     pad_variable_length_inputs: bool = False
 
-    def __post_init__(self):
-        if self.max_batch_size < 1 or self.num_batch_threads < 1 or self.max_enqueued_batches < 1:
-            raise ValueError("max_batch_size, num_batch_threads and max_enqueued_batches must be at least 1")
+    @pydantic.model_validator(mode="after")
+    def _sizes_end_at_the_maximum(self) -> BatchingParameters:
         sizes = list(self.allowed_batch_sizes)
         if sizes and (sizes != sorted(set(sizes)) or sizes[-1] != self.max_batch_size):
             # TF Serving refuses to start on the same condition
             raise ValueError(
                 f"allowed_batch_sizes {sizes} must increase and end with max_batch_size ({self.max_batch_size})"
             )
+        return self
 
     def padded_size(self, rows: int) -> int:
         """The allowed batch size a batch of `rows` rows is padded up to."""
@@ -95,8 +101,8 @@ def parse_batching_parameters(text: str, source: str = "batching parameters") ->
         raise ValueError(f"{source}: cannot parse {text[position:].strip()[:60]!r} (expected `field {{ value: N }}`)")
     try:
         return BatchingParameters(allowed_batch_sizes=tuple(sizes), **values)
-    except ValueError as err:
-        raise ValueError(f"{source}: {err}") from None
+    except pydantic.ValidationError as err:
+        raise ValueError(f"{source}: {one_line(err)}") from None
 
 
 def read_batching_parameters(path: str) -> BatchingParameters:
@@ -147,7 +153,8 @@ def split(outputs: Arrays, tasks: List[_Task]) -> List[Arrays]:
 
 class Batcher:
     """Merges concurrent requests with the same key (model, version, signature) into batches;
-    `queued(seconds)` is told how long each request waited in the queue (the queuing latency)."""
+    `queued(seconds)` is told how long each request waited in the queue (the queuing latency).
+    """
 
     def __init__(self, params: BatchingParameters, queued: Optional[Callable[[float], None]] = None):
         self.params = params
@@ -196,7 +203,8 @@ class Batcher:
 
     def _take(self) -> Union[Tuple[_Queue, List[_Task]], Tuple[None, Optional[float]]]:
         """(queue, its tasks to run now) under the lock; or (None, the seconds to wait: None for
-        until notified) when no queue is due."""
+        until notified) when no queue is due.
+        """
         timeout = self.params.batch_timeout_micros / 1e6
         now, soonest = time.monotonic(), None
         for queue in self._queues.values():

@@ -8,8 +8,9 @@
 Prints the top-k classes with their scores for each file; a file that cannot be read, or that the
 model refuses, is named on stderr with the reason, the others are still classified (exit code 1
 when any file failed). As a library: serving.grpc_client.ServingClient and
-serving.rest_client.RestClient (the same predict_files / predict_images / classify_images /
-model_status / model_metadata). The gRPC client (and TensorFlow) is imported only for gRPC.
+serving.rest_client.RestClient: the same predict_files / predict_images / predict_bands /
+predict_pixels / classify_images / model_status / model_metadata, returning the same types
+(serving.client_common). The gRPC client (and TensorFlow) is imported only for gRPC.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from serving.client_common import (  # the errors too, for `except serving.clien
     DEFAULT_MODEL,
     DEFAULT_REST_SERVER,
     DEFAULT_SERVER,
+    FilesClient,
     ModelNotFound,
     Prediction,
     ServerUnavailable,
@@ -33,6 +35,7 @@ __all__ = ["ModelNotFound", "Prediction", "RestClient", "ServerUnavailable", "Se
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """The command line's arguments (the server defaults to the gRPC or REST one by --rest)."""
     parser = argparse.ArgumentParser(prog="python -m serving.client",
                                      description="Classify EuroSAT images with a model on TF Serving.")
     parser.add_argument("images", nargs="*", help="JPEG/PNG files, or 13-band GeoTIFFs (.tif) for a 13-band model")
@@ -58,7 +61,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def make_client(args: argparse.Namespace):
+def make_client(args: argparse.Namespace) -> FilesClient:
+    """The client the command line asks for (both take the same arguments and answer the same types)."""
     if args.rest:
         return RestClient(args.server, args.model_name, args.version, args.timeout, args.retries)
     from serving.grpc_client import ServingClient  # TensorFlow: only for the gRPC path
@@ -66,16 +70,8 @@ def make_client(args: argparse.Namespace):
     return ServingClient(args.server, args.model_name, args.version, args.timeout, args.retries)
 
 
-def _describe(signature_def) -> str:
-    if isinstance(signature_def, dict):  # REST: JSON
-        inputs, outputs = signature_def.get("inputs", {}), signature_def.get("outputs", {})
-        method = signature_def.get("method_name", "")
-    else:
-        inputs, outputs, method = signature_def.inputs, signature_def.outputs, signature_def.method_name
-    return f"({', '.join(sorted(inputs))}) -> ({', '.join(sorted(outputs))}) [{method}]"
-
-
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command line; 1 when a call or any file failed."""
     args = parse_args(argv)
     failed = False
     try:
@@ -84,9 +80,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                 for version, state in sorted(client.model_status().items()):
                     print(f"{args.model_name} version {version}: {state}")
             if args.metadata:
-                for name, signature_def in sorted(client.model_metadata().items()):
+                for name, signature in sorted(client.model_metadata().items()):
                     if not name.startswith("__"):  # the SavedModel's init op, not a signature to call
-                        print(f"{name}: {_describe(signature_def)}")
+                        print(f"{name}: {signature.describe()}")
             if args.images:
                 predictions = client.predict_files(args.images, args.top_k, args.batch_size)
                 text = format_predictions(predictions)

@@ -4,6 +4,8 @@ serving.signatures builds the signatures under these names; clients that must st
 REST path of serving.client imports no TensorFlow), the dev server, the exporter and the pipeline
 read them from here. What differs by modality comes from the registry (schema.modalities).
 """
+from typing import Collection
+
 from schema import modalities
 
 MODEL_NAME = "eurosat"  # the default served model (and pipeline) name; 13-band runs add "-all"
@@ -72,7 +74,7 @@ def pixel_signature(modality: str) -> tuple[str, str]:
     return record.signature, record.signature_input
 
 
-def modality_hint(asked: str, signature_names) -> str:
+def modality_hint(asked: str, signature_names: Collection[str]) -> str:
     """'; this model takes 13 bands ...' when `asked` is another modality's pixel signature."""
     try:
         wanted, served = modalities.of_signature([asked]), modalities.of_signature(signature_names)

@@ -1,10 +1,11 @@
 """The dev server's requests, protocol-neutral: check and convert inputs, run a signature (batched
 when batching is on), answer Predict / Classify; the gRPC (serving.server) and REST (serving.rest)
-front ends both call ServingCore."""
+front ends both call ServingCore.
+"""
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import grpc
 import numpy as np
@@ -16,7 +17,8 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from serving import batching, contract, monitoring, warmup
 from serving.limits import RequestLimits, arrays_size, proto_size, total
-from serving.models import ModelVersion, ServedModel
+from serving.models import ModelVersion, ServedModel, read_model_config, single_model_config, with_base_path
+from serving.settings import ServerSettings
 from serving.status import TF_ERROR_CODES, status_error
 
 log = logging.getLogger("serving.server")  # one logger for the dev server's modules
@@ -25,7 +27,7 @@ DEFAULT_SIGNATURE = contract.SERVING_DEFAULT  # what TF Serving uses when none i
 Arrays = Dict[str, np.ndarray]
 
 
-def check_inputs(signature, arrays: Arrays) -> Arrays:
+def check_inputs(signature: Any, arrays: Arrays) -> Arrays:
     """Check a request's arrays against the signature; clear INVALID_ARGUMENT otherwise."""
     specs = signature.structured_input_signature[1]
     expected = ", ".join(f"{k} ({spec.dtype.name} {spec.shape})" for k, spec in sorted(specs.items()))
@@ -46,13 +48,15 @@ def check_inputs(signature, arrays: Arrays) -> Arrays:
     return arrays
 
 
-def input_dtypes(signature) -> Dict[str, tf.DType]:
+def input_dtypes(signature: Any) -> Dict[str, tf.DType]:
+    """The dtype of each input of a signature (a concrete function)."""
     return {key: spec.dtype for key, spec in signature.structured_input_signature[1].items()}
 
 
-def arrays_from_protos(signature, protos, limits: RequestLimits) -> Arrays:
+def arrays_from_protos(signature: Any, protos: Mapping[str, Any], limits: RequestLimits) -> Arrays:
     """TensorProtos of a gRPC request -> arrays, each of the dtype its signature input has, once
-    their rows and decoded bytes (read from the protos' shapes) are within `limits`."""
+    their rows and decoded bytes (read from the protos' shapes) are within `limits`.
+    """
     dtypes, arrays = input_dtypes(signature), {}
     limits.check(*total(proto_size(p, dtypes[k].size if k in dtypes else 1) for k, p in protos.items()))
     for key, proto in protos.items():
@@ -90,7 +94,7 @@ class ServingCore:
 
     def __init__(self, config: model_server_config_pb2.ModelServerConfig,
                  batching_parameters: Optional[batching.BatchingParameters] = None,
-                 limits: Optional[RequestLimits] = None):
+                 limits: Optional[RequestLimits] = None) -> None:
         self.limits = limits or RequestLimits()
         self.metrics = monitoring.ServerMetrics()  # what gRPC, REST and the batcher record
         self.models = {
@@ -99,7 +103,26 @@ class ServingCore:
         self.batcher = (batching.Batcher(batching_parameters, self.metrics.queued)
                         if batching_parameters else None)
 
+    @classmethod
+    def from_settings(cls, settings: ServerSettings) -> ServingCore:
+        """The core the settings describe: the model config file's models (the base path given
+        overriding its model's) or the one model at the base path, batching, the request limits.
+        """
+        if settings.model_config_file:
+            config = read_model_config(settings.model_config_file)
+            if settings.model_base_path:  # e.g. the production models.config over a local push directory
+                config = with_base_path(config, settings.model_name, settings.model_base_path)
+        else:
+            assert settings.model_base_path is not None  # ServerSettings asks for one of the two
+            config = single_model_config(settings.model_name, settings.model_base_path)
+        params = None
+        if settings.enable_batching:
+            params = (batching.read_batching_parameters(settings.batching_parameters_file)
+                      if settings.batching_parameters_file else batching.BatchingParameters())
+        return cls(config, params, RequestLimits(settings.max_request_rows, settings.max_request_decoded_bytes))
+
     def poll(self) -> None:
+        """Load and unload versions as the models' base paths changed."""
         for model in self.models.values():
             model.poll()
 
@@ -115,7 +138,7 @@ class ServingCore:
     def version(self, name: str, version: Optional[int] = None, label: Optional[str] = None) -> ModelVersion:
         return self.model(name).get(version, label)
 
-    def version_of(self, spec) -> ModelVersion:
+    def version_of(self, spec: Any) -> ModelVersion:
         """The version a gRPC ModelSpec names."""
         choice = spec.WhichOneof("version_choice")
         return self.version(

@@ -1,7 +1,7 @@
 """The one export of a trained model: SavedModel with the serving signatures, TF Serving's warm-up requests."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -12,7 +12,7 @@ from serving import training_statistics as statistics_module
 
 def export_serving_model(
     model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir: str,
-    max_image_pixels: int = signatures.DEFAULT_MAX_IMAGE_PIXELS, training_statistics: Optional[dict] = None,
+    max_image_pixels: int = signatures.DEFAULT_MAX_IMAGE_PIXELS, training_statistics: Optional[Dict[str, Any]] = None,
 ) -> str:
     """Save `model` with the serving signatures, TF Serving's warm-up requests and, when given, the
     train split's statistics (serving/training_statistics.py) in assets.extra.

@@ -1,10 +1,11 @@
 """TF Serving's gRPC API (tensorflow_serving.apis) over the dev server's ServingCore: Predict,
 Classify, GetModelMetadata and GetModelStatus, with TF Serving's status codes; Predict and Classify
-are counted and timed in the core's metrics (serving.monitoring) as TF Serving counts them."""
+are counted and timed in the core's metrics (serving.monitoring) as TF Serving counts them.
+"""
 from __future__ import annotations
 
 import time
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import grpc
 import tensorflow as tf
@@ -80,18 +81,19 @@ def model_metadata(core: ServingCore, request: get_model_metadata_pb2.GetModelMe
     return response
 
 
-def _fill_spec(spec, version: ModelVersion, signature_name: str) -> None:
+def _fill_spec(spec: Any, version: ModelVersion, signature_name: str) -> None:
     spec.name = version.name
     spec.version.value = version.version
     if signature_name:
         spec.signature_name = signature_name
 
 
-def _grpc_handler(fn, api: Optional[str] = None):
+def _grpc_handler(fn: Callable[[ServingCore, Any], Any], api: Optional[str] = None) -> Callable[..., Any]:
     """Turn ServingError into the gRPC status; anything else is INTERNAL, and the server goes on.
-    With `api` (TF Serving's API label) the request is counted and timed under its model's name."""
+    With `api` (TF Serving's API label) the request is counted and timed under its model's name.
+    """
 
-    def handler(self, request, context):
+    def handler(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
         start, code = time.monotonic(), grpc.StatusCode.OK
         try:
             return fn(self.core, request)
@@ -110,7 +112,8 @@ def _grpc_handler(fn, api: Optional[str] = None):
     return handler
 
 
-def model_status(core: ServingCore, request) -> get_model_status_pb2.GetModelStatusResponse:
+def model_status(core: ServingCore, request: Any) -> get_model_status_pb2.GetModelStatusResponse:
+    """ModelService.GetModelStatus: the states of the model's versions (or of the one named)."""
     spec = request.model_spec
     return get_model_status_pb2.GetModelStatusResponse(
         model_version_status=core.statuses(spec.name, spec.version.value if spec.HasField("version") else None)
@@ -118,7 +121,9 @@ def model_status(core: ServingCore, request) -> get_model_status_pb2.GetModelSta
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, core: ServingCore):
+    """TF Serving's PredictionService over a ServingCore."""
+
+    def __init__(self, core: ServingCore) -> None:
         self.core = core
 
     Predict = _grpc_handler(predict, monitoring.PREDICT)  # gRPC method names (CamelCase)
@@ -127,7 +132,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, core: ServingCore):
+    """TF Serving's ModelService (GetModelStatus) over a ServingCore."""
+
+    def __init__(self, core: ServingCore) -> None:
         self.core = core
 
     GetModelStatus = _grpc_handler(model_status)

@@ -9,12 +9,13 @@ files), so the server decodes them with the very code Transform used; 13-band Ge
 here (schema.features.read_bands, which checks them) and sent to ``predict_bands`` as uint16.
 Every call has a deadline, and calls that find the server unavailable are retried by gRPC itself
 (a service-config retry policy with back-off). Failures become ServingError subclasses whose
-messages say what to do; a file the model cannot take fails alone (serving.client.FilesClient).
+messages say what to do; a file the model cannot take fails alone (serving.client_common.FilesClient,
+which this client shares with the REST one: the same methods, returning the same types).
 """
 from __future__ import annotations
 
 import json
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import grpc
 import numpy as np
@@ -38,23 +39,15 @@ from serving.client_common import (
     ModelNotFound,
     ServerUnavailable,
     ServingError,
+    Signature,
     batches,
     read_image_file,
     server_hint,
 )
 
 
-def top_k(probabilities: np.ndarray, k: int) -> List[Tuple[Tuple[str, float], ...]]:
-    """(class name, score) of the k best classes of each row, best first."""
-    k = max(1, min(k, features.NUM_CLASSES))
-    order = np.argsort(-probabilities, axis=-1)[:, :k]
-    return [
-        tuple((features.CLASS_NAMES[i], float(row[i])) for i in idx)
-        for row, idx in zip(probabilities, order)
-    ]
-
 def retry_service_config(attempts: int) -> str:
-    """gRPC's own retry policy: UNAVAILABLE calls are retried with exponential back-off."""
+    """GRPC's own retry policy: UNAVAILABLE calls are retried with exponential back-off."""
     return json.dumps(
         {
             "methodConfig": [
@@ -86,7 +79,7 @@ class ServingClient(FilesClient):
         version: Optional[int] = None,
         timeout: float = 10.0,
         retries: int = 3,
-    ):
+    ) -> None:
         self.server, self.model_name, self.version, self.timeout = server, model_name, version, timeout
         self._channel = grpc.insecure_channel(
             server,
@@ -100,23 +93,18 @@ class ServingClient(FilesClient):
         self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
 
-    def __enter__(self) -> "ServingClient":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     def close(self) -> None:
+        """Close the channel."""
         self._channel.close()
 
-    def _spec(self, spec, signature_name: str = "") -> None:
+    def _spec(self, spec: Any, signature_name: str = "") -> None:
         spec.name = self.model_name
         if self.version is not None:
             spec.version.value = self.version
         if signature_name:
             spec.signature_name = signature_name
 
-    def _call(self, method, request):
+    def _call(self, method: Callable[..., Any], request: Any) -> Any:
         try:
             return method(request, timeout=self.timeout)
         except grpc.RpcError as err:
@@ -149,12 +137,7 @@ class ServingClient(FilesClient):
         except ValueError as err:
             raise ServingError(f"{path!r} is not a usable 13-band patch: {err}") from None
 
-    def _rank(self, kind: str, items: Sequence, k: int):
-        if kind == self.BANDS:
-            return top_k(self.predict_bands(items, batch_size=len(items)), k)
-        return top_k(self.predict_images(items, batch_size=len(items)), k)
-
-    def _predict_batches(self, signature_name: str, input_name: str, protos: Iterable) -> np.ndarray:
+    def _predict_batches(self, signature_name: str, input_name: str, protos: Iterable[Any]) -> np.ndarray:
         rows = []
         for proto in protos:
             request = predict_pb2.PredictRequest()
@@ -165,26 +148,19 @@ class ServingClient(FilesClient):
             rows.append(tf.make_ndarray(response.outputs[contract.PROBABILITIES]))
         return np.concatenate(rows) if rows else np.zeros([0, features.NUM_CLASSES], np.float32)
 
-    def predict_pixels(self, modality: str, pixels: Sequence, batch_size: int = 16) -> np.ndarray:
+    def predict_pixels(self, modality: str, pixels: Sequence[Any], batch_size: int = 16) -> np.ndarray:
         """Class probabilities [N, 10] of patches of `modality` through its pixel signature
         (schema.modalities: encoded image bytes, or uint16 [64, 64, C] band values), `batch_size`
-        per request."""
+        per request.
+        """
         record = modalities.get(modality)
 
-        def proto(batch):
+        def proto(batch: Sequence[Any]) -> Any:
             values = list(batch) if record.encoded else np.stack(batch).astype(record.input_dtype)
             return tf.make_tensor_proto(values, dtype=record.input_dtype)
 
         protos = (proto(b) for b in batches(list(pixels), batch_size))
         return self._predict_batches(record.signature, record.signature_input, protos)
-
-    def predict_images(self, images: Sequence[bytes], batch_size: int = 16) -> np.ndarray:
-        """Class probabilities [N, 10] of encoded JPEG/PNG images, `batch_size` per request."""
-        return self.predict_pixels(modalities.RGB.name, images, batch_size)
-
-    def predict_bands(self, bands: Sequence[np.ndarray], batch_size: int = 16) -> np.ndarray:
-        """Class probabilities [N, 10] of 13-band patches (uint16 [64, 64, 13] each)."""
-        return self.predict_pixels(modalities.ALL_BANDS.name, bands, batch_size)
 
     def classify_images(self, images: Sequence[bytes], batch_size: int = 16) -> List[Dict[str, float]]:
         """TF Serving's Classify API: {class name: score} per image (tf.Examples on the wire)."""
@@ -200,14 +176,15 @@ class ServingClient(FilesClient):
                 results.append({c.label: c.score for c in row.classes})
         return results
 
-    def model_metadata(self) -> Dict[str, object]:
-        """The served version's SignatureDefs by name."""
+    def model_metadata(self) -> Dict[str, Signature]:
+        """The served version's signatures by name."""
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
         self._spec(request.model_spec)
         response = self._call(self._predictions.GetModelMetadata, request)
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signature_map)
-        return dict(signature_map.signature_def)
+        return {name: Signature(tuple(sorted(d.inputs)), tuple(sorted(d.outputs)), d.method_name)
+                for name, d in signature_map.signature_def.items()}
 
     # --- ModelService ------------------------------------------------------------------------
     def model_status(self) -> Dict[int, str]:

@@ -19,15 +19,21 @@ is not in the local package indexes); the two methods are registered as a generi
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import grpc
 from tensorflow_serving.apis import get_model_status_pb2
 
 from serving import protos
 
+if TYPE_CHECKING:
+    from serving.core import ServingCore
+    from serving.models import ServedModel
+
 Status = protos.HealthCheckResponse.ServingStatus
-SERVING, NOT_SERVING, SERVICE_UNKNOWN = Status.Value("SERVING"), Status.Value("NOT_SERVING"), Status.Value(
-    "SERVICE_UNKNOWN")
+SERVING: int = Status.Value("SERVING")
+NOT_SERVING: int = Status.Value("NOT_SERVING")
+SERVICE_UNKNOWN: int = Status.Value("SERVICE_UNKNOWN")
 SERVER_SERVICES = ("", "ModelService", "PredictionService")  # what TF Serving sets SERVING
 _AVAILABLE = get_model_status_pb2.ModelVersionStatus.AVAILABLE
 
@@ -35,12 +41,12 @@ _AVAILABLE = get_model_status_pb2.ModelVersionStatus.AVAILABLE
 class HealthService:
     """Check and Watch over a ServingCore's models."""
 
-    def __init__(self, core, watch_poll_seconds: float = 0.5):
+    def __init__(self, core: ServingCore, watch_poll_seconds: float = 0.5) -> None:
         self.core = core
         self.watch_poll_seconds = watch_poll_seconds
         self._stopping = threading.Event()
 
-    def status(self, service: str):
+    def status(self, service: str) -> Optional[int]:
         """The ServingStatus of `service`, or None when it is not one this server knows."""
         if self._stopping.is_set():
             return NOT_SERVING if service in SERVER_SERVICES or service in self.core.models else None
@@ -51,17 +57,18 @@ class HealthService:
         return None
 
     @staticmethod
-    def _available(model) -> bool:
+    def _available(model: ServedModel) -> bool:
         return any(s.state == _AVAILABLE for s in model.statuses())
 
-    def check(self, request, context):
+    def check(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """Health.Check: the service's status now (NOT_FOUND for a service this server does not know)."""
         status = self.status(request.service)
         if status is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {request.service!r}: this server answers "
                           f"{', '.join(repr(s) for s in (*SERVER_SERVICES, *sorted(self.core.models)))}")
         return protos.HealthCheckResponse(status=status)
 
-    def watch(self, request, context):
+    def watch(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         """The status now, then each change, until the client leaves or the server stops."""
         last = None
         while context.is_active():

@@ -1,28 +1,26 @@
 """What one request may cost the dev server: rows and decoded bytes, checked before the request's
 tensors are built (gRPC: from the TensorProtos' shapes; REST: from the JSON), batching on or off.
-The defaults are declared with the server's other limits in serving.contract."""
+The defaults are declared with the server's other limits in serving.contract.
+"""
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Any, Iterable, Mapping, Tuple
+from typing import Annotated, Any, Iterable, Mapping, Tuple
 
 import grpc
+import pydantic
+import pydantic.dataclasses
 
 from serving import contract
 from serving.status import status_error
 
 
-@dataclasses.dataclass(frozen=True)
+@pydantic.dataclasses.dataclass(frozen=True)
 class RequestLimits:
     """Bounds on one request: --max_request_rows and --max_request_decoded_bytes."""
 
-    max_rows: int = contract.MAX_REQUEST_ROWS
-    max_decoded_bytes: int = contract.MAX_REQUEST_DECODED_BYTES
-
-    def __post_init__(self):
-        if self.max_rows < 1 or self.max_decoded_bytes < 1:
-            raise ValueError("--max_request_rows and --max_request_decoded_bytes must be at least 1")
+    max_rows: Annotated[int, pydantic.Field(ge=1)] = contract.MAX_REQUEST_ROWS
+    max_decoded_bytes: Annotated[int, pydantic.Field(ge=1)] = contract.MAX_REQUEST_DECODED_BYTES
 
     def check(self, rows: int, decoded_bytes: int) -> None:
         """INVALID_ARGUMENT naming the limit and its flag when a request is over one."""
@@ -40,9 +38,10 @@ class RequestLimits:
             )
 
 
-def proto_size(proto, itemsize: int) -> Tuple[int, int]:
+def proto_size(proto: Any, itemsize: int) -> Tuple[int, int]:
     """(rows, decoded bytes) of a TensorProto, from its shape and values, before it is decoded
-    (tf.make_ndarray repeats a single value over the whole shape)."""
+    (tf.make_ndarray repeats a single value over the whole shape).
+    """
     dims = [d.size for d in proto.tensor_shape.dim]
     if any(d < 0 for d in dims):
         raise status_error(grpc.StatusCode.INVALID_ARGUMENT, f"a tensor shape has a negative size: {dims}")
@@ -58,7 +57,7 @@ def total(sizes: Iterable[Tuple[int, int]]) -> Tuple[int, int]:
     return max((r for r, _ in sizes), default=0), sum(b for _, b in sizes)
 
 
-def array_size(array) -> int:
+def array_size(array: Any) -> int:
     """Bytes of an array's values (an object array's bytes strings by their lengths)."""
     if array.dtype == object:
         return sum(len(v) if isinstance(v, (bytes, str)) else 8 for v in array.reshape(-1))
@@ -66,4 +65,5 @@ def array_size(array) -> int:
 
 
 def arrays_size(arrays: Mapping[str, Any]) -> Tuple[int, int]:
+    """(rows, bytes) of a request's arrays (see total)."""
     return total(((a.shape[0] if a.ndim else 1), array_size(a)) for a in arrays.values())

@@ -1,6 +1,7 @@
 """What the dev server serves: which versions of a model (TF Serving's version policies and its
 model config file), each version loaded with its signatures and warmed up, reloaded as the
-Pusher's directory changes."""
+Pusher's directory changes.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +9,7 @@ import logging
 import os
 import re
 import threading
-from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 import grpc
 import tensorflow as tf
@@ -28,7 +29,8 @@ log = logging.getLogger("serving.server")  # one logger for the dev server's mod
 
 def versions_to_serve(policy: model_server_config_pb2.ModelConfig, available: Iterable[int]) -> Set[int]:
     """The versions a ModelConfig's model_version_policy asks for among those on disk (TF Serving's
-    latest / all / specific; no policy means latest 1)."""
+    latest / all / specific; no policy means latest 1).
+    """
     available = sorted(available)
     kind = policy.model_version_policy.WhichOneof("policy_choice")
     if kind == "all":
@@ -47,7 +49,8 @@ VERSION_NAME = re.compile(r"[0-9]{1,18}")
 def complete_versions(base_path: str, ignored: Optional[Set[str]] = None) -> Dict[int, str]:
     """Version number -> directory for the versions that are fully written (saved_model.pb exists).
     Entries that are not versions are skipped, each logged once when `ignored` (the names already
-    logged) is given."""
+    logged) is given.
+    """
     if not tf.io.gfile.isdir(base_path):
         return {}
     found = {}
@@ -64,7 +67,7 @@ def complete_versions(base_path: str, ignored: Optional[Set[str]] = None) -> Dic
     return found
 
 
-def directory_stamp(path: str) -> Tuple:
+def directory_stamp(path: str) -> Tuple[Tuple[str, int, int], ...]:
     """Every file under `path` with its size and modification time: changes when any file does."""
     stamp = []
     for folder, _, files in tf.io.gfile.walk(path):
@@ -88,10 +91,12 @@ class ModelVersion:
     signature_defs: Dict[str, Any]
 
     @classmethod
-    def load(cls, name: str, version: int, path: str) -> "ModelVersion":
+    def load(cls, name: str, version: int, path: str) -> ModelVersion:
+        """Load the SavedModel at `path` as `version` of model `name`."""
         return cls(name, version, path, tf.saved_model.load(path), read_signature_defs(path))
 
-    def signature(self, name: str):
+    def signature(self, name: str) -> Any:
+        """The concrete function of signature `name`; FAILED_PRECONDITION naming those there are."""
         if name not in self.loaded.signatures:
             # TF Serving's code and wording (predict_util.cc), and what kind of model this is
             raise status_error(
@@ -110,7 +115,7 @@ class ModelVersion:
         return signature_map
 
 
-def read_signature_defs(export_dir: str) -> Dict[str, object]:
+def read_signature_defs(export_dir: str) -> Dict[str, Any]:
     """The SignatureDefs of a SavedModel (with their method names), read from saved_model.pb."""
     saved_model = saved_model_pb2.SavedModel()
     with tf.io.gfile.GFile(os.path.join(export_dir, contract.SAVED_MODEL_FILE), "rb") as f:
@@ -121,13 +126,15 @@ def read_signature_defs(export_dir: str) -> Dict[str, object]:
 class ServedModel:
     """One model's served versions under its base path, re-checked on every poll()."""
 
-    def __init__(self, config: model_server_config_pb2.ModelConfig, warm_up=None):
+    def __init__(self, config: model_server_config_pb2.ModelConfig,
+                 warm_up: Optional[Callable[[ModelVersion], None]] = None) -> None:
         self.config = config
         self.name, self.base_path = config.name, config.base_path
         self._warm_up = warm_up or (lambda version: None)
         self._loaded: Dict[int, ModelVersion] = {}
         self._gone: Set[int] = set()  # loaded versions whose directory was removed (still answering)
-        self._failed: Dict[int, Tuple[Tuple, str]] = {}  # version -> (directory stamp, error)
+        # version -> (directory stamp, error)
+        self._failed: Dict[int, Tuple[Tuple[Tuple[str, int, int], ...], str]] = {}
         self._loading: Optional[int] = None
         self._ignored: Set[str] = set()  # base path entries that are no version (logged once)
         self._nothing_reported: Optional[str] = None
@@ -136,7 +143,8 @@ class ServedModel:
     def poll(self) -> None:
         """Load the versions the policy asks for (newest first), then unload the others: TF
         Serving's availability-preserving order, so a deleted version keeps answering (it is in
-        memory) until the version that replaces it is loaded, and no request finds none."""
+        memory) until the version that replaces it is loaded, and no request finds none.
+        """
         on_disk = complete_versions(self.base_path, self._ignored)
         with self._lock:
             self._gone |= {v for v in self._loaded if v not in on_disk}
@@ -256,7 +264,8 @@ def single_model_config(name: str, base_path: str) -> model_server_config_pb2.Mo
 
 def read_model_config(path: str) -> model_server_config_pb2.ModelServerConfig:
     """A ModelServerConfig text file (serving/models.config); relative base paths are taken from the
-    file's folder, as TF Serving does."""
+    file's folder, as TF Serving does.
+    """
     try:
         with open(path) as f:
             config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
@@ -279,9 +288,11 @@ def read_model_config(path: str) -> model_server_config_pb2.ModelServerConfig:
     return config
 
 
-def with_base_path(config, model_name: str, base_path: str):
+def with_base_path(config: model_server_config_pb2.ModelServerConfig, model_name: str,
+                   base_path: str) -> model_server_config_pb2.ModelServerConfig:
     """`config` with one model's base_path replaced (run a production models.config over a local
-    push directory)."""
+    push directory).
+    """
     for model in config.model_config_list.config:
         if model.name == model_name:
             model.base_path = base_path

@@ -30,7 +30,7 @@ PROMETHEUS_PATH), the same file the production manifests pass to ``tensorflow_mo
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import Iterator, Optional, Tuple
 
 from google.protobuf import text_format
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, Counter, Histogram, generate_latest
@@ -50,15 +50,17 @@ GRPC, REST = "GRPC", "REST"
 PREDICT, CLASSIFY = "Predict", "Classify"
 
 
-def exponential_buckets(scale: float, growth: float, count: int) -> tuple:
+def exponential_buckets(scale: float, growth: float, count: int) -> Tuple[float, ...]:
     """TensorFlow's monitoring::Buckets::Exponential: scale * growth**i, i < count (then +Inf), to
-    the 6 significant digits TF Serving's exporter writes them with (le="32.4", le="188.957")."""
+    the 6 significant digits TF Serving's exporter writes them with (le="32.4", le="188.957").
+    """
     return tuple(float(f"{scale * growth ** i:.6g}") for i in range(count))
 
 
 def prometheus_name(name: str) -> str:
     """A TensorFlow metric's name as TF Serving's Prometheus exporter writes it (every character
-    outside [a-zA-Z0-9_] becomes ':'): /tensorflow/serving/request_count -> :tensorflow:serving:request_count."""
+    outside [a-zA-Z0-9_] becomes ':'): /tensorflow/serving/request_count -> :tensorflow:serving:request_count.
+    """
     name = re.sub(r"[^a-zA-Z0-9_]", ":", name)
     return f"_{name}" if name[:1].isdigit() else name
 
@@ -78,7 +80,7 @@ THREAD_POOL_NAME = ""  # the model server's batching sessions are created with n
 class ServerMetrics(Collector):
     """The dev server's metrics (one set per server, so servers in one process do not mix them)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._count = Counter(prometheus_name(REQUEST_COUNT), "The total number of requests.",
                               REQUEST_COUNT_LABELS, registry=None)
         self._latency = Histogram(
@@ -93,7 +95,8 @@ class ServerMetrics(Collector):
 
     def request(self, model_name: str, status: str, api: str, entrypoint: str, seconds: float) -> None:
         """One request answered with the gRPC status `status` ('OK', 'NOT_FOUND', ...); its latency
-        is recorded when it succeeded (TF Serving records no latency for failed requests)."""
+        is recorded when it succeeded (TF Serving records no latency for failed requests).
+        """
         self._count.labels(model_name, status).inc()
         if status == "OK":
             self._latency.labels(model_name, api, entrypoint).observe(seconds * 1e6)
@@ -102,7 +105,8 @@ class ServerMetrics(Collector):
         """A request left the batching queue after `seconds` there."""
         self._queuing.labels(THREAD_POOL_NAME).observe(seconds * 1e6)
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
+        """The metrics under TF Serving's names (prometheus-client's Collector interface)."""
         for family in self._count.collect():  # TF Serving's name, not prometheus-client's <name>_total
             count = Metric(family.name, family.documentation, "unknown")
             for sample in family.samples:
@@ -122,7 +126,8 @@ class ServerMetrics(Collector):
 
 def parse_monitoring_config(text: str, source: str = "the monitoring config") -> Optional[str]:
     """The Prometheus endpoint's path a MonitoringConfig text proto asks for, or None when
-    Prometheus is not enabled."""
+    Prometheus is not enabled.
+    """
     try:
         config = text_format.Parse(text, protos.MonitoringConfig())
     except text_format.ParseError as err:

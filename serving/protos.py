@@ -11,6 +11,8 @@ and serialization are protobuf's own, nothing is hand-coded.
 """
 from __future__ import annotations
 
+from typing import Any, Tuple
+
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 
 # tensorflow_serving/config/monitoring_config.proto (TF Serving 2.19)
@@ -72,7 +74,7 @@ service {
 _POOL = descriptor_pool.DescriptorPool()
 
 
-def _messages(text: str, *names: str):
+def _messages(text: str, *names: str) -> Tuple[Any, ...]:
     file_proto = text_format.Parse(text, descriptor_pb2.FileDescriptorProto())
     file = _POOL.AddSerializedFile(file_proto.SerializeToString())
     return tuple(message_factory.GetMessageClass(file.message_types_by_name[n]) for n in names)

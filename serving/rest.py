@@ -30,7 +30,7 @@ import logging
 import re
 import threading
 import time
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Type
 
 import grpc
 from google.protobuf import json_format
@@ -46,6 +46,10 @@ from serving.rest_json import (
     response_body,
     signature_name_of,
 )
+
+if TYPE_CHECKING:
+    from serving.core import ServingCore
+    from serving.settings import ServerSettings
 
 log = logging.getLogger("serving.rest")
 
@@ -80,17 +84,19 @@ _API_PATH = re.compile(r"(?i)/v1/")  # TF Serving's REST dispatcher takes these 
 # --- the server ----------------------------------------------------------------------------------
 class _HTTPServer(http.server.ThreadingHTTPServer):
     """The standard library's threading server with a sized backlog and at most `num_threads`
-    connections served at once (the others wait in the backlog, as they would for TF Serving)."""
+    connections served at once (the others wait in the backlog, as they would for TF Serving).
+    """
 
     daemon_threads = True
     request_queue_size = contract.REST_LISTEN_BACKLOG
 
-    def __init__(self, address, handler, num_threads: int):
+    def __init__(self, address: Tuple[str, int], handler: Type[http.server.BaseHTTPRequestHandler],
+                 num_threads: int) -> None:
         self._slots = threading.BoundedSemaphore(num_threads)
         self._closing = threading.Event()
         super().__init__(address, handler)
 
-    def process_request(self, request, client_address):
+    def process_request(self, request: Any, client_address: Any) -> None:
         while not self._slots.acquire(timeout=0.5):  # every thread busy: accept no more for now
             if self._closing.is_set():
                 self.shutdown_request(request)
@@ -101,7 +107,7 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
             self._slots.release()
             raise
 
-    def process_request_thread(self, request, client_address):
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
@@ -109,21 +115,22 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
 
 
 class RestServer:
-    """TF Serving's REST API on a port, answering from a serving.server.ServingCore. The port is
-    bound here, so a taken one is refused before any model loads."""
+    """TF Serving's REST API on the settings' rest_api_port, answering from a serving.core.ServingCore
+    (the same two arguments as serving.server.ModelServer). The port is bound here, so a taken one is
+    refused before any model loads.
+    """
 
-    def __init__(self, core, host: str = "localhost", port: int = 8501,
-                 max_body_bytes: int = contract.MAX_MESSAGE_BYTES,
-                 num_threads: int = contract.REST_API_NUM_THREADS,
-                 timeout_ms: int = contract.REST_API_TIMEOUT_MS,
-                 prometheus_path: Optional[str] = None):
-        if num_threads < 1 or timeout_ms < 1:
-            raise ValueError("--rest_api_num_threads and --rest_api_timeout_in_ms must be at least 1")
-        self.core, self.max_body_bytes = core, max_body_bytes
-        self.prometheus_path = prometheus_path  # None: no metrics page (no monitoring config)
+    def __init__(self, core: ServingCore, settings: ServerSettings) -> None:
+        if settings.rest_api_port is None:
+            raise ValueError("a RestServer needs a port: set rest_api_port (--rest_api_port)")
+        self.core, self.max_body_bytes = core, settings.max_message_bytes
+        # None: no metrics page (no monitoring config, or one that does not enable it)
+        self.prometheus_path = (monitoring.read_monitoring_config(settings.monitoring_config_file)
+                                if settings.monitoring_config_file else None)
+        host, port, timeout_ms = settings.host, settings.rest_api_port, settings.rest_api_timeout_in_ms
         handler = type("Handler", (_Handler,), {"rest": self, "timeout": timeout_ms / 1000})
         try:
-            self._http = _HTTPServer((host, port), handler, num_threads)
+            self._http = _HTTPServer((host, port), handler, settings.rest_api_num_threads)
         except OSError as err:
             raise OSError(f"cannot listen on {host}:{port} for REST (--rest_api_port): {err.strerror}; "
                           "is another server running there? pick another port") from None
@@ -140,7 +147,7 @@ class RestServer:
         self._http.server_close()
 
     # each returns (HTTP status, JSON body)
-    def handle(self, method: str, path: str, body: Optional[bytes]) -> Tuple[int, dict]:
+    def handle(self, method: str, path: str, body: Optional[bytes]) -> Tuple[int, Dict[str, Any]]:
         if not _API_PATH.match(path):  # not the REST API: not found, and not counted (as in TF Serving)
             hint = (" (the metrics page needs --monitoring_config_file)" if method == "GET" and
                     path.split("?", 1)[0] == monitoring.PROMETHEUS_PATH and self.prometheus_path is None else "")
@@ -162,7 +169,8 @@ class RestServer:
 
     def _record(self, method: str, path: str, code: grpc.StatusCode, seconds: float) -> None:
         """Count (and time) a request as TF Serving's HTTP server does: every path under /v1/, by
-        the model and verb of a well-formed path (a GET has no verb; a malformed path no model)."""
+        the model and verb of a well-formed path (a GET has no verb; a malformed path no model).
+        """
         if not _API_PATH.match(path):
             return
         match = _PATH.match(path.split("?", 1)[0])
@@ -179,7 +187,7 @@ class RestServer:
         page: bytes = self.core.metrics.exposition()
         return page
 
-    def _route(self, method: str, path: str, body: Optional[bytes]) -> dict:
+    def _route(self, method: str, path: str, body: Optional[bytes]) -> Dict[str, Any]:
         match = _PATH.match(path.split("?", 1)[0])
         verb = match and match.group("verb")
         if match is None or (method == "GET") == bool(verb) or (verb == "regress"):
@@ -219,12 +227,12 @@ _MAX_TRAILERS = 32
 
 
 class _BodyError(Exception):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
 
 
-def _status_json(status) -> dict:
+def _status_json(status: Any) -> Dict[str, Any]:
     from tensorflow_serving.apis import get_model_status_pb2
 
     code = grpc.StatusCode.OK
@@ -242,7 +250,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     rest: RestServer
     protocol_version = "HTTP/1.1"  # keep-alive: one connection for a client's many requests
 
-    def _reply(self, status: int, body: dict) -> None:
+    def _reply(self, status: int, body: Dict[str, Any]) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -250,7 +258,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self):  # http.server's names
+    def do_GET(self) -> None:  # http.server's names
         page = self.rest.metrics_page(self.path)
         if page is not None:
             self.send_response(200)
@@ -261,7 +269,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         self._reply(*self.rest.handle("GET", self.path, None))
 
-    def do_POST(self):
+    def do_POST(self) -> None:
         try:
             body = self._body()
         except _BodyError as err:
@@ -315,5 +323,5 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return b"".join(chunks)
         raise _BodyError(400, "too many trailer lines after the chunked body")
 
-    def log_message(self, format, *args):  # http.server's signature
+    def log_message(self, format: str, *args: Any) -> None:  # http.server's signature
         log.debug(format, *args)

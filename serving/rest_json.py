@@ -1,10 +1,11 @@
 """The JSON of TF Serving's REST API: request bodies (row ``instances`` or columnar ``inputs``,
-``{"b64": ...}`` bytes, ``:classify`` examples) to arrays and tf.Examples, outputs back to JSON."""
+``{"b64": ...}`` bytes, ``:classify`` examples) to arrays and tf.Examples, outputs back to JSON.
+"""
 from __future__ import annotations
 
 import base64
 import json
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import grpc
 import numpy as np
@@ -15,17 +16,20 @@ from serving.limits import RequestLimits
 
 
 class RestError(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str):
+    """A request the REST API refuses, with the gRPC code its HTTP status comes from."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
         self.code = code
 
 
 def invalid(message: str) -> RestError:
+    """An INVALID_ARGUMENT RestError (HTTP 400)."""
     return RestError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
 # --- the body ------------------------------------------------------------------------------------
-def parse_body(body: bytes) -> dict:
+def parse_body(body: bytes) -> Dict[str, Any]:
     """A request body as a JSON object, nested at most MAX_JSON_DEPTH deep."""
     try:
         request = json.loads(body or b"")
@@ -41,7 +45,7 @@ def parse_body(body: bytes) -> dict:
     return request
 
 
-def json_depth(value) -> int:
+def json_depth(value: Any) -> int:
     """How deep lists and objects nest in a parsed JSON value (iterative: no recursion limit)."""
     deepest, stack = 0, [(value, 1)]
     while stack:
@@ -55,19 +59,20 @@ def json_depth(value) -> int:
     return deepest
 
 
-def signature_name_of(body: dict) -> str:
+def signature_name_of(body: Dict[str, Any]) -> str:
+    """The body's signature_name (serving_default when none), checked to be a string."""
     name = body.get("signature_name") or "serving_default"
     if not isinstance(name, str):
         raise invalid(f"'signature_name' must be a string, got {type(name).__name__}")
     return name
 
 
-def _rows(value) -> int:
+def _rows(value: Any) -> int:
     return len(value) if isinstance(value, list) else 1
 
 
 # --- JSON <-> arrays -----------------------------------------------------------------------------
-def _to_bytes(value, where: str):
+def _to_bytes(value: Any, where: str) -> Any:
     if isinstance(value, list):
         return [_to_bytes(v, where) for v in value]
     if isinstance(value, dict):
@@ -82,7 +87,7 @@ def _to_bytes(value, where: str):
     raise invalid(f"{where}: expected a string or {{\"b64\": ...}}, got {type(value).__name__}")
 
 
-def to_array(value, dtype, where: str) -> np.ndarray:
+def to_array(value: Any, dtype: Any, where: str) -> np.ndarray:
     """A JSON value as an array of the signature input's dtype (a tf.DType)."""
     if dtype.name == "string":
         converted = _to_bytes(value, where)
@@ -97,10 +102,11 @@ def to_array(value, dtype, where: str) -> np.ndarray:
         raise invalid(f"{where}: cannot be read as {dtype.name} ({err})") from None
 
 
-def request_arrays(body: dict, dtypes: Dict[str, object], limits: RequestLimits
+def request_arrays(body: Dict[str, Any], dtypes: Dict[str, Any], limits: RequestLimits
                    ) -> Tuple[Dict[str, np.ndarray], bool]:
     """({input: array}, row format?) of a :predict body, in TF Serving's row or columnar format;
-    the rows are counted before anything is converted."""
+    the rows are counted before anything is converted.
+    """
     if ("instances" in body) == ("inputs" in body):
         raise invalid('Missing \'instances\' or \'inputs\' key (exactly one of them, TF Serving\'s row '
                        'or columnar format)')
@@ -139,9 +145,9 @@ def request_arrays(body: dict, dtypes: Dict[str, object], limits: RequestLimits
     return arrays, row
 
 
-def _json_value(array: np.ndarray, name: str):
+def _json_value(array: np.ndarray, name: str) -> Any:
     if array.dtype == object or array.dtype.kind == "S":
-        def convert(v):
+        def convert(v: Any) -> Any:
             if isinstance(v, (list, np.ndarray)):
                 return [convert(x) for x in v]
             if name.endswith("_bytes"):
@@ -154,7 +160,7 @@ def _json_value(array: np.ndarray, name: str):
     return array.tolist()
 
 
-def response_body(outputs: Dict[str, np.ndarray], row: bool) -> dict:
+def response_body(outputs: Dict[str, np.ndarray], row: bool) -> Dict[str, Any]:
     """TF Serving's predict response: {"predictions": rows} or {"outputs": columns}."""
     values = {name: _json_value(array, name) for name, array in outputs.items()}
     if not row:
@@ -165,7 +171,7 @@ def response_body(outputs: Dict[str, np.ndarray], row: bool) -> dict:
     return {"predictions": [{name: value[i] for name, value in values.items()} for i in range(count)]}
 
 
-def _feature(value, where: str) -> feature_pb2.Feature:
+def _feature(value: Any, where: str) -> feature_pb2.Feature:
     values = value if isinstance(value, list) else [value]
     feature = feature_pb2.Feature()
     if all(isinstance(v, bool) for v in values) and values:
@@ -181,9 +187,10 @@ def _feature(value, where: str) -> feature_pb2.Feature:
     return feature
 
 
-def examples_of(body: dict, limits: RequestLimits) -> List[bytes]:
+def examples_of(body: Dict[str, Any], limits: RequestLimits) -> List[bytes]:
     """Serialized tf.Examples of a :classify body (`examples`, with optional `context` features),
-    the examples counted before any is built."""
+    the examples counted before any is built.
+    """
     examples = body.get("examples")
     if not isinstance(examples, list):
         raise invalid("'examples' must be a list of objects, one feature name -> value map per example")

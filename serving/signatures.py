@@ -21,7 +21,7 @@ decoded: a 300 KB PNG can hold 10000x10000 pixels (1.5 GB decoded), in TF Servin
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable, Dict, Sequence, TypeVar
 
 import tensorflow as tf
 
@@ -82,7 +82,7 @@ DEFAULT_MAX_IMAGE_PIXELS = 1024 * 1024
 _HEADER_BYTES = 32  # enough for the size fields of PNG (IHDR), GIF and BMP headers
 
 
-def _uint(head: tf.Tensor, offsets, big_endian: bool) -> tf.Tensor:
+def _uint(head: tf.Tensor, offsets: Sequence[int], big_endian: bool) -> tf.Tensor:
     """Unsigned integer of the header bytes at `offsets` (most significant byte first if big_endian)."""
     order = offsets if not big_endian else offsets[::-1]
     return tf.add_n([tf.cast(head[:, o], tf.int64) * (256 ** i) for i, o in enumerate(order)])
@@ -98,8 +98,10 @@ def header_sizes(images: tf.Tensor) -> tf.Tensor:
     first = tf.strings.substr(images, 0, _HEADER_BYTES)
     padded = tf.strings.substr(tf.strings.join([first, "\0" * _HEADER_BYTES]), 0, _HEADER_BYTES)
     head = tf.reshape(tf.io.decode_raw(padded, tf.uint8), [-1, _HEADER_BYTES])
-    starts = lambda magic: tf.reduce_all(  # noqa: E731
-        tf.equal(head[:, : len(magic)], tf.constant(list(magic), tf.uint8)), axis=1)
+
+    def starts(magic: bytes) -> tf.Tensor:
+        return tf.reduce_all(tf.equal(head[:, : len(magic)], tf.constant(list(magic), tf.uint8)), axis=1)
+
     png = tf.stack([_uint(head, [20, 21, 22, 23], True), _uint(head, [16, 17, 18, 19], True)], axis=1)
     gif = tf.stack([_uint(head, [8, 9], False), _uint(head, [6, 7], False)], axis=1)
     bmp_height = _uint(head, [22, 23, 24, 25], False)  # int32; negative means top-down rows
@@ -125,7 +127,8 @@ def header_sizes(images: tf.Tensor) -> tf.Tensor:
 
 def checked_rows(tensor: tf.Tensor, input_name: str) -> tf.Tensor:
     """`tensor`, once it is known to hold at least one row (an empty batch fails in the model
-    with a message about filter depths)."""
+    with a message about filter depths).
+    """
     check = tf.debugging.Assert(
         tf.shape(tensor)[0] > 0,
         [f"the request holds no {input_name}: send at least one (a batch of 0 rows cannot be predicted)"],
@@ -159,6 +162,15 @@ def checked_images(images: tf.Tensor, max_pixels: int, input_name: str = IMAGES_
         return tf.identity(images)
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _traced(*specs: tf.TensorSpec) -> Callable[[F], F]:
+    """tf.function over one fixed input signature, typed for mypy (TensorFlow ships no stubs)."""
+    decorator: Callable[[F], F] = tf.function(input_signature=list(specs))
+    return decorator
+
+
 def modality_of(tft_output: tft.TFTransformOutput) -> str:
     """The modality a Transform graph was built for (its raw features say it)."""
     return modalities.of_feature_keys(tft_output.raw_feature_spec()).name
@@ -166,7 +178,7 @@ def modality_of(tft_output: tft.TFTransformOutput) -> str:
 
 def make_serving_signatures(
     model: tf.keras.Model, tft_output: tft.TFTransformOutput, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
-) -> dict:
+) -> Dict[str, Any]:
     """The signatures to export with `model`; attaches the Transform layer to it."""
     model.tft_layer = tft_output.transform_features_layer()
     class_names = tf.constant(features.CLASS_NAMES)
@@ -174,18 +186,18 @@ def make_serving_signatures(
     record = modalities.get(modality)
     request_spec = features.serving_feature_spec(modality)
 
-    def guarded(raw_features):
+    def guarded(raw_features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         """The raw features, once their images passed the size check (every path that decodes)."""
         if not record.encoded or record.feature_key not in raw_features:
             return raw_features
         key = record.feature_key
         return {**raw_features, key: checked_images(raw_features[key], max_image_pixels, record.signature_input)}
 
-    def predict(raw_features):
+    def predict(raw_features: Dict[str, tf.Tensor]) -> tf.Tensor:
         transformed = model.tft_layer(guarded(raw_features))
         return model(transformed[features.TRANSFORMED_IMAGE_KEY], training=False)
 
-    def with_classes(probabilities):
+    def with_classes(probabilities: tf.Tensor) -> Dict[str, tf.Tensor]:
         class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
         return {
             PROBABILITIES: probabilities,
@@ -193,31 +205,32 @@ def make_serving_signatures(
             CLASS_NAME: tf.gather(class_names, class_id),
         }
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
-    def serve_examples(examples):
+    @_traced(tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT))
+    def serve_examples(examples: tf.Tensor) -> Dict[str, tf.Tensor]:
         raw = tf.io.parse_example(checked_rows(examples, EXAMPLES_INPUT), request_spec)
         return {PROBABILITIES: predict(raw)}
 
     # The pixel signature (predict_images, predict_bands, ...): the modality's raw pixels, no tf.Example.
     pixel_shape = [None] if record.encoded else [None, *record.feature_shape]
 
-    @tf.function(input_signature=[tf.TensorSpec(pixel_shape, record.input_dtype, name=record.signature_input)])
-    def serve_pixels(pixels):
+    @_traced(tf.TensorSpec(pixel_shape, record.input_dtype, name=record.signature_input))
+    def serve_pixels(pixels: tf.Tensor) -> Dict[str, tf.Tensor]:
         if not record.encoded:  # encoded images are checked (rows included) by `guarded`
             pixels = tf.cast(checked_rows(pixels, record.signature_input), record.feature_dtype)
         return with_classes(predict({record.feature_key: pixels}))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=CLASSIFY_INPUTS)])
-    def classify(inputs):
+    @_traced(tf.TensorSpec([None], tf.string, name=CLASSIFY_INPUTS))
+    def classify(inputs: tf.Tensor) -> Dict[str, tf.Tensor]:
         raw = tf.io.parse_example(checked_rows(inputs, CLASSIFY_INPUTS), request_spec)
         scores = predict(raw)
         classes = tf.tile(class_names[tf.newaxis, :], [tf.shape(scores)[0], 1])
         return {CLASSIFY_CLASSES: classes, CLASSIFY_SCORES: scores}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
-    def transform_features(examples):
+    @_traced(tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT))
+    def transform_features(examples: tf.Tensor) -> Dict[str, tf.Tensor]:
         raw = tf.io.parse_example(examples, tft_output.raw_feature_spec())
-        return model.tft_layer(guarded(raw))
+        transformed: Dict[str, tf.Tensor] = model.tft_layer(guarded(raw))
+        return transformed
 
     return {
         SERVING_DEFAULT: serve_examples,

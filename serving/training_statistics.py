@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
@@ -29,7 +29,7 @@ PATCH_STD_QUANTILES = (5, 50, 95)
 
 
 def summarise(patch_means: np.ndarray, patch_mean_squares: np.ndarray, band_names: Sequence[str],
-              units: str) -> dict:
+              units: str) -> Dict[str, Any]:
     """The statistics of a split from its patches' per-band means and means of squares, [n, C] each."""
     means = np.asarray(patch_means, np.float64)
     squares = np.asarray(patch_mean_squares, np.float64)
@@ -53,7 +53,7 @@ def summarise(patch_means: np.ndarray, patch_mean_squares: np.ndarray, band_name
             "band_order": list(band_names), "bands": bands}
 
 
-def of_modality(patch_means: np.ndarray, patch_mean_squares: np.ndarray, modality: str) -> dict:
+def of_modality(patch_means: np.ndarray, patch_mean_squares: np.ndarray, modality: str) -> Dict[str, Any]:
     """``summarise`` with the modality's band names and pixel units (schema.modalities)."""
     from schema import modalities
 
@@ -64,10 +64,12 @@ def of_modality(patch_means: np.ndarray, patch_mean_squares: np.ndarray, modalit
 
 
 def path_in(export_dir: str) -> str:
+    """Where an exported model keeps its training statistics."""
     return os.path.join(export_dir, ASSETS_EXTRA, FILE)
 
 
-def write(export_dir: str, statistics: dict) -> str:
+def write(export_dir: str, statistics: Dict[str, Any]) -> str:
+    """Write `statistics` into the exported model's assets.extra; the file's path."""
     import tensorflow as tf  # gfile: the export folder may be gs://
 
     path = path_in(export_dir)
@@ -77,7 +79,7 @@ def write(export_dir: str, statistics: dict) -> str:
     return path
 
 
-def read(path: str) -> dict:
+def read(path: str) -> Dict[str, Any]:
     """The statistics in `path` (a JSON file), ValueError naming what is wrong with it."""
     with open(path) if "://" not in path else _gfile(path) as f:
         try:
@@ -90,13 +92,13 @@ def read(path: str) -> dict:
     return data
 
 
-def _gfile(path: str):
+def _gfile(path: str) -> Any:
     import tensorflow as tf
 
     return tf.io.gfile.GFile(path)
 
 
-def read_from_model(export_dir: str) -> Optional[dict]:
+def read_from_model(export_dir: str) -> Optional[Dict[str, Any]]:
     """The statistics an exported model carries, None when it has none (exported before they existed)."""
     path = path_in(export_dir)
     if "://" in path:

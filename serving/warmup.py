@@ -10,7 +10,7 @@ right shapes and types, not real data.
 from __future__ import annotations
 
 import os
-from typing import Iterator, List
+from typing import Any, Iterator, List
 
 import numpy as np
 import tensorflow as tf
@@ -33,14 +33,15 @@ def warmup_path(export_dir: str) -> str:
     return os.path.join(export_dir, WARMUP_DIR, WARMUP_FILE)
 
 
-def warmup_inputs(modality: str = features.RGB, count: int = WARMUP_BATCH) -> tuple[list, list]:
+def warmup_inputs(modality: str = features.RGB, count: int = WARMUP_BATCH) -> tuple[list[Any], list[Any]]:
     """(pixel-signature batch, tf.Examples) of `count` synthetic patches, one class after another:
-    encoded JPEGs for RGB models, uint16 band arrays for 13-band models."""
+    encoded JPEGs for RGB models, uint16 band arrays for 13-band models.
+    """
     rows = list(samples.samples_of(modality, count, seed=0))
     return [p for p, _, _ in rows], [features.example_of(modality, p, 0, "warmup") for p, _, _ in rows]
 
 
-def _pixels_proto(modality: str, batch: list) -> tf.Tensor:
+def _pixels_proto(modality: str, batch: list[Any]) -> tf.Tensor:
     """The pixel signature's input: encoded image bytes as they are, raw values stacked."""
     record = modalities.get(modality)
     return tf.make_tensor_proto(batch if record.encoded else np.stack(batch), dtype=record.input_dtype)

@@ -92,3 +92,12 @@ def export_model(base_dir: str, version: int = FIRST_VERSION, modality: str = fe
     model = tiny_model(features.channels(modality))
     export_serving_model(model, tft_output, export_dir)
     return ExportedModel(model, tft_output, export_dir)
+
+
+def model_server(**settings):
+    """An in-process serving.server (not started yet) on a free gRPC port serving MODEL_NAME, built
+    from serving.settings.ServerSettings as the command line builds it."""
+    from serving.server import server_from_settings
+    from serving.settings import ServerSettings
+
+    return server_from_settings(ServerSettings(**{"model_name": MODEL_NAME, "port": 0, **settings}))

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from schema.example_data import synthetic
-from serving import batching, contract, monitoring, protos, signatures
+from serving import contract, monitoring, protos, signatures
 from serving import server as serving_server
 from tests import serving_fixtures
 
@@ -34,8 +34,8 @@ def images():
 
 
 def _server(base_path, **kwargs):
-    return serving_server.ModelServer(str(base_path), MODEL, port=0, rest_api_port=0, poll_seconds=0.2,
-                                      **kwargs).start()
+    return serving_fixtures.model_server(model_base_path=str(base_path), rest_api_port=0, poll_seconds=0.2,
+                                         **kwargs).start()
 
 
 def _http(port, method, path, body=None):
@@ -65,9 +65,9 @@ def _samples(page: str):
 def test_scrape_after_good_and_bad_requests_shows_tf_serving_counts_and_latencies(exported, images):
     """gRPC and REST requests, good and bad, then one scrape: the counts by status, the latency
     histograms of the good ones by API and entry point, and the batching queue's waits."""
-    params = batching.read_batching_parameters(os.path.join(SERVING, "batching_parameters.txt"))
-    server = _server(exported.model_base_path, batching_parameters=params,
-                     prometheus_path=monitoring.read_monitoring_config(MONITORING_CONFIG))
+    server = _server(exported.model_base_path, enable_batching=True,
+                     batching_parameters_file=os.path.join(SERVING, "batching_parameters.txt"),
+                     monitoring_config_file=MONITORING_CONFIG)
     try:
         channel = grpc.insecure_channel(f"localhost:{server.port}")
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
@@ -117,7 +117,7 @@ def test_scrape_after_good_and_bad_requests_shows_tf_serving_counts_and_latencie
 def test_the_metrics_page_is_where_the_config_says_and_only_there(tmp_path):
     config = tmp_path / "monitoring.txt"
     config.write_text('prometheus_config: { enable: true, path: "/metrics" }\n')  # TF Serving's testdata style
-    server = _server(tmp_path / "none", prometheus_path=monitoring.read_monitoring_config(str(config)))
+    server = _server(tmp_path / "none", monitoring_config_file=str(config))
     try:
         assert _http(server.rest_port, "GET", "/metrics")[0] == 200
         status, _, body = _http(server.rest_port, "GET", contract.PROMETHEUS_PATH)

@@ -358,7 +358,7 @@ def _wait_for(predicate, seconds=60):
 def test_server_loads_new_complete_versions_and_ignores_incomplete_ones(exported, tmp_path, images):
     base = tmp_path / MODEL
     base.mkdir()
-    model_server = serving_server.ModelServer(str(base), MODEL, port=0, poll_seconds=0.2).start()
+    model_server = serving_fixtures.model_server(model_base_path=str(base), poll_seconds=0.2).start()
     try:
         with grpc_client.ServingClient(f"localhost:{model_server.port}", MODEL, timeout=30) as c:
             with pytest.raises(serving_client.ModelNotFound, match="no complete version"):
@@ -419,11 +419,9 @@ def test_client_sends_geotiffs_to_a_13_band_model_and_names_bad_files(exported_b
         paths.append(str(tmp_path / f"patch_{i}.tif"))
         with open(paths[-1], "wb") as f:
             f.write(features.encode_bands_tiff(bands))
-    from serving.limits import RequestLimits
-
     # batching off (the default), small bounds: 4 patches are 425,984 bytes
-    limits = RequestLimits(max_rows=8, max_decoded_bytes=500_000)
-    model_server = serving_server.ModelServer(exported_bands.model_base_path, MODEL, port=0, limits=limits).start()
+    model_server = serving_fixtures.model_server(model_base_path=exported_bands.model_base_path, max_request_rows=8,
+                                                 max_request_decoded_bytes=500_000).start()
     try:
         with grpc_client.ServingClient(f"localhost:{model_server.port}", MODEL, timeout=30) as c:
             predictions = c.predict_files(paths, top_k_classes=1, batch_size=4)
@@ -607,7 +605,7 @@ def test_deleted_served_version_is_unloaded_and_the_newest_remaining_served(expo
     base.mkdir()
     _push(exported.export_dir, base / "1")
     _push(exported.export_dir, base / "2")
-    model_server = serving_server.ModelServer(str(base), MODEL, port=0, poll_seconds=0.2).start()
+    model_server = serving_fixtures.model_server(model_base_path=str(base), poll_seconds=0.2).start()
     try:
         with grpc_client.ServingClient(f"localhost:{model_server.port}", MODEL, timeout=30) as c:
             assert c.model_status() == {2: "AVAILABLE"}
@@ -627,7 +625,7 @@ def test_version_whose_load_failed_is_retried_once_its_files_arrive(exported, tm
     (base / "3").mkdir(parents=True)
     # a copy tool that writes saved_model.pb before variables/: the first load fails
     shutil.copy(os.path.join(exported.export_dir, "saved_model.pb"), base / "3" / "saved_model.pb")
-    model_server = serving_server.ModelServer(str(base), MODEL, port=0, poll_seconds=0.2).start()
+    model_server = serving_fixtures.model_server(model_base_path=str(base), poll_seconds=0.2).start()
     try:
         from tensorflow_serving.apis import get_model_status_pb2
 
@@ -889,6 +887,63 @@ def test_rest_client_names_bad_files_and_reports_a_server_that_is_down(dev_serve
         RestClient(f"localhost:{REST_PORTS[dev_server]}", "nope").model_status()
 
 
+def test_both_clients_answer_the_same_types_and_values(dev_server, images, tmp_path):
+    """One result type for the siblings: the same request to gRPC and REST gets equal answers."""
+    from serving.client_common import Prediction, Signature
+    from serving.rest_client import RestClient
+
+    paths = []
+    for i, image in enumerate(images[:3]):
+        paths.append(str(tmp_path / f"p{i}.jpg"))
+        open(paths[-1], "wb").write(image)
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    paths.append(str(tmp_path / "bad.jpg"))
+    answers = []
+    with grpc_client.ServingClient(dev_server, MODEL) as g, RestClient(f"localhost:{REST_PORTS[dev_server]}", MODEL) as r:
+        for c in (g, r):
+            answers.append((c.predict_images(images[:3], batch_size=2), c.classify_images(images[:2]),
+                            c.predict_files(paths, top_k_classes=2), c.model_metadata(), c.model_status()))
+    (g_probs, g_classes, g_files, g_meta, g_status), (r_probs, r_classes, r_files, r_meta, r_status) = answers
+    assert isinstance(r_probs, np.ndarray) and (r_probs.dtype, r_probs.shape) == (g_probs.dtype, g_probs.shape)
+    np.testing.assert_allclose(r_probs, g_probs, atol=1e-6)
+    assert [sorted(row) for row in r_classes] == [sorted(row) for row in g_classes] == [sorted(features.CLASS_NAMES)] * 2
+    for got, want in zip(r_files, g_files):
+        assert type(got) is type(want) is Prediction and got.source == want.source
+        assert [name for name, _ in got.top] == [name for name, _ in want.top]
+        assert (got.error is None) == (want.error is None) and (got.probabilities is None) == (want.probabilities is None)
+    np.testing.assert_allclose(r_files[0].probabilities, g_probs[0], atol=1e-6)
+    assert r_files[-1].error.startswith("INVALID_ARGUMENT") and g_files[-1].error.startswith("INVALID_ARGUMENT")
+    assert r_meta == g_meta and all(type(s) is Signature for s in g_meta.values())
+    assert r_status == g_status == {1: "AVAILABLE"}
+
+
+def test_both_servers_take_the_same_constructor_arguments():
+    """One constructor shape: ModelServer and RestServer take (core, settings), nothing positional else."""
+    import inspect
+
+    from serving import rest
+
+    grpc_params = list(inspect.signature(serving_server.ModelServer).parameters.values())
+    assert grpc_params == list(inspect.signature(rest.RestServer).parameters.values())
+    assert [(p.name, p.annotation) for p in grpc_params] == [("core", "ServingCore"), ("settings", "ServerSettings")]
+
+
+def test_server_flags_are_the_settings_fields_in_both_spellings(capsys):
+    from serving.settings import ServerSettings
+
+    assert serving_server.parse_args(["--model-base-path", "m"]) == ServerSettings(model_base_path="m")
+    with pytest.raises(SystemExit):
+        serving_server.parse_args(["--help"])
+    help_text = capsys.readouterr().out
+    for name in ServerSettings.model_fields:
+        assert f"--{name}" in help_text and f"--{name.replace('_', '-')}" in help_text, name
+    assert serving_server.parse_args(["--model_base_path", "m", "--max-request-rows", "8", "--enable_batching"]) == \
+        ServerSettings(model_base_path="m", max_request_rows=8, enable_batching=True)
+    with pytest.raises(SystemExit):
+        serving_server.parse_args(["--model-base-path", "m", "--max_request_rows", "0"])
+    assert capsys.readouterr().err.splitlines()[-1].endswith("error: --max_request_rows must be >= 1, got 0")
+
+
 # --- model config files --------------------------------------------------------------------------
 def test_production_models_config_runs_locally_over_a_push_directory(tmp_path):
     config = serving_models.read_model_config(os.path.join(REPO, "serving", "models.config"))
@@ -896,7 +951,7 @@ def test_production_models_config_runs_locally_over_a_push_directory(tmp_path):
     assert (model.name, model.base_path) == (MODEL, "/models/eurosat")
     args = serving_server.parse_args(["--model_config_file", os.path.join(REPO, "serving", "models.config"),
                                       "--model-base-path", str(tmp_path), "--port", "0"])
-    model_server = serving_server.server_from_args(args)
+    model_server = serving_server.server_from_settings(args)
     assert model_server.model.base_path == str(tmp_path)
     model_server.stop()
     bad = tmp_path / "bad.config"
@@ -918,8 +973,8 @@ def test_model_config_with_pinned_versions_and_labels(exported, tmp_path, images
         "model_config_list { config { name: 'eurosat' base_path: 'eurosat' model_platform: 'tensorflow'\n"
         "  model_version_policy { specific { versions: 1 versions: 2 } }\n"
         "  version_labels { key: 'stable' value: 1 } version_labels { key: 'canary' value: 2 } } }\n")
-    config = serving_models.read_model_config(str(config_file))  # base_path relative to the file
-    model_server = serving_server.ModelServer(port=0, model_config=config, rest_api_port=0).start()
+    # base_path relative to the file
+    model_server = serving_fixtures.model_server(model_config_file=str(config_file), rest_api_port=0).start()
     try:
         assert [s.version for s in model_server.model.statuses()] == [1, 2]
         address = f"localhost:{model_server.port}"
@@ -950,9 +1005,11 @@ def _modelless_rest(tmp_path, **kwargs):
     """A RestServer over a core whose model has no version: HTTP and JSON checks need no model."""
     from serving import rest
     from serving.core import ServingCore
+    from serving.settings import ServerSettings
 
-    core = ServingCore(serving_models.single_model_config(MODEL, str(tmp_path / "no-versions")))
-    return rest.RestServer(core, "localhost", 0, **kwargs)
+    settings = ServerSettings(model_base_path=str(tmp_path / "no-versions"), model_name=MODEL, rest_api_port=0,
+                              **kwargs)
+    return rest.RestServer(ServingCore.from_settings(settings), settings)
 
 
 def _http(port, raw: bytes, timeout=10.0):
@@ -982,10 +1039,10 @@ def _post(path, headers, body=b""):
 def test_ports_taken_by_another_server_are_refused_at_once_naming_them(tmp_path):
     import socket
 
-    first = serving_server.ModelServer(str(tmp_path / "none"), MODEL, port=0)
+    first = serving_fixtures.model_server(model_base_path=str(tmp_path / "none"))
     try:
         with pytest.raises(OSError, match=rf"cannot listen on localhost:{first.port} for gRPC \(--port\)"):
-            serving_server.ModelServer(str(tmp_path / "none"), MODEL, port=first.port)
+            serving_fixtures.model_server(model_base_path=str(tmp_path / "none"), port=first.port)
     finally:
         first.stop()
     with socket.socket() as taken:
@@ -993,11 +1050,11 @@ def test_ports_taken_by_another_server_are_refused_at_once_naming_them(tmp_path)
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(OSError, match=rf"cannot listen on localhost:{port} for REST \(--rest_api_port\)"):
-            serving_server.ModelServer(str(tmp_path / "none"), MODEL, port=0, rest_api_port=port)
+            serving_fixtures.model_server(model_base_path=str(tmp_path / "none"), rest_api_port=port)
 
 
 def test_rest_bodies_get_the_http_answers_and_chunked_ones_the_same_limit(tmp_path):
-    server = _modelless_rest(tmp_path, max_body_bytes=1000)
+    server = _modelless_rest(tmp_path, max_message_bytes=1000)
     server.start()
     try:
         predict = f"/v1/models/{MODEL}:predict"
@@ -1053,7 +1110,7 @@ def test_rest_client_errors_in_the_json_are_400_not_500(tmp_path):
 def test_rest_idle_and_half_open_connections_time_out(tmp_path):
     import socket
 
-    server = _modelless_rest(tmp_path, timeout_ms=300)
+    server = _modelless_rest(tmp_path, rest_api_timeout_in_ms=300)
     server.start()
     try:
         for sent in (b"", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", b"GET /v1/models/eurosat HTTP/1.1\r\n"):
