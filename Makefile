@@ -19,7 +19,10 @@ lint:             ## ruff (style, imports, likely bugs) + import-linter (layers 
 	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m mypy
 demo:             ## the whole pipeline on a small synthetic set (a few minutes on 2 cores)
 	$(PY) pipeline_runner.py --demo
-test:             ## the test suite CI runs
-	$(PY) -m pytest -q
+# pytest-xdist: one worker per core; loadgroup keeps the tests reading one heavy session fixture
+# (a DAG run, a trained model: tests/conftest.py) on one worker, so each fixture is built once.
+TEST_WORKERS ?= auto
+test:             ## the test suite CI runs (TEST_WORKERS=0: in one process)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 test-fast:        ## unit tests only (no end-to-end pipeline runs)
-	$(PY) -m pytest -q -m "not e2e"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not e2e"

@@ -6,6 +6,30 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest
 
+# pytest-xdist (`-n 2 --dist loadgroup`, pyproject.toml): the session fixtures that cost a model's
+# training or a run of the DAG, each named with the worker group of the tests that read it, so each
+# is built once, on one worker. A test reading none of them is grouped with its module (so each
+# module-scoped fixture is built once too).
+HEAVY_FIXTURE_GROUPS = {
+    "tiny_rgb_run": "e2e-rgb",  # blocked_rgb_run and tiny_rgb_rerun build on it
+    "bands_run": "e2e-bands",
+    "digits_run": "e2e-digits",
+    "two_span_run": "e2e-spans",
+    "exported": "exported-model",
+    "rgb_model": "map-models",  # tests/test_mapping.py and test_product.py read both CNNs
+    "bands_model": "map-models",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Each test's xdist_group: that of the heavy session fixtures it reads, else its module's."""
+    for item in items:
+        groups = {HEAVY_FIXTURE_GROUPS[f] for f in getattr(item, "fixturenames", ()) if f in HEAVY_FIXTURE_GROUPS}
+        if len(groups) > 1:
+            raise pytest.UsageError(f"{item.nodeid} reads the heavy fixtures of groups {sorted(groups)}: "
+                                    "give them one group in HEAVY_FIXTURE_GROUPS (tests/conftest.py)")
+        item.add_marker(pytest.mark.xdist_group(groups.pop() if groups else item.nodeid.split("::")[0]))
+
 
 @pytest.fixture(scope="session")
 def synthetic_records(tmp_path_factory):

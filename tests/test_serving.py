@@ -385,21 +385,25 @@ def exported_bands(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def loaded_bands(exported_bands):
+    return tf.saved_model.load(exported_bands.export_dir)
+
+
+@pytest.fixture(scope="module")
 def patches():
     return [b for b, _, _ in synthetic.synthetic_band_examples(6, seed=21)]
 
 
-def test_13_band_signatures_match_the_transform_path_and_take_raw_uint16(exported_bands, patches):
-    loaded = tf.saved_model.load(exported_bands.export_dir)
-    assert signatures.PREDICT_IMAGES not in loaded.signatures  # a 13-band model takes no JPEGs
+def test_13_band_signatures_match_the_transform_path_and_take_raw_uint16(exported_bands, loaded_bands, patches):
+    assert signatures.PREDICT_IMAGES not in loaded_bands.signatures  # a 13-band model takes no JPEGs
     raw_examples = tf.constant(
         [features.make_bands_example(b, 0, "t.tif").SerializeToString() for b in patches])
-    transformed = loaded.signatures[signatures.TRANSFORM_FEATURES](examples=raw_examples)[features.TRANSFORMED_IMAGE_KEY]
+    transformed = loaded_bands.signatures[signatures.TRANSFORM_FEATURES](examples=raw_examples)[features.TRANSFORMED_IMAGE_KEY]
     expected = exported_bands.model(transformed, training=False).numpy()
     assert np.ptp(expected.argmax(-1)) > 0, "the fixture model must tell patches apart"
-    by_bands = loaded.signatures[signatures.PREDICT_BANDS](bands=tf.constant(np.stack(patches)))
-    by_examples = loaded.signatures[signatures.SERVING_DEFAULT](examples=raw_examples)
-    by_classify = loaded.signatures[signatures.CLASSIFY](inputs=raw_examples)
+    by_bands = loaded_bands.signatures[signatures.PREDICT_BANDS](bands=tf.constant(np.stack(patches)))
+    by_examples = loaded_bands.signatures[signatures.SERVING_DEFAULT](examples=raw_examples)
+    by_classify = loaded_bands.signatures[signatures.CLASSIFY](inputs=raw_examples)
     for probabilities in (by_bands[signatures.PROBABILITIES], by_examples[signatures.PROBABILITIES],
                           by_classify[signatures.CLASSIFY_SCORES]):
         np.testing.assert_allclose(probabilities.numpy(), expected, atol=1e-5)
@@ -411,9 +415,8 @@ def test_13_band_signatures_match_the_transform_path_and_take_raw_uint16(exporte
         signatures.PREDICT_BANDS, signatures.SERVING_DEFAULT, signatures.CLASSIFY]
 
 
-def test_client_sends_geotiffs_to_a_13_band_model_and_names_bad_files(exported_bands, patches, tmp_path):
-    loaded = tf.saved_model.load(exported_bands.export_dir)
-    expected = loaded.signatures[signatures.PREDICT_BANDS](bands=tf.constant(np.stack(patches)))
+def test_client_sends_geotiffs_to_a_13_band_model_and_names_bad_files(exported_bands, loaded_bands, patches, tmp_path):
+    expected = loaded_bands.signatures[signatures.PREDICT_BANDS](bands=tf.constant(np.stack(patches)))
     paths = []
     for i, bands in enumerate(patches):
         paths.append(str(tmp_path / f"patch_{i}.tif"))
