@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import reprlib
-import types
 from typing import (
     Annotated,
     Any,
@@ -35,7 +34,6 @@ from typing import (
     Optional,
     Sequence,
     Tuple,
-    Union,
     get_args,
     get_origin,
     get_type_hints,
@@ -45,6 +43,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 
 from schema.errors import ConfigError
+from schema.validation import requirement, unwrap
 
 # Every settings dataclass: unknown keys are errors, floats must be finite.
 CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -99,22 +98,10 @@ def check_keys(values: Mapping[str, Any], known: Sequence[str], prefix: str = ""
     raise ConfigError(f"unknown configuration key {short_repr(prefix + key)}{more}{hint}")
 
 
-# pydantic's wording -> ours (the message follows "expected ").
-_BOUNDS = (("greater than or equal to ", ">= "), ("greater than ", "> "),
-           ("less than or equal to ", "<= "), ("less than ", "< "))
-
-
 def _expected(err: Mapping[str, Any]) -> str:
-    msg = str(err["msg"])
-    if err["type"] == "value_error":  # raised by our own checks: already says what is expected
-        return msg.removeprefix("Value error, ")
-    if msg.startswith("Input should be "):
-        msg = msg[len("Input should be "):]
-        for words, sign in _BOUNDS:
-            if msg.startswith(words):
-                msg = "a number " + sign + msg[len(words):]
-        return "expected " + msg
-    return msg
+    """What the value should have been, after "got ...,": our own checks' messages say it already."""
+    kind, text = requirement(err)
+    return {"bound": f"expected a number {text}", "requirement": f"expected {text}"}.get(kind, text)
 
 
 def config_error(err: ValidationError, prefix: str = "") -> ConfigError:
@@ -185,24 +172,9 @@ def _meta(info: FieldInfo) -> Dict[str, Any]:
     return info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
 
 
-def _unwrap(annotation: Any) -> Any:
-    """The value type under Optional[...] and Annotated[...]."""
-    while True:
-        origin = get_origin(annotation)
-        if origin is Annotated:
-            annotation = get_args(annotation)[0]
-        elif origin in (Union, types.UnionType):
-            args = [a for a in get_args(annotation) if a is not type(None)]
-            if len(args) != 1:
-                return annotation
-            annotation = args[0]
-        else:
-            return annotation
-
-
 def choices(cls: Any, name: str) -> Optional[Tuple[Any, ...]]:
     """The values a Literal field allows (None for other fields)."""
-    kind = _unwrap(model_fields(cls)[name].annotation)
+    kind = unwrap(model_fields(cls)[name].annotation)
     return get_args(kind) if get_origin(kind) is Literal else None
 
 
@@ -213,7 +185,7 @@ def flag(cls: Any, name: str) -> str:
     if _meta(info).get("flag"):
         return _meta(info)["flag"]
     stem = name.replace("_", "-")
-    return f"--no-{stem}" if _unwrap(info.annotation) is bool and info.default is True else f"--{stem}"
+    return f"--no-{stem}" if unwrap(info.annotation) is bool and info.default is True else f"--{stem}"
 
 
 def flag_and_key(cls: Any, name: str, prefix: str = "") -> str:
@@ -223,7 +195,7 @@ def flag_and_key(cls: Any, name: str, prefix: str = "") -> str:
 
 
 def _nested(cls: Any, name: str) -> Optional[Any]:
-    kind = _unwrap(model_fields(cls)[name].annotation)
+    kind = unwrap(model_fields(cls)[name].annotation)
     return kind if hasattr(kind, "__pydantic_fields__") else None
 
 
@@ -256,7 +228,7 @@ def add_arguments(parser: Any, cls: Any, group: Optional[str], prefix: str = "",
         meta = _meta(info)
         if name not in names and (group is None or meta.get("group") != group):
             continue
-        dest, kind, help_text = prefix + name, _unwrap(info.annotation), (info.description or "") + _shown_default(info)
+        dest, kind, help_text = prefix + name, unwrap(info.annotation), (info.description or "") + _shown_default(info)
         option = flag(cls, name)
         if kind is bool:
             parser.add_argument(option, dest=dest, action="store_const", const=info.default is not True,

@@ -12,28 +12,21 @@ No TensorFlow or gRPC here: ``--help`` and a bad flag answer before anything hea
 from __future__ import annotations
 
 import argparse
-from typing import Any, List, Optional, Union, get_args, get_origin
+from typing import List, Optional
 
 import pydantic
 from pydantic import ConfigDict, Field
 
+from schema.validation import requirement, unwrap
 from serving import contract
-
-# pydantic's wording of a bound -> the flags' (the bound follows).
-_BOUNDS = (("greater than or equal to ", ">= "), ("greater than ", "> "),
-           ("less than or equal to ", "<= "), ("less than ", "< "))
 
 
 def one_line(err: pydantic.ValidationError, flags: bool = False) -> str:
     """The first problem of `err` in one line, naming the setting (as ``--name`` when `flags`)."""
     first = err.errors()[0]
-    message = str(first["msg"])
-    if first["type"] == "value_error":  # a check of ours: its message names the settings
-        message = message.removeprefix("Value error, ")
-    else:
-        message = message.replace("Input should be ", "must be ")
-        for words, sign in _BOUNDS:
-            message = message.replace(words, sign)
+    kind, message = requirement(first)  # a check of ours names the settings in its message
+    if kind in ("bound", "requirement"):
+        message = f"must be {message}"
     if not first["loc"]:
         return message
     name = ".".join(str(part) for part in first["loc"])
@@ -104,20 +97,13 @@ def _bool(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
-def _value_type(annotation: Any) -> Any:
-    """Int for `Optional[int]`, and so on: the type a flag's text is converted to."""
-    if get_origin(annotation) is Union:
-        (annotation,) = [a for a in get_args(annotation) if a is not type(None)]
-    return annotation
-
-
 def add_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per ServerSettings field, under TF Serving's spelling (--model_base_path) and the
     project's (--model-base-path). Flags not given are left out, so the model's defaults apply.
     """
     for name, field in ServerSettings.model_fields.items():
         spellings = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
-        kind = _value_type(field.annotation)
+        kind = unwrap(field.annotation)  # the type a flag's text is converted to
         shown = "none" if field.default is None else field.default
         help_text = f"{field.description} (default: {shown})"
         if kind is bool:
