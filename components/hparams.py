@@ -16,7 +16,7 @@ recipe can be switched off. Two rules adapt the recipe to the run (README "Why t
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any, Literal, Mapping, Optional
+from typing import Annotated, Any, Literal, Mapping, Optional, Tuple, get_args
 
 from pydantic import Field, field_validator
 from pydantic.dataclasses import dataclass
@@ -64,13 +64,16 @@ HUB_INPUT_SIZES = {
     "_b0": 224,
 }
 DEFAULT_HUB_INPUT_SIZE = 224
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+# Choices are declared as Literal types (what pydantic validates and mypy checks); the tuples derive from them.
+Precision = Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]
+PRECISIONS: Tuple[str, ...] = get_args(Precision)
 # The command line's group of the Trainer's flags (components/settings.py: fields with a group get a flag).
 TRAINING = "training"
 # Augmentation inside the model, training only. "full": flips, 90-degree rotations and (RGB)
 # colour jitter, for overhead imagery, which has no "up"; "flips": left-right mirroring only,
 # for pictures that have an "up"; "none".
-AUGMENTATIONS = ("full", "flips", "none")
+Augmentation = Literal["full", "flips", "none"]
+AUGMENTATIONS: Tuple[str, ...] = get_args(Augmentation)
 _BOOLEAN_TEXT = {**dict.fromkeys(("true", "yes", "on", "1"), True), **dict.fromkeys(("false", "no", "off", "0"), False)}
 
 
@@ -122,7 +125,7 @@ class HParams:
     weight_decay: NonNegativeFloat = setting(1e-4, "AdamW's decoupled weight decay")
     label_smoothing: OpenFraction = setting(0.1, "label smoothing of the cross-entropy")
     dropout: OpenFraction = setting(0.2, "dropout before the classification head")
-    augment: Literal[AUGMENTATIONS] = setting(  # True/False are read as "full"/"none"
+    augment: Augmentation = setting(  # True/False are read as "full"/"none"
         "full", "training augmentation: 'full' flips, 90-degree rotations and colour jitter (overhead imagery "
         "has no 'up'); 'flips' left-right mirroring only, for data with an 'up'; 'none'",
         group=TRAINING, aliases={"--no-augment": "none"})
@@ -140,7 +143,7 @@ class HParams:
         "run; a run of fewer than full_strength_steps optimiser steps (epochs x steps per epoch) gets them "
         "scaled down in proportion. False: every value exactly as given")
     full_strength_steps: PositiveInt = setting(2000, "optimiser steps from which the budget rule scales nothing")
-    precision: Literal[PRECISIONS] = setting(
+    precision: Precision = setting(
         "auto", "'auto': mixed float16 on GPUs, float32 on CPUs (see benchmarks/train_throughput.py)",
         group=TRAINING)
     jit_compile: Optional[bool] = setting(None, "XLA: null = auto (on for GPUs), or true/false")

@@ -101,10 +101,13 @@ class ProcessRunner(base_runner.BaseModelServerRunner):
             ) from None
 
     def WaitUntilRunning(self, deadline: float) -> None:
+        process, port = self._process, self._port
+        if process is None or port is None:
+            raise error_types.JobAborted("the model server was not started")
         while time.time() < deadline:
-            if self._process.poll() is not None:
-                raise error_types.JobAborted(f"the model server exited with code {self._process.returncode}")
-            with contextlib.suppress(OSError), socket.create_connection(("localhost", self._port), timeout=1):
+            if process.poll() is not None:
+                raise error_types.JobAborted(f"the model server exited with code {process.returncode}")
+            with contextlib.suppress(OSError), socket.create_connection(("localhost", port), timeout=1):
                 return
             time.sleep(0.5)
         raise error_types.DeadlineExceeded("the model server did not open its port in time")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import posixpath
-from typing import Any, Dict, List, Literal, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Literal, Optional, Tuple, TypeAlias, get_args
 
 from pydantic import ValidationError
 from pydantic.dataclasses import dataclass
@@ -24,11 +24,14 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Where the Dockerfile puts the project inside the component image (WORKDIR there).
 IMAGE_PROJECT_DIR = "/pipeline"
 IMAGE_SCHEMA = IMAGE_PROJECT_DIR + "/schema/" + modalities.RGB.schema_file
-BEAM_RUNNERS = ("direct", "dataflow")
+# Fixed choices are Literal types (what pydantic validates and mypy checks); the tuples derive from them.
+BeamRunner = Literal["direct", "dataflow"]
+BEAM_RUNNERS: Tuple[str, ...] = get_args(BeamRunner)
 MODALITIES = (modalities.AUTO, *modalities.NAMES)
 # Beam's DirectRunner: 'auto' picks by the input's size (direct_running_mode below).
-AUTO_MODE, IN_MEMORY, MULTI_PROCESSING = "auto", "in_memory", "multi_processing"
-DIRECT_RUNNING_MODES = (AUTO_MODE, IN_MEMORY, "multi_threading", MULTI_PROCESSING)
+DirectRunningMode = Literal["auto", "in_memory", "multi_threading", "multi_processing"]
+DIRECT_RUNNING_MODES: Tuple[str, ...] = get_args(DirectRunningMode)
+AUTO_MODE, IN_MEMORY, _, MULTI_PROCESSING = DIRECT_RUNNING_MODES
 # Below this much input on disk the DirectRunner runs in the component's process: worker
 # processes each import TensorFlow and ship every element over gRPC, which costs more than
 # they save on small data. Measured by benchmarks/beam_crossover.py (README, "Beam's running mode").
@@ -37,6 +40,13 @@ IN_PROCESS_BELOW_BYTES = 64 * 2**20
 # (pipeline/runners/: each runner declares its gate).
 AUTO_GATE, NO_GATE = "auto", "off"
 INFRA_GATES = (AUTO_GATE, NO_GATE, *contract.GATE_RUNNERS)
+# Choices that come from the registries below (schema.modalities, serving.contract): pydantic validates the
+# Literal built from the tuple at runtime; mypy reads no Literal of a computed tuple, so to it they are str.
+if TYPE_CHECKING:
+    ModalityChoice: TypeAlias = str
+    InfraGateChoice: TypeAlias = str
+else:
+    ModalityChoice, InfraGateChoice = Literal[MODALITIES], Literal[INFRA_GATES]
 # The command line's groups of flags (a field declared in a group gets a flag: components/settings.py).
 DATA = "data and outputs"
 BLESSING = "evaluation and blessing"
@@ -74,7 +84,7 @@ class PipelineConfig:
         "of class folders of images (the EuroSAT RGB archive of JPEGs or the all-bands archive of 13-band GeoTIFFs; "
         "converted by the ExampleGen), tfds:eurosat/rgb, tfds:eurosat/all, synthetic[:N] or synthetic/all[:N] "
         "(13 bands)", group=DATA)
-    modality: Literal[MODALITIES] = setting(
+    modality: ModalityChoice = setting(
         "auto", "'rgb' or 'all' (13 bands); 'auto' reads it from the data (local runs); compiling for the cloud it "
         "is what --data names (synthetic/all, tfds:eurosat/all), else rgb: pass --modality all for a 13-band "
         "archive", group=DATA)
@@ -101,7 +111,7 @@ class PipelineConfig:
                          "Trainer (components/tuner.py)", group=TRAINING)
     tuner_trials: PositiveInt = setting(4, "Tuner trials", group=TRAINING)
     tuner_epochs: PositiveInt = setting(2, "epochs of each Tuner trial")
-    beam_direct_running_mode: Literal[DIRECT_RUNNING_MODES] = setting(
+    beam_direct_running_mode: DirectRunningMode = setting(
         AUTO_MODE, "Beam DirectRunner mode; 'auto': in_memory below IN_PROCESS_BELOW_BYTES (64 MiB) of input, "
         "multi_processing from there or when the input's size is unknown (cloud data, a compiled pipeline)",
         group=EXECUTION)
@@ -119,7 +129,7 @@ class PipelineConfig:
                          "eurosat-tfx:1; the compiled spec runs it", group=CLOUD)
     service_account: str = setting("", "service account Vertex AI Pipelines runs as ('' = the default one)",
                                    group=CLOUD)
-    beam_runner: Literal[BEAM_RUNNERS] = setting(
+    beam_runner: BeamRunner = setting(
         "direct", "Beam runner of ExampleGen/StatisticsGen/Transform/Evaluator", group=CLOUD)
     temp_location: str = setting("", "Dataflow staging folder (default <pipeline-root>/tmp)", group=CLOUD)
     vertex_training: bool = setting(False, "run the Trainer as a Vertex AI Training job (machine and GPUs "
@@ -132,7 +142,7 @@ class PipelineConfig:
     training_accelerator_count: NonNegativeInt = setting(
         0, "GPUs per training machine (the Trainer mirrors over all of them)", flag="--accelerator-count",
         group=CLOUD)
-    infra_gate: Literal[INFRA_GATES] = setting(
+    infra_gate: InfraGateChoice = setting(
         AUTO_GATE, "load the model in the official TF Serving server and query it before the Pusher: kubernetes "
         "(a tensorflow/serving pod), process (tensorflow_model_server in the image or on PATH), off; auto = the "
         "runner's own (kubernetes on Kubeflow, process on Vertex, off locally)", group=CLOUD)

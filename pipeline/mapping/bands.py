@@ -28,7 +28,7 @@ they read a GeoTIFF, one strip of 64 rows at a time: memory stays flat on a full
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -88,7 +88,7 @@ class ProductRaster:
         self.product = product
         self.band_names, self.warnings = bands_for_model(product, modality)
         self.name = product.path
-        self._files = []
+        self._files: List[Any] = []  # the open rasterio datasets, closed by close()
         sources = {b: self._open(product.band_files[b]) for b in self.band_names}
         reference = min(sources.values(), key=lambda s: s.res[0])
         self.width, self.height = reference.width, reference.height
@@ -109,7 +109,7 @@ class ProductRaster:
         self._scale = [(product.offsets.get(b, 0.0), EUROSAT_QUANTIFICATION / product.quantification)
                        for b in self.band_names]
         self.mask_kind = product.mask_kind if cloud_mask and product.mask_file else None
-        mask = self._open(product.mask_file) if self.mask_kind else None
+        mask = self._open(product.mask_file) if self.mask_kind and product.mask_file else None
         self._mask = self._on_grid(mask, "nearest") if mask else None
         mask_bands = (1,) if self.mask_kind == "SCL" else CLASSI_MASKED_BANDS
         self._mask_rows = BlockRows(mask, mask_bands) if mask else None
@@ -186,7 +186,7 @@ class ProductRaster:
         kwargs = {"window": window}
         if out_shape is not None:
             kwargs["out_shape"] = tuple(out_shape[-2:])
-        if self._mask is None:
+        if self._mask is None or self._mask_rows is None:
             rows, cols = (out_shape[-2:] if out_shape is not None else
                           (int(window.height), int(window.width)) if window is not None else (self.height, self.width))
             return np.full((rows, cols), 255, np.uint8)
@@ -204,7 +204,7 @@ class ProductRaster:
         SCL's own class 0 otherwise; small reads, no warping of the 10 m grid."""
         from rasterio.enums import Resampling
 
-        if self._mask is None:
+        if self._mask is None or self._mask_rows is None:
             return None
         src = self._mask_rows.src
         scale = min(1.0, MASK_SHARE_SIDE / max(src.width, src.height))
@@ -221,7 +221,7 @@ class ProductRaster:
             masked = np.any(values > 0, axis=0)
         return round(float((masked & data).sum()) / max(1, int(data.sum())), 4)
 
-    def summary(self) -> Dict[str, object]:
+    def summary(self) -> Dict[str, Any]:
         """What summary.json records of the product: level, baseline, offsets applied, mask."""
         p = self.product
         return {"level": p.level, "processing_baseline": p.baseline, "bands": list(self.band_names),

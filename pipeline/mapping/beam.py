@@ -20,7 +20,7 @@ import os
 import posixpath
 import shutil
 import tempfile
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -76,7 +76,7 @@ class ReadPatches(beam.DoFn):
         self.masked = beam.metrics.Metrics.counter(NAMESPACE, "tiles_masked")
 
     def setup(self) -> None:
-        self._open: Dict[str, object] = {}
+        self._open: Dict[str, Any] = {}  # path -> its open raster (rasterio dataset or ProductRaster)
 
     def process(self, element: Tuple[str, int]):
         path, row = element

@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from typing import Dict, Tuple
+from typing import Any, Dict, Tuple
 
 import numpy as np
 
@@ -51,7 +51,7 @@ def map_file(map_dir: str, name: str = MAP_FILE) -> str:
     return path
 
 
-def read_map(map_dir: str, name: str = MAP_FILE) -> Tuple[np.ndarray, object, object]:
+def read_map(map_dir: str, name: str = MAP_FILE) -> Tuple[np.ndarray, Any, Any]:
     """(values, transform, crs) of `name` (landuse.tif or confidence.tif) in `map_dir`."""
     import rasterio
 
@@ -59,7 +59,7 @@ def read_map(map_dir: str, name: str = MAP_FILE) -> Tuple[np.ndarray, object, ob
         return src.read(1), src.transform, src.crs
 
 
-def read_grid(map_dir: str) -> Tuple[Tuple[int, int], object, object]:
+def read_grid(map_dir: str) -> Tuple[Tuple[int, int], Any, Any]:
     """((rows, cols), transform, crs) of the map in `map_dir`, its pixels not read."""
     import rasterio
 

@@ -144,6 +144,7 @@ def map_and_compare(args: argparse.Namespace, options: MapOptions) -> int:
         quiet_tensorflow()
         from pipeline.mapping import predictors, training_check
 
+        predictor: predictors.Predictor
         if args.server:
             predictor = predictors.EndpointPredictor(args.server, args.model_name)
             if args.model and not args.training_statistics:  # TF Serving does not serve the model's files

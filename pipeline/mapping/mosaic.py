@@ -8,6 +8,7 @@ rasterio.merge in chunks: bounded memory); places no patch covers are 0, so they
 from __future__ import annotations
 
 import os
+from typing import Dict, Tuple
 
 import numpy as np
 
@@ -47,7 +48,8 @@ def check_patches(path: str, modality: str) -> None:
     from pipeline.mapping.scene import describe_modality, expected_bands
 
     files = patch_files(path)
-    crss, kinds = {}, {}
+    crss: Dict[str, str] = {}  # CRS -> the first patch in it
+    kinds: Dict[Tuple[int, Tuple[float, ...]], str] = {}  # (bands, resolution) -> the first patch of it
     for name in files:
         try:
             with rasterio.open(name) as src:

@@ -17,7 +17,7 @@ numbers) is refused by ``check_float_values``, since every patch of it would loo
 from __future__ import annotations
 
 import math
-from typing import Sequence, Tuple
+from typing import Sequence, Tuple, Union
 
 import numpy as np
 
@@ -69,16 +69,16 @@ def scaled_to_8_bits(modality: str) -> bool:
     return np.dtype(modalities.get(modality).pixel_dtype) == np.uint8
 
 
-def classifiable_patches(values: np.ndarray, mask: np.ndarray, starts: Sequence[int],
+def classifiable_patches(values: np.ndarray, mask: np.ndarray, starts: Union[Sequence[int], np.ndarray],
                          max_nodata_fraction: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:
     """(indexes into `starts` of the patches kept, their values [n, 64, 64, C]) of one strip:
     `values` [64, W, C], GDAL's dataset `mask` [64, W], patches starting at columns `starts`."""
-    starts = np.asarray(starts)
+    columns = np.asarray(starts)
     valid = (mask > 0) & np.any(values != 0, axis=-1)
     # the fraction of nodata pixels in each patch of the row
-    nodata = 1.0 - np.stack([valid[:, s : s + IMAGE_SIZE].mean() for s in starts]) if len(starts) else np.zeros(0)
+    nodata = 1.0 - np.stack([valid[:, s : s + IMAGE_SIZE].mean() for s in columns]) if len(columns) else np.zeros(0)
     keep = np.flatnonzero(nodata <= max_nodata_fraction)
-    patches = np.stack([values[:, s : s + IMAGE_SIZE] for s in starts[keep]]) if len(keep) else (
+    patches = np.stack([values[:, s : s + IMAGE_SIZE] for s in columns[keep]]) if len(keep) else (
         np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, values.shape[-1]), values.dtype))
     return keep, patches
 

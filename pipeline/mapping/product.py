@@ -33,7 +33,7 @@ import os
 import re
 import xml.etree.ElementTree as ElementTree
 import zipfile
-from typing import Dict, List, Optional, Tuple
+from typing import IO, Callable, Dict, List, Optional, Tuple
 
 from components.sources import member_problem
 from pipeline.mapping.errors import MapError
@@ -173,7 +173,8 @@ def _radiometry(root: ElementTree.Element, level: str, shown: str) -> Tuple[str,
     """(baseline, quantification value, offset per band) of the product's metadata."""
     baseline = next((e.text.strip() for e in _find(root, "PROCESSING_BASELINE") if e.text), None)
     quantification = _find(root, "QUANTIFICATION_VALUE" if level == "L1C" else "BOA_QUANTIFICATION_VALUE")
-    if not baseline or not quantification:
+    quantification_text = quantification[0].text if quantification else None
+    if not baseline or not quantification_text:
         raise MapError(f"{shown!r} lacks PROCESSING_BASELINE or the quantification value: not a Sentinel-2 "
                        f"{level} product's metadata; download the product again")
     offsets = {band: 0.0 for band in ESA_BAND_IDS}
@@ -181,11 +182,13 @@ def _radiometry(root: ElementTree.Element, level: str, shown: str) -> Tuple[str,
         band_id = int(element.get("band_id", "-1"))
         if not 0 <= band_id < len(ESA_BAND_IDS):
             raise MapError(f"{shown!r}: an offset of band_id {band_id}, not one of Sentinel-2's 13 bands")
+        if element.text is None:
+            raise MapError(f"{shown!r}: the offset of band_id {band_id} is empty; download the product again")
         offsets[ESA_BAND_IDS[band_id]] = float(element.text)
     if float(baseline) >= 4.0 and not any(offsets.values()):
         raise MapError(f"{shown!r} is of baseline {baseline} but gives no radiometric offsets (from 04.00 on "
                        "every product does): download the product again")
-    return baseline, float(quantification[0].text), offsets
+    return baseline, float(quantification_text), offsets
 
 
 def find_product(path: str, dn_offset: float = 0.0) -> Product:
@@ -194,12 +197,15 @@ def find_product(path: str, dn_offset: float = 0.0) -> Product:
     if os.path.isfile(path) and path.lower().endswith(".xml"):
         root_dir, names = os.path.dirname(os.path.abspath(path)), None
         names = _list_folder(root_dir)
-        metadata = os.path.basename(path)
+        metadata: Optional[str] = os.path.basename(path)
     else:
         root_dir = os.path.abspath(path)
         names = _list_zip(path) if zipfile.is_zipfile(path) else _list_folder(path)
         metadata = _metadata_name(names)
     in_zip = zipfile.is_zipfile(path) if os.path.isfile(path) else False
+    archive: Optional[zipfile.ZipFile]
+    opener: Callable[[str], IO[bytes]]
+    gdal_path: Callable[[str], str]
     if in_zip:
         archive = zipfile.ZipFile(path)
         opener, gdal_path = archive.open, (lambda n: f"/vsizip/{root_dir}/{n}")

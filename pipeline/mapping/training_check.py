@@ -24,7 +24,7 @@ statistics, an endpoint without --training-statistics), saying why.
 from __future__ import annotations
 
 import logging
-from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -157,7 +157,7 @@ def compare(scene: SceneStatistics, training: dict, modality: str, dn_range: Tup
     out = outside > MAX_OUTSIDE_SHARE
     scale = dn_per_unit(modality, dn_range)
     unit = "DN" if scale == 1.0 else "(8-bit)"
-    per_band = {}
+    per_band: Dict[str, Dict[str, Any]] = {}
     for i, name in enumerate(names):
         per_band[name] = {"scene_mean": round(float(means[i]), 2), "training_mean": round(float(train[i]), 2),
                           "training_p01_p99": [bands[i]["patch_mean"]["p01"], bands[i]["patch_mean"]["p99"]],
@@ -202,8 +202,8 @@ def summary(scene: SceneStatistics, training: Optional[dict], no_statistics_reas
     elif block["status"] == "unchecked":
         log.warning("training-data check: not done: %s", block["reason"])
     else:
-        log.info("training-data check: the scene is like the training data in all %d bands",
-                 len(training["band_order"]))
+        # compared, so the training statistics have the model's len(expected) bands
+        log.info("training-data check: the scene is like the training data in all %d bands", len(expected))
     return {"training_data_check": block, "pixels_nonfinite": scene.nonfinite_pixels}
 
 
