@@ -56,7 +56,8 @@ def _overall_threshold(metric: gated_metrics.Metric, lower_bound: float,
 def metric_config(metric: gated_metrics.Metric, thresholds: Sequence[config_pb2.PerSliceMetricThreshold] = ()
                   ) -> config_pb2.MetricConfig:
     """The MetricConfig of a registry record: its class and module, its constructor arguments as
-    TFMA's JSON config (what tfma.metrics.specs_from_metrics writes), and its bars."""
+    TFMA's JSON config (what tfma.metrics.specs_from_metrics writes), and its bars.
+    """
     return config_pb2.MetricConfig(
         class_name=metric.class_name, module=metric.module,
         config=json.dumps(dict(metric.config)) if metric.config else "",
@@ -75,7 +76,8 @@ def make_eval_config(max_drop: Optional[float] = None, **lower_bounds: float) ->
     """EvalConfig for the pipeline's Evaluator from the metrics registry (components.gated_metrics):
     every gated metric's lower bound by its PipelineConfig field (`min_accuracy=0.8, min_macro_f1=0.8`,
     or `**gated_metrics.bounds_of(config)`) and `max_drop`, the change allowed against the latest
-    blessed model (None: no change bar). The thresholds decide the blessing."""
+    blessed model (None: no change bar). The thresholds decide the blessing.
+    """
     bounds = gated_metrics.check_bounds(lower_bounds)
 
     def configs(custom: bool) -> List[config_pb2.MetricConfig]:
@@ -129,7 +131,8 @@ def _value(metric_value) -> Optional[float]:
 
 def _baseline_model_names(eval_uri: str) -> set:
     """Names of the baseline model specs (TFX names them when a baseline was given): their
-    metrics sit beside the candidate's in the output and must not be mistaken for them."""
+    metrics sit beside the candidate's in the output and must not be mistaken for them.
+    """
     eval_config = eval_config_writer.load_eval_run(eval_uri)[0]
     return {spec.name for spec in eval_config.model_specs if spec.is_baseline} if eval_config else set()
 
@@ -137,7 +140,8 @@ def _baseline_model_names(eval_uri: str) -> set:
 def metric_label(key) -> Optional[str]:
     """A readable name for a TFMA MetricKey ('accuracy', 'macro_f1', 'weighted_f1', ...: the
     registry's names); None for the per-class sub-keys (see summarize) and for metrics the report
-    does not use."""
+    does not use.
+    """
     if key.HasField("sub_key"):
         return None
     metric = gated_metrics.of_key(key.name)
@@ -174,7 +178,8 @@ def summarize(eval_uri: str) -> Dict[str, Any]:
 
 def confusion_matrix(eval_uri: str) -> List[List[int]]:
     """The overall slice's confusion matrix, rows = true class, columns = predicted class,
-    in CLASS_NAMES order (TFMA leaves out zero cells; they are filled in here)."""
+    in CLASS_NAMES order (TFMA leaves out zero cells; they are filled in here).
+    """
     baselines = _baseline_model_names(eval_uri)
     matrix = [[0] * features.NUM_CLASSES for _ in range(features.NUM_CLASSES)]
     for proto in tfma.load_plots(eval_uri):
@@ -212,7 +217,8 @@ def _bound_text(threshold) -> List[Dict[str, Any]]:
 
 def _spec_label(metric: config_pb2.MetricConfig) -> str:
     """The name a MetricConfig's values are filed under ('accuracy', 'macro_f1', ...): TFMA's own
-    reading of the config gives the metric's key, the registry its name."""
+    reading of the config gives the metric's key, the registry its name.
+    """
     key = metric_specs.metric_instance(metric).name
     registered = gated_metrics.of_key(key)
     return registered.name if registered else key

@@ -83,6 +83,7 @@ def is_hub_handle(backbone: str) -> bool:
 
 
 def hub_input_size(handle: str) -> int:
+    """The input size the TF Hub model `handle` was trained at (DEFAULT_HUB_INPUT_SIZE if unknown)."""
     for key, size in HUB_INPUT_SIZES.items():
         if key in handle:
             return size
@@ -93,7 +94,8 @@ def hub_input_size(handle: str) -> int:
 class HParams:
     """Each hyperparameter declared once (type, default, help; a `group` gives it a flag:
     components/settings.py). Validated on construction: wrong types and ranges are one-line
-    ConfigErrors through from_dict, pydantic ValidationErrors when built directly."""
+    ConfigErrors through from_dict, pydantic ValidationErrors when built directly.
+    """
 
     backbone: str = setting("EfficientNetV2B0", f"Keras application ({', '.join(BACKBONES)}) or a TF Hub "
                             "feature-vector handle, URL or local folder", group=TRAINING)
@@ -177,10 +179,12 @@ class HParams:
 
     @property
     def hub(self) -> bool:
+        """Whether the backbone is a TF Hub handle or SavedModel path, not a Keras application."""
         return is_hub_handle(self.backbone)
 
     @property
     def pretrained(self) -> bool:
+        """Whether the backbone starts from pretrained weights (weights is not none)."""
         return self.weights not in (None, "", "none")
 
     @property
@@ -199,26 +203,30 @@ class HParams:
     def peak_learning_rate(self) -> float:
         """The peak rate of the phase that trains the whole network: pretrained two-phase runs
         fine-tune at learning_rate x fine_tune_lr_factor, runs from random initialisation train
-        at learning_rate x scratch_lr_factor, a one-phase pretrained run at learning_rate."""
+        at learning_rate x scratch_lr_factor, a one-phase pretrained run at learning_rate.
+        """
         if self.two_phase:
             return self.learning_rate * self.fine_tune_lr_factor
         return self.learning_rate * (1.0 if self.pretrained else self.scratch_lr_factor)
 
     def budget_scale(self, steps_per_epoch: int) -> float:
         """min(1, total steps / full_strength_steps): 1 for long runs (EuroSAT's 16,200 training
-        patches at batch 64 reach it in 8 epochs), 0.045 for 90 steps from scratch."""
+        patches at batch 64 reach it in 8 epochs), 0.045 for 90 steps from scratch.
+        """
         if not self.budget_scaling:
             return 1.0
         return min(1.0, self.epochs * max(1, steps_per_epoch) / self.full_strength_steps)
 
     def for_budget(self, steps_per_epoch: int) -> "HParams":
         """These hyperparameters with the budget rule applied: each BUDGET_SCALED regulariser
-        multiplied by budget_scale, and the rule then switched off (the values are final)."""
+        multiplied by budget_scale, and the rule then switched off (the values are final).
+        """
         scale = self.budget_scale(steps_per_epoch)
         return dataclasses.replace(self, budget_scaling=False,
                                    **{name: getattr(self, name) * scale for name in BUDGET_SCALED})
 
     def to_dict(self) -> dict[str, Any]:
+        """The hyperparameters as a plain dict (the Trainer's custom_config)."""
         return dataclasses.asdict(self)
 
     @classmethod

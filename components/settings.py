@@ -172,7 +172,8 @@ def dataclass_setting(default: Any, description: str, *, flag: Optional[str] = N
 
 def model_fields(cls: Any) -> Dict[str, FieldInfo]:
     """name -> FieldInfo of a settings dataclass (pydantic, or plain with dataclass_setting fields),
-    in declaration order."""
+    in declaration order.
+    """
     if hasattr(cls, "__pydantic_fields__"):
         return dict(cls.__pydantic_fields__)
     hints = get_type_hints(cls, include_extras=True)
@@ -208,7 +209,8 @@ def choices(cls: Any, name: str) -> Optional[Tuple[Any, ...]]:
 
 def flag(cls: Any, name: str) -> str:
     """The command-line flag of field `name`: declared in its metadata, else from its name
-    (``batch_size`` -> ``--batch-size``; a switch that is on by default: ``--no-...``)."""
+    (``batch_size`` -> ``--batch-size``; a switch that is on by default: ``--no-...``).
+    """
     info = model_fields(cls)[name]
     if _meta(info).get("flag"):
         return _meta(info)["flag"]
@@ -218,7 +220,8 @@ def flag(cls: Any, name: str) -> str:
 
 def flag_and_key(cls: Any, name: str, prefix: str = "") -> str:
     """How an error names a setting: its flag and its YAML key, e.g. "--pipeline-root (config key
-    'pipeline_root_uri')"."""
+    'pipeline_root_uri')".
+    """
     return f"{flag(cls, name)} (config key '{prefix}{name}')"
 
 
@@ -250,7 +253,8 @@ def add_arguments(parser: Any, cls: Any, group: Optional[str], prefix: str = "",
     """Add a flag to `parser` (an ArgumentParser or argument group) for each field of `cls`
     declared in `group` (or named in `names`): the flag and its aliases from the field's metadata, the type from its
     annotation, choices from its Literal, the help from its description with the model's default.
-    Each flag stores into dest ``prefix + name`` (None when not given). Returns those dests."""
+    Each flag stores into dest ``prefix + name`` (None when not given). Returns those dests.
+    """
     dests: List[str] = []
     for name, info in model_fields(cls).items():
         meta = _meta(info)
@@ -297,7 +301,8 @@ def parse_overrides(items: Sequence[str], cls: Any) -> Dict[str, Any]:
     """``--set KEY=VALUE`` items -> a nested mapping of changes for `cls`. The value is read as a
     YAML scalar or flow list (``32``, ``0.9``, ``true``, ``[--a, --b]``), as a YAML file's value
     would be; the model then validates it like any other. An unknown key is one line naming the
-    closest known one."""
+    closest known one.
+    """
     known = keys(cls)
     flat: Dict[str, Any] = {}
     for item in items:

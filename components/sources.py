@@ -63,7 +63,8 @@ class Entry:
 @dataclasses.dataclass(frozen=True)
 class Tree:
     """Every file of a source: a folder on any Beam filesystem (local, gs://, ...) or a zip
-    archive, whose members are listed from its directory and read in place."""
+    archive, whose members are listed from its directory and read in place.
+    """
 
     location: str
     archive: bool
@@ -75,6 +76,7 @@ class Tree:
 
 
 def is_local(location: str) -> bool:
+    """Whether `location` is on this machine's file system (no URL scheme such as gs://)."""
     return "://" not in location
 
 
@@ -104,7 +106,8 @@ def _too_large(size: int, max_bytes: Optional[int] = None, what: str = "one imag
 
 def member_problem(info: zipfile.ZipInfo, max_bytes: Optional[int] = None, what: str = "one image") -> Optional[str]:
     """Why a zip member must not be read (encrypted, declared size over `max_bytes` (None: MAX_FILE_BYTES), compression
-    ratio), or None. The map's Sentinel-2 product zips use it too, with their band files' bound."""
+    ratio), or None. The map's Sentinel-2 product zips use it too, with their band files' bound.
+    """
     if info.flag_bits & 0x1:
         return "encrypted zip member"
     too_large = _too_large(info.file_size, max_bytes, what)
@@ -182,7 +185,8 @@ def find_class_root(tree: Tree, max_depth: int = 8) -> str:
     the first one, walking down from the top, that has a subfolder named like a EuroSAT class
     (``EuroSAT_RGB/2750`` in the RGB archive, six levels down in the all-bands archive's
     ``ds/images/...``). A set with other class names is used from the top (its folders are then
-    reported as unknown classes)."""
+    reported as unknown classes).
+    """
     level = [""]
     for _ in range(max_depth + 1):
         for prefix in level:
@@ -196,7 +200,8 @@ def find_class_root(tree: Tree, max_depth: int = 8) -> str:
 
 def list_source(tree: Tree, class_root: Optional[str] = None) -> Tuple[List[SourceFile], List[str]]:
     """Every visible file under the class folders (of `class_root`, found when not given),
-    sorted, with its label or its problem; and the EuroSAT classes that have no file at all."""
+    sorted, with its label or its problem; and the EuroSAT classes that have no file at all.
+    """
     prefix = find_class_root(tree) if class_root is None else class_root
     files: List[SourceFile] = []
     archive = tree.location if tree.archive else None
@@ -227,7 +232,8 @@ def list_source(tree: Tree, class_root: Optional[str] = None) -> Tuple[List[Sour
 class SourceReader:
     """Reads a source file's bytes, never more than MAX_FILE_BYTES: files through Beam's
     FileSystems (local, gs://, ...) and zip members in place. Archives opened once are kept
-    open for the next file (a Beam worker reads thousands from one zip)."""
+    open for the next file (a Beam worker reads thousands from one zip).
+    """
 
     def __init__(self) -> None:
         self._archives: Dict[str, zipfile.ZipFile] = {}
@@ -259,6 +265,7 @@ class SourceReader:
         return data
 
     def close(self) -> None:
+        """Close the archives opened so far."""
         for zf in self._archives.values():
             zf.close()
         self._archives.clear()

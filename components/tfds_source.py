@@ -51,14 +51,16 @@ def reachable(url: str, timeout_s: float = 3.0) -> bool:
 
 def _source_name(filename: str, label: int) -> str:
     """TFDS keeps the archive's file name (Forest_1.jpg); the contract's source is Forest/Forest_1.jpg,
-    as in the archive, so splits and split files agree across sources."""
+    as in the archive, so splits and split files agree across sources.
+    """
     return f"{features.class_name(label)}/{os.path.basename(filename)}"
 
 
 def to_example(ex: dict):
     """One TFDS EuroSAT example (numpy) -> the contract's tf.Example: `image` (rgb, still encoded)
     or `sentinel2` (all: float32 [64, 64, 13] holding digital numbers, checked by
-    features.make_bands_example)."""
+    features.make_bands_example).
+    """
     label = int(ex["label"])
     source = _source_name(ex["filename"].decode(), label)
     if "sentinel2" in ex:
@@ -68,7 +70,8 @@ def to_example(ex: dict):
 
 def prepare_builder(name: str, data_dir: Optional[str], is_reachable: Optional[Callable[[str], bool]] = None):
     """The TFDS builder, prepared (downloading only when the download host answers: `is_reachable`,
-    by default reachable())."""
+    by default reachable()).
+    """
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(name, data_dir=data_dir or None)
@@ -89,7 +92,8 @@ def prepare_builder(name: str, data_dir: Optional[str], is_reachable: Optional[C
 
 def iter_tfds(name: str, data_dir: Optional[str] = None) -> Iterator[dict]:
     """Every example of the prepared TFDS dataset (all of its splits; ExampleGen splits them), as
-    numpy, RGB images still encoded."""
+    numpy, RGB images still encoded.
+    """
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(name, data_dir=data_dir or None)

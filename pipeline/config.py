@@ -76,7 +76,8 @@ class PipelineConfig:
     """Every setting of a run, each declared once here (name, type, default, choices, help): the
     command line's flags, the YAML keys and --set are derived from these fields (components/settings.py).
     Validated on construction and on replace(): a wrong type or range is one line naming the key, the
-    value and what was expected."""
+    value and what was expected.
+    """
 
     pipeline_name: str = setting(contract.MODEL_NAME, "name of the pipeline in metadata", group=DATA)
     data: str = setting(
@@ -181,7 +182,8 @@ class PipelineConfig:
     def with_modality(self, modality: str) -> "PipelineConfig":
         """The config for data of `modality`. 13-band runs get '-all' appended to the pipeline and
         model names, so an RGB and a 13-band model are never compared with each other (the
-        Evaluator's baseline is the pipeline's latest blessed model) or pushed over each other."""
+        Evaluator's baseline is the pipeline's latest blessed model) or pushed over each other.
+        """
         record = modalities.get(modality)
         return self.replace(modality=modality, pipeline_name=record.with_suffix(self.pipeline_name),
                             model_name=record.with_suffix(self.model_name))
@@ -193,12 +195,14 @@ class PipelineConfig:
     # Where things go; all under output_dir unless a pipeline root is given.
     @property
     def pipeline_root(self) -> str:
+        """The pipeline's artifacts folder: --pipeline-root, else <output_dir>/pipelines/<pipeline_name>."""
         if self.pipeline_root_uri:
             return self.pipeline_root_uri
         return os.path.join(self.output_dir, "pipelines", self.pipeline_name)
 
     @property
     def metadata_path(self) -> str:
+        """The local ML Metadata SQLite file: <output_dir>/metadata/<pipeline_name>.sqlite."""
         return os.path.join(self.output_dir, "metadata", f"{self.pipeline_name}.sqlite")
 
     @property
@@ -206,20 +210,23 @@ class PipelineConfig:
         """TF Serving's model base path: <serving_dir>/<version>/saved_model.pb.
 
         With a pipeline root given (cloud runs) it lies under that root, where the Pusher's
-        container can write; otherwise under output_dir."""
+        container can write; otherwise under output_dir.
+        """
         if self.pipeline_root_uri:
             return posixpath.join(self.pipeline_root_uri, "serving", self.model_name)
         return os.path.join(self.output_dir, "serving", self.model_name)
 
     @property
     def dataflow_temp_location(self) -> str:
+        """Dataflow's staging folder: --temp-location, else <pipeline root>/tmp."""
         return self.temp_location or posixpath.join(self.pipeline_root, "tmp")
 
     def beam_pipeline_args(self) -> List[str]:
         """Arguments every Beam-based component gets: Dataflow, or the DirectRunner on all cores.
 
         Dataflow workers run the component image (sdk_container_image), so they import the same
-        preprocessing_fn as the Transform container."""
+        preprocessing_fn as the Transform container.
+        """
         if self.beam_runner == "dataflow":
             args = [
                 "--runner=DataflowRunner",
@@ -238,7 +245,8 @@ class PipelineConfig:
 
     def for_input(self, input_bytes: Optional[int]) -> "PipelineConfig":
         """The config with an 'auto' Beam running mode resolved for an input of `input_bytes`
-        (None: unknown); an explicit --beam-direct-running-mode is kept."""
+        (None: unknown); an explicit --beam-direct-running-mode is kept.
+        """
         if self.beam_direct_running_mode != AUTO_MODE:
             return self
         return self.replace(beam_direct_running_mode=direct_running_mode(input_bytes))
@@ -259,12 +267,14 @@ class PipelineConfig:
 
     @classmethod
     def keys(cls) -> List[str]:
+        """The names of every setting (the YAML keys)."""
         return list(cls.__dataclass_fields__)
 
 
 def load_yaml(path: str) -> Dict[str, Any]:
     """The mapping in a YAML config file; an unreadable, over-size (settings.MAX_CONFIG_BYTES) or
-    invalid file is one ConfigError line."""
+    invalid file is one ConfigError line.
+    """
     import yaml
 
     try:
@@ -292,12 +302,14 @@ def load_yaml(path: str) -> Dict[str, Any]:
 
 
 def demo_config(base: Optional[PipelineConfig] = None) -> PipelineConfig:
+    """The demo's configuration: `base` (default: the defaults) with DEMO_OVERRIDES and DEMO_HPARAMS."""
     return (base or PipelineConfig()).replace(**DEMO_OVERRIDES, hparams=DEMO_HPARAMS)
 
 
 def direct_running_mode(input_bytes: Optional[int]) -> str:
     """'auto's choice: in-process for an input smaller than IN_PROCESS_BELOW_BYTES, worker
-    processes (one per core) for a larger one or one of unknown size."""
+    processes (one per core) for a larger one or one of unknown size.
+    """
     if input_bytes is not None and input_bytes < IN_PROCESS_BELOW_BYTES:
         return IN_MEMORY
     return MULTI_PROCESSING

@@ -22,6 +22,7 @@ BEAM_WORKER_RELAY = "apache_beam.runners.portability.local_job_service"
 
 
 def verbose_requested(argv_flag: bool = False) -> bool:
+    """Whether verbose output was asked for, by the flag or by EUROSAT_VERBOSE."""
     return argv_flag or os.environ.get(VERBOSE_ENV, "") not in ("", "0", "false", "no")
 
 
@@ -58,7 +59,8 @@ class _ProgressOnly(logging.Filter):
 
 def configure_logging(verbose: bool = False) -> None:
     """Our progress at INFO, TFX's per-component lines, and only warnings from the rest
-    (everything with --verbose)."""
+    (everything with --verbose).
+    """
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     for name in ("components", "pipeline", "pipeline_runner", "serving"):
         logging.getLogger(name).setLevel(logging.INFO)
@@ -82,7 +84,8 @@ def quiet_beam_workers(log_path: str, verbose: bool = False) -> Iterator[Optiona
     stderr, TensorFlow's C++ start-up lines from each worker (worker_site/sitecustomize.py, on the
     workers' PYTHONPATH, points it at the file as they start), and the warnings the runner relays
     from them ('Discarding unparseable args', 'No semi_persistent_directory'); relayed errors
-    still reach the terminal. Yields the log's path (None when verbose)."""
+    still reach the terminal. Yields the log's path (None when verbose).
+    """
     if verbose_requested(verbose):
         yield None
         return

@@ -16,7 +16,8 @@ __all__ = ["check_data_spec", "parse_synthetic", "source_modality", "resolve_mod
 
 def check_data_spec(spec: str) -> None:
     """What can be said of `--data` before TensorFlow loads: a malformed synthetic[:N] or tfds name,
-    or a local path that does not exist (DataNotFound); a root of spans without a span (DataError)."""
+    or a local path that does not exist (DataNotFound); a root of spans without a span (DataError).
+    """
     from components.spans import SPAN_SPEC, latest_local_span
 
     if SPAN_SPEC in spec and is_local(spec):
@@ -28,7 +29,8 @@ def check_data_spec(spec: str) -> None:
 
 def source_modality(spec: str) -> str:
     """The modality of the source: named by it (synthetic/all, tfds:eurosat/all), or read from it
-    (a TFRecord folder's first example; an image set's first readable TIFF, components.convert)."""
+    (a TFRecord folder's first example; an image set's first readable TIFF, components.convert).
+    """
     named = spec_modality(spec)
     if named is not None:
         return named

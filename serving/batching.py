@@ -106,6 +106,7 @@ def parse_batching_parameters(text: str, source: str = "batching parameters") ->
 
 
 def read_batching_parameters(path: str) -> BatchingParameters:
+    """The batching parameters in file `path`; ValueError when it cannot be read or parsed."""
     try:
         with open(path) as f:
             return parse_batching_parameters(f.read(), path)
@@ -256,6 +257,7 @@ class Batcher:
             task.done.set()
 
     def stop(self) -> None:
+        """Stop batching and wake every waiting thread."""
         with self._ready:
             self._stopped = True
             self._ready.notify_all()

@@ -80,6 +80,7 @@ def op_error_reason(err: tf.errors.OpError) -> str:
 
 
 def error_reason(message: str) -> str:
+    """The one line of a TensorFlow error message that says what went wrong."""
     noise = ("Graph execution error", "Detected at node", "<stack traces", "[[", "File ")
     lines = [line.strip() for line in message.splitlines()]
     reasons = [line for line in lines if line and not line.startswith(noise)]
@@ -127,6 +128,7 @@ class ServingCore:
             model.poll()
 
     def model(self, name: str) -> ServedModel:
+        """The served model `name`; NOT_FOUND naming the served ones, like TF Serving."""
         if name not in self.models:
             raise status_error(
                 grpc.StatusCode.NOT_FOUND,
@@ -136,6 +138,7 @@ class ServingCore:
         return self.models[name]
 
     def version(self, name: str, version: Optional[int] = None, label: Optional[str] = None) -> ModelVersion:
+        """A loaded version of model `name`: the newest, or by number or label."""
         return self.model(name).get(version, label)
 
     def version_of(self, spec: Any) -> ModelVersion:
@@ -223,5 +226,6 @@ class ServingCore:
         return statuses
 
     def stop(self) -> None:
+        """Stop the batcher, if any."""
         if self.batcher is not None:
             self.batcher.stop()

@@ -86,6 +86,7 @@ class HealthService:
         self._stopping.set()
 
     def handler(self) -> grpc.GenericRpcHandler:
+        """The gRPC handler of the Health service's Check and Watch methods."""
         request, response = protos.HealthCheckRequest.FromString, protos.HealthCheckResponse.SerializeToString
         return grpc.method_handlers_generic_handler(protos.HEALTH_SERVICE, {
             "Check": grpc.unary_unary_rpc_method_handler(

@@ -202,6 +202,7 @@ class ServedModel:
         log.info("serving %s version %d from %s", self.name, version, path)
 
     def labels(self) -> Dict[str, int]:
+        """The model's version labels: label -> version."""
         return dict(self.config.version_labels)
 
     def get(self, version: Optional[int] = None, label: Optional[str] = None) -> ModelVersion:
@@ -232,6 +233,7 @@ class ServedModel:
         return loaded[version]
 
     def statuses(self) -> List[get_model_status_pb2.ModelVersionStatus]:
+        """Each version's status (available, loading, failed) as TF Serving reports it."""
         with self._lock:
             loaded, failed, loading = sorted(self._loaded), dict(self._failed), self._loading
         result = [

@@ -138,9 +138,11 @@ class RestServer:
         self._thread = threading.Thread(target=self._http.serve_forever, name="rest", daemon=True)
 
     def start(self) -> None:
+        """Start serving HTTP in a background thread."""
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the HTTP server and close its socket."""
         self._http._closing.set()
         if self._thread.is_alive():
             self._http.shutdown()
@@ -148,6 +150,7 @@ class RestServer:
 
     # each returns (HTTP status, JSON body)
     def handle(self, method: str, path: str, body: Optional[bytes]) -> Tuple[int, Dict[str, Any]]:
+        """Answer one REST request: (HTTP status, JSON body); requests to the API are counted in the metrics."""
         if not _API_PATH.match(path):  # not the REST API: not found, and not counted (as in TF Serving)
             hint = (" (the metrics page needs --monitoring_config_file)" if method == "GET" and
                     path.split("?", 1)[0] == monitoring.PROMETHEUS_PATH and self.prometheus_path is None else "")

@@ -43,7 +43,8 @@ KERNEL_MARGIN = 4  # source rows read beyond a window on each side: the cubic sp
 
 class BlockRows:
     """Rows of a band file, decoded whole block rows at a time; the block rows of the last request
-    are kept (a strip of 64 rows inside a 1024-row block decodes it once, not 16 times)."""
+    are kept (a strip of 64 rows inside a 1024-row block decodes it once, not 16 times).
+    """
 
     def __init__(self, src, indexes: Sequence[int] = (1,)):
         self.src, self.indexes = src, list(indexes)
@@ -134,7 +135,8 @@ class ProductRaster:
 
     def _window_of(self, rows: BlockRows, window, resampling: str) -> np.ndarray:
         """[bands, h, w] of `rows`' file on the grid's `window` (None: all of it): the rows it needs,
-        resampled by GDAL's warper when the file is coarser than the grid."""
+        resampled by GDAL's warper when the file is coarser than the grid.
+        """
         from affine import Affine
         from rasterio.enums import Resampling
         from rasterio.warp import reproject
@@ -182,7 +184,8 @@ class ProductRaster:
 
     def dataset_mask(self, window=None, out_shape=None) -> np.ndarray:
         """255 where the cloud mask lets a pixel through, 0 where it masks it (no data come from the
-        all-zero rule of pixels.classifiable_patches)."""
+        all-zero rule of pixels.classifiable_patches).
+        """
         kwargs = {"window": window}
         if out_shape is not None:
             kwargs["out_shape"] = tuple(out_shape[-2:])
@@ -201,7 +204,8 @@ class ProductRaster:
     def masked_share(self) -> Optional[float]:
         """The share of the product's data pixels that the cloud mask masks: counted on the mask file
         itself (20/60 m), decimated to MASK_SHARE_SIDE, against B01's data pixels (60 m) for MSK_CLASSI,
-        SCL's own class 0 otherwise; small reads, no warping of the 10 m grid."""
+        SCL's own class 0 otherwise; small reads, no warping of the 10 m grid.
+        """
         from rasterio.enums import Resampling
 
         if self._mask is None or self._mask_rows is None:
@@ -232,6 +236,7 @@ class ProductRaster:
                 "warnings": list(self.warnings)}
 
     def close(self) -> None:
+        """Close every band file opened."""
         for f in reversed(self._files):
             f.close()
         self._files = []

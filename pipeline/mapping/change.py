@@ -39,7 +39,8 @@ CONFIDENCE_FILE = "confidence.tif"
 
 def map_file(map_dir: str, name: str = MAP_FILE) -> str:
     """The path of `name` in the folder of a whole map, or MapError: not local, not a map, or a map
-    whose writing did not finish (no summary.json, which is moved in last: folders.commit)."""
+    whose writing did not finish (no summary.json, which is moved in last: folders.commit).
+    """
     if "://" in map_dir:
         raise MapError(f"--compare reads local map folders; copy {map_dir!r} here first (gsutil -m cp -r)")
     path = os.path.join(map_dir, name)
@@ -93,14 +94,16 @@ def check_same_grid(earlier, later, earlier_dir: str) -> None:
 
 def check_scene_grid(earlier_dir: str, dataset, grid: TileGrid) -> None:
     """Before any inference: MapError unless the map of `dataset` (a rasterio dataset, cut by
-    `grid`) would lie on the grid of the earlier map in `earlier_dir`."""
+    `grid`) would lie on the grid of the earlier map in `earlier_dir`.
+    """
     later = ((grid.cell_rows, grid.cell_cols), grid.cell_transform(dataset.transform), dataset.crs)
     check_same_grid(read_grid(earlier_dir), later, earlier_dir)
 
 
 def write_change_png(path: str, earlier: np.ndarray, later: np.ndarray, compared: np.ndarray, title: str) -> None:
     """Earlier map, later map, and the compared cells that changed in their new class's colour
-    (unchanged: grey; not compared (nodata, or uncertain): white)."""
+    (unchanged: grey; not compared (nodata, or uncertain): white).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,13 +128,15 @@ def write_change_png(path: str, earlier: np.ndarray, later: np.ndarray, compared
 
 
 def check_min_confidence(min_confidence: float) -> None:
+    """Refuse a --min-confidence outside [0, 1) with a one-line MapError."""
     if not 0.0 <= min_confidence < 1.0:
         raise MapError(f"--min-confidence {min_confidence}: give a probability in [0, 1)")
 
 
 def compare(earlier_dir: str, later_dir: str, min_confidence: float = 0.0) -> Dict[str, object]:
     """Write transitions.csv and change.png into `later_dir`; returns the change summary (also added
-    to later_dir's summary.json). Cells below `min_confidence` in either map are left out."""
+    to later_dir's summary.json). Cells below `min_confidence` in either map are left out.
+    """
     check_min_confidence(min_confidence)
     earlier = read_map(earlier_dir)
     later = read_map(later_dir)

@@ -42,7 +42,8 @@ def check_patches(path: str, modality: str) -> None:
     """Refuse, before anything is written, a folder/zip that is not a set of neighbouring
     georeferenced patches of the model's bands: patches without georeference, in several CRSs, of
     mixed band counts or resolutions (single-band files of a product, say), of the other modality,
-    or spread too far. Messages name the user's files, never the mosaic."""
+    or spread too far. Messages name the user's files, never the mosaic.
+    """
     import rasterio
 
     from pipeline.mapping.scene import describe_modality, expected_bands
@@ -84,7 +85,8 @@ def check_patches(path: str, modality: str) -> None:
 def mosaic_patches(path: str, destination: str) -> str:
     """Stitch a folder or zip of georeferenced patches (checked by check_patches) into one GeoTIFF
     by their own coordinates (rasterio.merge, in chunks: bounded memory); places no patch covers
-    are 0 (masked)."""
+    are 0 (masked).
+    """
     from rasterio.merge import merge
 
     merge(patch_files(path), dst_path=destination, nodata=0,

@@ -43,7 +43,8 @@ def check_dn_range(low: float, high: float) -> None:
 
 def nonfinite_to_nodata(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """(values [..., C] with every pixel that has a NaN/inf band set to 0 in all bands, i.e. nodata;
-    the mask [...] of those pixels). Integer values are returned as they are."""
+    the mask [...] of those pixels). Integer values are returned as they are.
+    """
     if not np.issubdtype(values.dtype, np.floating):
         return values, np.zeros(values.shape[:-1], bool)
     bad = ~np.all(np.isfinite(values), axis=-1)
@@ -65,14 +66,16 @@ def check_float_values(name: str, sample: np.ndarray) -> None:
 
 def scaled_to_8_bits(modality: str) -> bool:
     """Whether the model takes 8-bit pixels (EuroSAT RGB), to which a scene's digital numbers are
-    scaled by --dn-range; a model of 16-bit pixels (the 13 bands) takes them as they are."""
+    scaled by --dn-range; a model of 16-bit pixels (the 13 bands) takes them as they are.
+    """
     return np.dtype(modalities.get(modality).pixel_dtype) == np.uint8
 
 
 def classifiable_patches(values: np.ndarray, mask: np.ndarray, starts: Union[Sequence[int], np.ndarray],
                          max_nodata_fraction: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:
     """(indexes into `starts` of the patches kept, their values [n, 64, 64, C]) of one strip:
-    `values` [64, W, C], GDAL's dataset `mask` [64, W], patches starting at columns `starts`."""
+    `values` [64, W, C], GDAL's dataset `mask` [64, W], patches starting at columns `starts`.
+    """
     columns = np.asarray(starts)
     valid = (mask > 0) & np.any(values != 0, axis=-1)
     # the fraction of nodata pixels in each patch of the row
@@ -85,7 +88,8 @@ def classifiable_patches(values: np.ndarray, mask: np.ndarray, starts: Union[Seq
 
 def dn_to_uint8(pixels: np.ndarray, dn_range: Tuple[float, float] = EUROSAT_DN_RANGE) -> np.ndarray:
     """RGB digital numbers -> uint8 as EuroSAT's RGB images: [low, high] -> [1, 255] linearly,
-    clipped. uint8 input is returned unchanged."""
+    clipped. uint8 input is returned unchanged.
+    """
     if pixels.dtype == np.uint8:
         return pixels
     low, high = dn_range

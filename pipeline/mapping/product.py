@@ -68,6 +68,7 @@ class Product:
     mask_kind: Optional[str]  # "SCL" or "MSK_CLASSI"
 
     def describe(self) -> str:
+        """The product in a few words for messages: its level and baseline, or a folder of band files."""
         if self.level:
             return f"an {self.level} product of processing baseline {self.baseline}"
         return "a folder of band files"
@@ -120,7 +121,8 @@ def _metadata_name(names: List[str]) -> Optional[str]:
 
 def looks_like_product(path: str) -> bool:
     """Whether `path` is (cheaply) a product: a .SAFE folder, an MTD_MSIL*.xml, a zip holding one, or
-    a folder with band files named by their band token."""
+    a folder with band files named by their band token.
+    """
     if os.path.isfile(path) and re.fullmatch(r"MTD_MSIL(1C|2A)\.xml", os.path.basename(path), re.IGNORECASE):
         return True
     if os.path.isdir(path):
@@ -193,7 +195,8 @@ def _radiometry(root: ElementTree.Element, level: str, shown: str) -> Tuple[str,
 
 def find_product(path: str, dn_offset: float = 0.0) -> Product:
     """The Product at `path` (a .SAFE folder, its .zip, its MTD_MSIL*.xml or a folder of band files);
-    MapError when it is none or lacks what the map needs."""
+    MapError when it is none or lacks what the map needs.
+    """
     if os.path.isfile(path) and path.lower().endswith(".xml"):
         root_dir, names = os.path.dirname(os.path.abspath(path)), None
         names = _list_folder(root_dir)
@@ -263,7 +266,8 @@ def _band_files(names: List[str], shown: str) -> Dict[str, str]:
 
 def bands_for_model(product: Product, modality: str) -> Tuple[Tuple[str, ...], List[str]]:
     """(the product's bands the model takes, in its order, warnings); MapError when the model cannot
-    take this product (an L2A one for a 13-band model) or a band is missing."""
+    take this product (an L2A one for a 13-band model) or a band is missing.
+    """
     record = modalities.get(modality)
     wanted = record.band_names
     warnings = []

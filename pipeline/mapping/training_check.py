@@ -55,6 +55,7 @@ class SceneStatistics:
 
     @classmethod
     def for_training(cls, training: Optional[dict], channels: int) -> "SceneStatistics":
+        """Empty statistics that count against the training's p01..p99 when its bands match `channels`."""
         if not training or len(training["bands"]) != channels:
             return cls(channels)
         low, high = (np.array([b["patch_mean"][k] for b in training["bands"].values()]) for k in ("p01", "p99"))
@@ -73,6 +74,7 @@ class SceneStatistics:
             self.above += (means > self.high).sum(0)
 
     def merge(self, other: "SceneStatistics") -> "SceneStatistics":
+        """Add `other`'s counts to these and return them."""
         self.patches += other.patches
         self.mean_sum += other.mean_sum
         self.below += other.below
@@ -88,6 +90,7 @@ class SceneStatistics:
 
     @property
     def means(self) -> np.ndarray:
+        """The scene's mean of patch means per band."""
         return self.mean_sum / max(self.patches, 1)
 
 
@@ -134,7 +137,8 @@ def likely_cause(names: Sequence[str], scene: np.ndarray, train: np.ndarray, spr
 
 def best_band_order(scene: np.ndarray, train: np.ndarray, spread: np.ndarray) -> Optional[List[int]]:
     """The permutation (scene band i -> training band order[i]) that fits the band means at least
-    1 / PERMUTATION_GAIN times better than the scene's own order; None when there is none."""
+    1 / PERMUTATION_GAIN times better than the scene's own order; None when there is none.
+    """
     from scipy.optimize import linear_sum_assignment
 
     cost = np.abs(scene[:, None] - train[None, :]) / np.maximum(spread[None, :], 1e-9)
@@ -180,6 +184,7 @@ def compare(scene: SceneStatistics, training: dict, modality: str, dn_range: Tup
 
 
 def unchecked(reason: str) -> dict:
+    """The training_data_check block of a check not done, with why."""
     return {"status": "unchecked", "reason": reason}
 
 

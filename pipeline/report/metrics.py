@@ -1,5 +1,6 @@
 """metrics.json: the Evaluator's numbers (the metrics of components/gated_metrics.py), the blessing
-and the push, as plain JSON."""
+and the push, as plain JSON.
+"""
 from __future__ import annotations
 
 import math
@@ -27,7 +28,8 @@ def _count(value: Any) -> Optional[int]:
 
 def _comparison(overall: Dict[str, Any]) -> Dict[str, Dict[str, Optional[float]]]:
     """{metric: {model, baseline, change}} from TFMA's diff metrics (candidate minus baseline);
-    empty when the run had no baseline."""
+    empty when the run had no baseline.
+    """
     rows = {}
     for name, change in overall.get("change", {}).items():
         metric = next((m for m in gated_metrics.METRICS if m.name == name), None)

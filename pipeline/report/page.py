@@ -122,7 +122,8 @@ def render_html(metrics: Dict[str, Any], images: Sequence[str], settings: Option
     """A self-contained page: headline numbers, blessing and why, the run's settings, the
     comparison with the baseline, per-class table, plots (relative paths, so the report folder
     can be copied and opened offline). `predicted`: how many test examples the report itself
-    ran the model on (for the gallery, per-class samples and calibration)."""
+    ran the model on (for the gallery, per-class samples and calibration).
+    """
     blessed = metrics.get("blessed")
     verdict = "BLESSED" if blessed else "NOT BLESSED"
     color = "#1a7f37" if blessed else "#cf222e"
