@@ -33,9 +33,11 @@ PRECEDENCE = "defaults < --demo < --config YAML < flags < --set"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The flags of every setting declared with a group in PipelineConfig or HParams (name, type,
-    choices, help and default from the field: components/settings.py), grouped as declared, plus
-    the options of the command itself (--config, --demo, --set, --runner, --output, ...).
+    """The flags of every setting declared with a group in PipelineConfig or HParams.
+
+    The flags of every setting declared with a group in PipelineConfig or HParams (name, type, choices, help and
+    default from the field: components/settings.py), grouped as declared, plus the options of the command itself
+    (--config, --demo, --set, --runner, --output, ...).
     """
     p = argparse.ArgumentParser(
         prog=PROG,
@@ -90,16 +92,20 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Every subcommand; a UserError from any of them (bad flags, config, data, a missing run,
-    weights that cannot load inside a component, ...) is one line on stderr and exit code 2.
+    """Every subcommand.
+
+    A UserError from any of them (bad flags, config, data, a missing run, weights that cannot load inside a
+    component, ...) is one line on stderr and exit code 2.
     """
     argv = sys.argv[1:] if argv is None else argv
     return user_errors_to_exit(lambda: dispatch(argv))
 
 
 def dispatch(argv: List[str]) -> int:
-    """Every flag and input a command can check cheaply is checked before TensorFlow, TFX or Beam
-    loads (tests/test_cli_imports.py; benchmarks/cli_latency.py measures it).
+    """Check every flag and input that is cheap to check, before TensorFlow, TFX or Beam loads.
+
+    Every flag and input a command can check cheaply is checked before TensorFlow, TFX or Beam loads
+    (tests/test_cli_imports.py; benchmarks/cli_latency.py measures it).
     """
     if argv[:1] == ["report"]:  # the report of a past run, from its metadata
         from pipeline import report
@@ -121,8 +127,10 @@ def dispatch(argv: List[str]) -> int:
 
 
 def run_or_compile(args: argparse.Namespace, config: PipelineConfig) -> int:
-    """The runner registered as --runner: local runs the pipeline here, kubeflow writes its spec,
-    vertex writes it and submits it (pipeline/runners/). Ctrl-C: one line and exit code 130.
+    """Run the runner registered as --runner.
+
+    The runner registered as --runner: local runs the pipeline here, kubeflow writes its spec, vertex writes it and
+    submits it (pipeline/runners/). Ctrl-C: one line and exit code 130.
     """
     try:
         return runners.start(config, args.runner, runners.Launch(args.output, args.dry_run, args.verbose))

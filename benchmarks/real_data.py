@@ -142,7 +142,7 @@ SETS = {
 
 
 def mean_spread(values) -> str:
-    """mean ± half the range (min-max over the seeds)."""
+    """The mean ± half the range (min-max over the seeds)."""
     return f"{np.mean(values):.4f} ± {(max(values) - min(values)) / 2:.4f}"
 
 

@@ -171,7 +171,7 @@ def dataclass_setting(default: Any, description: str, *, flag: Optional[str] = N
 
 
 def model_fields(cls: Any) -> Dict[str, FieldInfo]:
-    """name -> FieldInfo of a settings dataclass (pydantic, or plain with dataclass_setting fields),
+    """Each field name -> FieldInfo of a settings dataclass (pydantic, or plain with dataclass_setting fields),
     in declaration order.
     """
     if hasattr(cls, "__pydantic_fields__"):

@@ -71,7 +71,7 @@ def scores(matrix) -> Dict[str, np.ndarray]:
 
 
 def averaged(per_class: Dict[str, np.ndarray], statistic: str, how: str) -> float:
-    """sklearn's macro or weighted average of one statistic over the labels that occur."""
+    """The macro or weighted average (as sklearn computes it) of one statistic over the labels that occur."""
     present = per_class["present"]
     values = per_class[statistic][present]
     if how == "macro":

@@ -73,10 +73,11 @@ DEMO_HPARAMS: Dict[str, Any] = {
 
 @dataclass(config=settings.CONFIG)
 class PipelineConfig:
-    """Every setting of a run, each declared once here (name, type, default, choices, help): the
-    command line's flags, the YAML keys and --set are derived from these fields (components/settings.py).
-    Validated on construction and on replace(): a wrong type or range is one line naming the key, the
-    value and what was expected.
+    """Every setting of a run, each declared once here (name, type, default, choices, help).
+
+    The command line's flags, the YAML keys and --set are derived from these fields (components/settings.py).
+    Validated on construction and on replace(): a wrong type or range is one line naming the key, the value and what
+    was expected.
     """
 
     pipeline_name: str = setting(contract.MODEL_NAME, "name of the pipeline in metadata", group=DATA)
@@ -180,9 +181,11 @@ class PipelineConfig:
         return self
 
     def with_modality(self, modality: str) -> "PipelineConfig":
-        """The config for data of `modality`. 13-band runs get '-all' appended to the pipeline and
-        model names, so an RGB and a 13-band model are never compared with each other (the
-        Evaluator's baseline is the pipeline's latest blessed model) or pushed over each other.
+        """The config for data of `modality`.
+
+        13-band runs get '-all' appended to the pipeline and model names, so an RGB and a 13-band model are never
+        compared with each other (the Evaluator's baseline is the pipeline's latest blessed model) or pushed over
+        each other.
         """
         record = modalities.get(modality)
         return self.replace(modality=modality, pipeline_name=record.with_suffix(self.pipeline_name),
@@ -244,8 +247,9 @@ class PipelineConfig:
         return args + list(self.extra_beam_args)
 
     def for_input(self, input_bytes: Optional[int]) -> "PipelineConfig":
-        """The config with an 'auto' Beam running mode resolved for an input of `input_bytes`
-        (None: unknown); an explicit --beam-direct-running-mode is kept.
+        """The config with an 'auto' Beam running mode resolved for an input of `input_bytes` (None: unknown).
+
+        An explicit --beam-direct-running-mode is kept.
         """
         if self.beam_direct_running_mode != AUTO_MODE:
             return self
@@ -272,8 +276,9 @@ class PipelineConfig:
 
 
 def load_yaml(path: str) -> Dict[str, Any]:
-    """The mapping in a YAML config file; an unreadable, over-size (settings.MAX_CONFIG_BYTES) or
-    invalid file is one ConfigError line.
+    """The mapping in a YAML config file.
+
+    An unreadable, over-size (settings.MAX_CONFIG_BYTES) or invalid file is one ConfigError line.
     """
     import yaml
 
@@ -307,8 +312,10 @@ def demo_config(base: Optional[PipelineConfig] = None) -> PipelineConfig:
 
 
 def direct_running_mode(input_bytes: Optional[int]) -> str:
-    """'auto's choice: in-process for an input smaller than IN_PROCESS_BELOW_BYTES, worker
-    processes (one per core) for a larger one or one of unknown size.
+    """What 'auto' picks for an input of `input_bytes`.
+
+    'auto's choice: in-process for an input smaller than IN_PROCESS_BELOW_BYTES, worker processes (one per core) for
+    a larger one or one of unknown size.
     """
     if input_bytes is not None and input_bytes < IN_PROCESS_BELOW_BYTES:
         return IN_MEMORY

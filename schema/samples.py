@@ -204,8 +204,10 @@ def synthetic_band_examples(num_examples: int, seed: int = 0) -> Iterator[tuple[
 
 
 def samples_of(modality: str, num_examples: int, seed: int = 0) -> Iterator[Tuple[Any, int, str]]:
-    """(pixels, label, source name) of `modality`: encoded JPEGs (an encoded modality) or uint16 band
-    arrays (the 13 bands cut to the modality's, modalities.Modality.band_indices).
+    """(pixels, label, source name) of `modality`.
+
+    Encoded JPEGs (an encoded modality) or uint16 band arrays (the 13 bands cut to the modality's,
+    modalities.Modality.band_indices).
     """
     record = modalities.get(modality)
     if record.encoded:

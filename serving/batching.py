@@ -153,7 +153,8 @@ def split(outputs: Arrays, tasks: List[_Task]) -> List[Arrays]:
 
 
 class Batcher:
-    """Merges concurrent requests with the same key (model, version, signature) into batches;
+    """Merges concurrent requests with the same key (model, version, signature) into batches.
+
     `queued(seconds)` is told how long each request waited in the queue (the queuing latency).
     """
 
@@ -203,8 +204,9 @@ class Batcher:
         return task.outputs
 
     def _take(self) -> Union[Tuple[_Queue, List[_Task]], Tuple[None, Optional[float]]]:
-        """(queue, its tasks to run now) under the lock; or (None, the seconds to wait: None for
-        until notified) when no queue is due.
+        """The queue due now and its tasks, or (None, how long to wait) (queue, its tasks to run now).
+
+        Under the lock; or (None, the seconds to wait: None for until notified) when no queue is due.
         """
         timeout = self.params.batch_timeout_micros / 1e6
         now, soonest = time.monotonic(), None

@@ -1,6 +1,7 @@
-"""The dev server's requests, protocol-neutral: check and convert inputs, run a signature (batched
-when batching is on), answer Predict / Classify; the gRPC (serving.server) and REST (serving.rest)
-front ends both call ServingCore.
+"""The dev server's requests, protocol-neutral.
+
+Check and convert inputs, run a signature (batched when batching is on), answer Predict / Classify; the gRPC
+(serving.server) and REST (serving.rest) front ends both call ServingCore.
 """
 from __future__ import annotations
 
@@ -54,8 +55,10 @@ def input_dtypes(signature: Any) -> Dict[str, tf.DType]:
 
 
 def arrays_from_protos(signature: Any, protos: Mapping[str, Any], limits: RequestLimits) -> Arrays:
-    """TensorProtos of a gRPC request -> arrays, each of the dtype its signature input has, once
-    their rows and decoded bytes (read from the protos' shapes) are within `limits`.
+    """TensorProtos of a gRPC request -> arrays, once they are known to be within `limits`.
+
+    TensorProtos of a gRPC request -> arrays, each of the dtype its signature input has, once their rows and decoded
+    bytes (read from the protos' shapes) are within `limits`.
     """
     dtypes, arrays = input_dtypes(signature), {}
     limits.check(*total(proto_size(p, dtypes[k].size if k in dtypes else 1) for k, p in protos.items()))
@@ -106,8 +109,10 @@ class ServingCore:
 
     @classmethod
     def from_settings(cls, settings: ServerSettings) -> ServingCore:
-        """The core the settings describe: the model config file's models (the base path given
-        overriding its model's) or the one model at the base path, batching, the request limits.
+        """The core the settings describe.
+
+        The model config file's models (the base path given overriding its model's) or the one model at the base
+        path, batching, the request limits.
         """
         if settings.model_config_file:
             config = read_model_config(settings.model_config_file)

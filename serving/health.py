@@ -1,5 +1,6 @@
-"""gRPC's standard health service (grpc.health.v1.Health) for the dev server, behind TF Serving's
---enable_grpc_healthcheck_service flag, answering what TF Serving answers:
+"""gRPC's standard health service (grpc.health.v1.Health) for the dev server.
+
+Behind TF Serving's --enable_grpc_healthcheck_service flag, answering what TF Serving answers:
 
 - "" (the whole server), "ModelService" and "PredictionService" (TF Serving registers these two
   short names, not tensorflow.serving.*): SERVING while the server runs, NOT_SERVING once it is

@@ -83,8 +83,10 @@ _API_PATH = re.compile(r"(?i)/v1/")  # TF Serving's REST dispatcher takes these 
 
 # --- the server ----------------------------------------------------------------------------------
 class _HTTPServer(http.server.ThreadingHTTPServer):
-    """The standard library's threading server with a sized backlog and at most `num_threads`
-    connections served at once (the others wait in the backlog, as they would for TF Serving).
+    """The standard library's threading server with a sized backlog and `num_threads` at once.
+
+    The standard library's threading server with a sized backlog and at most `num_threads` connections served at
+    once (the others wait in the backlog, as they would for TF Serving).
     """
 
     daemon_threads = True
@@ -115,9 +117,11 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
 
 
 class RestServer:
-    """TF Serving's REST API on the settings' rest_api_port, answering from a serving.core.ServingCore
-    (the same two arguments as serving.server.ModelServer). The port is bound here, so a taken one is
-    refused before any model loads.
+    """TF Serving's REST API on the settings' rest_api_port, answering from a ServingCore.
+
+    TF Serving's REST API on the settings' rest_api_port, answering from a serving.core.ServingCore (the same two
+    arguments as serving.server.ModelServer). The port is bound here, so a taken one is refused before any model
+    loads.
     """
 
     def __init__(self, core: ServingCore, settings: ServerSettings) -> None:
@@ -171,8 +175,10 @@ class RestServer:
             self._record(method, path, code, time.monotonic() - start)
 
     def _record(self, method: str, path: str, code: grpc.StatusCode, seconds: float) -> None:
-        """Count (and time) a request as TF Serving's HTTP server does: every path under /v1/, by
-        the model and verb of a well-formed path (a GET has no verb; a malformed path no model).
+        """Count (and time) a request as TF Serving's HTTP server does.
+
+        Every path under /v1/, by the model and verb of a well-formed path (a GET has no verb; a malformed path no
+        model).
         """
         if not _API_PATH.match(path):
             return

@@ -42,8 +42,10 @@ KERNEL_MARGIN = 4  # source rows read beyond a window on each side: the cubic sp
 
 
 class BlockRows:
-    """Rows of a band file, decoded whole block rows at a time; the block rows of the last request
-    are kept (a strip of 64 rows inside a 1024-row block decodes it once, not 16 times).
+    """Rows of a band file, decoded whole block rows at a time.
+
+    The block rows of the last request are kept (a strip of 64 rows inside a 1024-row block decodes it once, not 16
+    times).
     """
 
     def __init__(self, src, indexes: Sequence[int] = (1,)):
@@ -134,8 +136,9 @@ class ProductRaster:
         return vrt
 
     def _window_of(self, rows: BlockRows, window, resampling: str) -> np.ndarray:
-        """[bands, h, w] of `rows`' file on the grid's `window` (None: all of it): the rows it needs,
-        resampled by GDAL's warper when the file is coarser than the grid.
+        """[bands, h, w] of `rows`' file on the grid's `window` (None: all of it).
+
+        The rows it needs, resampled by GDAL's warper when the file is coarser than the grid.
         """
         from affine import Affine
         from rasterio.enums import Resampling
@@ -183,8 +186,10 @@ class ProductRaster:
         return np.stack(out)
 
     def dataset_mask(self, window=None, out_shape=None) -> np.ndarray:
-        """255 where the cloud mask lets a pixel through, 0 where it masks it (no data come from the
-        all-zero rule of pixels.classifiable_patches).
+        """255 where the cloud mask lets a pixel through, 0 where it masks it.
+
+        255 where the cloud mask lets a pixel through, 0 where it masks it (no data come from the all-zero rule of
+        pixels.classifiable_patches).
         """
         kwargs = {"window": window}
         if out_shape is not None:
@@ -202,9 +207,10 @@ class ProductRaster:
         return np.where(masked, 0, 255).astype(np.uint8)
 
     def masked_share(self) -> Optional[float]:
-        """The share of the product's data pixels that the cloud mask masks: counted on the mask file
-        itself (20/60 m), decimated to MASK_SHARE_SIDE, against B01's data pixels (60 m) for MSK_CLASSI,
-        SCL's own class 0 otherwise; small reads, no warping of the 10 m grid.
+        """The share of the product's data pixels that the cloud mask masks.
+
+        Counted on the mask file itself (20/60 m), decimated to MASK_SHARE_SIDE, against B01's data pixels (60 m)
+        for MSK_CLASSI, SCL's own class 0 otherwise; small reads, no warping of the 10 m grid.
         """
         from rasterio.enums import Resampling
 

@@ -42,9 +42,10 @@ NAMESPACE = "landuse_map"
 
 
 class SignatureModelHandler(ModelHandler[np.ndarray, np.ndarray, SavedModelPredictor]):
-    """RunInference through the exported model's pixel signature (predict_images / predict_bands),
-    so the Transform graph decodes and normalises as in serving. Beam batches, loads the model once
-    per worker process and reports inference metrics.
+    """RunInference through the exported model's pixel signature (predict_images / predict_bands).
+
+    So the Transform graph decodes and normalises as in serving. Beam batches, loads the model once per worker
+    process and reports inference metrics.
     """
 
     def __init__(self, export_dir: str, max_batch_size: int = 64):
@@ -108,8 +109,10 @@ class ReadPatches(beam.DoFn):
 
 
 class WriteMap(beam.DoFn):
-    """(scene, {'scene': [..], 'tiles': [(row, col, probabilities), ...], 'pixels': [SceneStatistics]})
-    -> the scene's map files.
+    """A scene's tiles, grouped -> the scene's map files.
+
+    (scene, {'scene': [..], 'tiles': [(row, col, probabilities), ...], 'pixels': [SceneStatistics]}) -> the scene's
+    map files.
     """
 
     def __init__(self, output_dirs: Dict[str, str], modality: str, model: str, version: str, options: MapOptions,
@@ -148,8 +151,9 @@ class WriteMap(beam.DoFn):
 
 
 def copy_folder(local_dir: str, destination: str) -> None:
-    """Copy a local folder's files to `destination` (a local or gs:// folder) with Beam's FileSystems:
-    a local one at once (folders.staged), a gs:// one with summary.json last.
+    """Copy a local folder's files to `destination` (a local or gs:// folder) with Beam's FileSystems.
+
+    A local one at once (folders.staged), a gs:// one with summary.json last.
     """
     from apache_beam.io.filesystems import FileSystems
 

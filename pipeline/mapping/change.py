@@ -38,8 +38,10 @@ CONFIDENCE_FILE = "confidence.tif"
 
 
 def map_file(map_dir: str, name: str = MAP_FILE) -> str:
-    """The path of `name` in the folder of a whole map, or MapError: not local, not a map, or a map
-    whose writing did not finish (no summary.json, which is moved in last: folders.commit).
+    """The path of `name` in the folder of a whole map, or MapError.
+
+    Not local, not a map, or a map whose writing did not finish (no summary.json, which is moved in last:
+    folders.commit).
     """
     if "://" in map_dir:
         raise MapError(f"--compare reads local map folders; copy {map_dir!r} here first (gsutil -m cp -r)")
@@ -93,16 +95,20 @@ def check_same_grid(earlier, later, earlier_dir: str) -> None:
 
 
 def check_scene_grid(earlier_dir: str, dataset, grid: TileGrid) -> None:
-    """Before any inference: MapError unless the map of `dataset` (a rasterio dataset, cut by
-    `grid`) would lie on the grid of the earlier map in `earlier_dir`.
+    """Before any inference.
+
+    MapError unless the map of `dataset` (a rasterio dataset, cut by `grid`) would lie on the grid of the earlier
+    map in `earlier_dir`.
     """
     later = ((grid.cell_rows, grid.cell_cols), grid.cell_transform(dataset.transform), dataset.crs)
     check_same_grid(read_grid(earlier_dir), later, earlier_dir)
 
 
 def write_change_png(path: str, earlier: np.ndarray, later: np.ndarray, compared: np.ndarray, title: str) -> None:
-    """Earlier map, later map, and the compared cells that changed in their new class's colour
-    (unchanged: grey; not compared (nodata, or uncertain): white).
+    """The change picture: earlier map, later map and the cells that changed.
+
+    Earlier map, later map, and the compared cells that changed in their new class's colour (unchanged: grey; not
+    compared (nodata, or uncertain): white).
     """
     import matplotlib
 
@@ -134,8 +140,10 @@ def check_min_confidence(min_confidence: float) -> None:
 
 
 def compare(earlier_dir: str, later_dir: str, min_confidence: float = 0.0) -> Dict[str, object]:
-    """Write transitions.csv and change.png into `later_dir`; returns the change summary (also added
-    to later_dir's summary.json). Cells below `min_confidence` in either map are left out.
+    """Write transitions.csv and change.png into `later_dir`.
+
+    Returns the change summary (also added to later_dir's summary.json). Cells below `min_confidence` in either map
+    are left out.
     """
     check_min_confidence(min_confidence)
     earlier = read_map(earlier_dir)

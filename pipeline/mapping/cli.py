@@ -1,6 +1,4 @@
-"""`pipeline_runner.py map`: the command line of the land-use maps (parse, pick the predictor or
-Beam, map, compare).
-"""
+"""`pipeline_runner.py map`: the command line of the land-use maps (parse, pick the predictor or Beam, map, compare)."""
 from __future__ import annotations
 
 import argparse
@@ -66,8 +64,10 @@ def parse_dn_range(text: str) -> tuple:
 
 
 def check_paths(args: argparse.Namespace) -> None:
-    """Local --input and --model paths that do not exist, before TensorFlow loads (the rest of
-    what they hold is checked where they are read).
+    """Local --input and --model paths that do not exist, before TensorFlow loads.
+
+    Local --input and --model paths that do not exist, before TensorFlow loads (the rest of what they hold is
+    checked where they are read).
     """
     from pipeline.mapping.scene import require_input
 
@@ -93,8 +93,10 @@ def map_options(args: argparse.Namespace) -> MapOptions:
 
 
 def run(argv: List[str]) -> int:
-    """`map`: parse, pick the predictor (in process / endpoint) or Beam, map, compare. Ctrl-C: one
-    line and exit code 130, the pipeline's.
+    """Run `map`: parse, pick the predictor (in process / endpoint) or Beam, map, compare.
+
+    `map`: parse, pick the predictor (in process / endpoint) or Beam, map, compare. Ctrl-C: one line and exit code
+    130, the pipeline's.
     """
     args = build_map_parser().parse_args(argv)
     configure_logging()

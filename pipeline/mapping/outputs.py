@@ -154,8 +154,10 @@ def legend_handles(areas: Dict[str, Optional[float]]):
 
 def write_png(path: str, preview: np.ndarray, classes: np.ndarray, areas: Dict[str, Optional[float]],
               title: str, scene_extent=None, map_extent=None) -> None:
-    """True colour (left) beside the map (right), on the same extent in pixels of the scene (the map
-    leaves out the edge remainder), legend with hectares per class.
+    """True colour (left) beside the map (right).
+
+    On the same extent in pixels of the scene (the map leaves out the edge remainder), legend with hectares per
+    class.
     """
     import matplotlib
 

@@ -42,8 +42,10 @@ def check_dn_range(low: float, high: float) -> None:
 
 
 def nonfinite_to_nodata(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """(values [..., C] with every pixel that has a NaN/inf band set to 0 in all bands, i.e. nodata;
-    the mask [...] of those pixels). Integer values are returned as they are.
+    """(values with NaN/inf pixels set to 0 in all bands, the mask of those pixels).
+
+    (values [..., C] with every pixel that has a NaN/inf band set to 0 in all bands, i.e. nodata; the mask [...] of
+    those pixels). Integer values are returned as they are.
     """
     if not np.issubdtype(values.dtype, np.floating):
         return values, np.zeros(values.shape[:-1], bool)
@@ -65,15 +67,18 @@ def check_float_values(name: str, sample: np.ndarray) -> None:
 
 
 def scaled_to_8_bits(modality: str) -> bool:
-    """Whether the model takes 8-bit pixels (EuroSAT RGB), to which a scene's digital numbers are
-    scaled by --dn-range; a model of 16-bit pixels (the 13 bands) takes them as they are.
+    """Whether the model takes 8-bit pixels (EuroSAT RGB) rather than the scene's digital numbers.
+
+    Whether the model takes 8-bit pixels (EuroSAT RGB), to which a scene's digital numbers are scaled by --dn-range;
+    a model of 16-bit pixels (the 13 bands) takes them as they are.
     """
     return np.dtype(modalities.get(modality).pixel_dtype) == np.uint8
 
 
 def classifiable_patches(values: np.ndarray, mask: np.ndarray, starts: Union[Sequence[int], np.ndarray],
                          max_nodata_fraction: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:
-    """(indexes into `starts` of the patches kept, their values [n, 64, 64, C]) of one strip:
+    """(indexes into `starts` of the patches kept, their values [n, 64, 64, C]) of one strip.
+
     `values` [64, W, C], GDAL's dataset `mask` [64, W], patches starting at columns `starts`.
     """
     columns = np.asarray(starts)
@@ -87,8 +92,9 @@ def classifiable_patches(values: np.ndarray, mask: np.ndarray, starts: Union[Seq
 
 
 def dn_to_uint8(pixels: np.ndarray, dn_range: Tuple[float, float] = EUROSAT_DN_RANGE) -> np.ndarray:
-    """RGB digital numbers -> uint8 as EuroSAT's RGB images: [low, high] -> [1, 255] linearly,
-    clipped. uint8 input is returned unchanged.
+    """RGB digital numbers -> uint8 as EuroSAT's RGB images.
+
+    [low, high] -> [1, 255] linearly, clipped. uint8 input is returned unchanged.
     """
     if pixels.dtype == np.uint8:
         return pixels

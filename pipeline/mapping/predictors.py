@@ -36,8 +36,9 @@ class Predictor(Protocol):
     no_statistics_reason: str  # why there are none, for the map's one line
 
     def encode(self, pixels: np.ndarray):
-        """[n, 64, 64, C] uint8 (RGB) / uint16 (13 bands) -> what the signature takes (PNGs or uint16);
-        thread-safe, so the next batch can be encoded while the model runs.
+        """[n, 64, 64, C] uint8 (RGB) / uint16 (13 bands) -> what the signature takes (PNGs or uint16).
+
+        Thread-safe, so the next batch can be encoded while the model runs.
         """
 
     def run(self, encoded) -> np.ndarray:

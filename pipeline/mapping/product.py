@@ -120,8 +120,9 @@ def _metadata_name(names: List[str]) -> Optional[str]:
 
 
 def looks_like_product(path: str) -> bool:
-    """Whether `path` is (cheaply) a product: a .SAFE folder, an MTD_MSIL*.xml, a zip holding one, or
-    a folder with band files named by their band token.
+    """Whether `path` is (cheaply) a product.
+
+    A .SAFE folder, an MTD_MSIL*.xml, a zip holding one, or a folder with band files named by their band token.
     """
     if os.path.isfile(path) and re.fullmatch(r"MTD_MSIL(1C|2A)\.xml", os.path.basename(path), re.IGNORECASE):
         return True
@@ -194,8 +195,10 @@ def _radiometry(root: ElementTree.Element, level: str, shown: str) -> Tuple[str,
 
 
 def find_product(path: str, dn_offset: float = 0.0) -> Product:
-    """The Product at `path` (a .SAFE folder, its .zip, its MTD_MSIL*.xml or a folder of band files);
-    MapError when it is none or lacks what the map needs.
+    """The Product at `path`; MapError when it is none or lacks what the map needs.
+
+    The Product at `path` (a .SAFE folder, its .zip, its MTD_MSIL*.xml or a folder of band files); MapError when it
+    is none or lacks what the map needs.
     """
     if os.path.isfile(path) and path.lower().endswith(".xml"):
         root_dir, names = os.path.dirname(os.path.abspath(path)), None
@@ -246,7 +249,7 @@ def find_product(path: str, dn_offset: float = 0.0) -> Product:
 
 
 def _band_files(names: List[str], shown: str) -> Dict[str, str]:
-    """band -> the file holding it at its finest resolution (L2A has copies at 20 and 60 m)."""
+    """Each band -> the file holding it at its finest resolution (L2A has copies at 20 and 60 m)."""
     best: Dict[str, Tuple[int, str]] = {}
     for name in names:
         if "QI_DATA" in name.replace("\\", "/").split("/"):
@@ -265,8 +268,9 @@ def _band_files(names: List[str], shown: str) -> Dict[str, str]:
 
 
 def bands_for_model(product: Product, modality: str) -> Tuple[Tuple[str, ...], List[str]]:
-    """(the product's bands the model takes, in its order, warnings); MapError when the model cannot
-    take this product (an L2A one for a 13-band model) or a band is missing.
+    """(the product's bands the model takes, in its order, warnings).
+
+    MapError when the model cannot take this product (an L2A one for a 13-band model) or a band is missing.
     """
     record = modalities.get(modality)
     wanted = record.band_names

@@ -68,7 +68,7 @@ def require_input(path: str) -> None:
 
 
 def open_raster(path: str):
-    """rasterio's dataset for `path`, or MapError saying what the file is not."""
+    """The rasterio dataset for `path`, or MapError saying what the file is not."""
     import rasterio
     from rasterio.errors import RasterioIOError
 

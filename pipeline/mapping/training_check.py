@@ -136,8 +136,10 @@ def likely_cause(names: Sequence[str], scene: np.ndarray, train: np.ndarray, spr
 
 
 def best_band_order(scene: np.ndarray, train: np.ndarray, spread: np.ndarray) -> Optional[List[int]]:
-    """The permutation (scene band i -> training band order[i]) that fits the band means at least
-    1 / PERMUTATION_GAIN times better than the scene's own order; None when there is none.
+    """The band permutation that fits the training's band means much better than the scene's own order.
+
+    The permutation (scene band i -> training band order[i]) that fits the band means at least 1 / PERMUTATION_GAIN
+    times better than the scene's own order; None when there is none.
     """
     from scipy.optimize import linear_sum_assignment
 

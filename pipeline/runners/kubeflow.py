@@ -28,9 +28,10 @@ def image_config(config: PipelineConfig) -> PipelineConfig:
 
 
 def compile_modality(config: PipelineConfig) -> str:
-    """The modality a compiled pipeline is built for, without reading the data: the one given, the
-    one the --data name says (synthetic/all, tfds:eurosat/all), else RGB; the ExampleGen stops the
-    run with the fix when the data it reads is of another modality.
+    """The modality a compiled pipeline is built for, without reading the data.
+
+    The one given, the one the --data name says (synthetic/all, tfds:eurosat/all), else RGB; the ExampleGen stops
+    the run with the fix when the data it reads is of another modality.
     """
     from components.data_sources import spec_modality
 
@@ -44,9 +45,11 @@ def compile_modality(config: PipelineConfig) -> str:
 
 
 def compile_pipeline(config: PipelineConfig, output_path: str, runner: str = NAME) -> Dict[str, Any]:
-    """Write the Kubeflow Pipelines v2 / Vertex AI pipeline spec (JSON, or YAML for .yaml) of the
-    one create_pipeline to `output_path`, for `runner` (its infra gate); offline, no credentials.
-    Returns the PipelineJob dict. The settings are checked by the caller (runners.start).
+    """Write the Kubeflow Pipelines v2 / Vertex AI pipeline spec of the one create_pipeline.
+
+    Write the Kubeflow Pipelines v2 / Vertex AI pipeline spec (JSON, or YAML for .yaml) of the one create_pipeline
+    to `output_path`, for `runner` (its infra gate); offline, no credentials. Returns the PipelineJob dict. The
+    settings are checked by the caller (runners.start).
     """
     from tfx import v1 as tfx
 

@@ -1,5 +1,7 @@
-"""The orchestrator registry: each runner module (local.py, kubeflow.py, vertex.py) registers one
-Runner under its name; the command line's --runner choices, its help and the dispatch are lookups here.
+"""The orchestrator registry.
+
+Each runner module (local.py, kubeflow.py, vertex.py) registers one Runner under its name; the command line's
+--runner choices, its help and the dispatch are lookups here.
 
 A new orchestrator is one more module that calls register() (imported by the package); nothing
 else names it.
@@ -15,8 +17,9 @@ from schema.errors import ConfigError
 
 @dataclasses.dataclass(frozen=True)
 class Launch:
-    """What the command line asks of a runner beyond the config: where a compiled spec goes, a
-    dry run (compile, do not submit), and whether the console shows every log line.
+    """What the command line asks of a runner beyond the config.
+
+    Where a compiled spec goes, a dry run (compile, do not submit), and whether the console shows every log line.
     """
 
     output: Optional[str] = None
@@ -26,10 +29,12 @@ class Launch:
 
 @dataclasses.dataclass(frozen=True)
 class Runner:
-    """An orchestrator. `infra_gate`: what --infra-gate auto means on it. `on_cloud`: its components run
-    in the component image, far from this machine's files. `launch(config, launch) -> exit code` runs or
-    compiles the pipeline of a config already checked (check_config, once). `problems`: the settings
-    this runner alone needs (the shared checks are in checks.py).
+    """An orchestrator.
+
+    `infra_gate`: what --infra-gate auto means on it. `on_cloud`: its components run in the component image, far
+    from this machine's files. `launch(config, launch) -> exit code` runs or compiles the pipeline of a config
+    already checked (check_config, once). `problems`: the settings this runner alone needs (the shared checks are in
+    checks.py).
     """
 
     name: str

@@ -1,5 +1,6 @@
-"""The Vertex AI Pipelines runner: the Kubeflow v2 spec (kubeflow.py), submitted with
-google-cloud-aiplatform unless --dry-run.
+"""The Vertex AI Pipelines runner.
+
+The Kubeflow v2 spec (kubeflow.py), submitted with google-cloud-aiplatform unless --dry-run.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def problems(config: PipelineConfig) -> List[str]:
 
 def submit_vertex(config: PipelineConfig, spec_path: str, credentials: Optional[Any] = None) -> Any:
     """Submit a compiled spec to Vertex AI Pipelines; returns the submitted aiplatform.PipelineJob.
+
     The settings are checked by the caller (runners.start).
 
     google-cloud-aiplatform is imported here, not at start-up, to keep the CLI fast.

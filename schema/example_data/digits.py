@@ -28,8 +28,10 @@ DIGITS_MAX = 16  # sklearn's digits are 4-bit intensities, 0..16
 
 
 def digit_images(per_class: Optional[int] = None, size: int = IMAGE_SIZE) -> Iterator[Tuple[np.ndarray, int]]:
-    """(uint8 [size, size, 3] image, label) pairs: each 8x8 scan scaled to 0..255, upsampled
-    bilinearly and repeated over three channels. `per_class` keeps the first N of each class.
+    """(uint8 [size, size, 3] image, label) pairs.
+
+    Each 8x8 scan scaled to 0..255, upsampled bilinearly and repeated over three channels. `per_class` keeps the
+    first N of each class.
     """
     from sklearn.datasets import load_digits
 
@@ -46,9 +48,10 @@ def digit_images(per_class: Optional[int] = None, size: int = IMAGE_SIZE) -> Ite
 
 
 def write_class_folder(root: str, images: Iterable[Tuple[np.ndarray, int]]) -> int:
-    """Write (uint8 image, label) pairs as ``root/<EuroSAT class>/<class>_<i>.jpg`` (JPEG quality 95),
-    EuroSAT's archive layout; returns the image count. The real image sets here (digits, textures)
-    are written by it.
+    """Write (uint8 image, label) pairs in EuroSAT's archive layout; returns the image count.
+
+    Write (uint8 image, label) pairs as ``root/<EuroSAT class>/<class>_<i>.jpg`` (JPEG quality 95), EuroSAT's
+    archive layout; returns the image count. The real image sets here (digits, textures) are written by it.
     """
     count = 0
     for i, (image, label) in enumerate(images):
