@@ -1,7 +1,8 @@
-"""The conversion as Beam: read + validate + normalize every usable file, drop duplicates, yield
-contract tf.Examples (ConvertImages; DirectRunner locally, the same code on Dataflow). The
-ExampleGen (components.example_gen) applies it inside the DAG; components.convert lists the
-source and gives the reader (make_reader).
+"""The conversion as Beam (ConvertImages; DirectRunner locally, the same code on Dataflow).
+
+Read + validate + normalize every usable file, drop duplicates, yield contract tf.Examples. The ExampleGen
+(components.example_gen) applies it inside the DAG; components.convert lists the source and gives the reader
+(make_reader).
 """
 from __future__ import annotations
 
@@ -33,8 +34,9 @@ BAD_TAG = "bad"
 
 
 class _ReadAndPrepare(beam.DoFn):
-    """SourceFile -> ('ok', (sha, (source, label, bytes, normalized))) or a bad record. Each
-    worker keeps one SourceReader, so a zip archive is opened once, not once per file.
+    """SourceFile -> ('ok', (sha, (source, label, bytes, normalized))) or a bad record.
+
+    Each worker keeps one SourceReader, so a zip archive is opened once, not once per file.
     """
 
     def __init__(self, modality: str, make_reader: Callable[[], Reader]):
@@ -114,9 +116,10 @@ class _LogProgress:
 
 
 class ConvertImages(beam.PTransform):
-    """A source's listing -> contract tf.Examples: read + validate + normalize every usable file,
-    drop duplicates. What is refused, dropped or normalized goes, one JSON line a file, to
-    `report_dir`/<kind> (read back with read_report_parts once the pipeline has run).
+    """A source's listing -> contract tf.Examples: read + validate + normalize every usable file, drop duplicates.
+
+    What is refused, dropped or normalized goes, one JSON line a file, to `report_dir`/<kind> (read back with
+    read_report_parts once the pipeline has run).
 
     The ExampleGen (components.example_gen) applies it.
     """

@@ -1,5 +1,7 @@
-"""What `--data` names, read without loading TensorFlow: the kind of source, the modality the name
-itself says, and the source's identity, the ExampleGen's fingerprint of it.
+"""What `--data` names, read without loading TensorFlow.
+
+The kind of source, the modality the name itself says, and the source's identity, the ExampleGen's fingerprint of
+it.
 
 * ``synthetic[/rgb|/all][:N]``   -- generated inside the ExampleGen (schema.samples), seeded;
 * ``tfds:eurosat/rgb|all``       -- tensorflow-datasets, read inside the ExampleGen;
@@ -38,8 +40,10 @@ SYNTHETIC_BYTES_PER_EXAMPLE = {"rgb": 2_080, "all": 101_600}
 
 
 def source_bytes(spec: str) -> Optional[int]:
-    """The input's size in bytes: a local file or folder on disk (recursively), synthetic:N as N
-    stored examples; None for what is not known without reading it (gs://, tfds:).
+    """The input's size in bytes.
+
+    A local file or folder on disk (recursively), synthetic:N as N stored examples; None for what is not known
+    without reading it (gs://, tfds:).
     """
     synthetic = parse_synthetic(spec)
     if synthetic is not None:
@@ -127,8 +131,10 @@ def _listing_hash(folder: str) -> Tuple[int, str]:
 
 
 def path_identity(path: str) -> Dict[str, object]:
-    """What identifies a local file (size, modification time) or folder (its listing's hash); a
-    remote one (gs://) is its path: nothing is read at compile time.
+    """What identifies a local file or folder; a remote one (gs://) is its path.
+
+    What identifies a local file (size, modification time) or folder (its listing's hash); a remote one (gs://) is
+    its path: nothing is read at compile time.
     """
     if not is_local(path):
         return {"path": path}
@@ -153,9 +159,10 @@ def _split_files_identity(split_files: str) -> List[Dict[str, object]]:
 
 
 def source_identity(spec: str, seed: int = 0, tfds_data_dir: str = "", split_files: str = "") -> str:
-    """The ExampleGen's fingerprint of its source, as canonical JSON: what changes it re-runs the
-    ExampleGen (a touched archive, another seed for synthetic data), what does not reuses its
-    examples from TFX's cache.
+    """The ExampleGen's fingerprint of its source, as canonical JSON.
+
+    What changes it re-runs the ExampleGen (a touched archive, another seed for synthetic data), what does not
+    reuses its examples from TFX's cache.
     """
     kind = source_kind(spec)
     identity: Dict[str, object] = {"kind": kind, "source": absolute(spec), "ingest_version": INGEST_VERSION}
@@ -188,8 +195,10 @@ def holds_tfrecords(spec: str) -> bool:
 
 
 def check_tfrecords(folder: str, records: int = RECORDS_CHECKED) -> None:
-    """Read the first `records` records of every TFRecord file in `folder` (GZIP by the .gz suffix)
-    and parse them as tf.Examples; DataError naming the first file that is not one.
+    """Read the first `records` records of every TFRecord file in `folder` and parse them as tf.Examples.
+
+    Read the first `records` records of every TFRecord file in `folder` (GZIP by the .gz suffix) and parse them as
+    tf.Examples; DataError naming the first file that is not one.
     """
     import tensorflow as tf
 

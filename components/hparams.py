@@ -92,9 +92,10 @@ def hub_input_size(handle: str) -> int:
 
 @dataclass(frozen=True, config=settings.CONFIG)
 class HParams:
-    """Each hyperparameter declared once (type, default, help; a `group` gives it a flag:
-    components/settings.py). Validated on construction: wrong types and ranges are one-line
-    ConfigErrors through from_dict, pydantic ValidationErrors when built directly.
+    """Each hyperparameter declared once (type, default, help; a `group` gives it a flag: components/settings.py).
+
+    Validated on construction: wrong types and ranges are one-line ConfigErrors through from_dict, pydantic
+    ValidationErrors when built directly.
     """
 
     backbone: str = setting("EfficientNetV2B0", f"Keras application ({', '.join(BACKBONES)}) or a TF Hub "
@@ -201,25 +202,30 @@ class HParams:
 
     @property
     def peak_learning_rate(self) -> float:
-        """The peak rate of the phase that trains the whole network: pretrained two-phase runs
-        fine-tune at learning_rate x fine_tune_lr_factor, runs from random initialisation train
-        at learning_rate x scratch_lr_factor, a one-phase pretrained run at learning_rate.
+        """The peak rate of the phase that trains the whole network.
+
+        Pretrained two-phase runs fine-tune at learning_rate x fine_tune_lr_factor, runs from random initialisation
+        train at learning_rate x scratch_lr_factor, a one-phase pretrained run at learning_rate.
         """
         if self.two_phase:
             return self.learning_rate * self.fine_tune_lr_factor
         return self.learning_rate * (1.0 if self.pretrained else self.scratch_lr_factor)
 
     def budget_scale(self, steps_per_epoch: int) -> float:
-        """min(1, total steps / full_strength_steps): 1 for long runs (EuroSAT's 16,200 training
-        patches at batch 64 reach it in 8 epochs), 0.045 for 90 steps from scratch.
+        """min(1, total steps / full_strength_steps).
+
+        1 for long runs (EuroSAT's 16,200 training patches at batch 64 reach it in 8 epochs), 0.045 for 90 steps
+        from scratch.
         """
         if not self.budget_scaling:
             return 1.0
         return min(1.0, self.epochs * max(1, steps_per_epoch) / self.full_strength_steps)
 
     def for_budget(self, steps_per_epoch: int) -> "HParams":
-        """These hyperparameters with the budget rule applied: each BUDGET_SCALED regulariser
-        multiplied by budget_scale, and the rule then switched off (the values are final).
+        """These hyperparameters with the budget rule applied.
+
+        Each BUDGET_SCALED regulariser multiplied by budget_scale, and the rule then switched off (the values are
+        final).
         """
         scale = self.budget_scale(steps_per_epoch)
         return dataclasses.replace(self, budget_scaling=False,

@@ -138,8 +138,9 @@ def checked_runner(runner: str) -> str:
 
 
 def set_kfp_v2_environment(environ=os.environ, namespace_file: str = SERVICE_ACCOUNT_NAMESPACE) -> None:
-    """What TFX's KubernetesRunner needs (KFP_NAMESPACE, KFP_POD_NAME) on a Kubeflow Pipelines v2
-    pod, which exports KFP_POD_NAME only; a clear error outside Kubernetes.
+    """What TFX's KubernetesRunner needs (KFP_NAMESPACE, KFP_POD_NAME) on a Kubeflow Pipelines v2 pod.
+
+    Which exports KFP_POD_NAME only; a clear error outside Kubernetes.
     """
     if "KFP_NAMESPACE" not in environ and os.path.exists(namespace_file):
         with open(namespace_file) as f:

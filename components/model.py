@@ -55,8 +55,9 @@ class RandomRot90(tf.keras.layers.Layer):
 
 @tf.keras.utils.register_keras_serializable(package="eurosat")
 class RandomShare(tf.keras.layers.Layer):
-    """Apply `layer` (the augmentation) to a random share `rate` of each training batch's images,
-    leaving the others as they are: the budget rule's augmentation strength (HParams.augment_share).
+    """Apply `layer` (the augmentation) to a random share `rate` of each training batch's images.
+
+    Leaving the others as they are: the budget rule's augmentation strength (HParams.augment_share).
     """
 
     def __init__(self, layer, rate: float, seed: Optional[int] = None, **kwargs):
@@ -88,16 +89,19 @@ class RandomShare(tf.keras.layers.Layer):
 
 
 def is_colour(channels: int) -> bool:
-    """Whether inputs are colour images (3 channels) as ImageNet weights, Keras' built-in
-    preprocessing, colour jitter and TF Hub image models take them; any other channel count
-    (13 bands) arrives standardised per band by Transform and gets none of these.
+    """Whether inputs are colour images (3 channels).
+
+    As ImageNet weights, Keras' built-in preprocessing, colour jitter and TF Hub image models take them; any other
+    channel count (13 bands) arrives standardised per band by Transform and gets none of these.
     """
     return channels == features.RGB_CHANNELS
 
 
 def augmentation(hp: HParams, channels: int) -> tf.keras.Sequential:
-    """"full": flips + 90-degree rotations, mild brightness/contrast jitter for RGB in [0, 1];
-    "flips": left-right mirroring only (keeps "up" where the data has one).
+    """The training augmentation of `hp.augment` ('full' or 'flips') as a Keras model.
+
+    "full": flips + 90-degree rotations, mild brightness/contrast jitter for RGB in [0, 1]; "flips": left-right
+    mirroring only (keeps "up" where the data has one).
     """
     if hp.augment == "flips":
         return tf.keras.Sequential([tf.keras.layers.RandomFlip("horizontal", seed=hp.seed)], name="augmentation")

@@ -1,5 +1,6 @@
-"""One source file's bytes -> what is stored, or why not: the validation and normalisation of the
-conversion (components.convert), pure functions the tests call directly.
+"""One source file's bytes -> what is stored, or why not.
+
+The validation and normalisation of the conversion (components.convert), pure functions the tests call directly.
 
 RGB: decodable by the contract's decoder, declared size bounded before decoding (decompression
 bombs), not too small; other sizes, modes and formats are normalised to 64x64 RGB PNG.
@@ -34,9 +35,10 @@ class SourceFile:
 
 @dataclasses.dataclass(frozen=True)
 class Prepared:
-    """A usable file: the bytes to store (the encoded image for rgb, the uint16 [64, 64, 13] band
-    array's bytes for all), their hash (duplicates are found on it) and whether they were
-    normalized (and why).
+    """A usable file.
+
+    The bytes to store (the encoded image for rgb, the uint16 [64, 64, 13] band array's bytes for all), their hash
+    (duplicates are found on it) and whether they were normalized (and why).
     """
 
     image: bytes
@@ -45,9 +47,11 @@ class Prepared:
 
 
 def prepare_bands(data: bytes, modality: str = features.ALL_BANDS) -> Prepared:
-    """Validate one GeoTIFF's bytes as band values of `modality` (features.read_bands: ValueError says
-    why not; a 13-band GeoTIFF is cut to a band-subset modality's bands); the stored bytes are the
-    uint16 band values, so duplicates are found on the pixels, not the tags.
+    """Validate one GeoTIFF's bytes as band values of `modality`.
+
+    Validate one GeoTIFF's bytes as band values of `modality` (features.read_bands: ValueError says why not; a
+    13-band GeoTIFF is cut to a band-subset modality's bands); the stored bytes are the uint16 band values, so
+    duplicates are found on the pixels, not the tags.
     """
     try:
         _check_declared_bands(data)
@@ -62,8 +66,10 @@ def prepare_bands(data: bytes, modality: str = features.ALL_BANDS) -> Prepared:
 
 
 def _check_declared_bands(data: bytes) -> None:
-    """A GeoTIFF's shape from its header, before decoding: refuse what could not be a patch and
-    would be expensive to decode (features.read_bands then checks the exact shape).
+    """A GeoTIFF's shape from its header, before decoding.
+
+    Refuse what could not be a patch and would be expensive to decode (features.read_bands then checks the exact
+    shape).
     """
     import tifffile
 
@@ -92,8 +98,9 @@ def to_example(stored: bytes, label: int, source: str, modality: str):
 
 
 def check_declared_size(width: int, height: int) -> None:
-    """An image's size as its header declares it, checked before decoding: ValueError when it
-    is too large to decode safely (a decompression bomb) or too small to be a patch.
+    """An image's size as its header declares it, checked before decoding.
+
+    ValueError when it is too large to decode safely (a decompression bomb) or too small to be a patch.
     """
     if width * height > MAX_IMAGE_PIXELS:
         raise ValueError(f"image declares {width}x{height} pixels, more than the {MAX_IMAGE_PIXELS:,}-pixel "
@@ -104,8 +111,10 @@ def check_declared_size(width: int, height: int) -> None:
 
 
 def prepare_image(data: bytes, image_size: int = modalities.IMAGE_SIZE) -> Prepared:
-    """Validate one file's bytes; 64x64 RGB JPEG/PNG are kept as they are, anything else that
-    decodes is converted to 64x64 RGB PNG. Raises ValueError saying why a file is unusable.
+    """Validate one file's bytes.
+
+    64x64 RGB JPEG/PNG are kept as they are, anything else that decodes is converted to 64x64 RGB PNG. Raises
+    ValueError saying why a file is unusable.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -169,8 +178,9 @@ def bad_fraction_error(num_bad: int, num_files: int, max_bad_fraction: float, re
 
 
 def prepare(data: bytes, modality: str) -> Prepared:
-    """Validate one file's bytes as a patch of `modality`: prepare_image for an encoded modality,
-    prepare_bands for band values.
+    """Validate one file's bytes as a patch of `modality`.
+
+    prepare_image for an encoded modality, prepare_bands for band values.
     """
     if modalities.get(modality).encoded:
         return prepare_image(data)

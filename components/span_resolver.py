@@ -7,9 +7,10 @@ from components.spans import latest_spans
 
 
 class LatestSpansStrategy(resolver.ResolverStrategy):
-    """Every input channel resolved to the newest artifact of each of its latest `num_spans` spans,
-    after leaving out the `skip_recent` newest (1: the previous span). TFX's SpanRangeStrategy keeps
-    every artifact of a span (a re-run's duplicate too) and cannot leave out the current one.
+    """Every input channel resolved to the newest artifact of each of its latest `num_spans` spans.
+
+    After leaving out the `skip_recent` newest (1: the previous span). TFX's SpanRangeStrategy keeps every artifact
+    of a span (a re-run's duplicate too) and cannot leave out the current one.
     """
 
     def __init__(self, num_spans: int = 1, skip_recent: int = 0):

@@ -1,6 +1,7 @@
-"""Where the Trainer's seconds go besides the training steps: the model's build, the first
-epoch's extra (tf.function tracing and the input pipeline's warm-up), validation, and the export
-with its signatures and TF Serving warm-up requests.
+"""Where the Trainer's seconds go besides the training steps.
+
+The model's build, the first epoch's extra (tf.function tracing and the input pipeline's warm-up), validation, and
+the export with its signatures and TF Serving warm-up requests.
 
 run_fn starts a Report, the phases time themselves with `phase(name)`, and EpochTimes (a Keras
 callback) times each epoch's training and validation. The report is logged as one line and
@@ -39,8 +40,10 @@ class Report:
         self.phases[name] = self.phases.get(name, 0.0) + seconds
 
     def summary(self) -> Dict[str, float]:
-        """The phases, plus: epochs' training and validation seconds, and the first epoch's
-        excess over the median of the others (tracing; 0 with a single epoch, unknown).
+        """The phases, and the epochs' training and validation seconds.
+
+        The phases, plus: epochs' training and validation seconds, and the first epoch's excess over the median of
+        the others (tracing; 0 with a single epoch, unknown).
         """
         train = [e.get("train", 0.0) for e in self.epochs]
         out = {name: round(s, 2) for name, s in self.phases.items()}
