@@ -1,15 +1,15 @@
 #!/usr/bin/env python
 """Run the EuroSAT TFX pipeline locally (LocalDagRunner, SQLite metadata).
 
-    python pipeline_runner.py --demo          # small synthetic run, a few minutes on 2 cores
-    python pipeline_runner.py --data DIR      # EuroSAT TFRecords, or the RGB / all-bands archive
-    python pipeline_runner.py --data synthetic/all:2000   # 13-band synthetic data
-    python pipeline_runner.py --runner kubeflow --output eurosat.json --data gs://B/eurosat \
+python pipeline_runner.py --demo          # small synthetic run, a few minutes on 2 cores
+python pipeline_runner.py --data DIR      # EuroSAT TFRecords, or the RGB / all-bands archive
+python pipeline_runner.py --data synthetic/all:2000   # 13-band synthetic data
+python pipeline_runner.py --runner kubeflow --output eurosat.json --data gs://B/eurosat \
         --pipeline-root gs://B/root --image IMAGE            # compile for Kubeflow Pipelines v2
-    python pipeline_runner.py --runner vertex --project P --region R ... [--dry-run]
-    python pipeline_runner.py report --output-dir DIR [--pipeline-name NAME]   # report of a past run
-    python pipeline_runner.py map --model outputs/serving/eurosat --input scene.tif --output maps/x
-    python pipeline_runner.py --help
+python pipeline_runner.py --runner vertex --project P --region R ... [--dry-run]
+python pipeline_runner.py report --output-dir DIR [--pipeline-name NAME]   # report of a past run
+python pipeline_runner.py map --model outputs/serving/eurosat --input scene.tif --output maps/x
+python pipeline_runner.py --help
 """
 from __future__ import annotations
 
@@ -33,9 +33,12 @@ PRECEDENCE = "defaults < --demo < --config YAML < flags < --set"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The flags of every setting declared with a group in PipelineConfig or HParams (name, type,
-    choices, help and default from the field: components/settings.py), grouped as declared, plus
-    the options of the command itself (--config, --demo, --set, --runner, --output, ...)."""
+    """The flags of every setting declared with a group in PipelineConfig or HParams.
+
+    The flags of every setting declared with a group in PipelineConfig or HParams (name, type, choices, help and
+    default from the field: components/settings.py), grouped as declared, plus the options of the command itself
+    (--config, --demo, --set, --runner, --output, ...).
+    """
     p = argparse.ArgumentParser(
         prog=PROG,
         description="EuroSAT land-use classification as a TFX pipeline "
@@ -89,15 +92,21 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Every subcommand; a UserError from any of them (bad flags, config, data, a missing run,
-    weights that cannot load inside a component, ...) is one line on stderr and exit code 2."""
+    """Every subcommand.
+
+    A UserError from any of them (bad flags, config, data, a missing run, weights that cannot load inside a
+    component, ...) is one line on stderr and exit code 2.
+    """
     argv = sys.argv[1:] if argv is None else argv
     return user_errors_to_exit(lambda: dispatch(argv))
 
 
 def dispatch(argv: List[str]) -> int:
-    """Every flag and input a command can check cheaply is checked before TensorFlow, TFX or Beam
-    loads (tests/test_cli_imports.py; benchmarks/cli_latency.py measures it)."""
+    """Check every flag and input that is cheap to check, before TensorFlow, TFX or Beam loads.
+
+    Every flag and input a command can check cheaply is checked before TensorFlow, TFX or Beam loads
+    (tests/test_cli_imports.py; benchmarks/cli_latency.py measures it).
+    """
     if argv[:1] == ["report"]:  # the report of a past run, from its metadata
         from pipeline import report
 
@@ -118,8 +127,11 @@ def dispatch(argv: List[str]) -> int:
 
 
 def run_or_compile(args: argparse.Namespace, config: PipelineConfig) -> int:
-    """The runner registered as --runner: local runs the pipeline here, kubeflow writes its spec,
-    vertex writes it and submits it (pipeline/runners/). Ctrl-C: one line and exit code 130."""
+    """Run the runner registered as --runner.
+
+    The runner registered as --runner: local runs the pipeline here, kubeflow writes its spec, vertex writes it and
+    submits it (pipeline/runners/). Ctrl-C: one line and exit code 130.
+    """
     try:
         return runners.start(config, args.runner, runners.Launch(args.output, args.dry_run, args.verbose))
     except KeyboardInterrupt:

@@ -100,7 +100,8 @@ def main() -> None:
 
 def crossover(rows: list, workload: str) -> str:
     """Each mode's seconds as start-up + per-example cost, fitted through the smallest and largest
-    size; where the two lines cross, in examples and MiB (this data's bytes per example)."""
+    size; where the two lines cross, in examples and MiB (this data's bytes per example).
+    """
     if len({r["examples"] for r in rows}) < 2:
         return f"{workload}: one size only, no crossover fitted"
     a, b = min(rows, key=lambda r: r["examples"]), max(rows, key=lambda r: r["examples"])

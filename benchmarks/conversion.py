@@ -62,7 +62,8 @@ def _decode(data: bytes, modality: str) -> None:
 
 def plain_read(root: str, modality: str = features.RGB) -> tuple[int, float]:
     """Baseline: list the class folders and read (and decode: PIL, or tifffile for 13-band
-    GeoTIFFs) every file, nothing else."""
+    GeoTIFFs) every file, nothing else.
+    """
     start, count = time.perf_counter(), 0
     files, _ = sources.list_source(sources.open_tree(root))
     for f in files:

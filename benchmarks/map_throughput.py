@@ -53,7 +53,8 @@ S2_TILE_PATCHES = (10980 // 64) ** 2
 
 def layout(n: int, seed: int = 0, later: bool = False) -> np.ndarray:
     """An n x n patch landscape: fields, a forest, a town by a highway, a river into a lake; `later`:
-    the same some years on, with part of the forest cleared for crops and the town grown."""
+    the same some years on, with part of the forest cleared for crops and the town grown.
+    """
     rng = np.random.default_rng(seed)
     fields = rng.choice([0, 2, 5, 6], size=(n // 5 + 1, n // 5 + 1))  # crops, meadows, pasture, orchards
     classes = np.kron(fields, np.ones((5, 5), int))[:n, :n]
@@ -197,7 +198,8 @@ def main() -> None:
 
 def product_benchmark(work: str, args) -> dict:
     """A Sentinel-2 product of --product-size px and the 13-band GeoTIFF it is written from, each
-    mapped in process in its own process (tiles/s, wall, peak RSS); the maps compared cell for cell."""
+    mapped in process in its own process (tiles/s, wall, peak RSS); the maps compared cell for cell.
+    """
     from tests import product_fixtures
 
     size = args.product_size

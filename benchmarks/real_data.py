@@ -81,7 +81,8 @@ def read_split(examples_uri: str, split: str):
 
 def plain_keras_loop(examples_uri: str, epochs: int, batch_size: int, seed: int = 42, curves: bool = False) -> dict:
     """The tutorial's loop on the pipeline's own train split; scored on its test split. `curves`:
-    also the per-epoch accuracy on the eval split (watched only: it changes nothing in training)."""
+    also the per-epoch accuracy on the eval split (watched only: it changes nothing in training).
+    """
     import tensorflow as tf
 
     x_train, y_train = read_split(examples_uri, "train")
@@ -109,7 +110,8 @@ def project_pipeline(folder: str, out: str, epochs: int, batch_size: int, augmen
                      pipeline: str = PIPELINE) -> dict:
     """The whole DAG on the folder; Evaluator's numbers and sklearn's on the pushed model. Runs of
     other seeds into the same `out` reuse the cached conversion, split, statistics and Transform
-    (only the Trainer's seed changes), and --max-drop 1 pushes every seed's model."""
+    (only the Trainer's seed changes), and --max-drop 1 pushes every seed's model.
+    """
     config = os.path.join(out + "-configs", f"seed{seed}.yaml")
     os.makedirs(os.path.dirname(config), exist_ok=True)
     with open(config, "w") as f:
@@ -140,13 +142,14 @@ SETS = {
 
 
 def mean_spread(values) -> str:
-    """mean ± half the range (min-max over the seeds)."""
+    """The mean ± half the range (min-max over the seeds)."""
     return f"{np.mean(values):.4f} ± {(max(values) - min(values)) / 2:.4f}"
 
 
 def compare(name: str, runs: dict, args) -> bool:
     """Print one set's table; whether the project's mean beats the plain loop's by more than the
-    spread (the largest of both sides' sample stds and half-ranges) on accuracy and on macro F1."""
+    spread (the largest of both sides' sample stds and half-ranges) on accuracy and on macro F1.
+    """
     project, plain = runs["project"], runs["plain"]
     print(f"\n{name}: {runs['description']}; {runs['images']} images, the pipeline's split "
           f"({plain[0]['train_images']} train, {plain[0]['test_images']} test), {args.epochs} epochs, batch "

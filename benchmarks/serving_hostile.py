@@ -69,7 +69,8 @@ def start_server(base: str) -> tuple[subprocess.Popen, int, int]:
 
 def http(port: int, head: bytes, body_chunks, timeout: float = 600) -> str:
     """Send a request head and body pieces; the reply's status line and start of its body (or
-    what happened to the connection)."""
+    what happened to the connection).
+    """
     with socket.create_connection(("localhost", port), timeout=timeout) as s:
         try:
             s.sendall(head)

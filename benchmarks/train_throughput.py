@@ -80,7 +80,8 @@ def epoch_seconds(model, data, batch_size: int) -> float:
 
 def pipeline_only(files, spec, batch_size: int, epochs: int = 3) -> float:
     """Images/s the Trainer's input pipeline delivers with no model attached (after its first,
-    cache-filling epoch): how far it is from ever being the bottleneck."""
+    cache-filling epoch): how far it is from ever being the bottleneck.
+    """
     ds = input_fn(files, spec, batch_size, training=True)
     rates = []
     for epoch in range(epochs + 1):
@@ -141,7 +142,8 @@ RECIPES = {"default": {}, "tutorial": TUTORIAL_RECIPE}
 def recipes(splits, files, spec, epochs: int, batch_size: int, weights: str, seeds=(42,),
             names=tuple(RECIPES)) -> dict:
     """{recipe: [one result per seed]}: the model's seed (initialisation, shuffling, augmentation)
-    changes, the synthetic data and its split do not."""
+    changes, the synthetic data and its split do not.
+    """
     x_eval, y_eval = splits["eval"]
     eval_ds = tf.data.Dataset.from_tensor_slices((x_eval, y_eval)).batch(batch_size)
     steps = math.ceil(len(splits["train"][0]) / batch_size)

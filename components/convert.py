@@ -93,8 +93,7 @@ REPORT_NAME = "conversion_report.json"
 CONVERTER_VERSION = "4"
 
 def _tiff_band_count(data: bytes) -> Optional[int]:
-    """How many bands a TIFF holds, from its header (1 for a one-band image), or None when it
-    cannot be read."""
+    """How many bands a TIFF holds, from its header (1 for a one-band image), or None when it cannot be read."""
     import tifffile
 
     try:
@@ -106,11 +105,14 @@ def _tiff_band_count(data: bytes) -> Optional[int]:
 
 
 def source_modality(files: Sequence[SourceFile], reader: Optional[SourceReader] = None) -> str:
-    """The modality of the first readable TIFF among the usable files (``all`` for 13 bands,
-    modalities.of_tiff_bands), ``rgb`` when there is none.
+    """The modality of the first readable TIFF among the usable files, ``rgb`` when there is none.
+
+    The modality of the first readable TIFF among the usable files (``all`` for 13 bands, modalities.of_tiff_bands),
+    ``rgb`` when there is none.
 
     Decided once per source, so every file is prepared the same way and a wrong file is reported
-    against the set's modality rather than switching it."""
+    against the set's modality rather than switching it.
+    """
     reader = reader or SourceReader()
     probes = 0
     try:
@@ -132,8 +134,11 @@ def source_modality(files: Sequence[SourceFile], reader: Optional[SourceReader] 
 
 
 def _usable_in(f: SourceFile, record: modalities.Modality) -> SourceFile:
-    """A file of a set of `record`'s modality: a file of another kind in a class folder is unusable
-    (a 13-band set is GeoTIFFs only; an RGB set takes every image format)."""
+    """A file of a set of `record`'s modality.
+
+    A file of another kind in a class folder is unusable (a 13-band set is GeoTIFFs only; an RGB set takes every
+    image format).
+    """
     if f.source.lower().endswith(record.file_extensions) or (f.label is None and f.problem != NOT_AN_IMAGE):
         return f
     return dataclasses.replace(
@@ -141,8 +146,10 @@ def _usable_in(f: SourceFile, record: modalities.Modality) -> SourceFile:
 
 
 def scan_source(source) -> Tuple[List[SourceFile], List[str], str]:
-    """The listing of a source (a Tree, or a folder / .zip location), its empty classes and its
-    modality; only files of the modality's kinds are usable (a 13-band set: TIFFs)."""
+    """The listing of a source (a Tree, or a folder / .zip location), its empty classes and its modality.
+
+    Only files of the modality's kinds are usable (a 13-band set: TIFFs).
+    """
     tree = source if isinstance(source, Tree) else open_tree(source)
     files, empty = list_source(tree)
     modality = source_modality(files)
@@ -155,9 +162,11 @@ def scan_source(source) -> Tuple[List[SourceFile], List[str], str]:
 
 def build_report(root: str, scan: Tuple[List[SourceFile], List[str], str], records: dict,
                  max_bad_fraction: float) -> dict:
-    """The conversion report of `root` (its listing `scan`, ConvertImages' records): a summary
-    (source, modality, files, examples, bad, duplicates, normalized, empty classes), and every
-    refused, duplicate and normalized file with its reason."""
+    """The conversion report of `root` (its listing `scan`, ConvertImages' records).
+
+    A summary (source, modality, files, examples, bad, duplicates, normalized, empty classes), and every refused,
+    duplicate and normalized file with its reason.
+    """
     files, empty_classes, modality = scan
     listing_bad = [{"path": f.source, "reason": f.problem} for f in files if f.label is None]
     bad = sorted(listing_bad + records[BAD_TAG], key=lambda r: r["path"])
@@ -177,9 +186,12 @@ def build_report(root: str, scan: Tuple[List[SourceFile], List[str], str], recor
 
 
 def write_report(report: dict, report_path: str) -> None:
-    """Write the report, log its summary, and raise ConversionError when too many files were
-    refused (more than its max_bad_fraction) or none could be used; the report is written either
-    way, so every refused file can be looked up."""
+    """Write the report, log its summary, and raise ConversionError when too many files were refused.
+
+    Write the report, log its summary, and raise ConversionError when too many files were refused (more than its
+    max_bad_fraction) or none could be used; the report is written either way, so every refused file can be looked
+    up.
+    """
     import tensorflow as tf
 
     summary = report["summary"]
@@ -206,8 +218,11 @@ def check_usable(root: str, files: Sequence[SourceFile]) -> None:
 
 
 def holds_class_folders(path: str) -> bool:
-    """Whether `path` looks like a folder-per-class image set or an archive (convert_source says
-    when a .zip is not one): used to dispatch --data."""
+    """Whether `path` looks like a folder-per-class image set or an archive.
+
+    Whether `path` looks like a folder-per-class image set or an archive (convert_source says when a .zip is not
+    one): used to dispatch --data.
+    """
     if is_archive(path):
         return not is_local(path) or os.path.exists(path)
     if is_local(path) and not os.path.isdir(path):

@@ -1,7 +1,9 @@
-"""The conversion as Beam: read + validate + normalize every usable file, drop duplicates, yield
-contract tf.Examples (ConvertImages; DirectRunner locally, the same code on Dataflow). The
-ExampleGen (components.example_gen) applies it inside the DAG; components.convert lists the
-source and gives the reader (make_reader)."""
+"""The conversion as Beam (ConvertImages; DirectRunner locally, the same code on Dataflow).
+
+Read + validate + normalize every usable file, drop duplicates, yield contract tf.Examples. The ExampleGen
+(components.example_gen) applies it inside the DAG; components.convert lists the source and gives the reader
+(make_reader).
+"""
 from __future__ import annotations
 
 import json
@@ -22,16 +24,20 @@ RECORD_PREFIX = "eurosat"  # the converted TFRecords' file name prefix
 class Reader(Protocol):
     """What the pipeline reads files with (components.sources.SourceReader)."""
 
-    def read(self, f: Any) -> bytes: ...
+    def read(self, f: Any) -> bytes:
+        """The bytes of file `f` (a SourceFile); ValueError when it cannot be used."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Close the archives the reader opened."""
 
 BAD_TAG = "bad"
 
 
 class _ReadAndPrepare(beam.DoFn):
-    """SourceFile -> ('ok', (sha, (source, label, bytes, normalized))) or a bad record. Each
-    worker keeps one SourceReader, so a zip archive is opened once, not once per file."""
+    """SourceFile -> ('ok', (sha, (source, label, bytes, normalized))) or a bad record.
+
+    Each worker keeps one SourceReader, so a zip archive is opened once, not once per file.
+    """
 
     def __init__(self, modality: str, make_reader: Callable[[], Reader]):
         self.modality = modality
@@ -110,11 +116,13 @@ class _LogProgress:
 
 
 class ConvertImages(beam.PTransform):
-    """A source's listing -> contract tf.Examples: read + validate + normalize every usable file,
-    drop duplicates. What is refused, dropped or normalized goes, one JSON line a file, to
-    `report_dir`/<kind> (read back with read_report_parts once the pipeline has run).
+    """A source's listing -> contract tf.Examples: read + validate + normalize every usable file, drop duplicates.
 
-    The ExampleGen (components.example_gen) applies it."""
+    What is refused, dropped or normalized goes, one JSON line a file, to `report_dir`/<kind> (read back with
+    read_report_parts once the pipeline has run).
+
+    The ExampleGen (components.example_gen) applies it.
+    """
 
     def __init__(self, files: Sequence[SourceFile], modality: str, make_reader: Callable[[], Reader],
                  report_dir: str):
@@ -123,6 +131,7 @@ class ConvertImages(beam.PTransform):
         self.modality, self.make_reader, self.report_dir = modality, make_reader, report_dir
 
     def expand(self, pbegin):
+        """List, read and convert the files, write the TFRecords and the bad files' report."""
         prepared = (
             pbegin
             | "ListFiles" >> beam.Create(self.files, reshuffle=True)

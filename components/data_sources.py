@@ -1,5 +1,7 @@
-"""What `--data` names, read without loading TensorFlow: the kind of source, the modality the name
-itself says, and the source's identity, the ExampleGen's fingerprint of it.
+"""What `--data` names, read without loading TensorFlow.
+
+The kind of source, the modality the name itself says, and the source's identity, the ExampleGen's fingerprint of
+it.
 
 * ``synthetic[/rgb|/all][:N]``   -- generated inside the ExampleGen (schema.samples), seeded;
 * ``tfds:eurosat/rgb|all``       -- tensorflow-datasets, read inside the ExampleGen;
@@ -38,8 +40,11 @@ SYNTHETIC_BYTES_PER_EXAMPLE = {"rgb": 2_080, "all": 101_600}
 
 
 def source_bytes(spec: str) -> Optional[int]:
-    """The input's size in bytes: a local file or folder on disk (recursively), synthetic:N as N
-    stored examples; None for what is not known without reading it (gs://, tfds:)."""
+    """The input's size in bytes.
+
+    A local file or folder on disk (recursively), synthetic:N as N stored examples; None for what is not known
+    without reading it (gs://, tfds:).
+    """
     synthetic = parse_synthetic(spec)
     if synthetic is not None:
         count, modality = synthetic
@@ -82,6 +87,7 @@ def source_kind(spec: str) -> str:
 
 
 def is_local(spec: str) -> bool:
+    """Whether `spec` is on this machine's file system (no URL scheme such as gs://)."""
     return "://" not in spec
 
 
@@ -125,8 +131,11 @@ def _listing_hash(folder: str) -> Tuple[int, str]:
 
 
 def path_identity(path: str) -> Dict[str, object]:
-    """What identifies a local file (size, modification time) or folder (its listing's hash); a
-    remote one (gs://) is its path: nothing is read at compile time."""
+    """What identifies a local file or folder; a remote one (gs://) is its path.
+
+    What identifies a local file (size, modification time) or folder (its listing's hash); a remote one (gs://) is
+    its path: nothing is read at compile time.
+    """
     if not is_local(path):
         return {"path": path}
     if os.path.isdir(path):
@@ -150,9 +159,11 @@ def _split_files_identity(split_files: str) -> List[Dict[str, object]]:
 
 
 def source_identity(spec: str, seed: int = 0, tfds_data_dir: str = "", split_files: str = "") -> str:
-    """The ExampleGen's fingerprint of its source, as canonical JSON: what changes it re-runs the
-    ExampleGen (a touched archive, another seed for synthetic data), what does not reuses its
-    examples from TFX's cache."""
+    """The ExampleGen's fingerprint of its source, as canonical JSON.
+
+    What changes it re-runs the ExampleGen (a touched archive, another seed for synthetic data), what does not
+    reuses its examples from TFX's cache.
+    """
     kind = source_kind(spec)
     identity: Dict[str, object] = {"kind": kind, "source": absolute(spec), "ingest_version": INGEST_VERSION}
     if kind == SYNTHETIC_KIND:
@@ -184,8 +195,11 @@ def holds_tfrecords(spec: str) -> bool:
 
 
 def check_tfrecords(folder: str, records: int = RECORDS_CHECKED) -> None:
-    """Read the first `records` records of every TFRecord file in `folder` (GZIP by the .gz suffix)
-    and parse them as tf.Examples; DataError naming the first file that is not one."""
+    """Read the first `records` records of every TFRecord file in `folder` and parse them as tf.Examples.
+
+    Read the first `records` records of every TFRecord file in `folder` (GZIP by the .gz suffix) and parse them as
+    tf.Examples; DataError naming the first file that is not one.
+    """
     import tensorflow as tf
 
     from schema.records import is_record_file
@@ -207,6 +221,7 @@ def check_tfrecords(folder: str, records: int = RECORDS_CHECKED) -> None:
 
 
 def not_found(spec: str) -> str:
+    """The one-line error for a --data that does not exist, listing the kinds of source it can be."""
     return (f"--data {spec!r} does not exist; give a folder of TFRecords, a folder or .zip of "
             "class folders of images (the EuroSAT RGB or all-bands archive), tfds:eurosat/rgb, "
             "tfds:eurosat/all, synthetic[:N] or synthetic/all[:N].")

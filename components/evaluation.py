@@ -55,8 +55,11 @@ def _overall_threshold(metric: gated_metrics.Metric, lower_bound: float,
 
 def metric_config(metric: gated_metrics.Metric, thresholds: Sequence[config_pb2.PerSliceMetricThreshold] = ()
                   ) -> config_pb2.MetricConfig:
-    """The MetricConfig of a registry record: its class and module, its constructor arguments as
-    TFMA's JSON config (what tfma.metrics.specs_from_metrics writes), and its bars."""
+    """The MetricConfig of a registry record.
+
+    Its class and module, its constructor arguments as TFMA's JSON config (what tfma.metrics.specs_from_metrics
+    writes), and its bars.
+    """
     return config_pb2.MetricConfig(
         class_name=metric.class_name, module=metric.module,
         config=json.dumps(dict(metric.config)) if metric.config else "",
@@ -72,10 +75,12 @@ def _per_class(statistic: str) -> config_pb2.MetricConfig:
 
 
 def make_eval_config(max_drop: Optional[float] = None, **lower_bounds: float) -> config_pb2.EvalConfig:
-    """EvalConfig for the pipeline's Evaluator from the metrics registry (components.gated_metrics):
-    every gated metric's lower bound by its PipelineConfig field (`min_accuracy=0.8, min_macro_f1=0.8`,
-    or `**gated_metrics.bounds_of(config)`) and `max_drop`, the change allowed against the latest
-    blessed model (None: no change bar). The thresholds decide the blessing."""
+    """EvalConfig for the pipeline's Evaluator from the metrics registry (components.gated_metrics).
+
+    Every gated metric's lower bound by its PipelineConfig field (`min_accuracy=0.8, min_macro_f1=0.8`, or
+    `**gated_metrics.bounds_of(config)`) and `max_drop`, the change allowed against the latest blessed model (None:
+    no change bar). The thresholds decide the blessing.
+    """
     bounds = gated_metrics.check_bounds(lower_bounds)
 
     def configs(custom: bool) -> List[config_pb2.MetricConfig]:
@@ -128,16 +133,19 @@ def _value(metric_value) -> Optional[float]:
 
 
 def _baseline_model_names(eval_uri: str) -> set:
-    """Names of the baseline model specs (TFX names them when a baseline was given): their
-    metrics sit beside the candidate's in the output and must not be mistaken for them."""
+    """Names of the baseline model specs (TFX names them when a baseline was given).
+
+    Their metrics sit beside the candidate's in the output and must not be mistaken for them.
+    """
     eval_config = eval_config_writer.load_eval_run(eval_uri)[0]
     return {spec.name for spec in eval_config.model_specs if spec.is_baseline} if eval_config else set()
 
 
 def metric_label(key) -> Optional[str]:
-    """A readable name for a TFMA MetricKey ('accuracy', 'macro_f1', 'weighted_f1', ...: the
-    registry's names); None for the per-class sub-keys (see summarize) and for metrics the report
-    does not use."""
+    """A readable name for a TFMA MetricKey ('accuracy', 'macro_f1', 'weighted_f1', ...: the registry's names).
+
+    None for the per-class sub-keys (see summarize) and for metrics the report does not use.
+    """
     if key.HasField("sub_key"):
         return None
     metric = gated_metrics.of_key(key.name)
@@ -173,8 +181,10 @@ def summarize(eval_uri: str) -> Dict[str, Any]:
 
 
 def confusion_matrix(eval_uri: str) -> List[List[int]]:
-    """The overall slice's confusion matrix, rows = true class, columns = predicted class,
-    in CLASS_NAMES order (TFMA leaves out zero cells; they are filled in here)."""
+    """The overall slice's confusion matrix, rows = true class, columns = predicted class.
+
+    In CLASS_NAMES order (TFMA leaves out zero cells; they are filled in here).
+    """
     baselines = _baseline_model_names(eval_uri)
     matrix = [[0] * features.NUM_CLASSES for _ in range(features.NUM_CLASSES)]
     for proto in tfma.load_plots(eval_uri):
@@ -211,16 +221,19 @@ def _bound_text(threshold) -> List[Dict[str, Any]]:
 
 
 def _spec_label(metric: config_pb2.MetricConfig) -> str:
-    """The name a MetricConfig's values are filed under ('accuracy', 'macro_f1', ...): TFMA's own
-    reading of the config gives the metric's key, the registry its name."""
+    """The name a MetricConfig's values are filed under ('accuracy', 'macro_f1', ...).
+
+    TFMA's own reading of the config gives the metric's key, the registry its name.
+    """
     key = metric_specs.metric_instance(metric).name
     registered = gated_metrics.of_key(key)
     return registered.name if registered else key
 
 
 def validation_summary(eval_uri: str) -> Dict[str, Any]:
-    """Why the Evaluator blessed the model or not: every configured bar with passed/failed,
-    from TFMA's validation result and the eval config stored next to it.
+    """Why the Evaluator blessed the model or not.
+
+    Every configured bar with passed/failed, from TFMA's validation result and the eval config stored next to it.
 
     "baseline_model" is the model compared against: None on a first run, when TFX skips the
     change thresholds (rubber stamp) and the absolute bars alone decide.

@@ -42,6 +42,7 @@ class Metric:
 
     @property
     def title(self) -> str:
+        """The metric's name in reports: its label, or its name when it has none."""
         return self.label or self.name
 
     @property
@@ -87,14 +88,18 @@ def of_key(key: str) -> Optional[Metric]:
 
 
 def bounds_of(config: Any) -> Dict[str, float]:
-    """{bound field: value} of every gated metric, read from a PipelineConfig (or anything with
-    those attributes): what components.evaluation.make_eval_config takes."""
+    """{bound field: value} of every gated metric, read from a PipelineConfig (or anything with those attributes).
+
+    What components.evaluation.make_eval_config takes.
+    """
     return {m.bound: float(getattr(config, m.bound)) for m in gated() if m.bound is not None}
 
 
 def check_bounds(bounds: Mapping[str, Optional[float]]) -> Dict[str, float]:
-    """{metric name: lower bound} of `bounds` ({bound field: value}); ValueError naming the fields when
-    one is missing or unknown."""
+    """{metric name: lower bound} of `bounds` ({bound field: value}).
+
+    ValueError naming the fields when one is missing or unknown.
+    """
     wanted = {m.bound for m in gated() if m.bound is not None}
     missing, unknown = sorted(wanted - set(bounds)), sorted(set(bounds) - wanted)
     if missing or unknown:
@@ -117,6 +122,8 @@ def gated_names() -> str:
 
 
 def run_summary(overall: Mapping[str, Any]) -> Dict[str, Any]:
-    """{"test_accuracy": ..., "test_macro_f1": ...}: the gated metrics of the overall slice, under
-    the keys of the run's printed summary (pipeline.runners)."""
+    """{"test_accuracy": ..., "test_macro_f1": ...}: the gated metrics of the overall slice.
+
+    Under the keys of the run's printed summary (pipeline.runners).
+    """
     return {m.summary_key: overall.get(m.name) for m in gated()}

@@ -16,7 +16,7 @@ recipe can be switched off. Two rules adapt the recipe to the run (README "Why t
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any, Literal, Mapping, Optional
+from typing import Annotated, Any, Literal, Mapping, Optional, Tuple, get_args
 
 from pydantic import Field, field_validator
 from pydantic.dataclasses import dataclass
@@ -64,13 +64,16 @@ HUB_INPUT_SIZES = {
     "_b0": 224,
 }
 DEFAULT_HUB_INPUT_SIZE = 224
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+# Choices are declared as Literal types (what pydantic validates and mypy checks); the tuples derive from them.
+Precision = Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]
+PRECISIONS: Tuple[str, ...] = get_args(Precision)
 # The command line's group of the Trainer's flags (components/settings.py: fields with a group get a flag).
 TRAINING = "training"
 # Augmentation inside the model, training only. "full": flips, 90-degree rotations and (RGB)
 # colour jitter, for overhead imagery, which has no "up"; "flips": left-right mirroring only,
 # for pictures that have an "up"; "none".
-AUGMENTATIONS = ("full", "flips", "none")
+Augmentation = Literal["full", "flips", "none"]
+AUGMENTATIONS: Tuple[str, ...] = get_args(Augmentation)
 _BOOLEAN_TEXT = {**dict.fromkeys(("true", "yes", "on", "1"), True), **dict.fromkeys(("false", "no", "off", "0"), False)}
 
 
@@ -80,6 +83,7 @@ def is_hub_handle(backbone: str) -> bool:
 
 
 def hub_input_size(handle: str) -> int:
+    """The input size the TF Hub model `handle` was trained at (DEFAULT_HUB_INPUT_SIZE if unknown)."""
     for key, size in HUB_INPUT_SIZES.items():
         if key in handle:
             return size
@@ -88,9 +92,11 @@ def hub_input_size(handle: str) -> int:
 
 @dataclass(frozen=True, config=settings.CONFIG)
 class HParams:
-    """Each hyperparameter declared once (type, default, help; a `group` gives it a flag:
-    components/settings.py). Validated on construction: wrong types and ranges are one-line
-    ConfigErrors through from_dict, pydantic ValidationErrors when built directly."""
+    """Each hyperparameter declared once (type, default, help; a `group` gives it a flag: components/settings.py).
+
+    Validated on construction: wrong types and ranges are one-line ConfigErrors through from_dict, pydantic
+    ValidationErrors when built directly.
+    """
 
     backbone: str = setting("EfficientNetV2B0", f"Keras application ({', '.join(BACKBONES)}) or a TF Hub "
                             "feature-vector handle, URL or local folder", group=TRAINING)
@@ -122,7 +128,7 @@ class HParams:
     weight_decay: NonNegativeFloat = setting(1e-4, "AdamW's decoupled weight decay")
     label_smoothing: OpenFraction = setting(0.1, "label smoothing of the cross-entropy")
     dropout: OpenFraction = setting(0.2, "dropout before the classification head")
-    augment: Literal[AUGMENTATIONS] = setting(  # True/False are read as "full"/"none"
+    augment: Augmentation = setting(  # True/False are read as "full"/"none"
         "full", "training augmentation: 'full' flips, 90-degree rotations and colour jitter (overhead imagery "
         "has no 'up'); 'flips' left-right mirroring only, for data with an 'up'; 'none'",
         group=TRAINING, aliases={"--no-augment": "none"})
@@ -140,7 +146,7 @@ class HParams:
         "run; a run of fewer than full_strength_steps optimiser steps (epochs x steps per epoch) gets them "
         "scaled down in proportion. False: every value exactly as given")
     full_strength_steps: PositiveInt = setting(2000, "optimiser steps from which the budget rule scales nothing")
-    precision: Literal[PRECISIONS] = setting(
+    precision: Precision = setting(
         "auto", "'auto': mixed float16 on GPUs, float32 on CPUs (see benchmarks/train_throughput.py)",
         group=TRAINING)
     jit_compile: Optional[bool] = setting(None, "XLA: null = auto (on for GPUs), or true/false")
@@ -174,10 +180,12 @@ class HParams:
 
     @property
     def hub(self) -> bool:
+        """Whether the backbone is a TF Hub handle or SavedModel path, not a Keras application."""
         return is_hub_handle(self.backbone)
 
     @property
     def pretrained(self) -> bool:
+        """Whether the backbone starts from pretrained weights (weights is not none)."""
         return self.weights not in (None, "", "none")
 
     @property
@@ -194,28 +202,37 @@ class HParams:
 
     @property
     def peak_learning_rate(self) -> float:
-        """The peak rate of the phase that trains the whole network: pretrained two-phase runs
-        fine-tune at learning_rate x fine_tune_lr_factor, runs from random initialisation train
-        at learning_rate x scratch_lr_factor, a one-phase pretrained run at learning_rate."""
+        """The peak rate of the phase that trains the whole network.
+
+        Pretrained two-phase runs fine-tune at learning_rate x fine_tune_lr_factor, runs from random initialisation
+        train at learning_rate x scratch_lr_factor, a one-phase pretrained run at learning_rate.
+        """
         if self.two_phase:
             return self.learning_rate * self.fine_tune_lr_factor
         return self.learning_rate * (1.0 if self.pretrained else self.scratch_lr_factor)
 
     def budget_scale(self, steps_per_epoch: int) -> float:
-        """min(1, total steps / full_strength_steps): 1 for long runs (EuroSAT's 16,200 training
-        patches at batch 64 reach it in 8 epochs), 0.045 for 90 steps from scratch."""
+        """min(1, total steps / full_strength_steps).
+
+        1 for long runs (EuroSAT's 16,200 training patches at batch 64 reach it in 8 epochs), 0.045 for 90 steps
+        from scratch.
+        """
         if not self.budget_scaling:
             return 1.0
         return min(1.0, self.epochs * max(1, steps_per_epoch) / self.full_strength_steps)
 
     def for_budget(self, steps_per_epoch: int) -> "HParams":
-        """These hyperparameters with the budget rule applied: each BUDGET_SCALED regulariser
-        multiplied by budget_scale, and the rule then switched off (the values are final)."""
+        """These hyperparameters with the budget rule applied.
+
+        Each BUDGET_SCALED regulariser multiplied by budget_scale, and the rule then switched off (the values are
+        final).
+        """
         scale = self.budget_scale(steps_per_epoch)
         return dataclasses.replace(self, budget_scaling=False,
                                    **{name: getattr(self, name) * scale for name in BUDGET_SCALED})
 
     def to_dict(self) -> dict[str, Any]:
+        """The hyperparameters as a plain dict (the Trainer's custom_config)."""
         return dataclasses.asdict(self)
 
     @classmethod

@@ -80,11 +80,13 @@ class ProcessRunner(base_runner.BaseModelServerRunner):
         return f"ProcessRunner({' '.join(self._command)}, model_base_path={self._base_path})"
 
     def GetEndpoint(self) -> str:
+        """The server's gRPC address, localhost:PORT; JobAborted before Start()."""
         if self._port is None:
             raise error_types.JobAborted("the model server was not started")
         return f"localhost:{self._port}"
 
     def Start(self) -> None:
+        """Start tensorflow_model_server on a free local port; JobAborted when the binary cannot run."""
         with socket.socket() as s:
             s.bind(("localhost", 0))
             self._port = s.getsockname()[1]
@@ -101,19 +103,25 @@ class ProcessRunner(base_runner.BaseModelServerRunner):
             ) from None
 
     def WaitUntilRunning(self, deadline: float) -> None:
+        """Return once the server accepts connections; JobAborted if it exits, DeadlineExceeded at `deadline`."""
+        process, port = self._process, self._port
+        if process is None or port is None:
+            raise error_types.JobAborted("the model server was not started")
         while time.time() < deadline:
-            if self._process.poll() is not None:
-                raise error_types.JobAborted(f"the model server exited with code {self._process.returncode}")
-            with contextlib.suppress(OSError), socket.create_connection(("localhost", self._port), timeout=1):
+            if process.poll() is not None:
+                raise error_types.JobAborted(f"the model server exited with code {process.returncode}")
+            with contextlib.suppress(OSError), socket.create_connection(("localhost", port), timeout=1):
                 return
             time.sleep(0.5)
         raise error_types.DeadlineExceeded("the model server did not open its port in time")
 
     def GetLogs(self) -> Optional[str]:
+        """The last 20,000 characters of the server's output, None when it wrote nothing."""
         self._log.seek(0)
         return self._log.read()[-20_000:] or None
 
     def Stop(self) -> None:
+        """Terminate the server if it runs (killed if it has not exited 20 s later)."""
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:
@@ -130,8 +138,10 @@ def checked_runner(runner: str) -> str:
 
 
 def set_kfp_v2_environment(environ=os.environ, namespace_file: str = SERVICE_ACCOUNT_NAMESPACE) -> None:
-    """What TFX's KubernetesRunner needs (KFP_NAMESPACE, KFP_POD_NAME) on a Kubeflow Pipelines v2
-    pod, which exports KFP_POD_NAME only; a clear error outside Kubernetes."""
+    """What TFX's KubernetesRunner needs (KFP_NAMESPACE, KFP_POD_NAME) on a Kubeflow Pipelines v2 pod.
+
+    Which exports KFP_POD_NAME only; a clear error outside Kubernetes.
+    """
     if "KFP_NAMESPACE" not in environ and os.path.exists(namespace_file):
         with open(namespace_file) as f:
             environ["KFP_NAMESPACE"] = f.read().strip()
@@ -150,6 +160,7 @@ class Executor(infra_executor.Executor):
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]) -> None:
+        """Validate the model with the runner of the `runner` parameter (kubernetes or process)."""
         runner = checked_runner(exec_properties.get(RUNNER_KEY) or KUBERNETES)
         if runner == KUBERNETES:
             set_kfp_v2_environment()

@@ -38,6 +38,7 @@ class RandomRot90(tf.keras.layers.Layer):
         self.seed = seed
 
     def call(self, images, training=None):
+        """The images, each rotated by a random multiple of 90 degrees when training."""
         if not training:
             return images
 
@@ -48,13 +49,16 @@ class RandomRot90(tf.keras.layers.Layer):
         return tf.map_fn(rotate, images)
 
     def get_config(self):
+        """The layer's Keras config, with its seed."""
         return {**super().get_config(), "seed": self.seed}
 
 
 @tf.keras.utils.register_keras_serializable(package="eurosat")
 class RandomShare(tf.keras.layers.Layer):
-    """Apply `layer` (the augmentation) to a random share `rate` of each training batch's images,
-    leaving the others as they are: the budget rule's augmentation strength (HParams.augment_share)."""
+    """Apply `layer` (the augmentation) to a random share `rate` of each training batch's images.
+
+    Leaving the others as they are: the budget rule's augmentation strength (HParams.augment_share).
+    """
 
     def __init__(self, layer, rate: float, seed: Optional[int] = None, **kwargs):
         super().__init__(**kwargs)
@@ -62,12 +66,14 @@ class RandomShare(tf.keras.layers.Layer):
         self.rate, self.seed = float(rate), seed
 
     def build(self, input_shape):
+        """Build the wrapped augmentation too, so that it has its weights when the model fits or saves."""
         # The functional model traces this in inference mode, where `layer` is not called: build
         # it here, or Keras finds the augmentation without weights when it fits or saves.
         self.layer.build(input_shape)
         super().build(input_shape)
 
     def call(self, images, training=None):
+        """The images with a random share `rate` of them augmented when training."""
         if not training or self.rate <= 0:
             return images
         augmented = self.layer(images, training=True)
@@ -77,20 +83,26 @@ class RandomShare(tf.keras.layers.Layer):
         return tf.where(chosen[:, None, None, None], augmented, images)
 
     def get_config(self):
+        """The layer's Keras config: the serialised augmentation, the rate and the seed."""
         return {**super().get_config(), "layer": tf.keras.layers.serialize(self.layer), "rate": self.rate,
                 "seed": self.seed}
 
 
 def is_colour(channels: int) -> bool:
-    """Whether inputs are colour images (3 channels) as ImageNet weights, Keras' built-in
-    preprocessing, colour jitter and TF Hub image models take them; any other channel count
-    (13 bands) arrives standardised per band by Transform and gets none of these."""
+    """Whether inputs are colour images (3 channels).
+
+    As ImageNet weights, Keras' built-in preprocessing, colour jitter and TF Hub image models take them; any other
+    channel count (13 bands) arrives standardised per band by Transform and gets none of these.
+    """
     return channels == features.RGB_CHANNELS
 
 
 def augmentation(hp: HParams, channels: int) -> tf.keras.Sequential:
-    """"full": flips + 90-degree rotations, mild brightness/contrast jitter for RGB in [0, 1];
-    "flips": left-right mirroring only (keeps "up" where the data has one)."""
+    """The training augmentation of `hp.augment` ('full' or 'flips') as a Keras model.
+
+    "full": flips + 90-degree rotations, mild brightness/contrast jitter for RGB in [0, 1]; "flips": left-right
+    mirroring only (keeps "up" where the data has one).
+    """
     if hp.augment == "flips":
         return tf.keras.Sequential([tf.keras.layers.RandomFlip("horizontal", seed=hp.seed)], name="augmentation")
     layers = [
@@ -237,6 +249,7 @@ def build_model(hp: HParams, channels: int = features.RGB_CHANNELS) -> tf.keras.
 
 
 def set_backbone_trainable(model: tf.keras.Model, trainable: bool) -> None:
+    """Freeze (False) or unfreeze (True) the backbone layer of `model`."""
     model.get_layer(BACKBONE_LAYER).trainable = trainable
 
 

@@ -1,5 +1,6 @@
-"""One source file's bytes -> what is stored, or why not: the validation and normalisation of the
-conversion (components.convert), pure functions the tests call directly.
+"""One source file's bytes -> what is stored, or why not.
+
+The validation and normalisation of the conversion (components.convert), pure functions the tests call directly.
 
 RGB: decodable by the contract's decoder, declared size bounded before decoding (decompression
 bombs), not too small; other sizes, modes and formats are normalised to 64x64 RGB PNG.
@@ -34,9 +35,11 @@ class SourceFile:
 
 @dataclasses.dataclass(frozen=True)
 class Prepared:
-    """A usable file: the bytes to store (the encoded image for rgb, the uint16 [64, 64, 13] band
-    array's bytes for all), their hash (duplicates are found on it) and whether they were
-    normalized (and why)."""
+    """A usable file.
+
+    The bytes to store (the encoded image for rgb, the uint16 [64, 64, 13] band array's bytes for all), their hash
+    (duplicates are found on it) and whether they were normalized (and why).
+    """
 
     image: bytes
     sha256: str
@@ -44,9 +47,12 @@ class Prepared:
 
 
 def prepare_bands(data: bytes, modality: str = features.ALL_BANDS) -> Prepared:
-    """Validate one GeoTIFF's bytes as band values of `modality` (features.read_bands: ValueError says
-    why not; a 13-band GeoTIFF is cut to a band-subset modality's bands); the stored bytes are the
-    uint16 band values, so duplicates are found on the pixels, not the tags."""
+    """Validate one GeoTIFF's bytes as band values of `modality`.
+
+    Validate one GeoTIFF's bytes as band values of `modality` (features.read_bands: ValueError says why not; a
+    13-band GeoTIFF is cut to a band-subset modality's bands); the stored bytes are the uint16 band values, so
+    duplicates are found on the pixels, not the tags.
+    """
     try:
         _check_declared_bands(data)
         bands = features.read_bands(data, modality)
@@ -60,8 +66,11 @@ def prepare_bands(data: bytes, modality: str = features.ALL_BANDS) -> Prepared:
 
 
 def _check_declared_bands(data: bytes) -> None:
-    """A GeoTIFF's shape from its header, before decoding: refuse what could not be a patch and
-    would be expensive to decode (features.read_bands then checks the exact shape)."""
+    """A GeoTIFF's shape from its header, before decoding.
+
+    Refuse what could not be a patch and would be expensive to decode (features.read_bands then checks the exact
+    shape).
+    """
     import tifffile
 
     try:
@@ -89,8 +98,10 @@ def to_example(stored: bytes, label: int, source: str, modality: str):
 
 
 def check_declared_size(width: int, height: int) -> None:
-    """An image's size as its header declares it, checked before decoding: ValueError when it
-    is too large to decode safely (a decompression bomb) or too small to be a patch."""
+    """An image's size as its header declares it, checked before decoding.
+
+    ValueError when it is too large to decode safely (a decompression bomb) or too small to be a patch.
+    """
     if width * height > MAX_IMAGE_PIXELS:
         raise ValueError(f"image declares {width}x{height} pixels, more than the {MAX_IMAGE_PIXELS:,}-pixel "
                          "limit: refused before decoding (a EuroSAT patch is 64x64)")
@@ -100,8 +111,11 @@ def check_declared_size(width: int, height: int) -> None:
 
 
 def prepare_image(data: bytes, image_size: int = modalities.IMAGE_SIZE) -> Prepared:
-    """Validate one file's bytes; 64x64 RGB JPEG/PNG are kept as they are, anything else that
-    decodes is converted to 64x64 RGB PNG. Raises ValueError saying why a file is unusable."""
+    """Validate one file's bytes.
+
+    64x64 RGB JPEG/PNG are kept as they are, anything else that decodes is converted to 64x64 RGB PNG. Raises
+    ValueError saying why a file is unusable.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -139,7 +153,8 @@ _decode_fn = None
 def _check_contract_decode(data: bytes) -> None:
     """The stored bytes must decode with the contract's decoder (what Transform and serving use).
 
-    Traced once per process: calling the decoder eagerly costs as much as the rest of the check."""
+    Traced once per process: calling the decoder eagerly costs as much as the rest of the check.
+    """
     global _decode_fn
     import tensorflow as tf
 
@@ -163,8 +178,10 @@ def bad_fraction_error(num_bad: int, num_files: int, max_bad_fraction: float, re
 
 
 def prepare(data: bytes, modality: str) -> Prepared:
-    """Validate one file's bytes as a patch of `modality`: prepare_image for an encoded modality,
-    prepare_bands for band values."""
+    """Validate one file's bytes as a patch of `modality`.
+
+    prepare_image for an encoded modality, prepare_bands for band values.
+    """
     if modalities.get(modality).encoded:
         return prepare_image(data)
     return prepare_bands(data, modality)

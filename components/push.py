@@ -30,6 +30,7 @@ class Executor(pusher_executor.Executor):
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]) -> None:
+        """Push the blessed model; local destinations are copied into .partial/ and renamed when complete."""
         key = standard_component_specs.PUSH_DESTINATION_KEY
         destination = proto_utils.json_to_proto(exec_properties[key], pusher_pb2.PushDestination())
         base = destination.filesystem.base_directory

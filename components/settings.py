@@ -1,5 +1,7 @@
-"""Validated settings: the value types configurations use, the one-line error for a bad one, and
-the command lines derived from the settings' declarations.
+"""Validated settings.
+
+The value types configurations use, the one-line error for a bad one, and the command lines derived from the
+settings' declarations.
 
 Each setting is declared once, as a field of its model (PipelineConfig, HParams, MapOptions) made
 with setting(): name, type, default, choices (a Literal) and help text. add_arguments() turns the
@@ -158,8 +160,10 @@ def dataclass_setting(default: Any, description: str, *, flag: Optional[str] = N
 
 
 def model_fields(cls: Any) -> Dict[str, FieldInfo]:
-    """name -> FieldInfo of a settings dataclass (pydantic, or plain with dataclass_setting fields),
-    in declaration order."""
+    """Each field name -> FieldInfo of a settings dataclass (pydantic, or plain with dataclass_setting fields).
+
+    In declaration order.
+    """
     if hasattr(cls, "__pydantic_fields__"):
         return dict(cls.__pydantic_fields__)
     hints = get_type_hints(cls, include_extras=True)
@@ -179,8 +183,11 @@ def choices(cls: Any, name: str) -> Optional[Tuple[Any, ...]]:
 
 
 def flag(cls: Any, name: str) -> str:
-    """The command-line flag of field `name`: declared in its metadata, else from its name
-    (``batch_size`` -> ``--batch-size``; a switch that is on by default: ``--no-...``)."""
+    """The command-line flag of field `name`.
+
+    Declared in its metadata, else from its name (``batch_size`` -> ``--batch-size``; a switch that is on by
+    default: ``--no-...``).
+    """
     info = model_fields(cls)[name]
     if _meta(info).get("flag"):
         return _meta(info)["flag"]
@@ -189,8 +196,10 @@ def flag(cls: Any, name: str) -> str:
 
 
 def flag_and_key(cls: Any, name: str, prefix: str = "") -> str:
-    """How an error names a setting: its flag and its YAML key, e.g. "--pipeline-root (config key
-    'pipeline_root_uri')"."""
+    """How an error names a setting.
+
+    Its flag and its YAML key, e.g. "--pipeline-root (config key 'pipeline_root_uri')".
+    """
     return f"{flag(cls, name)} (config key '{prefix}{name}')"
 
 
@@ -219,10 +228,13 @@ def _shown_default(info: FieldInfo) -> str:
 
 def add_arguments(parser: Any, cls: Any, group: Optional[str], prefix: str = "",
                   names: Sequence[str] = ()) -> List[str]:
-    """Add a flag to `parser` (an ArgumentParser or argument group) for each field of `cls`
-    declared in `group` (or named in `names`): the flag and its aliases from the field's metadata, the type from its
-    annotation, choices from its Literal, the help from its description with the model's default.
-    Each flag stores into dest ``prefix + name`` (None when not given). Returns those dests."""
+    """Add a flag to `parser` for each field of `cls` declared in `group` (or named in `names`).
+
+    Add a flag to `parser` (an ArgumentParser or argument group) for each field of `cls` declared in `group` (or
+    named in `names`): the flag and its aliases from the field's metadata, the type from its annotation, choices
+    from its Literal, the help from its description with the model's default. Each flag stores into dest ``prefix +
+    name`` (None when not given). Returns those dests.
+    """
     dests: List[str] = []
     for name, info in model_fields(cls).items():
         meta = _meta(info)
@@ -266,10 +278,12 @@ SET_FLAG = "--set"
 
 
 def parse_overrides(items: Sequence[str], cls: Any) -> Dict[str, Any]:
-    """``--set KEY=VALUE`` items -> a nested mapping of changes for `cls`. The value is read as a
-    YAML scalar or flow list (``32``, ``0.9``, ``true``, ``[--a, --b]``), as a YAML file's value
-    would be; the model then validates it like any other. An unknown key is one line naming the
-    closest known one."""
+    """``--set KEY=VALUE`` items -> a nested mapping of changes for `cls`.
+
+    The value is read as a YAML scalar or flow list (``32``, ``0.9``, ``true``, ``[--a, --b]``), as a YAML file's
+    value would be; the model then validates it like any other. An unknown key is one line naming the closest known
+    one.
+    """
     known = keys(cls)
     flat: Dict[str, Any] = {}
     for item in items:

@@ -62,8 +62,11 @@ class Entry:
 
 @dataclasses.dataclass(frozen=True)
 class Tree:
-    """Every file of a source: a folder on any Beam filesystem (local, gs://, ...) or a zip
-    archive, whose members are listed from its directory and read in place."""
+    """Every file of a source.
+
+    A folder on any Beam filesystem (local, gs://, ...) or a zip archive, whose members are listed from its
+    directory and read in place.
+    """
 
     location: str
     archive: bool
@@ -75,6 +78,7 @@ class Tree:
 
 
 def is_local(location: str) -> bool:
+    """Whether `location` is on this machine's file system (no URL scheme such as gs://)."""
     return "://" not in location
 
 
@@ -103,8 +107,11 @@ def _too_large(size: int, max_bytes: Optional[int] = None, what: str = "one imag
 
 
 def member_problem(info: zipfile.ZipInfo, max_bytes: Optional[int] = None, what: str = "one image") -> Optional[str]:
-    """Why a zip member must not be read (encrypted, declared size over `max_bytes` (None: MAX_FILE_BYTES), compression
-    ratio), or None. The map's Sentinel-2 product zips use it too, with their band files' bound."""
+    """Why a zip member must not be read, or None.
+
+    Why a zip member must not be read (encrypted, declared size over `max_bytes` (None: MAX_FILE_BYTES), compression
+    ratio), or None. The map's Sentinel-2 product zips use it too, with their band files' bound.
+    """
     if info.flag_bits & 0x1:
         return "encrypted zip member"
     too_large = _too_large(info.file_size, max_bytes, what)
@@ -178,11 +185,12 @@ def _subfolders(tree: Tree, prefix: str) -> List[str]:
 
 
 def find_class_root(tree: Tree, max_depth: int = 8) -> str:
-    """The folder (a prefix of the tree, '' or 'EuroSAT_RGB/2750/') that holds the class folders:
-    the first one, walking down from the top, that has a subfolder named like a EuroSAT class
-    (``EuroSAT_RGB/2750`` in the RGB archive, six levels down in the all-bands archive's
-    ``ds/images/...``). A set with other class names is used from the top (its folders are then
-    reported as unknown classes)."""
+    """The folder (a prefix of the tree, '' or 'EuroSAT_RGB/2750/') that holds the class folders.
+
+    The first one, walking down from the top, that has a subfolder named like a EuroSAT class (``EuroSAT_RGB/2750``
+    in the RGB archive, six levels down in the all-bands archive's ``ds/images/...``). A set with other class names
+    is used from the top (its folders are then reported as unknown classes).
+    """
     level = [""]
     for _ in range(max_depth + 1):
         for prefix in level:
@@ -195,8 +203,11 @@ def find_class_root(tree: Tree, max_depth: int = 8) -> str:
 
 
 def list_source(tree: Tree, class_root: Optional[str] = None) -> Tuple[List[SourceFile], List[str]]:
-    """Every visible file under the class folders (of `class_root`, found when not given),
-    sorted, with its label or its problem; and the EuroSAT classes that have no file at all."""
+    """Every visible file under the class folders with its label or its problem, and the empty classes.
+
+    Every visible file under the class folders (of `class_root`, found when not given), sorted, with its label or
+    its problem; and the EuroSAT classes that have no file at all.
+    """
     prefix = find_class_root(tree) if class_root is None else class_root
     files: List[SourceFile] = []
     archive = tree.location if tree.archive else None
@@ -225,9 +236,11 @@ def list_source(tree: Tree, class_root: Optional[str] = None) -> Tuple[List[Sour
 
 
 class SourceReader:
-    """Reads a source file's bytes, never more than MAX_FILE_BYTES: files through Beam's
-    FileSystems (local, gs://, ...) and zip members in place. Archives opened once are kept
-    open for the next file (a Beam worker reads thousands from one zip)."""
+    """Reads a source file's bytes, never more than MAX_FILE_BYTES.
+
+    Files through Beam's FileSystems (local, gs://, ...) and zip members in place. Archives opened once are kept
+    open for the next file (a Beam worker reads thousands from one zip).
+    """
 
     def __init__(self) -> None:
         self._archives: Dict[str, zipfile.ZipFile] = {}
@@ -259,6 +272,7 @@ class SourceReader:
         return data
 
     def close(self) -> None:
+        """Close the archives opened so far."""
         for zf in self._archives.values():
             zf.close()
         self._archives.clear()

@@ -71,8 +71,10 @@ def span_input(spec: str) -> Optional[Tuple[str, str]]:
 
 
 def latest_local_span(spec: str) -> Optional[Tuple[int, str]]:
-    """(span, path) of the newest span of a local span root (what the ExampleGen's driver will
-    pick), for the checks made before the pipeline runs (the modality); None for other sources."""
+    """(span, path) of the newest span of a local span root (what the ExampleGen's driver will pick).
+
+    For the checks made before the pipeline runs (the modality); None for other sources.
+    """
     parsed = span_input(spec)
     if parsed is None or "://" in spec:
         return None
@@ -101,9 +103,10 @@ def span_of(artifact) -> int:
 
 
 def latest_spans(artifacts: List, num_spans: int, skip_recent: int = 0) -> List:
-    """The newest artifact of each of the `num_spans` newest spans, after leaving out the
-    `skip_recent` newest spans; newest span first. A span ingested twice (a re-run without the
-    cache) counts once: its latest artifact."""
+    """The newest artifact of each of the `num_spans` newest spans, after leaving out the `skip_recent` newest.
+
+    Newest span first. A span ingested twice (a re-run without the cache) counts once: its latest artifact.
+    """
     newest: Dict[int, Any] = {}
     for artifact in artifacts:
         span = span_of(artifact)

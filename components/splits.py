@@ -1,5 +1,7 @@
-"""Published split lists (`--split-files train.txt,val.txt,test.txt`, e.g. the Neumann et al.
-EuroSAT split) instead of ExampleGen's hash buckets, so results compare with published ones.
+"""Published split lists instead of ExampleGen's hash buckets, so results compare with published ones.
+
+Published split lists (`--split-files train.txt,val.txt,test.txt`, e.g. the Neumann et al. EuroSAT split) instead of
+ExampleGen's hash buckets, so results compare with published ones.
 
 The ExampleGen (components.example_gen) reads the source once and routes each example to the
 split its source name is listed in (route_by_lists), instead of hash buckets.
@@ -62,8 +64,11 @@ def _split_index(example, _num_partitions: int, split_of: Dict[str, str], order:
 
 
 def route_by_lists(examples, split_of: Dict[str, str], report_dir: str) -> Dict[str, object]:
-    """Beam, inside the ExampleGen: each tf.Example to the split its source is listed in; the
-    counts per split ('unassigned': in no file, left out) go to report_dir/split_counts."""
+    """Beam, inside the ExampleGen.
+
+    Each tf.Example to the split its source is listed in; the counts per split ('unassigned': in no file, left out)
+    go to report_dir/split_counts.
+    """
     import apache_beam as beam
 
     order = list(SPLIT_NAMES) + [UNASSIGNED]
@@ -85,8 +90,10 @@ def read_counts(report_dir: str) -> Dict[str, int]:
 
 
 def check_counts(counts: Dict[str, int]) -> None:
-    """DataError when a split got no example (the files name another data set's images); a warning
-    for the examples no file lists."""
+    """DataError when a split got no example (the files name another data set's images).
+
+    A warning for the examples no file lists.
+    """
     if not all(counts[s] for s in SPLIT_NAMES):
         raise DataError(f"--split-files: the splits got {counts} examples; every split needs some. "
                          "Do the files name this data set's images (e.g. Forest/Forest_1.jpg)?")

@@ -1,6 +1,7 @@
-"""`--data tfds:eurosat/rgb` or `tfds:eurosat/all`: EuroSAT through tensorflow-datasets, read by the
-ExampleGen (components.example_gen) into the example contract (encoded RGB images, or the 13
-Sentinel-2 bands as digital numbers).
+"""`--data tfds:eurosat/rgb` or `tfds:eurosat/all`: EuroSAT through tensorflow-datasets.
+
+Read by the ExampleGen (components.example_gen) into the example contract (encoded RGB images, or the 13 Sentinel-2
+bands as digital numbers).
 
 TFDS downloads the archive when online, or reads a dataset already prepared in `--tfds-data-dir`.
 Offline with nothing prepared, it fails at once with a message naming the alternatives, instead
@@ -50,15 +51,20 @@ def reachable(url: str, timeout_s: float = 3.0) -> bool:
 
 
 def _source_name(filename: str, label: int) -> str:
-    """TFDS keeps the archive's file name (Forest_1.jpg); the contract's source is Forest/Forest_1.jpg,
-    as in the archive, so splits and split files agree across sources."""
+    """The contract's source name of a TFDS example: Forest/Forest_1.jpg, as in the archive.
+
+    TFDS keeps the archive's file name (Forest_1.jpg); the contract's source is Forest/Forest_1.jpg, as in the
+    archive, so splits and split files agree across sources.
+    """
     return f"{features.class_name(label)}/{os.path.basename(filename)}"
 
 
 def to_example(ex: dict):
-    """One TFDS EuroSAT example (numpy) -> the contract's tf.Example: `image` (rgb, still encoded)
-    or `sentinel2` (all: float32 [64, 64, 13] holding digital numbers, checked by
-    features.make_bands_example)."""
+    """One TFDS EuroSAT example (numpy) -> the contract's tf.Example.
+
+    `image` (rgb, still encoded) or `sentinel2` (all: float32 [64, 64, 13] holding digital numbers, checked by
+    features.make_bands_example).
+    """
     label = int(ex["label"])
     source = _source_name(ex["filename"].decode(), label)
     if "sentinel2" in ex:
@@ -67,8 +73,11 @@ def to_example(ex: dict):
 
 
 def prepare_builder(name: str, data_dir: Optional[str], is_reachable: Optional[Callable[[str], bool]] = None):
-    """The TFDS builder, prepared (downloading only when the download host answers: `is_reachable`,
-    by default reachable())."""
+    """The TFDS builder, prepared.
+
+    The TFDS builder, prepared (downloading only when the download host answers: `is_reachable`, by default
+    reachable()).
+    """
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(name, data_dir=data_dir or None)
@@ -88,8 +97,11 @@ def prepare_builder(name: str, data_dir: Optional[str], is_reachable: Optional[C
 
 
 def iter_tfds(name: str, data_dir: Optional[str] = None) -> Iterator[dict]:
-    """Every example of the prepared TFDS dataset (all of its splits; ExampleGen splits them), as
-    numpy, RGB images still encoded."""
+    """Every example of the prepared TFDS dataset, as numpy, RGB images still encoded.
+
+    Every example of the prepared TFDS dataset (all of its splits; ExampleGen splits them), as numpy, RGB images
+    still encoded.
+    """
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(name, data_dir=data_dir or None)

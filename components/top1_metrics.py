@@ -33,9 +33,11 @@ ARGMAX_THRESHOLD = 0.0
 
 
 def confusion_from_entries(entries: Iterable[Tuple[int, int, float]], num_classes: int) -> np.ndarray:
-    """[true, predicted] counts from (actual id, predicted id, weight) triples. An example with
-    no prediction (TFMA's NO_PREDICTED_CLASS_ID, -1) is kept in an extra last column: it is a
-    miss for its true class and a prediction of none."""
+    """[true, predicted] counts from (actual id, predicted id, weight) triples.
+
+    An example with no prediction (TFMA's NO_PREDICTED_CLASS_ID, -1) is kept in an extra last column: it is a miss
+    for its true class and a prediction of none.
+    """
     matrix = np.zeros((num_classes, num_classes + 1), dtype=np.float64)
     for actual, predicted, weight in entries:
         if not 0 <= actual < num_classes or predicted >= num_classes:
@@ -51,9 +53,12 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 
 
 def scores(matrix) -> Dict[str, np.ndarray]:
-    """Per-class precision, recall, F1 and support, plus the mask of the labels that occur
-    (as truth or as prediction), from a [true, predicted] count matrix. A matrix one column wider
-    than tall holds the examples with no prediction in its last column."""
+    """Per-class precision, recall, F1 and support, and the labels that occur, from a count matrix.
+
+    Per-class precision, recall, F1 and support, plus the mask of the labels that occur (as truth or as prediction),
+    from a [true, predicted] count matrix. A matrix one column wider than tall holds the examples with no prediction
+    in its last column.
+    """
     matrix = np.asarray(matrix, dtype=np.float64)
     n = matrix.shape[0]
     tp = np.diag(matrix[:, :n])
@@ -69,7 +74,7 @@ def scores(matrix) -> Dict[str, np.ndarray]:
 
 
 def averaged(per_class: Dict[str, np.ndarray], statistic: str, how: str) -> float:
-    """sklearn's macro or weighted average of one statistic over the labels that occur."""
+    """The macro or weighted average (as sklearn computes it) of one statistic over the labels that occur."""
     present = per_class["present"]
     values = per_class[statistic][present]
     if how == "macro":
@@ -115,9 +120,11 @@ def _top1_computations(
 
 
 class Top1Metric(metric_types.Metric):
-    """One statistic (precision, recall or F1) of the argmax prediction, macro- or
-    weighted-averaged (one value, which thresholds can gate) or per class (one value per
-    class id sub-key)."""
+    """One statistic (precision, recall or F1) of the argmax prediction, averaged or per class.
+
+    One statistic (precision, recall or F1) of the argmax prediction, macro- or weighted-averaged (one value, which
+    thresholds can gate) or per class (one value per class id sub-key).
+    """
 
     def __init__(self, name: str, statistic: str = "f1", average: str = "macro", num_classes: int = 0):
         if statistic not in STATISTICS or average not in AVERAGES or num_classes < 2:

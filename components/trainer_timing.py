@@ -1,6 +1,7 @@
-"""Where the Trainer's seconds go besides the training steps: the model's build, the first
-epoch's extra (tf.function tracing and the input pipeline's warm-up), validation, and the export
-with its signatures and TF Serving warm-up requests.
+"""Where the Trainer's seconds go besides the training steps.
+
+The model's build, the first epoch's extra (tf.function tracing and the input pipeline's warm-up), validation, and
+the export with its signatures and TF Serving warm-up requests.
 
 run_fn starts a Report, the phases time themselves with `phase(name)`, and EpochTimes (a Keras
 callback) times each epoch's training and validation. The report is logged as one line and
@@ -35,11 +36,15 @@ class Report:
         self.epochs: List[Dict[str, float]] = []  # {"train": s, "validation": s} in fit order
 
     def add(self, name: str, seconds: float) -> None:
+        """Add `seconds` to phase `name` (phases repeated are summed)."""
         self.phases[name] = self.phases.get(name, 0.0) + seconds
 
     def summary(self) -> Dict[str, float]:
-        """The phases, plus: epochs' training and validation seconds, and the first epoch's
-        excess over the median of the others (tracing; 0 with a single epoch, unknown)."""
+        """The phases, and the epochs' training and validation seconds.
+
+        The phases, plus: epochs' training and validation seconds, and the first epoch's excess over the median of
+        the others (tracing; 0 with a single epoch, unknown).
+        """
         train = [e.get("train", 0.0) for e in self.epochs]
         out = {name: round(s, 2) for name, s in self.phases.items()}
         out["epochs"] = len(train)
@@ -91,16 +96,20 @@ class EpochTimes(tf.keras.callbacks.Callback):
         self._epoch: Dict[str, float] = {}
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Start the epoch's clock."""
         self._epoch_began, self._epoch = time.perf_counter(), {}
 
     def on_test_begin(self, logs=None):
+        """Record the epoch's training seconds as validation starts."""
         self._test_began = time.perf_counter()
         self._epoch["train"] = self._test_began - self._epoch_began
 
     def on_test_end(self, logs=None):
+        """Record the epoch's validation seconds."""
         self._epoch["validation"] = time.perf_counter() - self._test_began
 
     def on_epoch_end(self, epoch, logs=None):
+        """Record the epoch's times in the current Report (training seconds too if it had no validation)."""
         self._epoch.setdefault("train", time.perf_counter() - self._epoch_began)
         if _current is not None:
             _current.epochs.append(self._epoch)

@@ -31,8 +31,11 @@ def band_values(bands: tf.Tensor, modality: str = features.ALL_BANDS) -> tf.Tens
 
 
 def standardise_bands(bands: tf.Tensor, modality: str = features.ALL_BANDS) -> tf.Tensor:
-    """int64 [N, 64, 64, C] digital numbers -> float32, each band zero-mean unit-variance over
-    the analysed split (tft.mean / tft.var over every pixel: a [C] statistic each)."""
+    """int64 [N, 64, 64, C] digital numbers -> float32.
+
+    Each band zero-mean unit-variance over the analysed split (tft.mean / tft.var over every pixel: a [C] statistic
+    each).
+    """
     import tensorflow_transform as tft
 
     x = band_values(bands, modality)
@@ -43,9 +46,12 @@ def standardise_bands(bands: tf.Tensor, modality: str = features.ALL_BANDS) -> t
 
 
 def patch_moments(pixels: tf.Tensor) -> Dict[str, tf.Tensor]:
-    """float32 [N, 64, 64, C] pixels as a scene delivers them -> each patch's per-band mean and mean of
-    squares ([N, C] each): the Trainer sums them into the statistics the model carries
-    (serving/training_statistics.py), for the map's check that a scene is like the training data."""
+    """float32 [N, 64, 64, C] pixels -> each patch's per-band mean and mean of squares ([N, C] each).
+
+    float32 [N, 64, 64, C] pixels as a scene delivers them -> each patch's per-band mean and mean of squares ([N, C]
+    each): the Trainer sums them into the statistics the model carries (serving/training_statistics.py), for the
+    map's check that a scene is like the training data.
+    """
     return {features.PATCH_MEAN_KEY: tf.reduce_mean(pixels, axis=[1, 2]),
             features.PATCH_MEAN_SQ_KEY: tf.reduce_mean(tf.square(pixels), axis=[1, 2])}
 

@@ -40,8 +40,11 @@ WARMUP_FRACTION = 0.1
 
 
 class Plan(NamedTuple):
-    """What the Trainer does: the hyperparameters to train with, the weights to start from (None:
-    anew) and the one line that says which and why."""
+    """What the Trainer does.
+
+    The hyperparameters to train with, the weights to start from (None: anew) and the one line that says which and
+    why.
+    """
 
     hparams: HParams
     weights: Optional[str]
@@ -54,8 +57,10 @@ def architecture(hp: HParams, channels: int) -> Dict[str, Any]:
 
 
 def warm_hparams(hp: HParams) -> HParams:
-    """The shorter schedule of a warm-started model (the module's rule): its peak rate is
-    LEARNING_RATE_FACTOR x the cold run's peak rate, whatever the cold run's phases."""
+    """The shorter schedule of a warm-started model (the module's rule).
+
+    Its peak rate is LEARNING_RATE_FACTOR x the cold run's peak rate, whatever the cold run's phases.
+    """
     warm = dataclasses.replace(hp, epochs=max(1, math.ceil(hp.epochs * EPOCHS_FRACTION)),
                                warmup_epochs=hp.warmup_epochs * WARMUP_FRACTION, head_epochs=0)
     # peak_learning_rate is learning_rate times a factor of the run's kind: scale it to the target peak
@@ -97,8 +102,11 @@ def plan(base_model: Optional[str], hp: HParams, channels: int, enabled: bool = 
 
 
 def save(model, hp: HParams, channels: int, serving_model_dir: str, line: str) -> str:
-    """The weights and architecture a later Trainer warm-starts from, beside the serving model,
-    and `line` (the Plan's) in PLAN_FILE, which says how this one was trained."""
+    """The weights and architecture a later Trainer warm-starts from, and how this one was trained.
+
+    The weights and architecture a later Trainer warm-starts from, beside the serving model, and `line` (the Plan's)
+    in PLAN_FILE, which says how this one was trained.
+    """
     import tensorflow as tf
 
     folder = _dir_of(serving_model_dir)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import posixpath
-from typing import Any, Dict, List, Literal, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Literal, Optional, Tuple, TypeAlias, get_args
 
 from pydantic import ValidationError
 from pydantic.dataclasses import dataclass
@@ -24,11 +24,14 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Where the Dockerfile puts the project inside the component image (WORKDIR there).
 IMAGE_PROJECT_DIR = "/pipeline"
 IMAGE_SCHEMA = IMAGE_PROJECT_DIR + "/schema/" + modalities.RGB.schema_file
-BEAM_RUNNERS = ("direct", "dataflow")
+# Fixed choices are Literal types (what pydantic validates and mypy checks); the tuples derive from them.
+BeamRunner = Literal["direct", "dataflow"]
+BEAM_RUNNERS: Tuple[str, ...] = get_args(BeamRunner)
 MODALITIES = (modalities.AUTO, *modalities.NAMES)
 # Beam's DirectRunner: 'auto' picks by the input's size (direct_running_mode below).
-AUTO_MODE, IN_MEMORY, MULTI_PROCESSING = "auto", "in_memory", "multi_processing"
-DIRECT_RUNNING_MODES = (AUTO_MODE, IN_MEMORY, "multi_threading", MULTI_PROCESSING)
+DirectRunningMode = Literal["auto", "in_memory", "multi_threading", "multi_processing"]
+DIRECT_RUNNING_MODES: Tuple[str, ...] = get_args(DirectRunningMode)
+AUTO_MODE, IN_MEMORY, _, MULTI_PROCESSING = DIRECT_RUNNING_MODES
 # Below this much input on disk the DirectRunner runs in the component's process: worker
 # processes each import TensorFlow and ship every element over gRPC, which costs more than
 # they save on small data. Measured by benchmarks/beam_crossover.py (README, "Beam's running mode").
@@ -37,6 +40,13 @@ IN_PROCESS_BELOW_BYTES = 64 * 2**20
 # (pipeline/runners/: each runner declares its gate).
 AUTO_GATE, NO_GATE = "auto", "off"
 INFRA_GATES = (AUTO_GATE, NO_GATE, *contract.GATE_RUNNERS)
+# Choices that come from the registries below (schema.modalities, serving.contract): pydantic validates the
+# Literal built from the tuple at runtime; mypy reads no Literal of a computed tuple, so to it they are str.
+if TYPE_CHECKING:
+    ModalityChoice: TypeAlias = str
+    InfraGateChoice: TypeAlias = str
+else:
+    ModalityChoice, InfraGateChoice = Literal[MODALITIES], Literal[INFRA_GATES]
 # The command line's groups of flags (a field declared in a group gets a flag: components/settings.py).
 DATA = "data and outputs"
 BLESSING = "evaluation and blessing"
@@ -63,10 +73,12 @@ DEMO_HPARAMS: Dict[str, Any] = {
 
 @dataclass(config=settings.CONFIG)
 class PipelineConfig:
-    """Every setting of a run, each declared once here (name, type, default, choices, help): the
-    command line's flags, the YAML keys and --set are derived from these fields (components/settings.py).
-    Validated on construction and on replace(): a wrong type or range is one line naming the key, the
-    value and what was expected."""
+    """Every setting of a run, each declared once here (name, type, default, choices, help).
+
+    The command line's flags, the YAML keys and --set are derived from these fields (components/settings.py).
+    Validated on construction and on replace(): a wrong type or range is one line naming the key, the value and what
+    was expected.
+    """
 
     pipeline_name: str = setting(contract.MODEL_NAME, "name of the pipeline in metadata", group=DATA)
     data: str = setting(
@@ -74,7 +86,7 @@ class PipelineConfig:
         "of class folders of images (the EuroSAT RGB archive of JPEGs or the all-bands archive of 13-band GeoTIFFs; "
         "converted by the ExampleGen), tfds:eurosat/rgb, tfds:eurosat/all, synthetic[:N] or synthetic/all[:N] "
         "(13 bands)", group=DATA)
-    modality: Literal[MODALITIES] = setting(
+    modality: ModalityChoice = setting(
         "auto", "'rgb' or 'all' (13 bands); 'auto' reads it from the data (local runs); compiling for the cloud it "
         "is what --data names (synthetic/all, tfds:eurosat/all), else rgb: pass --modality all for a 13-band "
         "archive", group=DATA)
@@ -101,7 +113,7 @@ class PipelineConfig:
                          "Trainer (components/tuner.py)", group=TRAINING)
     tuner_trials: PositiveInt = setting(4, "Tuner trials", group=TRAINING)
     tuner_epochs: PositiveInt = setting(2, "epochs of each Tuner trial")
-    beam_direct_running_mode: Literal[DIRECT_RUNNING_MODES] = setting(
+    beam_direct_running_mode: DirectRunningMode = setting(
         AUTO_MODE, "Beam DirectRunner mode; 'auto': in_memory below IN_PROCESS_BELOW_BYTES (64 MiB) of input, "
         "multi_processing from there or when the input's size is unknown (cloud data, a compiled pipeline)",
         group=EXECUTION)
@@ -119,7 +131,7 @@ class PipelineConfig:
                          "eurosat-tfx:1; the compiled spec runs it", group=CLOUD)
     service_account: str = setting("", "service account Vertex AI Pipelines runs as ('' = the default one)",
                                    group=CLOUD)
-    beam_runner: Literal[BEAM_RUNNERS] = setting(
+    beam_runner: BeamRunner = setting(
         "direct", "Beam runner of ExampleGen/StatisticsGen/Transform/Evaluator", group=CLOUD)
     temp_location: str = setting("", "Dataflow staging folder (default <pipeline-root>/tmp)", group=CLOUD)
     vertex_training: bool = setting(False, "run the Trainer as a Vertex AI Training job (machine and GPUs "
@@ -132,7 +144,7 @@ class PipelineConfig:
     training_accelerator_count: NonNegativeInt = setting(
         0, "GPUs per training machine (the Trainer mirrors over all of them)", flag="--accelerator-count",
         group=CLOUD)
-    infra_gate: Literal[INFRA_GATES] = setting(
+    infra_gate: InfraGateChoice = setting(
         AUTO_GATE, "load the model in the official TF Serving server and query it before the Pusher: kubernetes "
         "(a tensorflow/serving pod), process (tensorflow_model_server in the image or on PATH), off; auto = the "
         "runner's own (kubernetes on Kubeflow, process on Vertex, off locally)", group=CLOUD)
@@ -169,9 +181,12 @@ class PipelineConfig:
         return self
 
     def with_modality(self, modality: str) -> "PipelineConfig":
-        """The config for data of `modality`. 13-band runs get '-all' appended to the pipeline and
-        model names, so an RGB and a 13-band model are never compared with each other (the
-        Evaluator's baseline is the pipeline's latest blessed model) or pushed over each other."""
+        """The config for data of `modality`.
+
+        13-band runs get '-all' appended to the pipeline and model names, so an RGB and a 13-band model are never
+        compared with each other (the Evaluator's baseline is the pipeline's latest blessed model) or pushed over
+        each other.
+        """
         record = modalities.get(modality)
         return self.replace(modality=modality, pipeline_name=record.with_suffix(self.pipeline_name),
                             model_name=record.with_suffix(self.model_name))
@@ -183,12 +198,14 @@ class PipelineConfig:
     # Where things go; all under output_dir unless a pipeline root is given.
     @property
     def pipeline_root(self) -> str:
+        """The pipeline's artifacts folder: --pipeline-root, else <output_dir>/pipelines/<pipeline_name>."""
         if self.pipeline_root_uri:
             return self.pipeline_root_uri
         return os.path.join(self.output_dir, "pipelines", self.pipeline_name)
 
     @property
     def metadata_path(self) -> str:
+        """The local ML Metadata SQLite file: <output_dir>/metadata/<pipeline_name>.sqlite."""
         return os.path.join(self.output_dir, "metadata", f"{self.pipeline_name}.sqlite")
 
     @property
@@ -196,20 +213,23 @@ class PipelineConfig:
         """TF Serving's model base path: <serving_dir>/<version>/saved_model.pb.
 
         With a pipeline root given (cloud runs) it lies under that root, where the Pusher's
-        container can write; otherwise under output_dir."""
+        container can write; otherwise under output_dir.
+        """
         if self.pipeline_root_uri:
             return posixpath.join(self.pipeline_root_uri, "serving", self.model_name)
         return os.path.join(self.output_dir, "serving", self.model_name)
 
     @property
     def dataflow_temp_location(self) -> str:
+        """Dataflow's staging folder: --temp-location, else <pipeline root>/tmp."""
         return self.temp_location or posixpath.join(self.pipeline_root, "tmp")
 
     def beam_pipeline_args(self) -> List[str]:
         """Arguments every Beam-based component gets: Dataflow, or the DirectRunner on all cores.
 
         Dataflow workers run the component image (sdk_container_image), so they import the same
-        preprocessing_fn as the Transform container."""
+        preprocessing_fn as the Transform container.
+        """
         if self.beam_runner == "dataflow":
             args = [
                 "--runner=DataflowRunner",
@@ -227,8 +247,10 @@ class PipelineConfig:
         return args + list(self.extra_beam_args)
 
     def for_input(self, input_bytes: Optional[int]) -> "PipelineConfig":
-        """The config with an 'auto' Beam running mode resolved for an input of `input_bytes`
-        (None: unknown); an explicit --beam-direct-running-mode is kept."""
+        """The config with an 'auto' Beam running mode resolved for an input of `input_bytes` (None: unknown).
+
+        An explicit --beam-direct-running-mode is kept.
+        """
         if self.beam_direct_running_mode != AUTO_MODE:
             return self
         return self.replace(beam_direct_running_mode=direct_running_mode(input_bytes))
@@ -249,12 +271,15 @@ class PipelineConfig:
 
     @classmethod
     def keys(cls) -> List[str]:
+        """The names of every setting (the YAML keys)."""
         return list(cls.__dataclass_fields__)
 
 
 def load_yaml(path: str) -> Dict[str, Any]:
-    """The mapping in a YAML config file; an unreadable, over-size (settings.MAX_CONFIG_BYTES) or
-    invalid file is one ConfigError line."""
+    """The mapping in a YAML config file.
+
+    An unreadable, over-size (settings.MAX_CONFIG_BYTES) or invalid file is one ConfigError line.
+    """
     import yaml
 
     try:
@@ -282,12 +307,16 @@ def load_yaml(path: str) -> Dict[str, Any]:
 
 
 def demo_config(base: Optional[PipelineConfig] = None) -> PipelineConfig:
+    """The demo's configuration: `base` (default: the defaults) with DEMO_OVERRIDES and DEMO_HPARAMS."""
     return (base or PipelineConfig()).replace(**DEMO_OVERRIDES, hparams=DEMO_HPARAMS)
 
 
 def direct_running_mode(input_bytes: Optional[int]) -> str:
-    """'auto's choice: in-process for an input smaller than IN_PROCESS_BELOW_BYTES, worker
-    processes (one per core) for a larger one or one of unknown size."""
+    """What 'auto' picks for an input of `input_bytes`.
+
+    'auto's choice: in-process for an input smaller than IN_PROCESS_BELOW_BYTES, worker processes (one per core) for
+    a larger one or one of unknown size.
+    """
     if input_bytes is not None and input_bytes < IN_PROCESS_BELOW_BYTES:
         return IN_MEMORY
     return MULTI_PROCESSING

@@ -22,6 +22,7 @@ BEAM_WORKER_RELAY = "apache_beam.runners.portability.local_job_service"
 
 
 def verbose_requested(argv_flag: bool = False) -> bool:
+    """Whether verbose output was asked for, by the flag or by EUROSAT_VERBOSE."""
     return argv_flag or os.environ.get(VERBOSE_ENV, "") not in ("", "0", "false", "no")
 
 
@@ -57,8 +58,10 @@ class _ProgressOnly(logging.Filter):
 
 
 def configure_logging(verbose: bool = False) -> None:
-    """Our progress at INFO, TFX's per-component lines, and only warnings from the rest
-    (everything with --verbose)."""
+    """Set the log levels: ours at INFO, TFX's per-component lines, warnings from the rest.
+
+    Our progress at INFO, TFX's per-component lines, and only warnings from the rest (everything with --verbose).
+    """
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     for name in ("components", "pipeline", "pipeline_runner", "serving"):
         logging.getLogger(name).setLevel(logging.INFO)
@@ -77,12 +80,14 @@ def _not_deprecation(record: logging.LogRecord) -> bool:
 
 @contextlib.contextmanager
 def quiet_beam_workers(log_path: str, verbose: bool = False) -> Iterator[Optional[str]]:
-    """While the pipeline runs: what Beam's DirectRunner worker processes (multi_processing) say
-    goes to `log_path`, not the terminal (unless `verbose` or EUROSAT_VERBOSE). That is their
-    stderr, TensorFlow's C++ start-up lines from each worker (worker_site/sitecustomize.py, on the
-    workers' PYTHONPATH, points it at the file as they start), and the warnings the runner relays
-    from them ('Discarding unparseable args', 'No semi_persistent_directory'); relayed errors
-    still reach the terminal. Yields the log's path (None when verbose)."""
+    """While the pipeline runs, send the Beam worker processes' output to `log_path`.
+
+    While the pipeline runs: what Beam's DirectRunner worker processes (multi_processing) say goes to `log_path`,
+    not the terminal (unless `verbose` or EUROSAT_VERBOSE). That is their stderr, TensorFlow's C++ start-up lines
+    from each worker (worker_site/sitecustomize.py, on the workers' PYTHONPATH, points it at the file as they
+    start), and the warnings the runner relays from them ('Discarding unparseable args', 'No
+    semi_persistent_directory'); relayed errors still reach the terminal. Yields the log's path (None when verbose).
+    """
     if verbose_requested(verbose):
         yield None
         return

@@ -1,6 +1,7 @@
-"""What a local run can say of `--data` before the pipeline runs: a malformed name or a missing
-path (before TensorFlow loads), and the data's modality (`--modality auto`), read from the source
-itself. Nothing is converted here: the ExampleGen reads every source inside the DAG
+"""What a local run can say of `--data` before the pipeline runs.
+
+A malformed name or a missing path (before TensorFlow loads), and the data's modality (`--modality auto`), read from
+the source itself. Nothing is converted here: the ExampleGen reads every source inside the DAG
 (components.example_gen), and compiling for the cloud reads no data at all.
 """
 from __future__ import annotations
@@ -15,8 +16,11 @@ __all__ = ["check_data_spec", "parse_synthetic", "source_modality", "resolve_mod
 
 
 def check_data_spec(spec: str) -> None:
-    """What can be said of `--data` before TensorFlow loads: a malformed synthetic[:N] or tfds name,
-    or a local path that does not exist (DataNotFound); a root of spans without a span (DataError)."""
+    """What can be said of `--data` before TensorFlow loads.
+
+    A malformed synthetic[:N] or tfds name, or a local path that does not exist (DataNotFound); a root of spans
+    without a span (DataError).
+    """
     from components.spans import SPAN_SPEC, latest_local_span
 
     if SPAN_SPEC in spec and is_local(spec):
@@ -27,8 +31,11 @@ def check_data_spec(spec: str) -> None:
 
 
 def source_modality(spec: str) -> str:
-    """The modality of the source: named by it (synthetic/all, tfds:eurosat/all), or read from it
-    (a TFRecord folder's first example; an image set's first readable TIFF, components.convert)."""
+    """The modality of the source.
+
+    Named by it (synthetic/all, tfds:eurosat/all), or read from it (a TFRecord folder's first example; an image
+    set's first readable TIFF, components.convert).
+    """
     named = spec_modality(spec)
     if named is not None:
         return named

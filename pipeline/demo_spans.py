@@ -67,9 +67,12 @@ def _metrics(overall: Dict[str, Any]) -> str:
 
 
 def summary_line(step: str, config: PipelineConfig, stopped: Optional[str] = None) -> str:
-    """One line of what a run did: drift and the gate's decision, how the model was trained
-    (epochs, the Trainer's warm-start line), its test metrics beside the served model's on the
-    same test split (TFMA's baseline: candidate minus change), and what was pushed."""
+    """One line of what a run did.
+
+    Drift and the gate's decision, how the model was trained (epochs, the Trainer's warm-start line), its test
+    metrics beside the served model's on the same test split (TFMA's baseline: candidate minus change), and what was
+    pushed.
+    """
     from components import warm_start
     from components.evaluation import summarize, validation_summary
     from pipeline.results import latest_results, push_line

@@ -1,5 +1,8 @@
-"""Find what a run produced (examples, model, evaluation, blessing, pushed model) in its ML
-Metadata store, so reports can be made for any past run without re-running anything."""
+"""Find what a run produced in its ML Metadata store.
+
+Find what a run produced (examples, model, evaluation, blessing, pushed model) in its ML Metadata store, so reports
+can be made for any past run without re-running anything.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -14,6 +17,8 @@ if TYPE_CHECKING:  # ML Metadata and TFX load where a store opens: a missing run
 
 @dataclasses.dataclass
 class RunResults:
+    """What a finished run produced: its artifacts' URIs, the blessing, the push and the test metrics."""
+
     evaluation_uri: Optional[str]
     blessed: Optional[bool]
     pushed: Optional[bool]
@@ -106,11 +111,13 @@ def _str_property(artifact, name: str) -> Optional[str]:
 
 
 def _linked(store, artifact, type_name: str, towards: str, key: str):
-    """The `type_name` artifact that went into (towards='input') or came out of
-    (towards='output') the execution that produced `artifact` under the channel `key`: e.g.
-    the Model an evaluation judged ("model", not "baseline_model"), or the model_run written
-    beside a Model. When the candidate is also the baseline MLMD keeps one event for both, so
-    an artifact of the type under another key is the fallback."""
+    """The `type_name` artifact on the other side of the execution that produced `artifact`.
+
+    The `type_name` artifact that went into (towards='input') or came out of (towards='output') the execution that
+    produced `artifact` under the channel `key`: e.g. the Model an evaluation judged ("model", not
+    "baseline_model"), or the model_run written beside a Model. When the candidate is also the baseline MLMD keeps
+    one event for both, so an artifact of the type under another key is the fallback.
+    """
     from ml_metadata.proto import metadata_store_pb2
 
     if artifact is None:
@@ -132,9 +139,11 @@ def _linked(store, artifact, type_name: str, towards: str, key: str):
 
 
 def _produced_from(store, artifact, type_name: str, key: str):
-    """The newest `type_name` artifact output under `key` by an execution that read `artifact`:
-    e.g. StatisticsGen's "statistics" of an Examples artifact (Transform's pre/post-transform
-    statistics have other keys)."""
+    """The newest `type_name` artifact output under `key` by an execution that read `artifact`.
+
+    For example StatisticsGen's "statistics" of an Examples artifact (Transform's pre/post-transform statistics
+    have other keys).
+    """
     from ml_metadata.proto import metadata_store_pb2
 
     type_id = _type_id(store, type_name)
@@ -149,9 +158,12 @@ def _produced_from(store, artifact, type_name: str, key: str):
 
 
 def latest_results(metadata_path: str, pipeline_name: str, run_id: Optional[str] = None) -> RunResults:
-    """The newest evaluation, blessing and push of `pipeline_name` (of its run `run_id` when
-    given; ValueError naming the known runs when there is no such run), with the model,
-    model_run and examples that evaluation was made from (followed through MLMD events)."""
+    """The newest evaluation, blessing and push of `pipeline_name` (of its run `run_id` when given).
+
+    The newest evaluation, blessing and push of `pipeline_name` (of its run `run_id` when given; ValueError naming
+    the known runs when there is no such run), with the model, model_run and examples that evaluation was made from
+    (followed through MLMD events).
+    """
     store = _store(metadata_path)
     run = None
     if run_id:
@@ -192,8 +204,11 @@ def latest_results(metadata_path: str, pipeline_name: str, run_id: Optional[str]
 
 
 def not_pushed_reason(checks: List[dict], blessed: Optional[bool]) -> str:
-    """Why a model was not pushed, from evaluation.validation_summary()'s checks: the bars that
-    actually failed (absolute or change vs the baseline), with their values."""
+    """Why a model was not pushed: the bars that actually failed, with their values.
+
+    Why a model was not pushed, from evaluation.validation_summary()'s checks: the bars that actually failed
+    (absolute or change vs the baseline), with their values.
+    """
     if blessed:
         return "the model was blessed but the Pusher did not push it"
     failed = [c for c in checks if c.get("status") == "failed"]
@@ -206,9 +221,12 @@ def not_pushed_reason(checks: List[dict], blessed: Optional[bool]) -> str:
 
 
 def no_bar_note(checks: List[dict], accuracy: Optional[float]) -> Optional[str]:
-    """A plain note when the blessing had no absolute bar (every one 0: gated_metrics.no_bar_flags(),
-    --min-accuracy 0 --min-macro-f1 0), so any model is blessed: then chance level says what the accuracy is worth.
-    None when any absolute bar was set (checks from evaluation.validation_summary())."""
+    """A plain note when the blessing had no absolute bar, so any model is blessed.
+
+    A plain note when the blessing had no absolute bar (every one 0: gated_metrics.no_bar_flags(), --min-accuracy 0
+    --min-macro-f1 0), so any model is blessed: then chance level says what the accuracy is worth. None when any
+    absolute bar was set (checks from evaluation.validation_summary()).
+    """
     absolute = [c for c in checks if c.get("kind") == "absolute"]
     if any(not isinstance(c.get("lower_bound"), (int, float)) or c["lower_bound"] > 0 for c in absolute):
         return None
@@ -221,8 +239,11 @@ def no_bar_note(checks: List[dict], accuracy: Optional[float]) -> Optional[str]:
 
 
 def push_line(results: RunResults, checks: List[dict], accuracy: Optional[float]) -> str:
-    """What a run printed about its model: where it was pushed (saying so when no bar was set),
-    or which bar kept it back."""
+    """What a run printed about its model: where it was pushed, or which bar kept it back.
+
+    What a run printed about its model: where it was pushed (saying so when no bar was set), or which bar kept it
+    back.
+    """
     if results.pushed:
         note = no_bar_note(checks, accuracy) if checks else None
         return f"pushed model: {results.pushed_destination}" + (f"; {note}" if note else "")
@@ -235,8 +256,11 @@ def run_folder(run_id: str) -> str:
 
 
 def cancel_running(metadata_path: str, pipeline_name: str) -> List[str]:
-    """Mark the pipeline's executions still RUNNING as CANCELED (after an interrupt, nothing is
-    running any more; the next run must not take them for live ones). Returns their component ids."""
+    """Mark the pipeline's executions still RUNNING as CANCELED.
+
+    Mark the pipeline's executions still RUNNING as CANCELED (after an interrupt, nothing is running any more; the
+    next run must not take them for live ones). Returns their component ids.
+    """
     from ml_metadata.proto import metadata_store_pb2
 
     if not os.path.exists(metadata_path):
@@ -267,11 +291,13 @@ def _execution_setting(executions, types, component: str, name: str) -> Optional
 
 
 def run_settings(metadata_path: str, pipeline_name: str, run_id: str) -> dict:
-    """What ML Metadata recorded about run `run_id`: when it started, its wall time (start to the
-    last execution's end), the data source (what the ExampleGen read, its identity and conversion
-    summary: files, examples, refused; an older run's ImportExampleGen input_base and fingerprint), the
-    Trainer's hyperparameters (its custom_config), the code it ran (run_fn, preprocessing_fn, the
-    TFX version) and which components were reused from the cache."""
+    """What ML Metadata recorded about run `run_id`.
+
+    When it started, its wall time (start to the last execution's end), the data source (what the ExampleGen read,
+    its identity and conversion summary: files, examples, refused; an older run's ImportExampleGen input_base and
+    fingerprint), the Trainer's hyperparameters (its custom_config), the code it ran (run_fn, preprocessing_fn, the
+    TFX version) and which components were reused from the cache.
+    """
     import datetime
     import json
 
@@ -315,9 +341,12 @@ def run_settings(metadata_path: str, pipeline_name: str, run_id: str) -> dict:
 
 
 def cancel_stale_runs(metadata_path: str, pipeline_name: str) -> Optional[str]:
-    """Before a run: executions of the pipeline still RUNNING were left by a run that was killed
-    (kill -9, a crash: Ctrl-C marks them itself) and are marked CANCELED. One line saying so, or
-    None. (One local run of a pipeline per metadata file at a time, as SQLite metadata allows.)"""
+    """Before a run: mark CANCELED the executions a killed run left RUNNING.
+
+    Before a run: executions of the pipeline still RUNNING were left by a run that was killed (kill -9, a crash:
+    Ctrl-C marks them itself) and are marked CANCELED. One line saying so, or None. (One local run of a pipeline per
+    metadata file at a time, as SQLite metadata allows.)
+    """
     stale = cancel_running(metadata_path, pipeline_name)
     if not stale:
         return None
@@ -326,8 +355,10 @@ def cancel_stale_runs(metadata_path: str, pipeline_name: str) -> Optional[str]:
 
 
 def component_seconds(metadata_path: str, pipeline_name: str, run_id: Optional[str] = None) -> Dict[str, dict]:
-    """Each component of run `run_id` (default: the latest run) as ML Metadata timed it: its node
-    id -> {"seconds": creation to last update of its execution, "state": COMPLETE, CACHED, ...}."""
+    """Each component of run `run_id` (default: the latest run) as ML Metadata timed it.
+
+    Its node id -> {"seconds": creation to last update of its execution, "state": COMPLETE, CACHED, ...}.
+    """
     from ml_metadata.proto import metadata_store_pb2
 
     store = _store(metadata_path)

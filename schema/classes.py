@@ -1,5 +1,7 @@
-"""EuroSAT's classes, without TensorFlow or NumPy: what the REST client ranks by (schema.features
-re-exports them as part of the example contract)."""
+"""EuroSAT's classes, without TensorFlow or NumPy.
+
+What the REST client ranks by (schema.features re-exports them as part of the example contract).
+"""
 
 # EuroSAT's class order (the label ids of TFDS eurosat and of the paper's archive).
 CLASS_NAMES: tuple[str, ...] = (

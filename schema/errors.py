@@ -23,9 +23,11 @@ class DataNotFound(UserError, FileNotFoundError):
 
 
 class ServingError(UserError):
-    """A serving call that cannot be answered. The dev server sends it back as the call's status;
-    the clients raise it for what came back. `code` is the status code's name (INVALID_ARGUMENT,
-    NOT_FOUND, ...) when known."""
+    """A serving call that cannot be answered.
+
+    The dev server sends it back as the call's status; the clients raise it for what came back. `code` is the status
+    code's name (INVALID_ARGUMENT, NOT_FOUND, ...) when known.
+    """
 
     def __init__(self, message: str, code: Optional[str] = None):
         super().__init__(message)
@@ -37,8 +39,11 @@ class ConfigError(UserError, ValueError):
 
 
 def user_errors_to_exit(main: Callable[[], int]) -> int:
-    """The one user-error path of the command lines: run `main`; a UserError becomes its message
-    on one line of stderr and exit code 2 (the traceback only at debug level)."""
+    """The one user-error path of the command lines.
+
+    Run `main`; a UserError becomes its message on one line of stderr and exit code 2 (the traceback only at debug
+    level).
+    """
     try:
         return main()
     except UserError as err:

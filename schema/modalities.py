@@ -56,8 +56,10 @@ class Modality:
 
     @property
     def band_indices(self) -> Tuple[int, ...]:
-        """Where each of this modality's bands sits in a 13-band source (EuroSAT's GeoTIFFs,
-        BAND_NAMES order): the channels a band-subset modality takes from such a patch."""
+        """Where each of this modality's bands sits in a 13-band source (EuroSAT's GeoTIFFs, BAND_NAMES order).
+
+        The channels a band-subset modality takes from such a patch.
+        """
         return tuple(BAND_NAMES.index(band) for band in self.band_names)
 
     def with_suffix(self, name: str) -> str:
@@ -109,8 +111,11 @@ AUTO = "auto"  # --modality auto: read it from the data
 
 
 def register(modality: Modality) -> Modality:
-    """Add `modality` to the registry; ValueError when its name, feature, signature or input clash
-    with a registered one's (each must single a modality out), or a band is not a Sentinel-2 band."""
+    """Add `modality` to the registry.
+
+    ValueError when its name, feature, signature or input clash with a registered one's (each must single a modality
+    out), or a band is not a Sentinel-2 band.
+    """
     for other in REGISTRY.values():
         for field in ("name", "feature_key", "signature", "signature_input"):
             if getattr(other, field) == getattr(modality, field):
@@ -136,8 +141,10 @@ def get(name: str) -> Modality:
 
 
 def of_feature_keys(keys: Collection[str]) -> Modality:
-    """The modality whose pixel feature is among `keys` (a tf.Example's or a feature spec's);
-    KeyError when none is."""
+    """The modality whose pixel feature is among `keys`; KeyError when none is.
+
+    The modality whose pixel feature is among `keys` (a tf.Example's or a feature spec's); KeyError when none is.
+    """
     for modality in REGISTRY.values():
         if modality.feature_key in keys:
             return modality
@@ -145,8 +152,11 @@ def of_feature_keys(keys: Collection[str]) -> Modality:
 
 
 def of_tiff_bands(count: int) -> Modality:
-    """The modality of a set whose GeoTIFFs hold `count` bands: the one of raw band values with
-    that many channels (13: ``all``); any other TIFF (1, 3 or 4 bands) is an RGB image."""
+    """The modality of a set whose GeoTIFFs hold `count` bands.
+
+    The one of raw band values with that many channels (13: ``all``); any other TIFF (1, 3 or 4 bands) is an RGB
+    image.
+    """
     return next((m for m in REGISTRY.values() if not m.encoded and m.channels == count), RGB)
 
 

@@ -185,6 +185,7 @@ def synthetic_bands(label: int, rng: np.random.Generator, size: int = modalities
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    """An RGB uint8 image as JPEG bytes."""
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
@@ -203,8 +204,11 @@ def synthetic_band_examples(num_examples: int, seed: int = 0) -> Iterator[tuple[
 
 
 def samples_of(modality: str, num_examples: int, seed: int = 0) -> Iterator[Tuple[Any, int, str]]:
-    """(pixels, label, source name) of `modality`: encoded JPEGs (an encoded modality) or uint16 band
-    arrays (the 13 bands cut to the modality's, modalities.Modality.band_indices)."""
+    """(pixels, label, source name) of `modality`.
+
+    Encoded JPEGs (an encoded modality) or uint16 band arrays (the 13 bands cut to the modality's,
+    modalities.Modality.band_indices).
+    """
     record = modalities.get(modality)
     if record.encoded:
         return synthetic_examples(num_examples, seed)

@@ -106,6 +106,7 @@ def parse_batching_parameters(text: str, source: str = "batching parameters") ->
 
 
 def read_batching_parameters(path: str) -> BatchingParameters:
+    """The batching parameters in file `path`; ValueError when it cannot be read or parsed."""
     try:
         with open(path) as f:
             return parse_batching_parameters(f.read(), path)
@@ -152,7 +153,8 @@ def split(outputs: Arrays, tasks: List[_Task]) -> List[Arrays]:
 
 
 class Batcher:
-    """Merges concurrent requests with the same key (model, version, signature) into batches;
+    """Merges concurrent requests with the same key (model, version, signature) into batches.
+
     `queued(seconds)` is told how long each request waited in the queue (the queuing latency).
     """
 
@@ -202,8 +204,9 @@ class Batcher:
         return task.outputs
 
     def _take(self) -> Union[Tuple[_Queue, List[_Task]], Tuple[None, Optional[float]]]:
-        """(queue, its tasks to run now) under the lock; or (None, the seconds to wait: None for
-        until notified) when no queue is due.
+        """The queue due now and its tasks, or (None, how long to wait) (queue, its tasks to run now).
+
+        Under the lock; or (None, the seconds to wait: None for until notified) when no queue is due.
         """
         timeout = self.params.batch_timeout_micros / 1e6
         now, soonest = time.monotonic(), None
@@ -256,6 +259,7 @@ class Batcher:
             task.done.set()
 
     def stop(self) -> None:
+        """Stop batching and wake every waiting thread."""
         with self._ready:
             self._stopped = True
             self._ready.notify_all()

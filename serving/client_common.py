@@ -1,6 +1,7 @@
-"""What the gRPC and the REST clients share, without TensorFlow: the result types (class
-probabilities as an ndarray, Prediction, Signature), errors, file reading, the top-k ranking, and
-sending files so that one file the model cannot take fails alone, named, while the rest are classified.
+"""What the gRPC and the REST clients share, without TensorFlow.
+
+The result types (class probabilities as an ndarray, Prediction, Signature), errors, file reading, the top-k
+ranking, and sending files so that one file the model cannot take fails alone, named, while the rest are classified.
 """
 from __future__ import annotations
 
@@ -40,8 +41,9 @@ class ModelNotFound(ServingError):
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
-    """The classes of one file, best first, as (class name, score), with all the class
-    probabilities (CLASS_NAMES order) they come from; or why it has none.
+    """The classes of one file, best first, as (class name, score).
+
+    With all the class probabilities (CLASS_NAMES order) they come from; or why it has none.
     """
 
     source: str
@@ -52,8 +54,9 @@ class Prediction:
 
 @dataclasses.dataclass(frozen=True)
 class Signature:
-    """A served SignatureDef as both clients report it: its input and output names (sorted) and
-    its method name (tensorflow/serving/predict, .../classify).
+    """A served SignatureDef as both clients report it.
+
+    Its input and output names (sorted) and its method name (tensorflow/serving/predict, .../classify).
     """
 
     inputs: Tuple[str, ...]
@@ -101,9 +104,11 @@ def read_image_file(path: str) -> bytes:
 
 
 class FilesClient(abc.ABC):
-    """What the gRPC and the REST client share: they send pixels to the modality's pixel signature
-    through TF Serving's Predict API (predict_pixels) and get class probabilities [N, classes] back
-    as an ndarray; the images, bands and files methods, and the top-k ranking, are built on that here.
+    """What the gRPC and the REST client share, built on predict_pixels.
+
+    What the gRPC and the REST client share: they send pixels to the modality's pixel signature through TF Serving's
+    Predict API (predict_pixels) and get class probabilities [N, classes] back as an ndarray; the images, bands and
+    files methods, and the top-k ranking, are built on that here.
 
     Predict ranks for both because it is the API the pixel signatures (schema.modalities) answer for
     every modality, RGB JPEGs and 13-band patches alike, and the one the map and the benchmarks call;
@@ -122,9 +127,10 @@ class FilesClient(abc.ABC):
 
     @abc.abstractmethod
     def predict_pixels(self, modality: str, pixels: Sequence[Any], batch_size: int = 16) -> np.ndarray:
-        """Class probabilities [N, classes] of patches of `modality` through its pixel signature
-        (schema.modalities: encoded image bytes, or uint16 [64, 64, C] band values), `batch_size`
-        per request.
+        """Class probabilities [N, classes] of patches of `modality` through its pixel signature.
+
+        Class probabilities [N, classes] of patches of `modality` through its pixel signature (schema.modalities:
+        encoded image bytes, or uint16 [64, 64, C] band values), `batch_size` per request.
         """
 
     @abc.abstractmethod
@@ -152,10 +158,11 @@ class FilesClient(abc.ABC):
         return self.predict_pixels(modalities.ALL_BANDS.name, bands, batch_size)
 
     def predict_files(self, paths: Sequence[str], top_k_classes: int = 3, batch_size: int = 16) -> List[Prediction]:
-        """The top classes of each file: JPEG/PNG images, or 13-band GeoTIFFs (not mixed: a model
-        takes one modality). A file that cannot be read or that the server refuses (INVALID_ARGUMENT)
-        gets a Prediction with its `error`; the others are classified. Errors of the server itself
-        (down, model not found) are raised.
+        """The top classes of each file: JPEG/PNG images, or 13-band GeoTIFFs (not mixed).
+
+        The top classes of each file: JPEG/PNG images, or 13-band GeoTIFFs (not mixed: a model takes one modality).
+        A file that cannot be read or that the server refuses (INVALID_ARGUMENT) gets a Prediction with its `error`;
+        the others are classified. Errors of the server itself (down, model not found) are raised.
         """
         is_bands = [is_bands_file(path) for path in paths]
         if any(is_bands) and not all(is_bands):

@@ -1,6 +1,7 @@
-"""The dev server's requests, protocol-neutral: check and convert inputs, run a signature (batched
-when batching is on), answer Predict / Classify; the gRPC (serving.server) and REST (serving.rest)
-front ends both call ServingCore.
+"""The dev server's requests, protocol-neutral.
+
+Check and convert inputs, run a signature (batched when batching is on), answer Predict / Classify; the gRPC
+(serving.server) and REST (serving.rest) front ends both call ServingCore.
 """
 from __future__ import annotations
 
@@ -54,8 +55,10 @@ def input_dtypes(signature: Any) -> Dict[str, tf.DType]:
 
 
 def arrays_from_protos(signature: Any, protos: Mapping[str, Any], limits: RequestLimits) -> Arrays:
-    """TensorProtos of a gRPC request -> arrays, each of the dtype its signature input has, once
-    their rows and decoded bytes (read from the protos' shapes) are within `limits`.
+    """TensorProtos of a gRPC request -> arrays, once they are known to be within `limits`.
+
+    TensorProtos of a gRPC request -> arrays, each of the dtype its signature input has, once their rows and decoded
+    bytes (read from the protos' shapes) are within `limits`.
     """
     dtypes, arrays = input_dtypes(signature), {}
     limits.check(*total(proto_size(p, dtypes[k].size if k in dtypes else 1) for k, p in protos.items()))
@@ -80,6 +83,7 @@ def op_error_reason(err: tf.errors.OpError) -> str:
 
 
 def error_reason(message: str) -> str:
+    """The one line of a TensorFlow error message that says what went wrong."""
     noise = ("Graph execution error", "Detected at node", "<stack traces", "[[", "File ")
     lines = [line.strip() for line in message.splitlines()]
     reasons = [line for line in lines if line and not line.startswith(noise)]
@@ -105,8 +109,10 @@ class ServingCore:
 
     @classmethod
     def from_settings(cls, settings: ServerSettings) -> ServingCore:
-        """The core the settings describe: the model config file's models (the base path given
-        overriding its model's) or the one model at the base path, batching, the request limits.
+        """The core the settings describe.
+
+        The model config file's models (the base path given overriding its model's) or the one model at the base
+        path, batching, the request limits.
         """
         if settings.model_config_file:
             config = read_model_config(settings.model_config_file)
@@ -127,6 +133,7 @@ class ServingCore:
             model.poll()
 
     def model(self, name: str) -> ServedModel:
+        """The served model `name`; NOT_FOUND naming the served ones, like TF Serving."""
         if name not in self.models:
             raise status_error(
                 grpc.StatusCode.NOT_FOUND,
@@ -136,6 +143,7 @@ class ServingCore:
         return self.models[name]
 
     def version(self, name: str, version: Optional[int] = None, label: Optional[str] = None) -> ModelVersion:
+        """A loaded version of model `name`: the newest, or by number or label."""
         return self.model(name).get(version, label)
 
     def version_of(self, spec: Any) -> ModelVersion:
@@ -223,5 +231,6 @@ class ServingCore:
         return statuses
 
     def stop(self) -> None:
+        """Stop the batcher, if any."""
         if self.batcher is not None:
             self.batcher.stop()

@@ -14,8 +14,10 @@ def export_serving_model(
     model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir: str,
     max_image_pixels: int = signatures.DEFAULT_MAX_IMAGE_PIXELS, training_statistics: Optional[Dict[str, Any]] = None,
 ) -> str:
-    """Save `model` with the serving signatures, TF Serving's warm-up requests and, when given, the
-    train split's statistics (serving/training_statistics.py) in assets.extra.
+    """Save `model` with the serving signatures, the warm-up requests and the training statistics.
+
+    Save `model` with the serving signatures, TF Serving's warm-up requests and, when given, the train split's
+    statistics (serving/training_statistics.py) in assets.extra.
 
     The one export the Trainer (and the tests) use, so what is tested is what is pushed.
     `max_image_pixels` bounds the images the signatures decode (width x height).

@@ -1,6 +1,8 @@
-"""TF Serving's gRPC API (tensorflow_serving.apis) over the dev server's ServingCore: Predict,
-Classify, GetModelMetadata and GetModelStatus, with TF Serving's status codes; Predict and Classify
-are counted and timed in the core's metrics (serving.monitoring) as TF Serving counts them.
+"""TF Serving's gRPC API over the dev server's ServingCore.
+
+TF Serving's gRPC API (tensorflow_serving.apis) over the dev server's ServingCore: Predict, Classify,
+GetModelMetadata and GetModelStatus, with TF Serving's status codes; Predict and Classify are counted and timed in
+the core's metrics (serving.monitoring) as TF Serving counts them.
 """
 from __future__ import annotations
 
@@ -90,6 +92,7 @@ def _fill_spec(spec: Any, version: ModelVersion, signature_name: str) -> None:
 
 def _grpc_handler(fn: Callable[[ServingCore, Any], Any], api: Optional[str] = None) -> Callable[..., Any]:
     """Turn ServingError into the gRPC status; anything else is INTERNAL, and the server goes on.
+
     With `api` (TF Serving's API label) the request is counted and timed under its model's name.
     """
 

@@ -149,9 +149,10 @@ class ServingClient(FilesClient):
         return np.concatenate(rows) if rows else np.zeros([0, features.NUM_CLASSES], np.float32)
 
     def predict_pixels(self, modality: str, pixels: Sequence[Any], batch_size: int = 16) -> np.ndarray:
-        """Class probabilities [N, 10] of patches of `modality` through its pixel signature
-        (schema.modalities: encoded image bytes, or uint16 [64, 64, C] band values), `batch_size`
-        per request.
+        """Class probabilities [N, 10] of patches of `modality` through its pixel signature.
+
+        Class probabilities [N, 10] of patches of `modality` through its pixel signature (schema.modalities: encoded
+        image bytes, or uint16 [64, 64, C] band values), `batch_size` per request.
         """
         record = modalities.get(modality)
 

@@ -1,5 +1,6 @@
-"""gRPC's standard health service (grpc.health.v1.Health) for the dev server, behind TF Serving's
---enable_grpc_healthcheck_service flag, answering what TF Serving answers:
+"""gRPC's standard health service (grpc.health.v1.Health) for the dev server.
+
+Behind TF Serving's --enable_grpc_healthcheck_service flag, answering what TF Serving answers:
 
 - "" (the whole server), "ModelService" and "PredictionService" (TF Serving registers these two
   short names, not tensorflow.serving.*): SERVING while the server runs, NOT_SERVING once it is
@@ -86,6 +87,7 @@ class HealthService:
         self._stopping.set()
 
     def handler(self) -> grpc.GenericRpcHandler:
+        """The gRPC handler of the Health service's Check and Watch methods."""
         request, response = protos.HealthCheckRequest.FromString, protos.HealthCheckResponse.SerializeToString
         return grpc.method_handlers_generic_handler(protos.HEALTH_SERVICE, {
             "Check": grpc.unary_unary_rpc_method_handler(

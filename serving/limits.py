@@ -1,6 +1,7 @@
-"""What one request may cost the dev server: rows and decoded bytes, checked before the request's
-tensors are built (gRPC: from the TensorProtos' shapes; REST: from the JSON), batching on or off.
-The defaults are declared with the server's other limits in serving.contract.
+"""What one request may cost the dev server: rows and decoded bytes.
+
+Checked before the request's tensors are built (gRPC: from the TensorProtos' shapes; REST: from the JSON), batching
+on or off. The defaults are declared with the server's other limits in serving.contract.
 """
 from __future__ import annotations
 
@@ -39,8 +40,10 @@ class RequestLimits:
 
 
 def proto_size(proto: Any, itemsize: int) -> Tuple[int, int]:
-    """(rows, decoded bytes) of a TensorProto, from its shape and values, before it is decoded
-    (tf.make_ndarray repeats a single value over the whole shape).
+    """(rows, decoded bytes) of a TensorProto, from its shape and values, before it is decoded.
+
+    (rows, decoded bytes) of a TensorProto, from its shape and values, before it is decoded (tf.make_ndarray repeats
+    a single value over the whole shape).
     """
     dims = [d.size for d in proto.tensor_shape.dim]
     if any(d < 0 for d in dims):

@@ -1,6 +1,7 @@
-"""What the dev server serves: which versions of a model (TF Serving's version policies and its
-model config file), each version loaded with its signatures and warmed up, reloaded as the
-Pusher's directory changes.
+"""What the dev server serves.
+
+Which versions of a model (TF Serving's version policies and its model config file), each version loaded with its
+signatures and warmed up, reloaded as the Pusher's directory changes.
 """
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ log = logging.getLogger("serving.server")  # one logger for the dev server's mod
 
 
 def versions_to_serve(policy: model_server_config_pb2.ModelConfig, available: Iterable[int]) -> Set[int]:
-    """The versions a ModelConfig's model_version_policy asks for among those on disk (TF Serving's
-    latest / all / specific; no policy means latest 1).
+    """The versions a ModelConfig's model_version_policy asks for among those on disk.
+
+    The versions a ModelConfig's model_version_policy asks for among those on disk (TF Serving's latest / all /
+    specific; no policy means latest 1).
     """
     available = sorted(available)
     kind = policy.model_version_policy.WhichOneof("policy_choice")
@@ -48,8 +51,8 @@ VERSION_NAME = re.compile(r"[0-9]{1,18}")
 
 def complete_versions(base_path: str, ignored: Optional[Set[str]] = None) -> Dict[int, str]:
     """Version number -> directory for the versions that are fully written (saved_model.pb exists).
-    Entries that are not versions are skipped, each logged once when `ignored` (the names already
-    logged) is given.
+
+    Entries that are not versions are skipped, each logged once when `ignored` (the names already logged) is given.
     """
     if not tf.io.gfile.isdir(base_path):
         return {}
@@ -141,9 +144,10 @@ class ServedModel:
         self._lock = threading.Lock()
 
     def poll(self) -> None:
-        """Load the versions the policy asks for (newest first), then unload the others: TF
-        Serving's availability-preserving order, so a deleted version keeps answering (it is in
-        memory) until the version that replaces it is loaded, and no request finds none.
+        """Load the versions the policy asks for (newest first), then unload the others.
+
+        TF Serving's availability-preserving order, so a deleted version keeps answering (it is in memory) until the
+        version that replaces it is loaded, and no request finds none.
         """
         on_disk = complete_versions(self.base_path, self._ignored)
         with self._lock:
@@ -202,6 +206,7 @@ class ServedModel:
         log.info("serving %s version %d from %s", self.name, version, path)
 
     def labels(self) -> Dict[str, int]:
+        """The model's version labels: label -> version."""
         return dict(self.config.version_labels)
 
     def get(self, version: Optional[int] = None, label: Optional[str] = None) -> ModelVersion:
@@ -232,6 +237,7 @@ class ServedModel:
         return loaded[version]
 
     def statuses(self) -> List[get_model_status_pb2.ModelVersionStatus]:
+        """Each version's status (available, loading, failed) as TF Serving reports it."""
         with self._lock:
             loaded, failed, loading = sorted(self._loaded), dict(self._failed), self._loading
         result = [
@@ -263,8 +269,9 @@ def single_model_config(name: str, base_path: str) -> model_server_config_pb2.Mo
 
 
 def read_model_config(path: str) -> model_server_config_pb2.ModelServerConfig:
-    """A ModelServerConfig text file (serving/models.config); relative base paths are taken from the
-    file's folder, as TF Serving does.
+    """A ModelServerConfig text file (serving/models.config).
+
+    Relative base paths are taken from the file's folder, as TF Serving does.
     """
     try:
         with open(path) as f:
@@ -290,9 +297,7 @@ def read_model_config(path: str) -> model_server_config_pb2.ModelServerConfig:
 
 def with_base_path(config: model_server_config_pb2.ModelServerConfig, model_name: str,
                    base_path: str) -> model_server_config_pb2.ModelServerConfig:
-    """`config` with one model's base_path replaced (run a production models.config over a local
-    push directory).
-    """
+    """`config` with one model's base_path replaced (run a production models.config over a local push directory)."""
     for model in config.model_config_list.config:
         if model.name == model_name:
             model.base_path = base_path

@@ -51,15 +51,19 @@ PREDICT, CLASSIFY = "Predict", "Classify"
 
 
 def exponential_buckets(scale: float, growth: float, count: int) -> Tuple[float, ...]:
-    """TensorFlow's monitoring::Buckets::Exponential: scale * growth**i, i < count (then +Inf), to
-    the 6 significant digits TF Serving's exporter writes them with (le="32.4", le="188.957").
+    """TensorFlow's monitoring::Buckets::Exponential, as TF Serving's exporter writes them.
+
+    TensorFlow's monitoring::Buckets::Exponential: scale * growth**i, i < count (then +Inf), to the 6 significant
+    digits TF Serving's exporter writes them with (le="32.4", le="188.957").
     """
     return tuple(float(f"{scale * growth ** i:.6g}") for i in range(count))
 
 
 def prometheus_name(name: str) -> str:
-    """A TensorFlow metric's name as TF Serving's Prometheus exporter writes it (every character
-    outside [a-zA-Z0-9_] becomes ':'): /tensorflow/serving/request_count -> :tensorflow:serving:request_count.
+    """A TensorFlow metric's name as TF Serving's Prometheus exporter writes it.
+
+    A TensorFlow metric's name as TF Serving's Prometheus exporter writes it (every character outside [a-zA-Z0-9_]
+    becomes ':'): /tensorflow/serving/request_count -> :tensorflow:serving:request_count.
     """
     name = re.sub(r"[^a-zA-Z0-9_]", ":", name)
     return f"_{name}" if name[:1].isdigit() else name
@@ -94,8 +98,9 @@ class ServerMetrics(Collector):
         self._registry.register(self)
 
     def request(self, model_name: str, status: str, api: str, entrypoint: str, seconds: float) -> None:
-        """One request answered with the gRPC status `status` ('OK', 'NOT_FOUND', ...); its latency
-        is recorded when it succeeded (TF Serving records no latency for failed requests).
+        """One request answered with the gRPC status `status` ('OK', 'NOT_FOUND', ...).
+
+        Its latency is recorded when it succeeded (TF Serving records no latency for failed requests).
         """
         self._count.labels(model_name, status).inc()
         if status == "OK":
@@ -125,8 +130,9 @@ class ServerMetrics(Collector):
 
 
 def parse_monitoring_config(text: str, source: str = "the monitoring config") -> Optional[str]:
-    """The Prometheus endpoint's path a MonitoringConfig text proto asks for, or None when
-    Prometheus is not enabled.
+    """The Prometheus endpoint's path a MonitoringConfig text proto asks for, or None.
+
+    When Prometheus is not enabled.
     """
     try:
         config = text_format.Parse(text, protos.MonitoringConfig())

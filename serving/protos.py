@@ -1,8 +1,9 @@
-"""Message classes of two small protos the dev server speaks but no installed wheel carries:
-TF Serving's MonitoringConfig (tensorflow_serving/config/monitoring_config.proto; the
-tensorflow-serving-api wheel ships model_server_config_pb2 but not it) and gRPC's health service
-(grpc/health/v1/health.proto, the grpcio-health-checking package, which the local package indexes
-do not have; grpcio-tools, which could compile it, needs protobuf 7 where TensorFlow pins 6).
+"""Message classes of two small protos the dev server speaks but no installed wheel carries.
+
+TF Serving's MonitoringConfig (tensorflow_serving/config/monitoring_config.proto; the tensorflow-serving-api wheel
+ships model_server_config_pb2 but not it) and gRPC's health service (grpc/health/v1/health.proto, the
+grpcio-health-checking package, which the local package indexes do not have; grpcio-tools, which could compile it,
+needs protobuf 7 where TensorFlow pins 6).
 
 Each file is declared here once, as the FileDescriptorProto protoc would produce from it (same
 package, message, field and enum names and numbers, so the bytes on the wire and the text format

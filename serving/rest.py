@@ -83,8 +83,10 @@ _API_PATH = re.compile(r"(?i)/v1/")  # TF Serving's REST dispatcher takes these 
 
 # --- the server ----------------------------------------------------------------------------------
 class _HTTPServer(http.server.ThreadingHTTPServer):
-    """The standard library's threading server with a sized backlog and at most `num_threads`
-    connections served at once (the others wait in the backlog, as they would for TF Serving).
+    """The standard library's threading server with a sized backlog and `num_threads` at once.
+
+    The standard library's threading server with a sized backlog and at most `num_threads` connections served at
+    once (the others wait in the backlog, as they would for TF Serving).
     """
 
     daemon_threads = True
@@ -115,9 +117,11 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
 
 
 class RestServer:
-    """TF Serving's REST API on the settings' rest_api_port, answering from a serving.core.ServingCore
-    (the same two arguments as serving.server.ModelServer). The port is bound here, so a taken one is
-    refused before any model loads.
+    """TF Serving's REST API on the settings' rest_api_port, answering from a ServingCore.
+
+    TF Serving's REST API on the settings' rest_api_port, answering from a serving.core.ServingCore (the same two
+    arguments as serving.server.ModelServer). The port is bound here, so a taken one is refused before any model
+    loads.
     """
 
     def __init__(self, core: ServingCore, settings: ServerSettings) -> None:
@@ -138,9 +142,11 @@ class RestServer:
         self._thread = threading.Thread(target=self._http.serve_forever, name="rest", daemon=True)
 
     def start(self) -> None:
+        """Start serving HTTP in a background thread."""
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the HTTP server and close its socket."""
         self._http._closing.set()
         if self._thread.is_alive():
             self._http.shutdown()
@@ -148,6 +154,7 @@ class RestServer:
 
     # each returns (HTTP status, JSON body)
     def handle(self, method: str, path: str, body: Optional[bytes]) -> Tuple[int, Dict[str, Any]]:
+        """Answer one REST request: (HTTP status, JSON body); requests to the API are counted in the metrics."""
         if not _API_PATH.match(path):  # not the REST API: not found, and not counted (as in TF Serving)
             hint = (" (the metrics page needs --monitoring_config_file)" if method == "GET" and
                     path.split("?", 1)[0] == monitoring.PROMETHEUS_PATH and self.prometheus_path is None else "")
@@ -168,8 +175,10 @@ class RestServer:
             self._record(method, path, code, time.monotonic() - start)
 
     def _record(self, method: str, path: str, code: grpc.StatusCode, seconds: float) -> None:
-        """Count (and time) a request as TF Serving's HTTP server does: every path under /v1/, by
-        the model and verb of a well-formed path (a GET has no verb; a malformed path no model).
+        """Count (and time) a request as TF Serving's HTTP server does.
+
+        Every path under /v1/, by the model and verb of a well-formed path (a GET has no verb; a malformed path no
+        model).
         """
         if not _API_PATH.match(path):
             return

@@ -1,5 +1,7 @@
-"""The JSON of TF Serving's REST API: request bodies (row ``instances`` or columnar ``inputs``,
-``{"b64": ...}`` bytes, ``:classify`` examples) to arrays and tf.Examples, outputs back to JSON.
+"""The JSON of TF Serving's REST API.
+
+Request bodies (row ``instances`` or columnar ``inputs``, ``{"b64": ...}`` bytes, ``:classify`` examples) to arrays
+and tf.Examples, outputs back to JSON.
 """
 from __future__ import annotations
 
@@ -104,8 +106,9 @@ def to_array(value: Any, dtype: Any, where: str) -> np.ndarray:
 
 def request_arrays(body: Dict[str, Any], dtypes: Dict[str, Any], limits: RequestLimits
                    ) -> Tuple[Dict[str, np.ndarray], bool]:
-    """({input: array}, row format?) of a :predict body, in TF Serving's row or columnar format;
-    the rows are counted before anything is converted.
+    """({input: array}, row format?) of a :predict body, in TF Serving's row or columnar format.
+
+    The rows are counted before anything is converted.
     """
     if ("instances" in body) == ("inputs" in body):
         raise invalid('Missing \'instances\' or \'inputs\' key (exactly one of them, TF Serving\'s row '
@@ -188,8 +191,9 @@ def _feature(value: Any, where: str) -> feature_pb2.Feature:
 
 
 def examples_of(body: Dict[str, Any], limits: RequestLimits) -> List[bytes]:
-    """Serialized tf.Examples of a :classify body (`examples`, with optional `context` features),
-    the examples counted before any is built.
+    """Serialized tf.Examples of a :classify body (`examples`, with optional `context` features).
+
+    The examples counted before any is built.
     """
     examples = body.get("examples")
     if not isinstance(examples, list):

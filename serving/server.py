@@ -1,7 +1,7 @@
-"""A TF Serving-compatible endpoint (gRPC, and REST on --rest_api_port) for development and tests.
+r"""A TF Serving-compatible endpoint (gRPC, and REST on --rest_api_port) for development and tests.
 
     python -m serving.server --model-base-path <output>/serving/eurosat --model-name eurosat --port 8500
-    python -m serving.server --model_config_file serving/models.config --port 8500 --rest_api_port 8501 \\
+    python -m serving.server --model_config_file serving/models.config --port 8500 --rest_api_port 8501 \
         --enable_batching --batching_parameters_file serving/batching_parameters.txt
 
 Production runs the official tensorflow/serving image (see serving/docker-compose.yml); this
@@ -53,9 +53,10 @@ log = logging.getLogger("serving.server")  # one logger for the dev server's mod
 
 
 class ModelServer:
-    """The gRPC server (and the REST server, when the settings give it a port) plus the version
-    poller, over `core`'s models. Both ports are bound here, before start() loads any model: a taken
-    one is refused at once. serving.rest.RestServer takes the same two arguments.
+    """The gRPC server (and the REST server, when the settings give it a port) plus the version poller.
+
+    Over `core`'s models. Both ports are bound here, before start() loads any model: a taken one is refused at once.
+    serving.rest.RestServer takes the same two arguments.
     """
 
     def __init__(self, core: ServingCore, settings: ServerSettings) -> None:
@@ -171,8 +172,10 @@ def set_tensorflow_threads(intra_op: int, inter_op: int) -> None:
 
 
 def server_from_settings(settings: ServerSettings) -> ModelServer:
-    """A ModelServer as the command line builds it: TensorFlow's threads set, then the models, the
-    batching parameters and the limits the settings name (serving.core.ServingCore.from_settings).
+    """A ModelServer as the command line builds it.
+
+    TensorFlow's threads set, then the models, the batching parameters and the limits the settings name
+    (serving.core.ServingCore.from_settings).
     """
     from serving.core import ServingCore
 

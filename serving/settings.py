@@ -34,8 +34,10 @@ def one_line(err: pydantic.ValidationError, flags: bool = False) -> str:
 
 
 class ServerSettings(pydantic.BaseModel):
-    """What serving.server serves and how: one field per flag of TF Serving's model server (and a
-    few of the dev server's own), with TF Serving's names and defaults.
+    """What serving.server serves and how.
+
+    One field per flag of TF Serving's model server (and a few of the dev server's own), with TF Serving's names and
+    defaults.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -98,8 +100,10 @@ def _bool(value: str) -> bool:
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per ServerSettings field, under TF Serving's spelling (--model_base_path) and the
-    project's (--model-base-path). Flags not given are left out, so the model's defaults apply.
+    """One flag per ServerSettings field.
+
+    Under TF Serving's spelling (--model_base_path) and the project's (--model-base-path). Flags not given are left
+    out, so the model's defaults apply.
     """
     for name, field in ServerSettings.model_fields.items():
         spellings = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])

@@ -1,5 +1,7 @@
-"""gRPC status codes of serving errors: a ServingError carries the code's name (so the clients need no
-grpc), the dev server turns it back into a grpc.StatusCode; TensorFlow's error codes are gRPC's.
+"""gRPC status codes of serving errors.
+
+A ServingError carries the code's name (so the clients need no grpc), the dev server turns it back into a
+grpc.StatusCode; TensorFlow's error codes are gRPC's.
 """
 from __future__ import annotations
 

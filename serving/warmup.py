@@ -34,8 +34,9 @@ def warmup_path(export_dir: str) -> str:
 
 
 def warmup_inputs(modality: str = features.RGB, count: int = WARMUP_BATCH) -> tuple[list[Any], list[Any]]:
-    """(pixel-signature batch, tf.Examples) of `count` synthetic patches, one class after another:
-    encoded JPEGs for RGB models, uint16 band arrays for 13-band models.
+    """(pixel-signature batch, tf.Examples) of `count` synthetic patches, one class after another.
+
+    Encoded JPEGs for RGB models, uint16 band arrays for 13-band models.
     """
     rows = list(samples.samples_of(modality, count, seed=0))
     return [p for p, _, _ in rows], [features.example_of(modality, p, 0, "warmup") for p, _, _ in rows]

@@ -28,7 +28,7 @@ they read a GeoTIFF, one strip of 64 rows at a time: memory stays flat on a full
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -42,8 +42,11 @@ KERNEL_MARGIN = 4  # source rows read beyond a window on each side: the cubic sp
 
 
 class BlockRows:
-    """Rows of a band file, decoded whole block rows at a time; the block rows of the last request
-    are kept (a strip of 64 rows inside a 1024-row block decodes it once, not 16 times)."""
+    """Rows of a band file, decoded whole block rows at a time.
+
+    The block rows of the last request are kept (a strip of 64 rows inside a 1024-row block decodes it once, not 16
+    times).
+    """
 
     def __init__(self, src, indexes: Sequence[int] = (1,)):
         self.src, self.indexes = src, list(indexes)
@@ -88,7 +91,7 @@ class ProductRaster:
         self.product = product
         self.band_names, self.warnings = bands_for_model(product, modality)
         self.name = product.path
-        self._files = []
+        self._files: List[Any] = []  # the open rasterio datasets, closed by close()
         sources = {b: self._open(product.band_files[b]) for b in self.band_names}
         reference = min(sources.values(), key=lambda s: s.res[0])
         self.width, self.height = reference.width, reference.height
@@ -109,7 +112,7 @@ class ProductRaster:
         self._scale = [(product.offsets.get(b, 0.0), EUROSAT_QUANTIFICATION / product.quantification)
                        for b in self.band_names]
         self.mask_kind = product.mask_kind if cloud_mask and product.mask_file else None
-        mask = self._open(product.mask_file) if self.mask_kind else None
+        mask = self._open(product.mask_file) if self.mask_kind and product.mask_file else None
         self._mask = self._on_grid(mask, "nearest") if mask else None
         mask_bands = (1,) if self.mask_kind == "SCL" else CLASSI_MASKED_BANDS
         self._mask_rows = BlockRows(mask, mask_bands) if mask else None
@@ -133,8 +136,10 @@ class ProductRaster:
         return vrt
 
     def _window_of(self, rows: BlockRows, window, resampling: str) -> np.ndarray:
-        """[bands, h, w] of `rows`' file on the grid's `window` (None: all of it): the rows it needs,
-        resampled by GDAL's warper when the file is coarser than the grid."""
+        """[bands, h, w] of `rows`' file on the grid's `window` (None: all of it).
+
+        The rows it needs, resampled by GDAL's warper when the file is coarser than the grid.
+        """
         from affine import Affine
         from rasterio.enums import Resampling
         from rasterio.warp import reproject
@@ -181,12 +186,15 @@ class ProductRaster:
         return np.stack(out)
 
     def dataset_mask(self, window=None, out_shape=None) -> np.ndarray:
-        """255 where the cloud mask lets a pixel through, 0 where it masks it (no data come from the
-        all-zero rule of pixels.classifiable_patches)."""
+        """255 where the cloud mask lets a pixel through, 0 where it masks it.
+
+        255 where the cloud mask lets a pixel through, 0 where it masks it (no data come from the all-zero rule of
+        pixels.classifiable_patches).
+        """
         kwargs = {"window": window}
         if out_shape is not None:
             kwargs["out_shape"] = tuple(out_shape[-2:])
-        if self._mask is None:
+        if self._mask is None or self._mask_rows is None:
             rows, cols = (out_shape[-2:] if out_shape is not None else
                           (int(window.height), int(window.width)) if window is not None else (self.height, self.width))
             return np.full((rows, cols), 255, np.uint8)
@@ -199,12 +207,14 @@ class ProductRaster:
         return np.where(masked, 0, 255).astype(np.uint8)
 
     def masked_share(self) -> Optional[float]:
-        """The share of the product's data pixels that the cloud mask masks: counted on the mask file
-        itself (20/60 m), decimated to MASK_SHARE_SIDE, against B01's data pixels (60 m) for MSK_CLASSI,
-        SCL's own class 0 otherwise; small reads, no warping of the 10 m grid."""
+        """The share of the product's data pixels that the cloud mask masks.
+
+        Counted on the mask file itself (20/60 m), decimated to MASK_SHARE_SIDE, against B01's data pixels (60 m)
+        for MSK_CLASSI, SCL's own class 0 otherwise; small reads, no warping of the 10 m grid.
+        """
         from rasterio.enums import Resampling
 
-        if self._mask is None:
+        if self._mask is None or self._mask_rows is None:
             return None
         src = self._mask_rows.src
         scale = min(1.0, MASK_SHARE_SIDE / max(src.width, src.height))
@@ -221,7 +231,7 @@ class ProductRaster:
             masked = np.any(values > 0, axis=0)
         return round(float((masked & data).sum()) / max(1, int(data.sum())), 4)
 
-    def summary(self) -> Dict[str, object]:
+    def summary(self) -> Dict[str, Any]:
         """What summary.json records of the product: level, baseline, offsets applied, mask."""
         p = self.product
         return {"level": p.level, "processing_baseline": p.baseline, "bands": list(self.band_names),
@@ -232,6 +242,7 @@ class ProductRaster:
                 "warnings": list(self.warnings)}
 
     def close(self) -> None:
+        """Close every band file opened."""
         for f in reversed(self._files):
             f.close()
         self._files = []

@@ -20,7 +20,7 @@ import os
 import posixpath
 import shutil
 import tempfile
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -42,26 +42,32 @@ NAMESPACE = "landuse_map"
 
 
 class SignatureModelHandler(ModelHandler[np.ndarray, np.ndarray, SavedModelPredictor]):
-    """RunInference through the exported model's pixel signature (predict_images / predict_bands),
-    so the Transform graph decodes and normalises as in serving. Beam batches, loads the model once
-    per worker process and reports inference metrics."""
+    """RunInference through the exported model's pixel signature (predict_images / predict_bands).
+
+    So the Transform graph decodes and normalises as in serving. Beam batches, loads the model once per worker
+    process and reports inference metrics.
+    """
 
     def __init__(self, export_dir: str, max_batch_size: int = 64):
         super().__init__(min_batch_size=1, max_batch_size=max_batch_size)
         self._export_dir = export_dir
 
     def load_model(self) -> SavedModelPredictor:
+        """The SavedModel's predictor, loaded once per worker."""
         return SavedModelPredictor(self._export_dir)
 
     def run_inference(self, batch: Sequence[np.ndarray], model: SavedModelPredictor,
                       inference_args: Optional[dict] = None) -> Iterable[PredictionResult]:
+        """Class probabilities of a batch of patches, one PredictionResult each."""
         probabilities = model.predict(np.stack(batch))
         return [PredictionResult(x, p) for x, p in zip(batch, probabilities)]
 
     def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
+        """The batch's size in bytes (Beam's batching measure)."""
         return sum(x.nbytes for x in batch)
 
     def get_metrics_namespace(self) -> str:
+        """The namespace of the map's Beam metrics."""
         return NAMESPACE
 
 
@@ -76,9 +82,11 @@ class ReadPatches(beam.DoFn):
         self.masked = beam.metrics.Metrics.counter(NAMESPACE, "tiles_masked")
 
     def setup(self) -> None:
-        self._open: Dict[str, object] = {}
+        """Start the worker with no scene open."""
+        self._open: Dict[str, Any] = {}  # path -> its open raster (rasterio dataset or ProductRaster)
 
     def process(self, element: Tuple[str, int]):
+        """The patches of one strip of a scene worth classifying, and the strip's statistics on the side."""
         path, row = element
         if path not in self._open:
             self._open[path] = scene_inputs.open_scene(path, self.modality, self.options)
@@ -95,13 +103,17 @@ class ReadPatches(beam.DoFn):
             yield (path, row, int(col)), pixels
 
     def teardown(self) -> None:
+        """Close the scenes this worker opened."""
         for dataset in self._open.values():
             dataset.close()
 
 
 class WriteMap(beam.DoFn):
-    """(scene, {'scene': [..], 'tiles': [(row, col, probabilities), ...], 'pixels': [SceneStatistics]})
-    -> the scene's map files."""
+    """A scene's tiles, grouped -> the scene's map files.
+
+    (scene, {'scene': [..], 'tiles': [(row, col, probabilities), ...], 'pixels': [SceneStatistics]}) -> the scene's
+    map files.
+    """
 
     def __init__(self, output_dirs: Dict[str, str], modality: str, model: str, version: str, options: MapOptions,
                  training: Optional[dict] = None, no_statistics_reason: str = ""):
@@ -110,6 +122,7 @@ class WriteMap(beam.DoFn):
         self.training, self.no_statistics_reason = training, no_statistics_reason
 
     def process(self, element):
+        """Write one scene's map files from its classified tiles; MapError when none was classified."""
         path, grouped = element
         tiles = list(grouped["tiles"])
         if not tiles:
@@ -138,8 +151,10 @@ class WriteMap(beam.DoFn):
 
 
 def copy_folder(local_dir: str, destination: str) -> None:
-    """Copy a local folder's files to `destination` (a local or gs:// folder) with Beam's FileSystems:
-    a local one at once (folders.staged), a gs:// one with summary.json last."""
+    """Copy a local folder's files to `destination` (a local or gs:// folder) with Beam's FileSystems.
+
+    A local one at once (folders.staged), a gs:// one with summary.json last.
+    """
     from apache_beam.io.filesystems import FileSystems
 
     if "://" not in destination:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from typing import Dict, Tuple
+from typing import Any, Dict, Tuple
 
 import numpy as np
 
@@ -38,8 +38,11 @@ CONFIDENCE_FILE = "confidence.tif"
 
 
 def map_file(map_dir: str, name: str = MAP_FILE) -> str:
-    """The path of `name` in the folder of a whole map, or MapError: not local, not a map, or a map
-    whose writing did not finish (no summary.json, which is moved in last: folders.commit)."""
+    """The path of `name` in the folder of a whole map, or MapError.
+
+    Not local, not a map, or a map whose writing did not finish (no summary.json, which is moved in last:
+    folders.commit).
+    """
     if "://" in map_dir:
         raise MapError(f"--compare reads local map folders; copy {map_dir!r} here first (gsutil -m cp -r)")
     path = os.path.join(map_dir, name)
@@ -51,7 +54,7 @@ def map_file(map_dir: str, name: str = MAP_FILE) -> str:
     return path
 
 
-def read_map(map_dir: str, name: str = MAP_FILE) -> Tuple[np.ndarray, object, object]:
+def read_map(map_dir: str, name: str = MAP_FILE) -> Tuple[np.ndarray, Any, Any]:
     """(values, transform, crs) of `name` (landuse.tif or confidence.tif) in `map_dir`."""
     import rasterio
 
@@ -59,7 +62,7 @@ def read_map(map_dir: str, name: str = MAP_FILE) -> Tuple[np.ndarray, object, ob
         return src.read(1), src.transform, src.crs
 
 
-def read_grid(map_dir: str) -> Tuple[Tuple[int, int], object, object]:
+def read_grid(map_dir: str) -> Tuple[Tuple[int, int], Any, Any]:
     """((rows, cols), transform, crs) of the map in `map_dir`, its pixels not read."""
     import rasterio
 
@@ -92,15 +95,21 @@ def check_same_grid(earlier, later, earlier_dir: str) -> None:
 
 
 def check_scene_grid(earlier_dir: str, dataset, grid: TileGrid) -> None:
-    """Before any inference: MapError unless the map of `dataset` (a rasterio dataset, cut by
-    `grid`) would lie on the grid of the earlier map in `earlier_dir`."""
+    """Before any inference.
+
+    MapError unless the map of `dataset` (a rasterio dataset, cut by `grid`) would lie on the grid of the earlier
+    map in `earlier_dir`.
+    """
     later = ((grid.cell_rows, grid.cell_cols), grid.cell_transform(dataset.transform), dataset.crs)
     check_same_grid(read_grid(earlier_dir), later, earlier_dir)
 
 
 def write_change_png(path: str, earlier: np.ndarray, later: np.ndarray, compared: np.ndarray, title: str) -> None:
-    """Earlier map, later map, and the compared cells that changed in their new class's colour
-    (unchanged: grey; not compared (nodata, or uncertain): white)."""
+    """The change picture: earlier map, later map and the cells that changed.
+
+    Earlier map, later map, and the compared cells that changed in their new class's colour (unchanged: grey; not
+    compared (nodata, or uncertain): white).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,13 +134,17 @@ def write_change_png(path: str, earlier: np.ndarray, later: np.ndarray, compared
 
 
 def check_min_confidence(min_confidence: float) -> None:
+    """Refuse a --min-confidence outside [0, 1) with a one-line MapError."""
     if not 0.0 <= min_confidence < 1.0:
         raise MapError(f"--min-confidence {min_confidence}: give a probability in [0, 1)")
 
 
 def compare(earlier_dir: str, later_dir: str, min_confidence: float = 0.0) -> Dict[str, object]:
-    """Write transitions.csv and change.png into `later_dir`; returns the change summary (also added
-    to later_dir's summary.json). Cells below `min_confidence` in either map are left out."""
+    """Write transitions.csv and change.png into `later_dir`.
+
+    Returns the change summary (also added to later_dir's summary.json). Cells below `min_confidence` in either map
+    are left out.
+    """
     check_min_confidence(min_confidence)
     earlier = read_map(earlier_dir)
     later = read_map(later_dir)

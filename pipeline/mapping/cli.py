@@ -1,5 +1,4 @@
-"""`pipeline_runner.py map`: the command line of the land-use maps (parse, pick the predictor or
-Beam, map, compare)."""
+"""`pipeline_runner.py map`: the command line of the land-use maps (parse, pick the predictor or Beam, map, compare)."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +21,7 @@ DATAFLOW_NEEDS = ("project", "region", "temp_location", "image")
 
 
 def build_map_parser() -> argparse.ArgumentParser:
+    """The `map` subcommand's argument parser (MapOptions' flags among them)."""
     p = argparse.ArgumentParser(
         prog="pipeline_runner.py map",
         description="Classify a whole scene into a land-use map with the pushed model: 64x64 patches "
@@ -55,6 +55,7 @@ def build_map_parser() -> argparse.ArgumentParser:
 
 
 def parse_dn_range(text: str) -> tuple:
+    """--dn-range LOW,HIGH as two floats; MapError when it is not two numbers."""
     try:
         low, high = (float(v) for v in text.split(","))
     except ValueError:
@@ -63,8 +64,11 @@ def parse_dn_range(text: str) -> tuple:
 
 
 def check_paths(args: argparse.Namespace) -> None:
-    """Local --input and --model paths that do not exist, before TensorFlow loads (the rest of
-    what they hold is checked where they are read)."""
+    """Local --input and --model paths that do not exist, before TensorFlow loads.
+
+    Local --input and --model paths that do not exist, before TensorFlow loads (the rest of what they hold is
+    checked where they are read).
+    """
     from pipeline.mapping.scene import require_input
 
     for path in args.input:
@@ -75,6 +79,7 @@ def check_paths(args: argparse.Namespace) -> None:
 
 
 def interrupted(output: str) -> str:
+    """The message for a map interrupted before it was moved into `output`."""
     return (f"interrupted: the map being written was not moved into {output!r} (an earlier map there is as it "
             "was); run the same command again")
 
@@ -88,8 +93,11 @@ def map_options(args: argparse.Namespace) -> MapOptions:
 
 
 def run(argv: List[str]) -> int:
-    """`map`: parse, pick the predictor (in process / endpoint) or Beam, map, compare. Ctrl-C: one
-    line and exit code 130, the pipeline's."""
+    """Run `map`: parse, pick the predictor (in process / endpoint) or Beam, map, compare.
+
+    `map`: parse, pick the predictor (in process / endpoint) or Beam, map, compare. Ctrl-C: one line and exit code
+    130, the pipeline's.
+    """
     args = build_map_parser().parse_args(argv)
     configure_logging()
     options = map_options(args)  # flag and input errors before TensorFlow loads
@@ -109,6 +117,7 @@ def compare_staged(changes: dict, args: argparse.Namespace, staging: str) -> Non
 
 
 def map_and_compare(args: argparse.Namespace, options: MapOptions) -> int:
+    """Map one scene (or several with --beam) and, with --compare, the change against an earlier map."""
     from pipeline.mapping import change, folders, landuse
 
     folders.check_output_dir(args.output)  # before the model loads
@@ -144,6 +153,7 @@ def map_and_compare(args: argparse.Namespace, options: MapOptions) -> int:
         quiet_tensorflow()
         from pipeline.mapping import predictors, training_check
 
+        predictor: predictors.Predictor
         if args.server:
             predictor = predictors.EndpointPredictor(args.server, args.model_name)
             if args.model and not args.training_statistics:  # TF Serving does not serve the model's files

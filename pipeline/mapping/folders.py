@@ -25,10 +25,12 @@ FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
 
 
 def check_output_dir(output_dir: str) -> Optional[str]:
-    """The folder to write a map in before it moves into `output_dir`: its parent (the map is staged
-    beside it), or output_dir itself when only it may be written (--output . in a read-only parent);
-    None for gs:// (Beam's). MapError when `output_dir` cannot hold map files: a file, under a file,
-    or in folders we may not write (checked before the model loads)."""
+    """The folder to write a map in before it moves into `output_dir`.
+
+    Its parent (the map is staged beside it), or output_dir itself when only it may be written (--output . in a
+    read-only parent); None for gs:// (Beam's). MapError when `output_dir` cannot hold map files: a file, under a
+    file, or in folders we may not write (checked before the model loads).
+    """
     if "://" in output_dir:
         return None
     path = os.path.abspath(output_dir)
@@ -51,9 +53,11 @@ def check_output_dir(output_dir: str) -> Optional[str]:
 
 @contextlib.contextmanager
 def staged(output_dir: str) -> Iterator[str]:
-    """A new folder beside `output_dir` (or in it: check_output_dir) to write a map into. When the
-    block ends without an error its files replace the map files in `output_dir` (``commit``); on
-    an error, Ctrl-C or a full disk `output_dir` is as it was. The folder is removed either way."""
+    """A new folder beside `output_dir` (or in it: check_output_dir) to write a map into.
+
+    When the block ends without an error its files replace the map files in `output_dir` (``commit``); on an error,
+    Ctrl-C or a full disk `output_dir` is as it was. The folder is removed either way.
+    """
     parent = check_output_dir(output_dir)
     if parent is None:
         raise MapError(f"--output {output_dir!r}: a map made here is written to a local folder; give one, or map "
@@ -79,10 +83,12 @@ def staged(output_dir: str) -> Iterator[str]:
 
 
 def commit(staging: str, output_dir: str) -> None:
-    """Move a finished map from `staging` into `output_dir`: one rename when output_dir is new;
-    else file by file, its earlier summary.json removed first (and the earlier map's files this
-    one lacks, say an old change.png) and the new one moved in last, so a folder with a
-    summary.json never mixes two maps. Other files in output_dir are left alone."""
+    """Move a finished map from `staging` into `output_dir`.
+
+    One rename when output_dir is new; else file by file, its earlier summary.json removed first (and the earlier
+    map's files this one lacks, say an old change.png) and the new one moved in last, so a folder with a
+    summary.json never mixes two maps. Other files in output_dir are left alone.
+    """
     if not os.path.lexists(output_dir):
         os.rename(staging, output_dir)
         return

@@ -14,6 +14,7 @@ from schema.modalities import IMAGE_SIZE
 
 
 def check_stride(stride: int) -> int:
+    """`stride` when it divides the patch size; MapError otherwise."""
     if stride < 1 or IMAGE_SIZE % stride:
         raise MapError(f"--stride {stride}: it must divide {IMAGE_SIZE} (64, 32, 16 or 8), so that "
                        "overlapping patches cover whole map cells")
@@ -36,6 +37,7 @@ class TileGrid:
 
     @property
     def cells_per_patch(self) -> int:
+        """Map cells along one side of a patch."""
         return IMAGE_SIZE // self.stride
 
     @property
@@ -45,22 +47,27 @@ class TileGrid:
 
     @property
     def cols(self) -> int:
+        """Patch columns."""
         return (self.width - IMAGE_SIZE) // self.stride + 1
 
     @property
     def patches(self) -> int:
+        """Patches in the scene."""
         return self.rows * self.cols
 
     @property
     def cell_rows(self) -> int:
+        """Rows of map cells."""
         return self.rows - 1 + self.cells_per_patch
 
     @property
     def cell_cols(self) -> int:
+        """Columns of map cells."""
         return self.cols - 1 + self.cells_per_patch
 
     @property
     def strip_width(self) -> int:
+        """Pixels a strip of patches spans across the scene."""
         return (self.cols - 1) * self.stride + IMAGE_SIZE
 
     def cell_transform(self, scene_transform):

@@ -1,6 +1,8 @@
-"""What ``map --input`` is -> the dataset the map reads: a Sentinel-2 product (``product``,
-``bands``), a folder/zip of neighbouring georeferenced patches (``mosaic``), or a raster
-(``scene``). The local run and the Beam pipeline both open their inputs here."""
+"""What ``map --input`` is -> the dataset the map reads.
+
+A Sentinel-2 product (``product``, ``bands``), a folder/zip of neighbouring georeferenced patches (``mosaic``), or a
+raster (``scene``). The local run and the Beam pipeline both open their inputs here.
+"""
 from __future__ import annotations
 
 import os
@@ -14,8 +16,11 @@ from pipeline.mapping.options import MapOptions
 
 
 def open_scene(path: str, modality: str, options: MapOptions = MapOptions(), work_dir: Optional[str] = None):
-    """The dataset of `path` for a model of `modality`: a ProductRaster, the mosaic of a folder/zip
-    of patches (written into `work_dir`; None: refused, as on Beam workers) or the raster itself."""
+    """The dataset of `path` for a model of `modality`.
+
+    A ProductRaster, the mosaic of a folder/zip of patches (written into `work_dir`; None: refused, as on Beam
+    workers) or the raster itself.
+    """
     if product.looks_like_product(path):
         return ProductRaster(product.find_product(path, options.dn_offset), modality, options.cloud_mask)
     if mosaic.is_patch_collection(path):
@@ -29,8 +34,11 @@ def open_scene(path: str, modality: str, options: MapOptions = MapOptions(), wor
 
 
 def product_summary(dataset, options: MapOptions) -> dict:
-    """{"product": ...} for summary.json when `dataset` is a product (level, baseline, offsets
-    applied, cloud mask and its masked share, warnings); {} for a raster."""
+    """{"product": ...} for summary.json when `dataset` is a product; {} for a raster.
+
+    {"product": ...} for summary.json when `dataset` is a product (level, baseline, offsets applied, cloud mask and
+    its masked share, warnings); {} for a raster.
+    """
     if not isinstance(dataset, ProductRaster):
         return {}
     summary = dataset.summary()

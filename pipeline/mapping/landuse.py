@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class Batch:
+    """Patches to classify together: their grid rows, columns and pixels [n, 64, 64, C]."""
+
     rows: np.ndarray
     cols: np.ndarray
     pixels: np.ndarray
@@ -62,6 +64,7 @@ class Progress:
         self.started = self.last = clock()
 
     def add(self, n: int) -> None:
+        """Count `n` more tiles done; logs the line every `every_s` seconds and at the end."""
         self.done += n
         now = self.clock()
         if now - self.last >= self.every_s or self.done >= self.total:
@@ -69,10 +72,12 @@ class Progress:
             log.info("%s", self.line(now))
 
     def rate(self, now: Optional[float] = None) -> float:
+        """Tiles per second since the start."""
         elapsed = (now if now is not None else self.clock()) - self.started
         return self.done / elapsed if elapsed > 0 else 0.0
 
     def line(self, now: float) -> str:
+        """The progress line: done/total, percentage, rate and seconds left."""
         rate = self.rate(now)
         left = (self.total - self.done) / rate if rate > 0 else float("nan")
         return (f"{self.label}: {self.done}/{self.total} tiles ({100.0 * self.done / max(self.total, 1):.0f} %), "
@@ -85,14 +90,18 @@ GDAL_CACHE_MB = 128
 
 
 def rasterio_env():
+    """A rasterio environment with GDAL's block cache held to GDAL_CACHE_MB."""
     import rasterio
 
     return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
 
 
 def prefetch(items: Iterable, depth: int = 2) -> Iterator:
-    """Items of `items` produced in a background thread, `depth` ahead: the next batch is read and
-    encoded while the model runs on this one (both release the GIL). Errors re-raise here."""
+    """Items of `items` produced in a background thread, `depth` ahead.
+
+    The next batch is read and encoded while the model runs on this one (both release the GIL). Errors re-raise
+    here.
+    """
     import queue
     import threading
 
@@ -132,12 +141,14 @@ def prefetch(items: Iterable, depth: int = 2) -> Iterator:
 
 def map_scene(scene_path: str, predictor, output_dir: str, options: MapOptions = MapOptions(),
               check: Optional[Callable] = None, finish: Optional[Callable[[str], None]] = None) -> dict:
-    """Classify every patch of a scene (or of a folder/zip of georeferenced patches, mosaicked
-    first) with `predictor` and write the outputs; returns the summary. The files are written into
-    a folder beside output_dir and replace its map only when all are (folders.staged): a map that
-    fails or is interrupted leaves output_dir as it was. ``check(dataset, grid)`` runs before any
-    inference (--compare's grid check); ``finish(folder)`` adds files to the finished map before
-    it is moved in (--compare's change files)."""
+    """Classify every patch of a scene with `predictor` and write the outputs; returns the summary.
+
+    Classify every patch of a scene (or of a folder/zip of georeferenced patches, mosaicked first) with `predictor`
+    and write the outputs; returns the summary. The files are written into a folder beside output_dir and replace
+    its map only when all are (folders.staged): a map that fails or is interrupted leaves output_dir as it was.
+    ``check(dataset, grid)`` runs before any inference (--compare's grid check); ``finish(folder)`` adds files to
+    the finished map before it is moved in (--compare's change files).
+    """
     started = time.monotonic()
     with folders.staged(output_dir) as staging:
         with rasterio_env(), scene_inputs.open_scene(scene_path, predictor.modality, options, staging) as dataset:

@@ -8,6 +8,7 @@ rasterio.merge in chunks: bounded memory); places no patch covers are 0, so they
 from __future__ import annotations
 
 import os
+from typing import Dict, Tuple
 
 import numpy as np
 
@@ -38,16 +39,20 @@ def patch_files(path: str) -> list:
 
 
 def check_patches(path: str, modality: str) -> None:
-    """Refuse, before anything is written, a folder/zip that is not a set of neighbouring
-    georeferenced patches of the model's bands: patches without georeference, in several CRSs, of
-    mixed band counts or resolutions (single-band files of a product, say), of the other modality,
-    or spread too far. Messages name the user's files, never the mosaic."""
+    """Refuse, before anything is written, a folder/zip that is not a set of neighbouring patches.
+
+    Refuse, before anything is written, a folder/zip that is not a set of neighbouring georeferenced patches of the
+    model's bands: patches without georeference, in several CRSs, of mixed band counts or resolutions (single-band
+    files of a product, say), of the other modality, or spread too far. Messages name the user's files, never the
+    mosaic.
+    """
     import rasterio
 
     from pipeline.mapping.scene import describe_modality, expected_bands
 
     files = patch_files(path)
-    crss, kinds = {}, {}
+    crss: Dict[str, str] = {}  # CRS -> the first patch in it
+    kinds: Dict[Tuple[int, Tuple[float, ...]], str] = {}  # (bands, resolution) -> the first patch of it
     for name in files:
         try:
             with rasterio.open(name) as src:
@@ -80,9 +85,11 @@ def check_patches(path: str, modality: str) -> None:
 
 
 def mosaic_patches(path: str, destination: str) -> str:
-    """Stitch a folder or zip of georeferenced patches (checked by check_patches) into one GeoTIFF
-    by their own coordinates (rasterio.merge, in chunks: bounded memory); places no patch covers
-    are 0 (masked)."""
+    """Stitch a folder or zip of georeferenced patches into one GeoTIFF by their own coordinates.
+
+    Stitch a folder or zip of georeferenced patches (checked by check_patches) into one GeoTIFF by their own
+    coordinates (rasterio.merge, in chunks: bounded memory); places no patch covers are 0 (masked).
+    """
     from rasterio.merge import merge
 
     merge(patch_files(path), dst_path=destination, nodata=0,

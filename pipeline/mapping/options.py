@@ -1,6 +1,9 @@
-"""MapOptions: the settings of one map (stride, batch size, DN range, nodata, preview, a product's
-offset and cloud mask), validated. Each field is declared once here, help text included; the map
-command line's flags are derived from them (components/settings.py)."""
+"""MapOptions: the settings of one map, validated.
+
+MapOptions: the settings of one map (stride, batch size, DN range, nodata, preview, a product's offset and cloud
+mask), validated. Each field is declared once here, help text included; the map command line's flags are derived
+from them (components/settings.py).
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -17,6 +20,8 @@ MAP = "map"  # the map command line's group of these flags
 
 @dataclasses.dataclass(frozen=True)
 class MapOptions:
+    """How a scene is mapped: each field is a setting of the map command line (components/settings.py)."""
+
     stride: int = dataclass_setting(
         IMAGE_SIZE, f"pixels between patch starts (64, 32, 16 or 8); below {IMAGE_SIZE} patches overlap, their "
         "probabilities are averaged and map cells are stride x stride px", group=MAP)

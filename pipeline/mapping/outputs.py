@@ -62,6 +62,7 @@ class TileTable:
         self.grid, self.transform = grid, transform
 
     def add(self, rows: np.ndarray, cols: np.ndarray, probabilities: np.ndarray) -> None:
+        """Write one row per patch: grid position, centre coordinates, class and its probability."""
         ids = probabilities.argmax(-1)
         for r, c, i, p in zip(rows, cols, ids, probabilities):
             x, y = self.grid.patch_centre(self.transform, int(r), int(c))
@@ -69,6 +70,7 @@ class TileTable:
                                    f"{p[i]:.4f}"))
 
     def close(self) -> None:
+        """Close tiles.csv."""
         self._file.close()
 
 
@@ -97,12 +99,14 @@ def crs_name(crs_wkt: Optional[str]) -> Optional[str]:
 
 
 def area_by_class(classes: np.ndarray, cell_ha: Optional[float]) -> Dict[str, Optional[float]]:
+    """Hectares of each class in a class map (None per class when the cell area is unknown)."""
     counts = np.bincount(classes[classes != NODATA_CLASS].ravel(), minlength=features.NUM_CLASSES)
     return {name: (round(float(n) * cell_ha, 2) if cell_ha is not None else None)
             for name, n in zip(features.CLASS_NAMES, counts)}
 
 
 def colour_table() -> Dict[int, Tuple[int, int, int, int]]:
+    """The GeoTIFF colour map of the classes, nodata transparent."""
     table = {i: (*c, 255) for i, c in enumerate(CLASS_COLOURS)}
     table[NODATA_CLASS] = (0, 0, 0, 0)
     return table
@@ -116,6 +120,7 @@ def colourise(classes: np.ndarray, nodata_colour=(255, 255, 255)) -> np.ndarray:
 
 def write_geotiff(path: str, values: np.ndarray, crs_wkt: Optional[str], transform, nodata,
                   colours: Optional[dict] = None, tags: Optional[dict] = None) -> None:
+    """Write a one-band GeoTIFF; OSError ENOSPC when the disk is full."""
     import rasterio
     from rasterio.errors import RasterioIOError
 
@@ -135,6 +140,7 @@ def write_geotiff(path: str, values: np.ndarray, crs_wkt: Optional[str], transfo
 
 
 def legend_handles(areas: Dict[str, Optional[float]]):
+    """Matplotlib legend entries: each class with its area, and the unclassified colour."""
     from matplotlib.patches import Patch
 
     handles = []
@@ -148,8 +154,11 @@ def legend_handles(areas: Dict[str, Optional[float]]):
 
 def write_png(path: str, preview: np.ndarray, classes: np.ndarray, areas: Dict[str, Optional[float]],
               title: str, scene_extent=None, map_extent=None) -> None:
-    """True colour (left) beside the map (right), on the same extent in pixels of the scene (the map
-    leaves out the edge remainder), legend with hectares per class."""
+    """True colour (left) beside the map (right).
+
+    On the same extent in pixels of the scene (the map leaves out the edge remainder), legend with hectares per
+    class.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

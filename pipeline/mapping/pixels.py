@@ -17,7 +17,7 @@ numbers) is refused by ``check_float_values``, since every patch of it would loo
 from __future__ import annotations
 
 import math
-from typing import Sequence, Tuple
+from typing import Sequence, Tuple, Union
 
 import numpy as np
 
@@ -42,8 +42,11 @@ def check_dn_range(low: float, high: float) -> None:
 
 
 def nonfinite_to_nodata(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """(values [..., C] with every pixel that has a NaN/inf band set to 0 in all bands, i.e. nodata;
-    the mask [...] of those pixels). Integer values are returned as they are."""
+    """(values with NaN/inf pixels set to 0 in all bands, the mask of those pixels).
+
+    (values [..., C] with every pixel that has a NaN/inf band set to 0 in all bands, i.e. nodata; the mask [...] of
+    those pixels). Integer values are returned as they are.
+    """
     if not np.issubdtype(values.dtype, np.floating):
         return values, np.zeros(values.shape[:-1], bool)
     bad = ~np.all(np.isfinite(values), axis=-1)
@@ -64,28 +67,35 @@ def check_float_values(name: str, sample: np.ndarray) -> None:
 
 
 def scaled_to_8_bits(modality: str) -> bool:
-    """Whether the model takes 8-bit pixels (EuroSAT RGB), to which a scene's digital numbers are
-    scaled by --dn-range; a model of 16-bit pixels (the 13 bands) takes them as they are."""
+    """Whether the model takes 8-bit pixels (EuroSAT RGB) rather than the scene's digital numbers.
+
+    Whether the model takes 8-bit pixels (EuroSAT RGB), to which a scene's digital numbers are scaled by --dn-range;
+    a model of 16-bit pixels (the 13 bands) takes them as they are.
+    """
     return np.dtype(modalities.get(modality).pixel_dtype) == np.uint8
 
 
-def classifiable_patches(values: np.ndarray, mask: np.ndarray, starts: Sequence[int],
+def classifiable_patches(values: np.ndarray, mask: np.ndarray, starts: Union[Sequence[int], np.ndarray],
                          max_nodata_fraction: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:
-    """(indexes into `starts` of the patches kept, their values [n, 64, 64, C]) of one strip:
-    `values` [64, W, C], GDAL's dataset `mask` [64, W], patches starting at columns `starts`."""
-    starts = np.asarray(starts)
+    """(indexes into `starts` of the patches kept, their values [n, 64, 64, C]) of one strip.
+
+    `values` [64, W, C], GDAL's dataset `mask` [64, W], patches starting at columns `starts`.
+    """
+    columns = np.asarray(starts)
     valid = (mask > 0) & np.any(values != 0, axis=-1)
     # the fraction of nodata pixels in each patch of the row
-    nodata = 1.0 - np.stack([valid[:, s : s + IMAGE_SIZE].mean() for s in starts]) if len(starts) else np.zeros(0)
+    nodata = 1.0 - np.stack([valid[:, s : s + IMAGE_SIZE].mean() for s in columns]) if len(columns) else np.zeros(0)
     keep = np.flatnonzero(nodata <= max_nodata_fraction)
-    patches = np.stack([values[:, s : s + IMAGE_SIZE] for s in starts[keep]]) if len(keep) else (
+    patches = np.stack([values[:, s : s + IMAGE_SIZE] for s in columns[keep]]) if len(keep) else (
         np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, values.shape[-1]), values.dtype))
     return keep, patches
 
 
 def dn_to_uint8(pixels: np.ndarray, dn_range: Tuple[float, float] = EUROSAT_DN_RANGE) -> np.ndarray:
-    """RGB digital numbers -> uint8 as EuroSAT's RGB images: [low, high] -> [1, 255] linearly,
-    clipped. uint8 input is returned unchanged."""
+    """RGB digital numbers -> uint8 as EuroSAT's RGB images.
+
+    [low, high] -> [1, 255] linearly, clipped. uint8 input is returned unchanged.
+    """
     if pixels.dtype == np.uint8:
         return pixels
     low, high = dn_range

@@ -27,6 +27,8 @@ from serving.models import complete_versions, read_signature_defs
 
 
 class Predictor(Protocol):
+    """What the map classifies patches with: a SavedModel in process or a TF Serving endpoint."""
+
     modality: str  # a modality name (schema.modalities)
     model: str  # where the model is: a folder, or model@host:port
     version: str  # the model version used
@@ -34,8 +36,10 @@ class Predictor(Protocol):
     no_statistics_reason: str  # why there are none, for the map's one line
 
     def encode(self, pixels: np.ndarray):
-        """[n, 64, 64, C] uint8 (RGB) / uint16 (13 bands) -> what the signature takes (PNGs or uint16);
-        thread-safe, so the next batch can be encoded while the model runs."""
+        """[n, 64, 64, C] uint8 (RGB) / uint16 (13 bands) -> what the signature takes (PNGs or uint16).
+
+        Thread-safe, so the next batch can be encoded while the model runs.
+        """
 
     def run(self, encoded) -> np.ndarray:
         """The signature on encoded patches -> float32 [n, 10] probabilities."""
@@ -45,6 +49,7 @@ class Predictor(Protocol):
 
 
 def encode_png(patch: np.ndarray) -> bytes:
+    """One uint8 RGB patch as PNG bytes (fast compression)."""
     from PIL import Image
 
     buf = io.BytesIO()
@@ -53,6 +58,7 @@ def encode_png(patch: np.ndarray) -> bytes:
 
 
 def encode_pngs(pixels: np.ndarray) -> List[bytes]:
+    """Each uint8 RGB patch of `pixels` as PNG bytes."""
     return [encode_png(p) for p in pixels]
 
 
@@ -112,9 +118,11 @@ class SavedModelPredictor:
         self.predict(np.zeros((1, modalities.IMAGE_SIZE, modalities.IMAGE_SIZE, record.channels), record.pixel_dtype))
 
     def encode(self, pixels: np.ndarray):
+        """The patches as the model's signature takes them (PNGs or raw values)."""
         return encode_patches(pixels, self.modality)
 
     def run(self, encoded) -> np.ndarray:
+        """The signature on encoded patches -> float32 [n, 10] probabilities."""
         import tensorflow as tf
 
         value = tf.constant(encoded, dtype=modalities.get(self.modality).input_dtype)
@@ -122,6 +130,7 @@ class SavedModelPredictor:
         return out[signatures.PROBABILITIES].numpy()
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
+        """Class probabilities [n, 10] of patches [n, 64, 64, C]."""
         return self.run(self.encode(pixels))
 
 
@@ -147,16 +156,20 @@ class EndpointPredictor:
         self.version = str(version if version is not None else max(available, default="unknown"))
 
     def encode(self, pixels: np.ndarray):
+        """The patches as the Predict request carries them (PNGs or raw values)."""
         return list(encode_patches(pixels, self.modality))
 
     def run(self, encoded) -> np.ndarray:
+        """One Predict request on encoded patches -> float32 [n, 10]; MapError when the server fails."""
         try:
             return self._client.predict_pixels(self.modality, encoded, batch_size=max(1, len(encoded)))
         except self._error_type as err:
             raise MapError(f"--server: {err}") from None
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
+        """Class probabilities [n, 10] of patches [n, 64, 64, C], from the server."""
         return self.run(self.encode(pixels))
 
     def close(self) -> None:
+        """Close the connection to the server."""
         self._client.close()

@@ -33,7 +33,7 @@ import os
 import re
 import xml.etree.ElementTree as ElementTree
 import zipfile
-from typing import Dict, List, Optional, Tuple
+from typing import IO, Callable, Dict, List, Optional, Tuple
 
 from components.sources import member_problem
 from pipeline.mapping.errors import MapError
@@ -68,6 +68,7 @@ class Product:
     mask_kind: Optional[str]  # "SCL" or "MSK_CLASSI"
 
     def describe(self) -> str:
+        """The product in a few words for messages: its level and baseline, or a folder of band files."""
         if self.level:
             return f"an {self.level} product of processing baseline {self.baseline}"
         return "a folder of band files"
@@ -119,8 +120,10 @@ def _metadata_name(names: List[str]) -> Optional[str]:
 
 
 def looks_like_product(path: str) -> bool:
-    """Whether `path` is (cheaply) a product: a .SAFE folder, an MTD_MSIL*.xml, a zip holding one, or
-    a folder with band files named by their band token."""
+    """Whether `path` is (cheaply) a product.
+
+    A .SAFE folder, an MTD_MSIL*.xml, a zip holding one, or a folder with band files named by their band token.
+    """
     if os.path.isfile(path) and re.fullmatch(r"MTD_MSIL(1C|2A)\.xml", os.path.basename(path), re.IGNORECASE):
         return True
     if os.path.isdir(path):
@@ -173,7 +176,8 @@ def _radiometry(root: ElementTree.Element, level: str, shown: str) -> Tuple[str,
     """(baseline, quantification value, offset per band) of the product's metadata."""
     baseline = next((e.text.strip() for e in _find(root, "PROCESSING_BASELINE") if e.text), None)
     quantification = _find(root, "QUANTIFICATION_VALUE" if level == "L1C" else "BOA_QUANTIFICATION_VALUE")
-    if not baseline or not quantification:
+    quantification_text = quantification[0].text if quantification else None
+    if not baseline or not quantification_text:
         raise MapError(f"{shown!r} lacks PROCESSING_BASELINE or the quantification value: not a Sentinel-2 "
                        f"{level} product's metadata; download the product again")
     offsets = {band: 0.0 for band in ESA_BAND_IDS}
@@ -181,25 +185,33 @@ def _radiometry(root: ElementTree.Element, level: str, shown: str) -> Tuple[str,
         band_id = int(element.get("band_id", "-1"))
         if not 0 <= band_id < len(ESA_BAND_IDS):
             raise MapError(f"{shown!r}: an offset of band_id {band_id}, not one of Sentinel-2's 13 bands")
+        if element.text is None:
+            raise MapError(f"{shown!r}: the offset of band_id {band_id} is empty; download the product again")
         offsets[ESA_BAND_IDS[band_id]] = float(element.text)
     if float(baseline) >= 4.0 and not any(offsets.values()):
         raise MapError(f"{shown!r} is of baseline {baseline} but gives no radiometric offsets (from 04.00 on "
                        "every product does): download the product again")
-    return baseline, float(quantification[0].text), offsets
+    return baseline, float(quantification_text), offsets
 
 
 def find_product(path: str, dn_offset: float = 0.0) -> Product:
-    """The Product at `path` (a .SAFE folder, its .zip, its MTD_MSIL*.xml or a folder of band files);
-    MapError when it is none or lacks what the map needs."""
+    """The Product at `path`; MapError when it is none or lacks what the map needs.
+
+    The Product at `path` (a .SAFE folder, its .zip, its MTD_MSIL*.xml or a folder of band files); MapError when it
+    is none or lacks what the map needs.
+    """
     if os.path.isfile(path) and path.lower().endswith(".xml"):
         root_dir, names = os.path.dirname(os.path.abspath(path)), None
         names = _list_folder(root_dir)
-        metadata = os.path.basename(path)
+        metadata: Optional[str] = os.path.basename(path)
     else:
         root_dir = os.path.abspath(path)
         names = _list_zip(path) if zipfile.is_zipfile(path) else _list_folder(path)
         metadata = _metadata_name(names)
     in_zip = zipfile.is_zipfile(path) if os.path.isfile(path) else False
+    archive: Optional[zipfile.ZipFile]
+    opener: Callable[[str], IO[bytes]]
+    gdal_path: Callable[[str], str]
     if in_zip:
         archive = zipfile.ZipFile(path)
         opener, gdal_path = archive.open, (lambda n: f"/vsizip/{root_dir}/{n}")
@@ -237,7 +249,7 @@ def find_product(path: str, dn_offset: float = 0.0) -> Product:
 
 
 def _band_files(names: List[str], shown: str) -> Dict[str, str]:
-    """band -> the file holding it at its finest resolution (L2A has copies at 20 and 60 m)."""
+    """Each band -> the file holding it at its finest resolution (L2A has copies at 20 and 60 m)."""
     best: Dict[str, Tuple[int, str]] = {}
     for name in names:
         if "QI_DATA" in name.replace("\\", "/").split("/"):
@@ -256,8 +268,10 @@ def _band_files(names: List[str], shown: str) -> Dict[str, str]:
 
 
 def bands_for_model(product: Product, modality: str) -> Tuple[Tuple[str, ...], List[str]]:
-    """(the product's bands the model takes, in its order, warnings); MapError when the model cannot
-    take this product (an L2A one for a 13-band model) or a band is missing."""
+    """(the product's bands the model takes, in its order, warnings).
+
+    MapError when the model cannot take this product (an L2A one for a 13-band model) or a band is missing.
+    """
     record = modalities.get(modality)
     wanted = record.band_names
     warnings = []

@@ -49,10 +49,12 @@ class Scene:
 
 
 def expected_bands(modality: str) -> int:
+    """The number of bands the modality's model takes."""
     return modalities.get(modality).channels
 
 
 def describe_modality(modality: str) -> str:
+    """The modality's model and the Sentinel-2 bands it takes, for messages."""
     record = modalities.get(modality)
     if record.encoded:  # an image model's bands are a picture's red, green, blue: Sentinel-2's B04, B03, B02
         return f"an RGB model ({record.channels} bands: red B04, green B03, blue B02)"
@@ -66,7 +68,7 @@ def require_input(path: str) -> None:
 
 
 def open_raster(path: str):
-    """rasterio's dataset for `path`, or MapError saying what the file is not."""
+    """The rasterio dataset for `path`, or MapError saying what the file is not."""
     import rasterio
     from rasterio.errors import RasterioIOError
 
@@ -170,6 +172,7 @@ def read_strip(dataset, grid: TileGrid, row: int, modality: str,
 def iter_strips(dataset, grid: TileGrid, modality: str, rows: Optional[range] = None,
                 dn_range: Tuple[float, float] = EUROSAT_DN_RANGE,
                 max_nodata_fraction: float = 0.0) -> Iterator[Strip]:
+    """read_strip for each patch row (all, or `rows`), in order."""
     for row in rows if rows is not None else range(grid.rows):
         yield read_strip(dataset, grid, row, modality, dn_range, max_nodata_fraction)
 

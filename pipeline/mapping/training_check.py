@@ -24,7 +24,7 @@ statistics, an endpoint without --training-statistics), saying why.
 from __future__ import annotations
 
 import logging
-from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -55,6 +55,7 @@ class SceneStatistics:
 
     @classmethod
     def for_training(cls, training: Optional[dict], channels: int) -> "SceneStatistics":
+        """Empty statistics that count against the training's p01..p99 when its bands match `channels`."""
         if not training or len(training["bands"]) != channels:
             return cls(channels)
         low, high = (np.array([b["patch_mean"][k] for b in training["bands"].values()]) for k in ("p01", "p99"))
@@ -73,6 +74,7 @@ class SceneStatistics:
             self.above += (means > self.high).sum(0)
 
     def merge(self, other: "SceneStatistics") -> "SceneStatistics":
+        """Add `other`'s counts to these and return them."""
         self.patches += other.patches
         self.mean_sum += other.mean_sum
         self.below += other.below
@@ -88,6 +90,7 @@ class SceneStatistics:
 
     @property
     def means(self) -> np.ndarray:
+        """The scene's mean of patch means per band."""
         return self.mean_sum / max(self.patches, 1)
 
 
@@ -133,8 +136,11 @@ def likely_cause(names: Sequence[str], scene: np.ndarray, train: np.ndarray, spr
 
 
 def best_band_order(scene: np.ndarray, train: np.ndarray, spread: np.ndarray) -> Optional[List[int]]:
-    """The permutation (scene band i -> training band order[i]) that fits the band means at least
-    1 / PERMUTATION_GAIN times better than the scene's own order; None when there is none."""
+    """The band permutation that fits the training's band means much better than the scene's own order.
+
+    The permutation (scene band i -> training band order[i]) that fits the band means at least 1 / PERMUTATION_GAIN
+    times better than the scene's own order; None when there is none.
+    """
     from scipy.optimize import linear_sum_assignment
 
     cost = np.abs(scene[:, None] - train[None, :]) / np.maximum(spread[None, :], 1e-9)
@@ -157,7 +163,7 @@ def compare(scene: SceneStatistics, training: dict, modality: str, dn_range: Tup
     out = outside > MAX_OUTSIDE_SHARE
     scale = dn_per_unit(modality, dn_range)
     unit = "DN" if scale == 1.0 else "(8-bit)"
-    per_band = {}
+    per_band: Dict[str, Dict[str, Any]] = {}
     for i, name in enumerate(names):
         per_band[name] = {"scene_mean": round(float(means[i]), 2), "training_mean": round(float(train[i]), 2),
                           "training_p01_p99": [bands[i]["patch_mean"]["p01"], bands[i]["patch_mean"]["p99"]],
@@ -180,6 +186,7 @@ def compare(scene: SceneStatistics, training: dict, modality: str, dn_range: Tup
 
 
 def unchecked(reason: str) -> dict:
+    """The training_data_check block of a check not done, with why."""
     return {"status": "unchecked", "reason": reason}
 
 
@@ -202,8 +209,8 @@ def summary(scene: SceneStatistics, training: Optional[dict], no_statistics_reas
     elif block["status"] == "unchecked":
         log.warning("training-data check: not done: %s", block["reason"])
     else:
-        log.info("training-data check: the scene is like the training data in all %d bands",
-                 len(training["band_order"]))
+        # compared, so the training statistics have the model's len(expected) bands
+        log.info("training-data check: the scene is like the training data in all %d bands", len(expected))
     return {"training_data_check": block, "pixels_nonfinite": scene.nonfinite_pixels}
 
 

@@ -117,8 +117,11 @@ def run_report_dir(output_dir: str, pipeline_name: str, run_id: Optional[str]) -
 
 def report_for_run(output_dir: str, pipeline_name: str, report_dir: Optional[str] = None,
                    run_id: Optional[str] = None) -> Dict[str, str]:
-    """Write the report of `pipeline_name`'s latest run (or run `run_id`) under `output_dir`
-    (the pipeline's output folder) to `report_dir` (default run_report_dir())."""
+    """Write the report of `pipeline_name`'s latest run (or run `run_id`) to `report_dir`.
+
+    Write the report of `pipeline_name`'s latest run (or run `run_id`) under `output_dir` (the pipeline's output
+    folder) to `report_dir` (default run_report_dir()).
+    """
     from pipeline.config import PipelineConfig
 
     metadata_path = PipelineConfig(output_dir=output_dir, pipeline_name=pipeline_name).metadata_path
@@ -133,8 +136,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def run(argv: Optional[List[str]] = None, prog: Optional[str] = None, verbose: bool = False) -> int:
-    """The report command line (also `pipeline_runner.py report`); raises UserError for bad input,
-    before TensorFlow loads (quietly, unless `verbose` or EUROSAT_VERBOSE=1)."""
+    """The report command line (also `pipeline_runner.py report`).
+
+    Raises UserError for bad input, before TensorFlow loads (quietly, unless `verbose` or EUROSAT_VERBOSE=1).
+    """
     from pipeline.config import PipelineConfig
     from pipeline.console import quiet_tensorflow
 

@@ -1,5 +1,7 @@
-"""Gathering a finished run: MLMD, the Evaluator output, the examples, history.json and the model
--> ReportInputs."""
+"""Gathering a finished run into ReportInputs.
+
+Gathering a finished run: MLMD, the Evaluator output, the examples, history.json and the model -> ReportInputs.
+"""
 from __future__ import annotations
 
 import glob
@@ -17,12 +19,15 @@ from schema.errors import DataError, DataNotFound
 
 
 def example_split_files(examples_uri: str, split: str) -> List[str]:
+    """The files of ExampleGen's split `split`, sorted."""
     return sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
 
 
 def count_classes(statistics_uri: str) -> Dict[str, Dict[str, int]]:
-    """{split: {class name: examples}} from StatisticsGen's output (the `class_name` feature's
-    value counts), so nothing is read twice."""
+    """{split: {class name: examples}} from StatisticsGen's output (the `class_name` feature's value counts).
+
+    So nothing is read twice.
+    """
     import tensorflow as tf
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
@@ -42,8 +47,11 @@ def count_classes(statistics_uri: str) -> Dict[str, Dict[str, int]]:
 
 
 def predict_samples(model_uri: str, examples_uri: str, num: int = MAX_PREDICTED, batch_size: int = 50) -> List[Sample]:
-    """Run the exported model's pixel signature (predict_images, or predict_bands for 13-band
-    models) on the first `num` test examples, `batch_size` at a time (bounded memory)."""
+    """Run the exported model's pixel signature on the first `num` test examples.
+
+    Run the exported model's pixel signature (predict_images, or predict_bands for 13-band models) on the first
+    `num` test examples, `batch_size` at a time (bounded memory).
+    """
     import tensorflow as tf
 
     from serving import signatures
@@ -74,9 +82,12 @@ def predict_samples(model_uri: str, examples_uri: str, num: int = MAX_PREDICTED,
 
 
 def predict_split(saved_model_dir: str, examples_uri: str, split: str = "test", batch_size: int = 256):
-    """(true label ids, probabilities) of a SavedModel's serving_default signature (serialized
-    tf.Examples in, the Transform graph and the model inside) over one split of ExampleGen's
-    output: the model's own predictions, to check the Evaluator's numbers against."""
+    """(true label ids, probabilities) of a SavedModel's serving_default signature over one split.
+
+    (true label ids, probabilities) of a SavedModel's serving_default signature (serialized tf.Examples in, the
+    Transform graph and the model inside) over one split of ExampleGen's output: the model's own predictions, to
+    check the Evaluator's numbers against.
+    """
     import tensorflow as tf
 
     from serving import signatures
@@ -104,8 +115,11 @@ def _read_history(model_run_uri: Optional[str]) -> Optional[Dict[str, List[float
 
 
 def drift_of_run(metadata_path: str, pipeline_name: str, run_id: Optional[str]) -> Optional[Dict[str, Any]]:
-    """The drift gate's comparison of a run (AnomalyCheck's drift.json: the new span's distances to
-    the previous span's, each with its threshold); None for a run without one (a single source)."""
+    """The drift gate's comparison of a run; None for a run without one (a single source).
+
+    The drift gate's comparison of a run (AnomalyCheck's drift.json: the new span's distances to the previous
+    span's, each with its threshold); None for a run without one (a single source).
+    """
     from components.anomaly_check import DRIFT_FILE
     from pipeline.results import _runs, _store, _type_id
 
@@ -124,8 +138,10 @@ def drift_of_run(metadata_path: str, pipeline_name: str, run_id: Optional[str]) 
 
 
 def gather_run(metadata_path: str, pipeline_name: str, run_id: Optional[str] = None) -> ReportInputs:
-    """ReportInputs for the latest run of `pipeline_name` recorded in `metadata_path` (or its
-    run `run_id`); metrics["run_id"] says which run it is."""
+    """ReportInputs for the latest run of `pipeline_name` recorded in `metadata_path` (or its run `run_id`).
+
+    metrics["run_id"] says which run it is.
+    """
     from components import evaluation
     from pipeline.results import latest_results, run_settings
 

@@ -28,8 +28,11 @@ CALIBRATION_PNG = "calibration.png"
 
 @dataclasses.dataclass
 class Sample:
-    """One test prediction: a displayable picture (float RGB [H, W, 3] in [0, 1]; true colour
-    for 13-band data), the true/predicted class and the top-1 probability."""
+    """One test prediction: a displayable picture, the true/predicted class and the top-1 probability.
+
+    One test prediction: a displayable picture (float RGB [H, W, 3] in [0, 1]; true colour for 13-band data), the
+    true/predicted class and the top-1 probability.
+    """
     picture: np.ndarray
     true_class: str
     predicted_class: str
@@ -37,13 +40,16 @@ class Sample:
 
     @property
     def right(self) -> bool:
+        """Whether the prediction is the true class."""
         return self.predicted_class == self.true_class
 
 
 @dataclasses.dataclass
 class CalibrationBucket:
-    """One bucket of TFMA's CalibrationPlot over the top-1 confidence: examples whose confidence
-    lies in [lower, upper), how many of them were right, and their summed confidence."""
+    """One bucket of TFMA's CalibrationPlot over the top-1 confidence.
+
+    Examples whose confidence lies in [lower, upper), how many of them were right, and their summed confidence.
+    """
     lower: float
     upper: float
     count: float

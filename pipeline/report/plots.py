@@ -11,9 +11,11 @@ from schema import features
 
 
 class _Pyplot:
-    """matplotlib.pyplot (Agg backend: files only, no display), imported on first use: ~1-3 s that
-    the report's --help and input errors do not wait for (importlib's LazyLoader would import the
-    matplotlib package to find pyplot)."""
+    """matplotlib.pyplot (Agg backend: files only, no display), imported on first use.
+
+    ~1-3 s that the report's --help and input errors do not wait for (importlib's LazyLoader would import the
+    matplotlib package to find pyplot).
+    """
 
     def __getattr__(self, name: str):
         import matplotlib
@@ -54,8 +56,11 @@ def plot_class_counts(counts: Dict[str, Dict[str, int]], path: str) -> str:
 
 
 def plot_confusion_matrix(matrix: Sequence[Sequence[int]], path: str) -> str:
-    """Row-normalised heatmap (each row: where that true class's examples went); each non-empty
-    cell shows its count of examples and, below it, its share of the row."""
+    """Row-normalised confusion heatmap (each row: where that true class's examples went).
+
+    Row-normalised heatmap (each row: where that true class's examples went); each non-empty cell shows its count of
+    examples and, below it, its share of the row.
+    """
     m = np.asarray(matrix, dtype=float)
     rows = m.sum(axis=1, keepdims=True)
     norm = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
@@ -130,8 +135,11 @@ def plot_predictions(samples: Sequence[Sample], path: str, title: str = "Test pr
 
 
 def plot_calibration(buckets: Sequence[CalibrationBucket], path: str) -> str:
-    """Reliability diagram (share right per confidence bucket against the diagonal of a perfectly
-    calibrated model) above the histogram of the top-1 confidences, from TFMA's CalibrationPlot."""
+    """Reliability diagram above the histogram of the top-1 confidences.
+
+    Reliability diagram (share right per confidence bucket against the diagonal of a perfectly calibrated model)
+    above the histogram of the top-1 confidences, from TFMA's CalibrationPlot.
+    """
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
     centres = [(b.lower + b.upper) / 2 for b in buckets]
     widths = [max(b.upper - b.lower, 0.02) * 0.9 for b in buckets]

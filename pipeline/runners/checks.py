@@ -1,5 +1,7 @@
-"""What a runner needs from the config, checked before anything runs: one line per problem, each
-naming the flag and the YAML key that fix it (both derived from PipelineConfig's fields)."""
+"""What a runner needs from the config, checked before anything runs.
+
+One line per problem, each naming the flag and the YAML key that fix it (both derived from PipelineConfig's fields).
+"""
 from __future__ import annotations
 
 from typing import List
@@ -21,6 +23,7 @@ def missing(config: PipelineConfig, name: str, why: str) -> List[str]:
 
 
 def is_gcs(path: str) -> bool:
+    """Whether `path` is on Cloud Storage (gs://)."""
     return path.startswith("gs://")
 
 
@@ -80,8 +83,10 @@ def service_problems(config: PipelineConfig) -> List[str]:
 
 
 def cloud_problems(config: PipelineConfig, runner: str) -> List[str]:
-    """What is missing or wrong for `runner` (empty when the settings are complete), one line per
-    problem, each naming the flag (and YAML key) that fixes it. Pure: tests call it directly."""
+    """What is missing or wrong for `runner` (empty when the settings are complete).
+
+    One line per problem, each naming the flag (and YAML key) that fixes it. Pure: tests call it directly.
+    """
     entry = registry.get(runner)
     problems = cloud_data_problems(config) if entry.on_cloud else []
     problems += entry.problems(config) + service_problems(config)

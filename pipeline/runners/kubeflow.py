@@ -28,9 +28,11 @@ def image_config(config: PipelineConfig) -> PipelineConfig:
 
 
 def compile_modality(config: PipelineConfig) -> str:
-    """The modality a compiled pipeline is built for, without reading the data: the one given, the
-    one the --data name says (synthetic/all, tfds:eurosat/all), else RGB; the ExampleGen stops the
-    run with the fix when the data it reads is of another modality."""
+    """The modality a compiled pipeline is built for, without reading the data.
+
+    The one given, the one the --data name says (synthetic/all, tfds:eurosat/all), else RGB; the ExampleGen stops
+    the run with the fix when the data it reads is of another modality.
+    """
     from components.data_sources import spec_modality
 
     if config.modality != "auto":
@@ -43,9 +45,12 @@ def compile_modality(config: PipelineConfig) -> str:
 
 
 def compile_pipeline(config: PipelineConfig, output_path: str, runner: str = NAME) -> Dict[str, Any]:
-    """Write the Kubeflow Pipelines v2 / Vertex AI pipeline spec (JSON, or YAML for .yaml) of the
-    one create_pipeline to `output_path`, for `runner` (its infra gate); offline, no credentials.
-    Returns the PipelineJob dict. The settings are checked by the caller (runners.start)."""
+    """Write the Kubeflow Pipelines v2 / Vertex AI pipeline spec of the one create_pipeline.
+
+    Write the Kubeflow Pipelines v2 / Vertex AI pipeline spec (JSON, or YAML for .yaml) of the one create_pipeline
+    to `output_path`, for `runner` (its infra gate); offline, no credentials. Returns the PipelineJob dict. The
+    settings are checked by the caller (runners.start).
+    """
     from tfx import v1 as tfx
 
     from pipeline import pipeline as dag  # the module, so tests can spy on create_pipeline
@@ -81,6 +86,7 @@ def compile_for(config: PipelineConfig, how: Launch, runner: str) -> str:
 
 
 def launch(config: PipelineConfig, how: Launch) -> int:
+    """Compile the KFP v2 pipeline spec (the runner's launch): exit code 0."""
     compile_for(config, how, NAME)
     return 0
 

@@ -33,8 +33,10 @@ def problems(config: PipelineConfig) -> List[str]:
 
 
 def launch(config: PipelineConfig, how: Launch) -> int:
-    """--runner local: the data spec checked before TensorFlow loads, then the run; Beam's worker
-    processes write their log lines to <output-dir>/WORKER_LOG unless --verbose."""
+    """--runner local: the data spec checked before TensorFlow loads, then the run.
+
+    Beam's worker processes write their log lines to <output-dir>/WORKER_LOG unless --verbose.
+    """
     from pipeline.data import check_data_spec
 
     check_data_spec(config.data)
@@ -45,8 +47,10 @@ def launch(config: PipelineConfig, how: Launch) -> int:
 
 
 def run_local(config: PipelineConfig) -> None:
-    """Run the pipeline here (LocalDagRunner, SQLite ML Metadata), then print what it produced:
-    the summary, where the evaluation is, what was pushed (or which bar failed) and the report."""
+    """Run the pipeline here (LocalDagRunner, SQLite ML Metadata), then print what it produced.
+
+    The summary, where the evaluation is, what was pushed (or which bar failed) and the report.
+    """
     from tfx import v1 as tfx
 
     from components.data_sources import source_bytes

@@ -1,5 +1,7 @@
-"""The orchestrator registry: each runner module (local.py, kubeflow.py, vertex.py) registers one
-Runner under its name; the command line's --runner choices, its help and the dispatch are lookups here.
+"""The orchestrator registry.
+
+Each runner module (local.py, kubeflow.py, vertex.py) registers one Runner under its name; the command line's
+--runner choices, its help and the dispatch are lookups here.
 
 A new orchestrator is one more module that calls register() (imported by the package); nothing
 else names it.
@@ -15,8 +17,10 @@ from schema.errors import ConfigError
 
 @dataclasses.dataclass(frozen=True)
 class Launch:
-    """What the command line asks of a runner beyond the config: where a compiled spec goes, a
-    dry run (compile, do not submit), and whether the console shows every log line."""
+    """What the command line asks of a runner beyond the config.
+
+    Where a compiled spec goes, a dry run (compile, do not submit), and whether the console shows every log line.
+    """
 
     output: Optional[str] = None
     dry_run: bool = False
@@ -25,10 +29,13 @@ class Launch:
 
 @dataclasses.dataclass(frozen=True)
 class Runner:
-    """An orchestrator. `infra_gate`: what --infra-gate auto means on it. `on_cloud`: its components run
-    in the component image, far from this machine's files. `launch(config, launch) -> exit code` runs or
-    compiles the pipeline of a config already checked (check_config, once). `problems`: the settings
-    this runner alone needs (the shared checks are in checks.py)."""
+    """An orchestrator.
+
+    `infra_gate`: what --infra-gate auto means on it. `on_cloud`: its components run in the component image, far
+    from this machine's files. `launch(config, launch) -> exit code` runs or compiles the pipeline of a config
+    already checked (check_config, once). `problems`: the settings this runner alone needs (the shared checks are in
+    checks.py).
+    """
 
     name: str
     help: str
@@ -42,6 +49,7 @@ _RUNNERS: Dict[str, Runner] = {}
 
 
 def register(runner: Runner) -> Runner:
+    """Add `runner` to the registry; ValueError when its name is taken."""
     if runner.name in _RUNNERS:
         raise ValueError(f"runner {runner.name!r} is registered twice")
     _RUNNERS[runner.name] = runner
@@ -54,6 +62,7 @@ def names() -> List[str]:
 
 
 def get(name: str) -> Runner:
+    """The runner registered as `name`; ConfigError naming the registered ones otherwise."""
     try:
         return _RUNNERS[name]
     except KeyError:

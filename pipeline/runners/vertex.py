@@ -1,5 +1,7 @@
-"""The Vertex AI Pipelines runner: the Kubeflow v2 spec (kubeflow.py), submitted with
-google-cloud-aiplatform unless --dry-run."""
+"""The Vertex AI Pipelines runner.
+
+The Kubeflow v2 spec (kubeflow.py), submitted with google-cloud-aiplatform unless --dry-run.
+"""
 from __future__ import annotations
 
 import sys
@@ -14,6 +16,7 @@ NAME = "vertex"
 
 
 def problems(config: PipelineConfig) -> List[str]:
+    """What is missing for Vertex AI Pipelines (project, region, a gs:// root), one line each."""
     return (checks.missing(config, "project", "the Google Cloud project to run Vertex AI Pipelines in")
             + checks.missing(config, "region", "the Vertex AI region, e.g. europe-west4")
             + checks.gcs_root_problems(config))
@@ -21,9 +24,11 @@ def problems(config: PipelineConfig) -> List[str]:
 
 def submit_vertex(config: PipelineConfig, spec_path: str, credentials: Optional[Any] = None) -> Any:
     """Submit a compiled spec to Vertex AI Pipelines; returns the submitted aiplatform.PipelineJob.
+
     The settings are checked by the caller (runners.start).
 
-    google-cloud-aiplatform is imported here, not at start-up, to keep the CLI fast."""
+    google-cloud-aiplatform is imported here, not at start-up, to keep the CLI fast.
+    """
     from google.auth import exceptions as auth_exceptions
     from google.cloud import aiplatform
 
@@ -48,6 +53,7 @@ def submit_vertex(config: PipelineConfig, spec_path: str, credentials: Optional[
 
 
 def launch(config: PipelineConfig, how: Launch) -> int:
+    """Compile the spec and, unless a dry run, submit it to Vertex AI Pipelines: the exit code."""
     output = kubeflow.compile_for(config, how, NAME)
     if how.dry_run:
         return 0

@@ -1,6 +1,7 @@
-"""Example data sets in the example contract, written to disk for the tests, the benchmarks and
-anyone trying the pipeline offline: not what TFX runs (the ExampleGen reads every --data source
-itself, and generates synthetic:N from schema.samples).
+"""Example data sets in the example contract, written to disk.
+
+For the tests, the benchmarks and anyone trying the pipeline offline: not what TFX runs (the ExampleGen reads every
+--data source itself, and generates synthetic:N from schema.samples).
 
 * ``synthetic``: the EuroSAT look-alike as TFRecords, and synthetic Sentinel-2 scenes for the map;
 * ``digits``: scikit-learn's handwritten digits, a real image set, in EuroSAT's class-folder layout;

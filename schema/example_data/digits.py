@@ -28,8 +28,11 @@ DIGITS_MAX = 16  # sklearn's digits are 4-bit intensities, 0..16
 
 
 def digit_images(per_class: Optional[int] = None, size: int = IMAGE_SIZE) -> Iterator[Tuple[np.ndarray, int]]:
-    """(uint8 [size, size, 3] image, label) pairs: each 8x8 scan scaled to 0..255, upsampled
-    bilinearly and repeated over three channels. `per_class` keeps the first N of each class."""
+    """(uint8 [size, size, 3] image, label) pairs.
+
+    Each 8x8 scan scaled to 0..255, upsampled bilinearly and repeated over three channels. `per_class` keeps the
+    first N of each class.
+    """
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -45,9 +48,11 @@ def digit_images(per_class: Optional[int] = None, size: int = IMAGE_SIZE) -> Ite
 
 
 def write_class_folder(root: str, images: Iterable[Tuple[np.ndarray, int]]) -> int:
-    """Write (uint8 image, label) pairs as ``root/<EuroSAT class>/<class>_<i>.jpg`` (JPEG quality 95),
-    EuroSAT's archive layout; returns the image count. The real image sets here (digits, textures)
-    are written by it."""
+    """Write (uint8 image, label) pairs in EuroSAT's archive layout; returns the image count.
+
+    Write (uint8 image, label) pairs as ``root/<EuroSAT class>/<class>_<i>.jpg`` (JPEG quality 95), EuroSAT's
+    archive layout; returns the image count. The real image sets here (digits, textures) are written by it.
+    """
     count = 0
     for i, (image, label) in enumerate(images):
         name = features.class_name(label)
@@ -65,6 +70,7 @@ def write_digits_folder(root: str, per_class: Optional[int] = None) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Command line: write the digits as EuroSAT class folders under ROOT."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", help="folder to write the class folders into")
     parser.add_argument("--per-class", type=int, default=None, help="at most N images per class (default: all)")

@@ -91,8 +91,11 @@ NODATA_PATCH = -1  # a layout cell of zeros (the all-zero border of a Sentinel-2
 
 
 def scene_patch(label: int, rng: np.random.Generator, modality: str, rgb_dn: bool = False) -> np.ndarray:
-    """One [64, 64, C] patch of a scene: uint8 RGB, uint16 RGB digital numbers (`rgb_dn`, the inverse
-    of EuroSAT's 0..2750 -> 1..255 scaling) or uint16 13 bands; zeros for NODATA_PATCH."""
+    """One [64, 64, C] patch of a scene of one class.
+
+    One [64, 64, C] patch of a scene: uint8 RGB, uint16 RGB digital numbers (`rgb_dn`, the inverse of EuroSAT's
+    0..2750 -> 1..255 scaling) or uint16 13 bands; zeros for NODATA_PATCH.
+    """
     record = modalities.get(modality)
     dtype = np.uint16 if rgb_dn else np.dtype(record.pixel_dtype)
     if label == NODATA_PATCH:
@@ -106,8 +109,10 @@ def scene_patch(label: int, rng: np.random.Generator, modality: str, rgb_dn: boo
 
 def write_synthetic_scene(path: str, layout: np.ndarray, modality: str = features.RGB, seed: int = 0,
                           rgb_dn: bool = False, crs: str = SCENE_CRS) -> str:
-    """A GeoTIFF whose 64x64 patch (i, j) is a synthetic patch of class layout[i, j] (NODATA_PATCH:
-    zeros), 10 m pixels from SCENE_ORIGIN. Written one patch row at a time (bounded memory)."""
+    """A GeoTIFF whose 64x64 patch (i, j) is a synthetic patch of class layout[i, j] (NODATA_PATCH: zeros).
+
+    10 m pixels from SCENE_ORIGIN. Written one patch row at a time (bounded memory).
+    """
     import rasterio
     from rasterio.transform import from_origin
     from rasterio.windows import Window
@@ -138,9 +143,11 @@ VEGETATION = tuple(features.CLASS_NAMES.index(n) for n in
 
 @dataclasses.dataclass(frozen=True)
 class Shift:
-    """How a span differs from the balanced synthetic set: `class_weights` (relative, one per class;
-    None = balanced) and `vegetation_gain`, the factor on the vegetation classes' pixel values
-    (RGB and every band; 1.0 = unchanged)."""
+    """How a span differs from the balanced synthetic set.
+
+    `class_weights` (relative, one per class; None = balanced) and `vegetation_gain`, the factor on the vegetation
+    classes' pixel values (RGB and every band; 1.0 = unchanged).
+    """
 
     class_weights: Optional[Sequence[float]] = None
     vegetation_gain: float = 1.0
@@ -176,8 +183,11 @@ def _brighter(pixels: np.ndarray, gain: float) -> np.ndarray:
 
 def shifted_samples(modality: str, num_examples: int, seed: int = 0, shift: Shift = Shift(),
                     tag: str = "") -> Iterator[Tuple[Any, int, str]]:
-    """(pixels, label, source name) like samples_of, drawn with `shift`: encoded JPEGs (rgb) or
-    uint16 bands (all). Names carry `tag` (``Forest/Forest_3_span-2.jpg``) so spans never share one."""
+    """(pixels, label, source name) like samples_of, drawn with `shift`.
+
+    Encoded JPEGs (rgb) or uint16 bands (all). Names carry `tag` (``Forest/Forest_3_span-2.jpg``) so spans never
+    share one.
+    """
     from schema.samples import synthetic_patch
 
     record = modalities.get(modality)
@@ -199,8 +209,11 @@ def shifted_samples(modality: str, num_examples: int, seed: int = 0, shift: Shif
 
 def write_synthetic_span(folder: str, num_examples: int, seed: int = 0, shift: Shift = Shift(),
                          modality: str = features.RGB) -> str:
-    """One span of synthetic data as a folder of TFRecords of contract examples (what `--data`
-    reads as a source; a span root holds span-1/, span-2/, ...). Returns the file written."""
+    """One span of synthetic data as a folder of TFRecords of contract examples.
+
+    One span of synthetic data as a folder of TFRecords of contract examples (what `--data` reads as a source; a
+    span root holds span-1/, span-2/, ...). Returns the file written.
+    """
     import tensorflow as tf
 
     if num_examples < features.NUM_CLASSES:

@@ -95,6 +95,7 @@ def grid_stride(height: int, width: int, per_class: int) -> int:
 
 
 def patches(image: np.ndarray, per_class: int, seed: int) -> List[np.ndarray]:
+    """`per_class` random 64x64 patches of `image` on a grid, in grid order."""
     h, w = image.shape[:2]
     stride = grid_stride(h, w, per_class)
     corners = [(y, x) for y in range(0, h - IMAGE_SIZE + 1, stride) for x in range(0, w - IMAGE_SIZE + 1, stride)]
@@ -120,6 +121,7 @@ def write_textures_folder(root: str, per_class: int = DEFAULT_PER_CLASS, seed: i
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Command line: write the texture patches as EuroSAT class folders under ROOT."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", help="folder to write the class folders into")
     parser.add_argument("--per-class", type=int, default=DEFAULT_PER_CLASS,
