@@ -1,6 +1,8 @@
-"""How a pydantic validation error reads in the settings' one-line messages, and the value type under a
-field's annotation: shared by the pipeline's settings (components/settings.py) and the dev server's
-(serving/settings.py), which phrase the line each its own way around the same requirement.
+"""How a pydantic validation error reads in the settings' one-line messages.
+
+Also the value type under a field's annotation. Shared by the pipeline's settings
+(components/settings.py) and the dev server's (serving/settings.py), which phrase the line each
+its own way around the same requirement.
 
 Pure Python: no pydantic import (errors are read as the dicts ``ValidationError.errors()`` gives).
 """
