@@ -73,11 +73,11 @@ from components.sources import (
     classes_without_files,
     find_class_root,
     is_archive,
-    is_local,
     list_source,
     open_tree,
 )
 from schema import features, modalities, records
+from schema.locations import is_local
 
 # The conversion is split at its seams: components.sources lists and reads a source, this module
 # decides its modality and holds the entry points, components.prepare validates one file,

@@ -23,6 +23,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 from schema import features, modalities
 from schema.errors import DataError
+from schema.locations import is_local
 
 SYNTHETIC = "synthetic"
 DEFAULT_SYNTHETIC_SIZE = 2000
@@ -49,7 +50,7 @@ def source_bytes(spec: str) -> Optional[int]:
     if synthetic is not None:
         count, modality = synthetic
         return count * SYNTHETIC_BYTES_PER_EXAMPLE[modality]
-    if "://" in spec or spec.startswith(TFDS_PREFIX) or not os.path.exists(spec):
+    if not is_local(spec) or spec.startswith(TFDS_PREFIX) or not os.path.exists(spec):
         return None
     if os.path.isfile(spec):
         return os.path.getsize(spec)
@@ -84,11 +85,6 @@ def source_kind(spec: str) -> str:
     if parse_tfds(spec) is not None:
         return TFDS_KIND
     return PATH_KIND
-
-
-def is_local(spec: str) -> bool:
-    """Whether `spec` is on this machine's file system (no URL scheme such as gs://)."""
-    return "://" not in spec
 
 
 def spec_modality(spec: str) -> Optional[str]:

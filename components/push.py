@@ -20,6 +20,8 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
+from schema.locations import is_local
+
 PARTIAL_DIR = ".partial"  # under the push directory: versions being copied
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ class Executor(pusher_executor.Executor):
         key = standard_component_specs.PUSH_DESTINATION_KEY
         destination = proto_utils.json_to_proto(exec_properties[key], pusher_pb2.PushDestination())
         base = destination.filesystem.base_directory
-        if destination.WhichOneof("destination") != "filesystem" or "://" in base:
+        if destination.WhichOneof("destination") != "filesystem" or not is_local(base):
             return super().Do(input_dict, output_dict, exec_properties)
         staging = os.path.join(base, PARTIAL_DIR)
         if os.path.isdir(staging):

@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from components.prepare import SourceFile
 from schema import features, modalities
 from schema.errors import DataError
+from schema.locations import is_local
 
 IMAGE_EXTENSIONS = modalities.RGB.file_extensions
 TIFF_EXTENSIONS = modalities.ALL_BANDS.file_extensions
@@ -75,11 +76,6 @@ class Tree:
     def path(self, name: str) -> str:
         """Where SourceFile.path points: the file itself, or the member name in the archive."""
         return name if self.archive else self.location.rstrip("/") + "/" + name
-
-
-def is_local(location: str) -> bool:
-    """Whether `location` is on this machine's file system (no URL scheme such as gs://)."""
-    return "://" not in location
 
 
 def _beam_filesystems():

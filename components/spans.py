@@ -21,6 +21,7 @@ import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from schema.errors import DataError
+from schema.locations import is_local
 
 SPAN_SPEC = "{SPAN}"  # TFX's placeholder (tfx.components.example_gen.utils.SPAN_SPEC)
 SPAN_PREFIX = "span-"  # the folders (or zips) of a local span root: span-1/, span-2/, ...
@@ -44,7 +45,7 @@ def split_span_spec(spec: str) -> Optional[Tuple[str, str]]:
 
 def local_span_entries(folder: str) -> Dict[int, str]:
     """{span number: entry name} of the span-<N> folders / zips directly in a local folder."""
-    if "://" in folder or not os.path.isdir(folder):
+    if not is_local(folder) or not os.path.isdir(folder):
         return {}
     found: Dict[int, str] = {}
     for name in os.listdir(folder):
@@ -76,7 +77,7 @@ def latest_local_span(spec: str) -> Optional[Tuple[int, str]]:
     For the checks made before the pipeline runs (the modality); None for other sources.
     """
     parsed = span_input(spec)
-    if parsed is None or "://" in spec:
+    if parsed is None or not is_local(spec):
         return None
     base, pattern = parsed
     prefix, _, suffix = pattern.partition(SPAN_SPEC)

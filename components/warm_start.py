@@ -26,6 +26,7 @@ import os
 from typing import Any, Dict, NamedTuple, Optional
 
 from components.hparams import HParams
+from schema.locations import is_local
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def save(model, hp: HParams, channels: int, serving_model_dir: str, line: str) -
     folder = _dir_of(serving_model_dir)
     tf.io.gfile.makedirs(folder)
     local = os.path.join(folder, WEIGHTS_FILE)
-    if "://" in folder:  # Keras writes h5 locally only
+    if not is_local(folder):  # Keras writes h5 locally only
         import tempfile
 
         local = os.path.join(tempfile.mkdtemp(), WEIGHTS_FILE)
@@ -142,7 +143,7 @@ def load(model, weights: str) -> None:
     import tensorflow as tf
 
     local = weights
-    if "://" in weights:
+    if not is_local(weights):
         import tempfile
 
         local = os.path.join(tempfile.mkdtemp(), WEIGHTS_FILE)

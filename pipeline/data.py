@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 
-from components.data_sources import PATH_KIND, is_local, not_found, parse_synthetic, source_kind, spec_modality
+from components.data_sources import PATH_KIND, not_found, parse_synthetic, source_kind, spec_modality
 from schema import modalities
 from schema.errors import DataError, DataNotFound
+from schema.locations import is_local
 
 __all__ = ["check_data_spec", "parse_synthetic", "source_modality", "resolve_modality"]
 

@@ -22,6 +22,7 @@ from tensorflow_serving.apis import (
 )
 from tensorflow_serving.config import model_server_config_pb2
 
+from schema.locations import is_local
 from serving import contract
 from serving.status import status_error
 
@@ -288,7 +289,7 @@ def read_model_config(path: str) -> model_server_config_pb2.ModelServerConfig:
             raise ValueError(f"{path}: every model config needs a name and a base_path")
         if model.model_platform not in ("", "tensorflow"):
             raise ValueError(f"{path}: model {model.name!r}: only model_platform \"tensorflow\" is served")
-        if not model.base_path.startswith("/") and "://" not in model.base_path:
+        if not model.base_path.startswith("/") and is_local(model.base_path):
             model.base_path = os.path.join(os.path.dirname(os.path.abspath(path)), model.base_path)
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: model names must be unique, got {names}")

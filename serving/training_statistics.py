@@ -21,6 +21,8 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
+from schema.locations import is_local
+
 ASSETS_EXTRA = "assets.extra"  # the SavedModel's folder for files TF Serving does not load
 FILE = "training_statistics.json"
 FORMAT = 1
@@ -81,7 +83,7 @@ def write(export_dir: str, statistics: Dict[str, Any]) -> str:
 
 def read(path: str) -> Dict[str, Any]:
     """The statistics in `path` (a JSON file), ValueError naming what is wrong with it."""
-    with open(path) if "://" not in path else _gfile(path) as f:
+    with open(path) if is_local(path) else _gfile(path) as f:
         try:
             data = json.load(f)
         except ValueError as err:
@@ -101,7 +103,7 @@ def _gfile(path: str) -> Any:
 def read_from_model(export_dir: str) -> Optional[Dict[str, Any]]:
     """The statistics an exported model carries, None when it has none (exported before they existed)."""
     path = path_in(export_dir)
-    if "://" in path:
+    if not is_local(path):
         import tensorflow as tf
 
         if not tf.io.gfile.exists(path):

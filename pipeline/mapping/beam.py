@@ -36,6 +36,7 @@ from pipeline.mapping.grid import TileGrid
 from pipeline.mapping.options import MapOptions
 from pipeline.mapping.outputs import TileTable, write_outputs
 from pipeline.mapping.predictors import SavedModelPredictor, export_modality, resolve_model
+from schema.locations import is_local
 
 log = logging.getLogger(__name__)
 NAMESPACE = "landuse_map"
@@ -157,7 +158,7 @@ def copy_folder(local_dir: str, destination: str) -> None:
     """
     from apache_beam.io.filesystems import FileSystems
 
-    if "://" not in destination:
+    if is_local(destination):
         with staged(destination) as staging:
             for name in os.listdir(local_dir):
                 shutil.copyfile(os.path.join(local_dir, name), os.path.join(staging, name))
@@ -175,7 +176,7 @@ def output_dirs(inputs: Sequence[str], output_dir: str) -> Dict[str, str]:
     names = [os.path.splitext(os.path.basename(p))[0] for p in inputs]
     if len(set(names)) != len(names):
         raise MapError("several --input scenes share a file name; their maps would overwrite each other: rename them")
-    join = posixpath.join if "://" in output_dir else os.path.join
+    join = os.path.join if is_local(output_dir) else posixpath.join
     return {p: join(output_dir, n) for p, n in zip(inputs, names)}
 
 

@@ -32,6 +32,7 @@ from pipeline.mapping.folders import CHANGE_FILES, COMPLETE
 from pipeline.mapping.grid import TileGrid
 from pipeline.mapping.outputs import cell_area_ha, colourise, legend_handles
 from schema import features
+from schema.locations import is_local
 
 MAP_FILE = "landuse.tif"
 CONFIDENCE_FILE = "confidence.tif"
@@ -43,7 +44,7 @@ def map_file(map_dir: str, name: str = MAP_FILE) -> str:
     Not local, not a map, or a map whose writing did not finish (no summary.json, which is moved in last:
     folders.commit).
     """
-    if "://" in map_dir:
+    if not is_local(map_dir):
         raise MapError(f"--compare reads local map folders; copy {map_dir!r} here first (gsutil -m cp -r)")
     path = os.path.join(map_dir, name)
     if not os.path.exists(path):

@@ -12,6 +12,7 @@ from pipeline.config import PipelineConfig
 from pipeline.console import configure_logging, quiet_tensorflow
 from pipeline.mapping.errors import MapError
 from pipeline.mapping.options import MAP, MapOptions
+from schema.locations import is_local
 from serving.contract import MODEL_NAME
 
 # The pipeline's settings a Beam map takes (their flags, types and defaults come from PipelineConfig).
@@ -73,7 +74,7 @@ def check_paths(args: argparse.Namespace) -> None:
 
     for path in args.input:
         require_input(path)
-    if args.model and "://" not in args.model and not os.path.exists(args.model):
+    if args.model and is_local(args.model) and not os.path.exists(args.model):
         raise MapError(f"--model {args.model!r} does not exist; give a push directory (e.g. "
                        "outputs/serving/eurosat) or a SavedModel folder")
 

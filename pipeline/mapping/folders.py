@@ -17,6 +17,7 @@ from typing import Iterator, Optional
 from pipeline.mapping.errors import MapError
 from pipeline.mapping.mosaic import MOSAIC_FILE
 from pipeline.mapping.outputs import FILES
+from schema.locations import is_local
 
 COMPLETE = "summary.json"  # moved into --output last: a folder holding it holds one whole map
 CHANGE_FILES = ("transitions.csv", "change.png")  # --compare's
@@ -31,7 +32,7 @@ def check_output_dir(output_dir: str) -> Optional[str]:
     read-only parent); None for gs:// (Beam's). MapError when `output_dir` cannot hold map files: a file, under a
     file, or in folders we may not write (checked before the model loads).
     """
-    if "://" in output_dir:
+    if not is_local(output_dir):
         return None
     path = os.path.abspath(output_dir)
     if os.path.exists(path) and not os.path.isdir(path):

@@ -27,6 +27,7 @@ from pipeline.mapping.pixels import (
     to_model_pixels,
 )
 from schema import features, modalities
+from schema.locations import is_local
 from schema.modalities import IMAGE_SIZE
 
 # Bounds on what a scene may make us hold, so a huge (or lying) header is refused, not allocated:
@@ -63,7 +64,7 @@ def describe_modality(modality: str) -> str:
 
 def require_input(path: str) -> None:
     """MapError when a local --input does not exist."""
-    if "://" not in path and not os.path.exists(path):
+    if is_local(path) and not os.path.exists(path):
         raise MapError(f"--input {path!r}: no such file")
 
 

@@ -29,6 +29,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from schema import modalities
+from schema.locations import is_local
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +239,7 @@ def statistics_file(path: str) -> dict:
     from pipeline.mapping.errors import MapError
     from serving import training_statistics
 
-    if "://" not in path and not os.path.isfile(path):
+    if is_local(path) and not os.path.isfile(path):
         raise MapError(f"--training-statistics {path!r}: no such file; give a model's "
                        f"{training_statistics.ASSETS_EXTRA}/{training_statistics.FILE}")
     try:

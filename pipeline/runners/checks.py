@@ -37,7 +37,8 @@ def gcs_root_problems(config: PipelineConfig) -> List[str]:
 
 def cloud_data_problems(config: PipelineConfig) -> List[str]:
     """A runner whose components run in the component image: what they must be able to reach."""
-    from components.data_sources import PATH_KIND, TFDS_KIND, is_local, source_kind  # numpy: not for --help
+    from components.data_sources import PATH_KIND, TFDS_KIND, source_kind  # numpy: not for --help
+    from schema.locations import is_local
 
     problems = missing(config, "pipeline_root_uri", "where the components write their artifacts, e.g. gs://BUCKET/eurosat")
     problems += missing(config, "image", "the component image built from the Dockerfile "

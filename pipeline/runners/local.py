@@ -12,6 +12,7 @@ from components import settings
 from pipeline.config import NO_GATE, PipelineConfig
 from pipeline.console import quiet_beam_workers, quiet_tensorflow
 from pipeline.runners.registry import Launch, Runner, register
+from schema.locations import is_local
 from serving import contract
 from serving.contract import TF_SERVING_BINARY
 
@@ -61,7 +62,7 @@ def run_local(config: PipelineConfig) -> None:
     from schema import features, modalities
 
     start = time.time()
-    if "://" not in config.output_dir:  # artifact URIs in metadata should not depend on the cwd
+    if is_local(config.output_dir):  # artifact URIs in metadata should not depend on the cwd
         config = config.replace(output_dir=os.path.abspath(config.output_dir))
     if split_files := config.split_files:  # checked before anything runs: named, readable, no leak
         from components.splits import parse_split_files, read_split_lists
