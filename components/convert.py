@@ -107,8 +107,7 @@ def _tiff_band_count(data: bytes) -> Optional[int]:
 def source_modality(files: Sequence[SourceFile], reader: Optional[SourceReader] = None) -> str:
     """The modality of the first readable TIFF among the usable files, ``rgb`` when there is none.
 
-    The modality of the first readable TIFF among the usable files (``all`` for 13 bands, modalities.of_tiff_bands),
-    ``rgb`` when there is none.
+    A 13-band TIFF makes it ``all`` (modalities.of_tiff_bands).
 
     Decided once per source, so every file is prepared the same way and a wrong file is reported
     against the set's modality rather than switching it.
@@ -186,11 +185,10 @@ def build_report(root: str, scan: Tuple[List[SourceFile], List[str], str], recor
 
 
 def write_report(report: dict, report_path: str) -> None:
-    """Write the report, log its summary, and raise ConversionError when too many files were refused.
+    """Write the report, log its summary, and raise ConversionError when too many files were refused or none was usable.
 
-    Write the report, log its summary, and raise ConversionError when too many files were refused (more than its
-    max_bad_fraction) or none could be used; the report is written either way, so every refused file can be looked
-    up.
+    Too many is more than the summary's max_bad_fraction. The report is written either way, so every refused file can be
+    looked up.
     """
     import tensorflow as tf
 
@@ -218,10 +216,9 @@ def check_usable(root: str, files: Sequence[SourceFile]) -> None:
 
 
 def holds_class_folders(path: str) -> bool:
-    """Whether `path` looks like a folder-per-class image set or an archive.
+    """Whether `path` looks like a folder-per-class image set or an archive; used to dispatch --data.
 
-    Whether `path` looks like a folder-per-class image set or an archive (convert_source says when a .zip is not
-    one): used to dispatch --data.
+    convert_source says when a .zip is not one.
     """
     if is_archive(path):
         return not is_local(path) or os.path.exists(path)

@@ -129,8 +129,8 @@ def _listing_hash(folder: str) -> Tuple[int, str]:
 def path_identity(path: str) -> Dict[str, object]:
     """What identifies a local file or folder; a remote one (gs://) is its path.
 
-    What identifies a local file (size, modification time) or folder (its listing's hash); a remote one (gs://) is
-    its path: nothing is read at compile time.
+    A local file is identified by its size and modification time, a folder by its listing's hash. A remote path is not
+    read: nothing is read at compile time.
     """
     if not is_local(path):
         return {"path": path}
@@ -193,8 +193,8 @@ def holds_tfrecords(spec: str) -> bool:
 def check_tfrecords(folder: str, records: int = RECORDS_CHECKED) -> None:
     """Read the first `records` records of every TFRecord file in `folder` and parse them as tf.Examples.
 
-    Read the first `records` records of every TFRecord file in `folder` (GZIP by the .gz suffix) and parse them as
-    tf.Examples; DataError naming the first file that is not one.
+    A file is read as GZIP when its name ends in .gz. DataError names the first file that is not a TFRecord file of
+    tf.Examples.
     """
     import tensorflow as tf
 

@@ -49,9 +49,8 @@ class Prepared:
 def prepare_bands(data: bytes, modality: str = features.ALL_BANDS) -> Prepared:
     """Validate one GeoTIFF's bytes as band values of `modality`.
 
-    Validate one GeoTIFF's bytes as band values of `modality` (features.read_bands: ValueError says why not; a
-    13-band GeoTIFF is cut to a band-subset modality's bands); the stored bytes are the uint16 band values, so
-    duplicates are found on the pixels, not the tags.
+    features.read_bands reads them (its ValueError says why not), and a 13-band GeoTIFF is cut to a band-subset
+    modality's bands. The stored bytes are the uint16 band values, so duplicates are found on the pixels, not the tags.
     """
     try:
         _check_declared_bands(data)

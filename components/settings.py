@@ -228,12 +228,11 @@ def _shown_default(info: FieldInfo) -> str:
 
 def add_arguments(parser: Any, cls: Any, group: Optional[str], prefix: str = "",
                   names: Sequence[str] = ()) -> List[str]:
-    """Add a flag to `parser` for each field of `cls` declared in `group` (or named in `names`).
+    """Add a flag to `parser` for each field of `cls` declared in `group` (or named in `names`); returns their dests.
 
-    Add a flag to `parser` (an ArgumentParser or argument group) for each field of `cls` declared in `group` (or
-    named in `names`): the flag and its aliases from the field's metadata, the type from its annotation, choices
-    from its Literal, the help from its description with the model's default. Each flag stores into dest ``prefix +
-    name`` (None when not given). Returns those dests.
+    `parser` is an ArgumentParser or an argument group. Each flag takes its name and aliases from the field's metadata,
+    its type from the annotation, its choices from the Literal and its help from the description, with the model's
+    default; it stores into dest ``prefix + name`` (None when not given).
     """
     dests: List[str] = []
     for name, info in model_fields(cls).items():

@@ -105,8 +105,8 @@ def _too_large(size: int, max_bytes: Optional[int] = None, what: str = "one imag
 def member_problem(info: zipfile.ZipInfo, max_bytes: Optional[int] = None, what: str = "one image") -> Optional[str]:
     """Why a zip member must not be read, or None.
 
-    Why a zip member must not be read (encrypted, declared size over `max_bytes` (None: MAX_FILE_BYTES), compression
-    ratio), or None. The map's Sentinel-2 product zips use it too, with their band files' bound.
+    A member is refused when it is encrypted, when its declared size is over `max_bytes` (None: MAX_FILE_BYTES), or for
+    its compression ratio. The map's Sentinel-2 product zips use it too, with their band files' bound.
     """
     if info.flag_bits & 0x1:
         return "encrypted zip member"
@@ -201,8 +201,8 @@ def find_class_root(tree: Tree, max_depth: int = 8) -> str:
 def list_source(tree: Tree, class_root: Optional[str] = None) -> Tuple[List[SourceFile], List[str]]:
     """Every visible file under the class folders with its label or its problem, and the empty classes.
 
-    Every visible file under the class folders (of `class_root`, found when not given), sorted, with its label or
-    its problem; and the EuroSAT classes that have no file at all.
+    The class folders are those of `class_root`, found when not given; the files come sorted. The empty classes are the
+    EuroSAT classes that have no file at all.
     """
     prefix = find_class_root(tree) if class_root is None else class_root
     files: List[SourceFile] = []

@@ -99,8 +99,7 @@ def prepare_builder(name: str, data_dir: Optional[str], is_reachable: Optional[C
 def iter_tfds(name: str, data_dir: Optional[str] = None) -> Iterator[dict]:
     """Every example of the prepared TFDS dataset, as numpy, RGB images still encoded.
 
-    Every example of the prepared TFDS dataset (all of its splits; ExampleGen splits them), as numpy, RGB images
-    still encoded.
+    All of its splits are read: ExampleGen splits them.
     """
     import tensorflow_datasets as tfds
 

@@ -55,9 +55,8 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 def scores(matrix) -> Dict[str, np.ndarray]:
     """Per-class precision, recall, F1 and support, and the labels that occur, from a count matrix.
 
-    Per-class precision, recall, F1 and support, plus the mask of the labels that occur (as truth or as prediction),
-    from a [true, predicted] count matrix. A matrix one column wider than tall holds the examples with no prediction
-    in its last column.
+    The labels that occur (as truth or as prediction) come as a mask; the matrix counts [true, predicted] pairs. A
+    matrix one column wider than tall holds the examples with no prediction in its last column.
     """
     matrix = np.asarray(matrix, dtype=np.float64)
     n = matrix.shape[0]
@@ -122,8 +121,8 @@ def _top1_computations(
 class Top1Metric(metric_types.Metric):
     """One statistic (precision, recall or F1) of the argmax prediction, averaged or per class.
 
-    One statistic (precision, recall or F1) of the argmax prediction, macro- or weighted-averaged (one value, which
-    thresholds can gate) or per class (one value per class id sub-key).
+    Macro- or weighted-averaged, it is one value, which thresholds can gate; per class, it is one value per class id
+    sub-key.
     """
 
     def __init__(self, name: str, statistic: str = "f1", average: str = "macro", num_classes: int = 0):

@@ -103,10 +103,10 @@ def plan(base_model: Optional[str], hp: HParams, channels: int, enabled: bool = 
 
 
 def save(model, hp: HParams, channels: int, serving_model_dir: str, line: str) -> str:
-    """The weights and architecture a later Trainer warm-starts from, and how this one was trained.
+    """Save the weights and architecture a later Trainer warm-starts from, and how this one was trained.
 
-    The weights and architecture a later Trainer warm-starts from, beside the serving model, and `line` (the Plan's)
-    in PLAN_FILE, which says how this one was trained.
+    The weights go beside the serving model; `line` (the Plan's), which says how this one was trained, goes in
+    PLAN_FILE.
     """
     import tensorflow as tf
 
