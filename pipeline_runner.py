@@ -35,9 +35,8 @@ PRECEDENCE = "defaults < --demo < --config YAML < flags < --set"
 def build_parser() -> argparse.ArgumentParser:
     """The flags of every setting declared with a group in PipelineConfig or HParams.
 
-    The flags of every setting declared with a group in PipelineConfig or HParams (name, type, choices, help and
-    default from the field: components/settings.py), grouped as declared, plus the options of the command itself
-    (--config, --demo, --set, --runner, --output, ...).
+    Each flag's name, type, choices, help and default come from its field (components/settings.py); the flags are
+    grouped as declared, plus the options of the command itself (--config, --demo, --set, --runner, --output, ...).
     """
     p = argparse.ArgumentParser(
         prog=PROG,

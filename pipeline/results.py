@@ -1,7 +1,7 @@
 """Find what a run produced in its ML Metadata store.
 
-Find what a run produced (examples, model, evaluation, blessing, pushed model) in its ML Metadata store, so reports
-can be made for any past run without re-running anything.
+That is its examples, model, evaluation, blessing and pushed model, so reports can be made for any past run without
+re-running anything.
 """
 from __future__ import annotations
 
@@ -158,11 +158,10 @@ def _produced_from(store, artifact, type_name: str, key: str):
 
 
 def latest_results(metadata_path: str, pipeline_name: str, run_id: Optional[str] = None) -> RunResults:
-    """The newest evaluation, blessing and push of `pipeline_name` (of its run `run_id` when given).
+    """The newest evaluation, blessing and push of `pipeline_name`, with the model and examples they came from.
 
-    The newest evaluation, blessing and push of `pipeline_name` (of its run `run_id` when given; ValueError naming
-    the known runs when there is no such run), with the model, model_run and examples that evaluation was made from
-    (followed through MLMD events).
+    They are those of its run `run_id` when given (ValueError naming the known runs when there is no such run). The
+    model, model_run and examples are those that evaluation was made from, followed through MLMD events.
     """
     store = _store(metadata_path)
     run = None
@@ -206,8 +205,7 @@ def latest_results(metadata_path: str, pipeline_name: str, run_id: Optional[str]
 def not_pushed_reason(checks: List[dict], blessed: Optional[bool]) -> str:
     """Why a model was not pushed: the bars that actually failed, with their values.
 
-    Why a model was not pushed, from evaluation.validation_summary()'s checks: the bars that actually failed
-    (absolute or change vs the baseline), with their values.
+    The bars are evaluation.validation_summary()'s checks: absolute ones, or the change vs the baseline.
     """
     if blessed:
         return "the model was blessed but the Pusher did not push it"
@@ -223,9 +221,9 @@ def not_pushed_reason(checks: List[dict], blessed: Optional[bool]) -> str:
 def no_bar_note(checks: List[dict], accuracy: Optional[float]) -> Optional[str]:
     """A plain note when the blessing had no absolute bar, so any model is blessed.
 
-    A plain note when the blessing had no absolute bar (every one 0: gated_metrics.no_bar_flags(), --min-accuracy 0
-    --min-macro-f1 0), so any model is blessed: then chance level says what the accuracy is worth. None when any
-    absolute bar was set (checks from evaluation.validation_summary()).
+    No absolute bar means every one is 0 (gated_metrics.no_bar_flags(), --min-accuracy 0 --min-macro-f1 0); then chance
+    level says what the accuracy is worth. None when any absolute bar was set (checks from
+    evaluation.validation_summary()).
     """
     absolute = [c for c in checks if c.get("kind") == "absolute"]
     if any(not isinstance(c.get("lower_bound"), (int, float)) or c["lower_bound"] > 0 for c in absolute):
@@ -241,8 +239,7 @@ def no_bar_note(checks: List[dict], accuracy: Optional[float]) -> Optional[str]:
 def push_line(results: RunResults, checks: List[dict], accuracy: Optional[float]) -> str:
     """What a run printed about its model: where it was pushed, or which bar kept it back.
 
-    What a run printed about its model: where it was pushed (saying so when no bar was set), or which bar kept it
-    back.
+    When it was pushed with no bar set, the line says so.
     """
     if results.pushed:
         note = no_bar_note(checks, accuracy) if checks else None
@@ -256,10 +253,9 @@ def run_folder(run_id: str) -> str:
 
 
 def cancel_running(metadata_path: str, pipeline_name: str) -> List[str]:
-    """Mark the pipeline's executions still RUNNING as CANCELED.
+    """Mark the pipeline's executions still RUNNING as CANCELED; returns their component ids.
 
-    Mark the pipeline's executions still RUNNING as CANCELED (after an interrupt, nothing is running any more; the
-    next run must not take them for live ones). Returns their component ids.
+    After an interrupt nothing is running any more, and the next run must not take them for live ones.
     """
     from ml_metadata.proto import metadata_store_pb2
 

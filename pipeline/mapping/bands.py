@@ -188,8 +188,7 @@ class ProductRaster:
     def dataset_mask(self, window=None, out_shape=None) -> np.ndarray:
         """255 where the cloud mask lets a pixel through, 0 where it masks it.
 
-        255 where the cloud mask lets a pixel through, 0 where it masks it (no data come from the all-zero rule of
-        pixels.classifiable_patches).
+        No-data pixels are not masked here: they come from the all-zero rule of pixels.classifiable_patches.
         """
         kwargs = {"window": window}
         if out_shape is not None:

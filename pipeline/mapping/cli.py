@@ -67,8 +67,7 @@ def parse_dn_range(text: str) -> tuple:
 def check_paths(args: argparse.Namespace) -> None:
     """Local --input and --model paths that do not exist, before TensorFlow loads.
 
-    Local --input and --model paths that do not exist, before TensorFlow loads (the rest of what they hold is
-    checked where they are read).
+    The rest of what they hold is checked where they are read.
     """
     from pipeline.mapping.scene import require_input
 

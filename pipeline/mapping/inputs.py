@@ -36,8 +36,7 @@ def open_scene(path: str, modality: str, options: MapOptions = MapOptions(), wor
 def product_summary(dataset, options: MapOptions) -> dict:
     """{"product": ...} for summary.json when `dataset` is a product; {} for a raster.
 
-    {"product": ...} for summary.json when `dataset` is a product (level, baseline, offsets applied, cloud mask and
-    its masked share, warnings); {} for a raster.
+    A product's entry holds its level, baseline, offsets applied, cloud mask and its masked share, and warnings.
     """
     if not isinstance(dataset, ProductRaster):
         return {}

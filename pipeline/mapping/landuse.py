@@ -143,11 +143,10 @@ def map_scene(scene_path: str, predictor, output_dir: str, options: MapOptions =
               check: Optional[Callable] = None, finish: Optional[Callable[[str], None]] = None) -> dict:
     """Classify every patch of a scene with `predictor` and write the outputs; returns the summary.
 
-    Classify every patch of a scene (or of a folder/zip of georeferenced patches, mosaicked first) with `predictor`
-    and write the outputs; returns the summary. The files are written into a folder beside output_dir and replace
-    its map only when all are (folders.staged): a map that fails or is interrupted leaves output_dir as it was.
-    ``check(dataset, grid)`` runs before any inference (--compare's grid check); ``finish(folder)`` adds files to
-    the finished map before it is moved in (--compare's change files).
+    A folder/zip of georeferenced patches is mosaicked first. The files are written into a folder beside output_dir and
+    replace its map only when all are (folders.staged): a map that fails or is interrupted leaves output_dir as it was.
+    ``check(dataset, grid)`` runs before any inference (--compare's grid check); ``finish(folder)`` adds files to the
+    finished map before it is moved in (--compare's change files).
     """
     started = time.monotonic()
     with folders.staged(output_dir) as staging:

@@ -41,10 +41,9 @@ def patch_files(path: str) -> list:
 def check_patches(path: str, modality: str) -> None:
     """Refuse, before anything is written, a folder/zip that is not a set of neighbouring patches.
 
-    Refuse, before anything is written, a folder/zip that is not a set of neighbouring georeferenced patches of the
-    model's bands: patches without georeference, in several CRSs, of mixed band counts or resolutions (single-band
-    files of a product, say), of the other modality, or spread too far. Messages name the user's files, never the
-    mosaic.
+    The patches must be georeferenced and of the model's bands; refused are patches without georeference, in several
+    CRSs, of mixed band counts or resolutions (single-band files of a product, say), of the other modality, or spread
+    too far. Messages name the user's files, never the mosaic.
     """
     import rasterio
 
@@ -87,8 +86,8 @@ def check_patches(path: str, modality: str) -> None:
 def mosaic_patches(path: str, destination: str) -> str:
     """Stitch a folder or zip of georeferenced patches into one GeoTIFF by their own coordinates.
 
-    Stitch a folder or zip of georeferenced patches (checked by check_patches) into one GeoTIFF by their own
-    coordinates (rasterio.merge, in chunks: bounded memory); places no patch covers are 0 (masked).
+    The patches are checked by check_patches (beforehand); rasterio.merge writes them in chunks (bounded memory). Places
+    no patch covers are 0 (masked).
     """
     from rasterio.merge import merge
 

@@ -1,8 +1,7 @@
 """MapOptions: the settings of one map, validated.
 
-MapOptions: the settings of one map (stride, batch size, DN range, nodata, preview, a product's offset and cloud
-mask), validated. Each field is declared once here, help text included; the map command line's flags are derived
-from them (components/settings.py).
+They are the stride, batch size, DN range, nodata, preview, and a product's offset and cloud mask. Each field is
+declared once here, help text included; the map command line's flags are derived from them (components/settings.py).
 """
 from __future__ import annotations
 

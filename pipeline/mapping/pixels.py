@@ -69,8 +69,8 @@ def check_float_values(name: str, sample: np.ndarray) -> None:
 def scaled_to_8_bits(modality: str) -> bool:
     """Whether the model takes 8-bit pixels (EuroSAT RGB) rather than the scene's digital numbers.
 
-    Whether the model takes 8-bit pixels (EuroSAT RGB), to which a scene's digital numbers are scaled by --dn-range;
-    a model of 16-bit pixels (the 13 bands) takes them as they are.
+    A scene's digital numbers are scaled to 8 bits by --dn-range; a model of 16-bit pixels (the 13 bands) takes them as
+    they are.
     """
     return np.dtype(modalities.get(modality).pixel_dtype) == np.uint8
 

@@ -1,8 +1,7 @@
 """Where the one create_pipeline runs: a registry of orchestrators, one module per runner.
 
-Where the one create_pipeline runs: a registry of orchestrators, one module per runner (as TFX's templates keep one
-runner file each): local.py (LocalDagRunner, here), kubeflow.py (a Kubeflow Pipelines v2 spec, offline) and
-vertex.py (that spec submitted to Vertex AI Pipelines).
+Each runner has its file, as TFX's templates keep one: local.py (LocalDagRunner, here), kubeflow.py (a Kubeflow
+Pipelines v2 spec, offline) and vertex.py (that spec submitted to Vertex AI Pipelines).
 
 `start` is the one way in: the settings are checked once (checks.py) and the runner registered
 under the name launches. A new orchestrator is one more module that registers a Runner, and its

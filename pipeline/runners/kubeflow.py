@@ -45,11 +45,10 @@ def compile_modality(config: PipelineConfig) -> str:
 
 
 def compile_pipeline(config: PipelineConfig, output_path: str, runner: str = NAME) -> Dict[str, Any]:
-    """Write the Kubeflow Pipelines v2 / Vertex AI pipeline spec of the one create_pipeline.
+    """Write the Kubeflow Pipelines v2 / Vertex AI spec of the one create_pipeline; returns the PipelineJob dict.
 
-    Write the Kubeflow Pipelines v2 / Vertex AI pipeline spec (JSON, or YAML for .yaml) of the one create_pipeline
-    to `output_path`, for `runner` (its infra gate); offline, no credentials. Returns the PipelineJob dict. The
-    settings are checked by the caller (runners.start).
+    The spec (JSON, or YAML for .yaml) goes to `output_path`, for `runner` (its infra gate); offline, no credentials.
+    The settings are checked by the caller (runners.start).
     """
     from tfx import v1 as tfx
 
