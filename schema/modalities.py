@@ -143,7 +143,7 @@ def get(name: str) -> Modality:
 def of_feature_keys(keys: Collection[str]) -> Modality:
     """The modality whose pixel feature is among `keys`; KeyError when none is.
 
-    The modality whose pixel feature is among `keys` (a tf.Example's or a feature spec's); KeyError when none is.
+    `keys` are a tf.Example's or a feature spec's.
     """
     for modality in REGISTRY.values():
         if modality.feature_key in keys:

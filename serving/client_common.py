@@ -106,9 +106,9 @@ def read_image_file(path: str) -> bytes:
 class FilesClient(abc.ABC):
     """What the gRPC and the REST client share, built on predict_pixels.
 
-    What the gRPC and the REST client share: they send pixels to the modality's pixel signature through TF Serving's
-    Predict API (predict_pixels) and get class probabilities [N, classes] back as an ndarray; the images, bands and
-    files methods, and the top-k ranking, are built on that here.
+    They send pixels to the modality's pixel signature through TF Serving's Predict API (predict_pixels) and get class
+    probabilities [N, classes] back as an ndarray; the images, bands and files methods, and the top-k ranking, are built
+    on that here.
 
     Predict ranks for both because it is the API the pixel signatures (schema.modalities) answer for
     every modality, RGB JPEGs and 13-band patches alike, and the one the map and the benchmarks call;
@@ -129,8 +129,8 @@ class FilesClient(abc.ABC):
     def predict_pixels(self, modality: str, pixels: Sequence[Any], batch_size: int = 16) -> np.ndarray:
         """Class probabilities [N, classes] of patches of `modality` through its pixel signature.
 
-        Class probabilities [N, classes] of patches of `modality` through its pixel signature (schema.modalities:
-        encoded image bytes, or uint16 [64, 64, C] band values), `batch_size` per request.
+        The patches are encoded image bytes, or uint16 [64, 64, C] band values (schema.modalities); `batch_size` per
+        request.
         """
 
     @abc.abstractmethod
@@ -160,9 +160,9 @@ class FilesClient(abc.ABC):
     def predict_files(self, paths: Sequence[str], top_k_classes: int = 3, batch_size: int = 16) -> List[Prediction]:
         """The top classes of each file: JPEG/PNG images, or 13-band GeoTIFFs (not mixed).
 
-        The top classes of each file: JPEG/PNG images, or 13-band GeoTIFFs (not mixed: a model takes one modality).
-        A file that cannot be read or that the server refuses (INVALID_ARGUMENT) gets a Prediction with its `error`;
-        the others are classified. Errors of the server itself (down, model not found) are raised.
+        They are not mixed because a model takes one modality. A file that cannot be read or that the server refuses
+        (INVALID_ARGUMENT) gets a Prediction with its `error`; the others are classified. Errors of the server itself
+        (down, model not found) are raised.
         """
         is_bands = [is_bands_file(path) for path in paths]
         if any(is_bands) and not all(is_bands):

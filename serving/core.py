@@ -57,8 +57,8 @@ def input_dtypes(signature: Any) -> Dict[str, tf.DType]:
 def arrays_from_protos(signature: Any, protos: Mapping[str, Any], limits: RequestLimits) -> Arrays:
     """TensorProtos of a gRPC request -> arrays, once they are known to be within `limits`.
 
-    TensorProtos of a gRPC request -> arrays, each of the dtype its signature input has, once their rows and decoded
-    bytes (read from the protos' shapes) are within `limits`.
+    Each array has the dtype its signature input has; the rows and decoded bytes checked against `limits` are read from
+    the protos' shapes.
     """
     dtypes, arrays = input_dtypes(signature), {}
     limits.check(*total(proto_size(p, dtypes[k].size if k in dtypes else 1) for k, p in protos.items()))

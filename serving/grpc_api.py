@@ -1,8 +1,7 @@
 """TF Serving's gRPC API over the dev server's ServingCore.
 
-TF Serving's gRPC API (tensorflow_serving.apis) over the dev server's ServingCore: Predict, Classify,
-GetModelMetadata and GetModelStatus, with TF Serving's status codes; Predict and Classify are counted and timed in
-the core's metrics (serving.monitoring) as TF Serving counts them.
+The API is tensorflow_serving.apis' Predict, Classify, GetModelMetadata and GetModelStatus, with TF Serving's status
+codes; Predict and Classify are counted and timed in the core's metrics (serving.monitoring) as TF Serving counts them.
 """
 from __future__ import annotations
 

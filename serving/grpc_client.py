@@ -151,8 +151,8 @@ class ServingClient(FilesClient):
     def predict_pixels(self, modality: str, pixels: Sequence[Any], batch_size: int = 16) -> np.ndarray:
         """Class probabilities [N, 10] of patches of `modality` through its pixel signature.
 
-        Class probabilities [N, 10] of patches of `modality` through its pixel signature (schema.modalities: encoded
-        image bytes, or uint16 [64, 64, C] band values), `batch_size` per request.
+        The patches are encoded image bytes, or uint16 [64, 64, C] band values (schema.modalities); `batch_size` per
+        request.
         """
         record = modalities.get(modality)
 

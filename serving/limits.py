@@ -42,8 +42,7 @@ class RequestLimits:
 def proto_size(proto: Any, itemsize: int) -> Tuple[int, int]:
     """(rows, decoded bytes) of a TensorProto, from its shape and values, before it is decoded.
 
-    (rows, decoded bytes) of a TensorProto, from its shape and values, before it is decoded (tf.make_ndarray repeats
-    a single value over the whole shape).
+    The shape counts, not how many values were sent: tf.make_ndarray repeats a single value over the whole shape.
     """
     dims = [d.size for d in proto.tensor_shape.dim]
     if any(d < 0 for d in dims):

@@ -32,8 +32,7 @@ log = logging.getLogger("serving.server")  # one logger for the dev server's mod
 def versions_to_serve(policy: model_server_config_pb2.ModelConfig, available: Iterable[int]) -> Set[int]:
     """The versions a ModelConfig's model_version_policy asks for among those on disk.
 
-    The versions a ModelConfig's model_version_policy asks for among those on disk (TF Serving's latest / all /
-    specific; no policy means latest 1).
+    The policies are TF Serving's latest / all / specific; no policy means latest 1.
     """
     available = sorted(available)
     kind = policy.model_version_policy.WhichOneof("policy_choice")

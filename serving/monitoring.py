@@ -62,8 +62,8 @@ def exponential_buckets(scale: float, growth: float, count: int) -> Tuple[float,
 def prometheus_name(name: str) -> str:
     """A TensorFlow metric's name as TF Serving's Prometheus exporter writes it.
 
-    A TensorFlow metric's name as TF Serving's Prometheus exporter writes it (every character outside [a-zA-Z0-9_]
-    becomes ':'): /tensorflow/serving/request_count -> :tensorflow:serving:request_count.
+    Every character outside [a-zA-Z0-9_] becomes ':': /tensorflow/serving/request_count ->
+    :tensorflow:serving:request_count.
     """
     name = re.sub(r"[^a-zA-Z0-9_]", ":", name)
     return f"_{name}" if name[:1].isdigit() else name

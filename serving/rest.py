@@ -83,10 +83,9 @@ _API_PATH = re.compile(r"(?i)/v1/")  # TF Serving's REST dispatcher takes these 
 
 # --- the server ----------------------------------------------------------------------------------
 class _HTTPServer(http.server.ThreadingHTTPServer):
-    """The standard library's threading server with a sized backlog and `num_threads` at once.
+    """The standard library's threading server with a sized backlog, serving at most `num_threads` connections at once.
 
-    The standard library's threading server with a sized backlog and at most `num_threads` connections served at
-    once (the others wait in the backlog, as they would for TF Serving).
+    The others wait in the backlog, as they would for TF Serving.
     """
 
     daemon_threads = True
@@ -119,9 +118,8 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
 class RestServer:
     """TF Serving's REST API on the settings' rest_api_port, answering from a ServingCore.
 
-    TF Serving's REST API on the settings' rest_api_port, answering from a serving.core.ServingCore (the same two
-    arguments as serving.server.ModelServer). The port is bound here, so a taken one is refused before any model
-    loads.
+    It takes the same two arguments as serving.server.ModelServer: a serving.core.ServingCore and the settings. The port
+    is bound here, so a taken one is refused before any model loads.
     """
 
     def __init__(self, core: ServingCore, settings: ServerSettings) -> None:

@@ -1,7 +1,7 @@
 """A client of TF Serving's REST API that imports no TensorFlow.
 
-A client of TF Serving's REST API (serving.server --rest_api_port, or tensorflow/serving's 8501) that imports no
-TensorFlow: JSON and base64 over the standard library, so it starts in a blink.
+It talks to serving.server --rest_api_port, or tensorflow/serving's 8501, with JSON and base64 over the standard
+library, so it starts in a blink.
 
     with RestClient("http://localhost:8501") as client:
         client.predict_files(["a.jpg"])          # :predict on predict_images, the top classes by name
@@ -99,8 +99,7 @@ class RestClient(FilesClient):
     def predict_pixels(self, modality: str, pixels: Sequence[Any], batch_size: int = 16) -> np.ndarray:
         """Class probabilities [N, 10] of patches of `modality` through its pixel signature (:predict).
 
-        Class probabilities [N, 10] of patches of `modality` through its pixel signature (:predict, row format:
-        encoded images as base64, band values as nested lists), `batch_size` per request.
+        The rows go in row format: encoded images as base64, band values as nested lists; `batch_size` per request.
         """
         record = modalities.get(modality)
         rows: List[List[float]] = []

@@ -128,8 +128,7 @@ def header_sizes(images: tf.Tensor) -> tf.Tensor:
 def checked_rows(tensor: tf.Tensor, input_name: str) -> tf.Tensor:
     """`tensor`, once it is known to hold at least one row.
 
-    `tensor`, once it is known to hold at least one row (an empty batch fails in the model with a message about
-    filter depths).
+    An empty batch would fail in the model with a message about filter depths.
     """
     check = tf.debugging.Assert(
         tf.shape(tensor)[0] > 0,

@@ -50,8 +50,8 @@ def digit_images(per_class: Optional[int] = None, size: int = IMAGE_SIZE) -> Ite
 def write_class_folder(root: str, images: Iterable[Tuple[np.ndarray, int]]) -> int:
     """Write (uint8 image, label) pairs in EuroSAT's archive layout; returns the image count.
 
-    Write (uint8 image, label) pairs as ``root/<EuroSAT class>/<class>_<i>.jpg`` (JPEG quality 95), EuroSAT's
-    archive layout; returns the image count. The real image sets here (digits, textures) are written by it.
+    The layout is ``root/<EuroSAT class>/<class>_<i>.jpg`` (JPEG quality 95). The real image sets here (digits,
+    textures) are written by it.
     """
     count = 0
     for i, (image, label) in enumerate(images):

@@ -93,8 +93,8 @@ NODATA_PATCH = -1  # a layout cell of zeros (the all-zero border of a Sentinel-2
 def scene_patch(label: int, rng: np.random.Generator, modality: str, rgb_dn: bool = False) -> np.ndarray:
     """One [64, 64, C] patch of a scene of one class.
 
-    One [64, 64, C] patch of a scene: uint8 RGB, uint16 RGB digital numbers (`rgb_dn`, the inverse of EuroSAT's
-    0..2750 -> 1..255 scaling) or uint16 13 bands; zeros for NODATA_PATCH.
+    It is uint8 RGB, uint16 RGB digital numbers (`rgb_dn`, the inverse of EuroSAT's 0..2750 -> 1..255 scaling) or uint16
+    13 bands; zeros for NODATA_PATCH.
     """
     record = modalities.get(modality)
     dtype = np.uint16 if rgb_dn else np.dtype(record.pixel_dtype)
@@ -209,10 +209,9 @@ def shifted_samples(modality: str, num_examples: int, seed: int = 0, shift: Shif
 
 def write_synthetic_span(folder: str, num_examples: int, seed: int = 0, shift: Shift = Shift(),
                          modality: str = features.RGB) -> str:
-    """One span of synthetic data as a folder of TFRecords of contract examples.
+    """One span of synthetic data as a folder of TFRecords of contract examples; returns the file written.
 
-    One span of synthetic data as a folder of TFRecords of contract examples (what `--data` reads as a source; a
-    span root holds span-1/, span-2/, ...). Returns the file written.
+    It is what `--data` reads as a source; a span root holds span-1/, span-2/, ...
     """
     import tensorflow as tf
 
