@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Tuple
 import tensorflow as tf
 
 from components import trainer_timing, warm_start
-from components.dataset import input_fn, model_feature_spec, train_patch_moments
+from components.dataset import image_channels, input_fn
 from components.hparams import BUDGET_SCALED, HParams
 from components.model import build_model, compile_model, set_backbone_trainable
 from components.tuner import apply_tuned
@@ -217,8 +217,7 @@ def run_fn(fn_args) -> None:
     log.info("training %s with %s", hp.backbone, json.dumps(hp.to_dict()))
     tf.keras.utils.set_random_seed(hp.seed)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    spec = model_feature_spec(tft_output.transformed_feature_spec())
-    channels = int(spec[features.TRANSFORMED_IMAGE_KEY].shape[-1])
+    channels = image_channels(tft_output)
     # A root of spans (pipeline.trainer_custom_config) warm-starts and keeps weights for the next span.
     spans_run = warm_start.WARM_START_KEY in custom_config
     warm = warm_start.plan(getattr(fn_args, "base_model", None), hp, channels,
@@ -227,19 +226,19 @@ def run_fn(fn_args) -> None:
     hp = warm.hparams
 
     started = time.monotonic()
-    n_train, moments = train_patch_moments(fn_args.train_files, tft_output.transformed_feature_spec())
+    train_input = input_fn(fn_args.train_files, fn_args.data_accessor, tft_output, hp.batch_size,
+                           training=True, seed=hp.seed)
+    eval_input = input_fn(fn_args.eval_files, fn_args.data_accessor, tft_output, hp.batch_size, training=False)
     statistics = None
-    if moments is not None:  # what the map compares a scene with (pipeline/mapping/training_check.py)
-        statistics = training_statistics.of_modality(*moments, signatures.modality_of(tft_output))
-    log.info("counted the training examples and their statistics in %.2f s", time.monotonic() - started)
-    timing.add("counting examples + statistics", time.monotonic() - started)
-    steps_per_epoch = math.ceil(n_train / hp.batch_size)
-    log.info("%d training examples, %d steps per epoch, %d channels", n_train, steps_per_epoch, channels)
-    train_ds = input_fn(fn_args.train_files, spec, hp.batch_size, training=True, seed=hp.seed)
-    eval_ds = input_fn(fn_args.eval_files, spec, hp.batch_size, training=False)
+    if train_input.moments is not None:  # what the map compares a scene with (pipeline/mapping/training_check.py)
+        statistics = training_statistics.of_modality(*train_input.moments, signatures.modality_of(tft_output))
+    log.info("read the train and eval splits into memory (counted, statistics) in %.2f s", time.monotonic() - started)
+    timing.add("reading the splits (count + statistics)", time.monotonic() - started)
+    steps_per_epoch = math.ceil(train_input.examples / hp.batch_size)
+    log.info("%d training examples, %d steps per epoch, %d channels", train_input.examples, steps_per_epoch, channels)
 
     model, history = train(
-        hp, train_ds, eval_ds, steps_per_epoch, channels,
+        hp, train_input.batches, eval_input.batches, steps_per_epoch, channels,
         log_dir=os.path.join(fn_args.model_run_dir, "tensorboard"),
         backup_dir=resume_dir(fn_args.model_run_dir, hp, list(fn_args.train_files)),
         initial_weights=warm.weights,

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import keras_tuner
 
-from components.dataset import count_records, input_fn, model_feature_spec
+from components.dataset import image_channels, input_fn
 from components.hparams import HParams
 from components.model import build_model, compile_model
 from serving import contract
@@ -41,9 +41,12 @@ def tuner_fn(fn_args):
 
     config = fn_args.custom_config or {}
     base = HParams.from_dict(config.get("hparams", {}))
-    spec = model_feature_spec(tft.TFTransformOutput(fn_args.transform_graph_path).transformed_feature_spec())
-    channels = int(spec["image_xf"].shape[-1])
-    steps = math.ceil(count_records(fn_args.train_files) / base.batch_size)
+    tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+    channels = image_channels(tft_output)
+    train_input = input_fn(fn_args.train_files, fn_args.data_accessor, tft_output, base.batch_size,
+                           training=True, seed=base.seed)
+    eval_input = input_fn(fn_args.eval_files, fn_args.data_accessor, tft_output, base.batch_size, training=False)
+    steps = math.ceil(train_input.examples / base.batch_size)
     epochs = int(config["tuner_epochs"])  # the pipeline passes both (PipelineConfig declares their defaults)
 
     def build(hps: keras_tuner.HyperParameters):
@@ -65,8 +68,8 @@ def tuner_fn(fn_args):
     return tfx.components.TunerFnResult(
         tuner=tuner,
         fit_kwargs={
-            "x": input_fn(fn_args.train_files, spec, base.batch_size, training=True, seed=base.seed),
-            "validation_data": input_fn(fn_args.eval_files, spec, base.batch_size, training=False),
+            "x": train_input.batches,
+            "validation_data": eval_input.batches,
             "epochs": epochs,
         },
     )
