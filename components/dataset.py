@@ -70,6 +70,9 @@ def input_fn(
     """
     from tfx_bsl.public import tfxio
 
+    if not any(tf.io.gfile.glob(p) for p in file_pattern):
+        raise FileNotFoundError(f"no transformed examples match {list(file_pattern)}: pass the Transform "
+                                "output's split folder pattern (transformed_examples/Split-NAME/*)")
     schema, has_moments = _features_schema(tf_transform_output)
     options = tfxio.TensorFlowDatasetOptions(batch_size=PARSE_BATCH, shuffle=False, num_epochs=1)
     parsed = data_accessor.tf_dataset_factory(file_pattern, options, schema).cache()
@@ -79,8 +82,8 @@ def input_fn(
         for k, v in batch_moments.items():
             parts[k].append(v)
     if not examples:
-        raise FileNotFoundError(f"no transformed examples in {list(file_pattern)}: check the Transform "
-                                "output (transformed_examples) of this split")
+        raise ValueError(f"no transformed examples in {list(file_pattern)}: the files are empty; "
+                         "check the split's ExampleGen and Transform outputs")
     moments = tuple(np.concatenate(parts[k]) for k in _MOMENT_KEYS) if has_moments else None
     ds = parsed.map(_to_xy).unbatch()
     if training:

@@ -1,33 +1,25 @@
 """The Tuner's tuner_fn runs a real (tiny) KerasTuner search on transformed-format records."""
+import os
 import types
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_transform as tft
 
 from components import tuner as tuner_lib
-from components.dataset import write_transformed
+from components.dataset import local_data_accessor, write_transformed
 from components.hparams import HParams
 
 
-def test_tuner_fn_searches_and_returns_best_values(tmp_path, monkeypatch):
+def test_tuner_fn_searches_and_returns_best_values(tmp_path):
     rng = np.random.default_rng(0)
     y = np.eye(10, dtype=np.float32)[np.arange(20) % 10]
     x = rng.random((20, 64, 64, 3), dtype=np.float32)
-    files, spec = write_transformed(x, y, str(tmp_path / "train"), shards=1)
-
-    class FakeTransformOutput(tft.TFTransformOutput):  # only the transformed spec is read
-        def __init__(self, path):
-            pass
-
-        def transformed_feature_spec(self):
-            return dict(spec)
-
-    monkeypatch.setattr(tft, "TFTransformOutput", FakeTransformOutput)
+    files, tft_output = write_transformed(x, y, str(tmp_path / "train"), shards=1)
     fn_args = types.SimpleNamespace(
         custom_config={"hparams": HParams(weights="none", batch_size=10).to_dict(),
                        "tuner_trials": 1, "tuner_epochs": 1},
-        transform_graph_path="unused", train_files=files, eval_files=files,
+        transform_graph_path=os.path.dirname(tft_output.transform_savedmodel_dir),
+        train_files=files, eval_files=files, data_accessor=local_data_accessor(),
         working_dir=str(tmp_path / "tuning"))
     result = tuner_lib.tuner_fn(fn_args)
     result.tuner.search(**result.fit_kwargs, verbose=0)
