@@ -84,17 +84,17 @@ def splits_of(examples_uri: str) -> dict:
 def project_side(splits, tmp: str, overrides: dict, base: dict, seed: int) -> dict:
     import tensorflow as tf
 
-    from components.dataset import input_fn, write_transformed
+    from components.dataset import input_fn, local_data_accessor, write_transformed
     from components.trainer import train
 
     hp = HParams.from_dict({**base, **overrides, "seed": seed})
     x, y, _ = splits["train"]
-    files, spec = write_transformed(x, y, os.path.join(tmp, f"train-{seed}"))
+    files, tft_output = write_transformed(x, y, os.path.join(tmp, f"train-{seed}"))
     eval_ds = tf.data.Dataset.from_tensor_slices(splits["eval"][:2]).batch(hp.batch_size)
     tf.keras.utils.set_random_seed(hp.seed)
     start = time.perf_counter()
-    model, history = train(hp, input_fn(files, spec, hp.batch_size, training=True, seed=hp.seed), eval_ds,
-                           math.ceil(len(x) / hp.batch_size))
+    train_input = input_fn(files, local_data_accessor(), tft_output, hp.batch_size, training=True, seed=hp.seed)
+    model, history = train(hp, train_input.batches, eval_ds, math.ceil(train_input.examples / hp.batch_size))
     seconds = time.perf_counter() - start
     predicted = model.predict(splits["test"][0], batch_size=256, verbose=0).argmax(1)
     return {**real_data.sklearn_scores(splits["test"][2], predicted), "seconds": round(seconds, 1),

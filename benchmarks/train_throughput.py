@@ -36,7 +36,7 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from components.dataset import input_fn, write_transformed
+from components.dataset import input_fn, local_data_accessor, write_transformed
 from components.hparams import TUTORIAL_RECIPE, HParams
 from components.model import compile_model
 from components.trainer import build_model_with_precision, train
@@ -78,11 +78,16 @@ def epoch_seconds(model, data, batch_size: int) -> float:
     return timer.last
 
 
-def pipeline_only(files, spec, batch_size: int, epochs: int = 3) -> float:
-    """Images/s the Trainer's input pipeline delivers with no model attached (after its first,
-    cache-filling epoch): how far it is from ever being the bottleneck.
+def trainer_input(files, tft_output, batch_size: int, seed: int = 0):
+    """The training batches as run_fn gets them (dataset.input_fn on a TFX DataAccessor)."""
+    return input_fn(files, local_data_accessor(), tft_output, batch_size, training=True, seed=seed).batches
+
+
+def pipeline_only(files, tft_output, batch_size: int, epochs: int = 3) -> float:
+    """Images/s the Trainer's input pipeline delivers with no model attached (after its first
+    epoch; its cache is filled when it is built): how far it is from ever being the bottleneck.
     """
-    ds = input_fn(files, spec, batch_size, training=True)
+    ds = trainer_input(files, tft_output, batch_size)
     rates = []
     for epoch in range(epochs + 1):
         start = time.perf_counter()
@@ -92,7 +97,7 @@ def pipeline_only(files, spec, batch_size: int, epochs: int = 3) -> float:
     return float(np.median(rates))
 
 
-def throughput(splits, files, spec, precision: str, rounds: int, batch_size: int) -> dict:
+def throughput(splits, files, tft_output, precision: str, rounds: int, batch_size: int) -> dict:
     """Images/s of the Trainer's input pipeline + model and of the in-memory loop, interleaved.
 
     Both models are built and warmed up (one untimed epoch each: tracing, the input pipeline's
@@ -107,7 +112,7 @@ def throughput(splits, files, spec, precision: str, rounds: int, batch_size: int
     hp = HParams(weights="none", batch_size=batch_size, precision=precision)
     steps = math.ceil(len(x) / batch_size)
     sides = {}
-    for name, data in (("input_pipeline", input_fn(files, spec, batch_size, training=True)), ("in_memory", (x, y))):
+    for name, data in (("input_pipeline", trainer_input(files, tft_output, batch_size)), ("in_memory", (x, y))):
         model = build_model_with_precision(hp, features.RGB_CHANNELS, precision)
         compile_model(model, hp, steps)
         epoch_seconds(model, data, batch_size)  # warm-up
@@ -139,7 +144,7 @@ def evaluate(model, x, y) -> dict:
 RECIPES = {"default": {}, "tutorial": TUTORIAL_RECIPE}
 
 
-def recipes(splits, files, spec, epochs: int, batch_size: int, weights: str, seeds=(42,),
+def recipes(splits, files, tft_output, epochs: int, batch_size: int, weights: str, seeds=(42,),
             names=tuple(RECIPES)) -> dict:
     """{recipe: [one result per seed]}: the model's seed (initialisation, shuffling, augmentation)
     changes, the synthetic data and its split do not.
@@ -155,7 +160,7 @@ def recipes(splits, files, spec, epochs: int, batch_size: int, weights: str, see
             hp = HParams(**base, **RECIPES[name], seed=seed)
             tf.keras.utils.set_random_seed(hp.seed)
             start = time.perf_counter()
-            model, _ = train(hp, input_fn(files, spec, batch_size, training=True, seed=hp.seed), eval_ds, steps)
+            model, _ = train(hp, trainer_input(files, tft_output, batch_size, hp.seed), eval_ds, steps)
             out[name].append({**evaluate(model, *splits["test"]), "seed": seed,
                               "train_s": round(time.perf_counter() - start, 1)})
             logging.info("%s recipe, seed %d: %s", name, seed, out[name][-1])
@@ -207,19 +212,19 @@ def main(argv=None) -> int:
     logging.info("devices: %s; making %d synthetic images", devices, args.images)
     splits = make_data(args.images)
     with tempfile.TemporaryDirectory() as tmp:
-        files, spec = write_transformed(*splits["train"], os.path.join(tmp, "train"))
+        files, tft_output = write_transformed(*splits["train"], os.path.join(tmp, "train"))
         report = {"devices": devices, "images": args.images, "batch_size": args.batch_size, "throughput": {}}
         if not args.skip_throughput:
-            report["pipeline_only"] = pipeline_only(files, spec, args.batch_size)
+            report["pipeline_only"] = pipeline_only(files, tft_output, args.batch_size)
         for precision in () if args.skip_throughput else (
                 ("float32", "mixed_bfloat16") + (("mixed_float16",) if "GPU" in devices else ())):
             logging.info("throughput, %s ...", precision)
             report["throughput"][precision] = throughput(
-                splits, files, spec, precision, args.timing_epochs, args.batch_size
+                splits, files, tft_output, precision, args.timing_epochs, args.batch_size
             )
         if not args.skip_accuracy:
             logging.info("recipes, %d epochs each ...", args.epochs)
-            report["recipes"] = recipes(splits, files, spec, args.epochs, args.batch_size, args.weights,
+            report["recipes"] = recipes(splits, files, tft_output, args.epochs, args.batch_size, args.weights,
                                         args.seeds, args.recipes)
 
     if report["throughput"]:

@@ -3,7 +3,7 @@ read through TFX's `fn_args.data_accessor` as TFX's templates and the penguin ex
 from __future__ import annotations
 
 import os
-from typing import Any, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -76,7 +76,8 @@ def input_fn(
     schema, has_moments = _features_schema(tf_transform_output)
     options = tfxio.TensorFlowDatasetOptions(batch_size=PARSE_BATCH, shuffle=False, num_epochs=1)
     parsed = data_accessor.tf_dataset_factory(file_pattern, options, schema).cache()
-    examples, parts = 0, {k: [] for k in _MOMENT_KEYS}
+    examples = 0
+    parts: Dict[str, List[np.ndarray]] = {k: [] for k in _MOMENT_KEYS}
     for size, batch_moments in parsed.map(lambda b: _counted(b, has_moments)).as_numpy_iterator():  # fills the cache
         examples += int(size)
         for k, v in batch_moments.items():
@@ -84,7 +85,7 @@ def input_fn(
     if not examples:
         raise ValueError(f"no transformed examples in {list(file_pattern)}: the files are empty; "
                          "check the split's ExampleGen and Transform outputs")
-    moments = tuple(np.concatenate(parts[k]) for k in _MOMENT_KEYS) if has_moments else None
+    moments = (np.concatenate(parts[_MOMENT_KEYS[0]]), np.concatenate(parts[_MOMENT_KEYS[1]])) if has_moments else None
     ds = parsed.map(_to_xy).unbatch()
     if training:
         ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
