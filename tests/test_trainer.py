@@ -263,3 +263,48 @@ def test_train_runs_from_scratch_at_the_from_scratch_rate(monkeypatch):
     with pytest.raises(StopIteration):
         trainer.train(hp, ds, ds, steps)
     assert seen == [pytest.approx(3e-3)]
+
+
+def test_run_fn_trains_on_fn_args_data_accessor(tmp_path, monkeypatch):
+    """run_fn as TFX calls it: both splits through fn_args.data_accessor (a real TFX DataAccessor),
+    the steps from the read's count, the training statistics from its patch moments."""
+    import json
+    import types
+
+    from components import dataset, trainer_timing
+    from tests.serving_fixtures import write_transform_output
+
+    graph = str(tmp_path / "transform_graph")
+    write_transform_output(graph)
+    rng = np.random.default_rng(0)
+    y = np.eye(10, dtype=np.float32)[np.arange(30) % 10]
+    train_files, _ = dataset.write_transformed(rng.random((30, 64, 64, 3), dtype=np.float32), y,
+                                               str(tmp_path / "train"), moments=True)
+    eval_files, _ = dataset.write_transformed(rng.random((10, 64, 64, 3), dtype=np.float32), y[:10],
+                                              str(tmp_path / "eval"), moments=True)
+    exported, steps = {}, []
+    real_train = trainer.train
+
+    def spy_train(hp, train_ds, eval_ds, steps_per_epoch, *args, **kwargs):
+        steps.append(steps_per_epoch)
+        return real_train(hp, train_ds, eval_ds, steps_per_epoch, *args, **kwargs)
+
+    def spy_export(model, tft_output, export_dir, training_statistics=None):  # the export has its own tests
+        exported["statistics"] = training_statistics
+
+    monkeypatch.setattr(trainer, "train", spy_train)
+    monkeypatch.setattr(trainer, "export_serving_model", spy_export)
+    run_dir = tmp_path / "Trainer" / "model_run" / "1"
+    run_dir.mkdir(parents=True)
+    fn_args = types.SimpleNamespace(
+        custom_config={"hparams": HParams(weights="none", epochs=1, batch_size=16).to_dict()}, hyperparameters=None,
+        transform_output=graph, train_files=train_files, eval_files=eval_files,
+        data_accessor=dataset.local_data_accessor(), model_run_dir=str(run_dir),
+        serving_model_dir=str(tmp_path / "Trainer" / "model" / "1"))
+    trainer.run_fn(fn_args)
+    assert steps == [2]  # ceil(30 / 16)
+    assert exported["statistics"]["patches"] == 30 and exported["statistics"]["modality"] == "rgb"
+    with open(run_dir / trainer.HISTORY_FILE) as f:
+        assert len(json.load(f)["loss"]) == 1
+    with open(run_dir / trainer_timing.OVERHEAD_FILE) as f:
+        assert "reading the splits (count + statistics)" in json.load(f)
