@@ -1,5 +1,7 @@
-"""The Trainer's and the Tuner's input: (image, one-hot label) batches from Transform's output,
-read through TFX's `fn_args.data_accessor` as TFX's templates and the penguin example do."""
+"""The Trainer's and the Tuner's input: (image, one-hot label) batches from Transform's output.
+
+Read through TFX's `fn_args.data_accessor`, as TFX's templates and the penguin example do.
+"""
 from __future__ import annotations
 
 import os
@@ -32,8 +34,11 @@ class Input(NamedTuple):
 
 
 def _features_schema(tf_transform_output):
-    """The transformed schema cut to what is read: the model's two features and the patch moments
-    when the graph has them; other transformed features are never parsed."""
+    """The transformed schema cut to what is read, and whether it has the patch moments.
+
+    The model's two features and the patch moments when the graph has them; other transformed
+    features are never parsed.
+    """
     from tensorflow_metadata.proto.v0 import schema_pb2
 
     full = tf_transform_output.transformed_metadata.schema
@@ -57,8 +62,7 @@ def input_fn(
     training: bool,
     seed: int = 0,
 ) -> Input:
-    """One split of Transform's output as `Input`: its batches, its number of examples and its
-    patch moments, all from one read of the files.
+    """One split of Transform's output as `Input`: batches, example count, patch moments, one read.
 
     `data_accessor` is TFX's `fn_args.data_accessor` (`local_data_accessor()` outside TFX), and
     the features are those of `tf_transform_output.transformed_metadata.schema`. The accessor
@@ -107,9 +111,12 @@ def image_channels(tf_transform_output) -> int:
 
 
 def local_data_accessor():
-    """A TFX DataAccessor over GZIP TFRecords of tf.Examples, built as the Trainer's executor
-    builds `fn_args.data_accessor` (tfx/components/trainer/fn_args_utils.py) from an Examples
-    artifact of that payload: for tests and benchmarks, which run the input path outside TFX."""
+    """A TFX DataAccessor over GZIP TFRecords of tf.Examples, for the input path outside TFX.
+
+    Built as the Trainer's executor builds `fn_args.data_accessor`
+    (tfx/components/trainer/fn_args_utils.py) from an Examples artifact of that payload: the
+    tests and benchmarks read through the same factories as run_fn and tuner_fn.
+    """
     from tfx.components.trainer.fn_args_utils import DataAccessor
     from tfx.components.util import examples_utils, tfxio_utils
     from tfx.proto import example_gen_pb2
@@ -127,11 +134,14 @@ def local_data_accessor():
 
 def write_transformed(x: np.ndarray, y: np.ndarray, directory: str, shards: int = 4,
                       moments: bool = False) -> Tuple[List[str], Any]:
-    """Write (x, y) as the Transform component writes its output: GZIP TFRecords of float
-    features under `directory`, and their schema in a transform_graph/transformed_metadata folder.
-    Returns ([the files' pattern], a tft.TFTransformOutput over that folder), what input_fn
-    reads: the Trainer's and Tuner's tests and the training benchmarks feed the real input path
-    with it. `moments`: also the patch moments (means of x and of x², over each patch)."""
+    """Write (x, y) as the Transform component writes its output; returns what input_fn reads.
+
+    GZIP TFRecords of float features under `directory`, and their schema in a
+    transform_graph/transformed_metadata folder; returns ([the files' pattern], a
+    tft.TFTransformOutput over that folder). The Trainer's and Tuner's tests and the training
+    benchmarks feed the real input path with it. `moments`: also the patch moments (means of x
+    and of x², over each patch).
+    """
     import tensorflow_transform as tft
     from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
