@@ -18,6 +18,8 @@ HEAVY_FIXTURE_GROUPS = {
     "exported": "exported-model",
     "rgb_model": "map-models",  # tests/test_mapping.py and test_product.py read both CNNs
     "bands_model": "map-models",
+    "bands_predictor": "map-models",  # built on bands_model
+    "bands_server": "map-models",
 }
 
 
@@ -67,6 +69,27 @@ def bands_model(tmp_path_factory):
 
     return mapping_fixtures.train_and_export(str(tmp_path_factory.mktemp("bands_model")), features.ALL_BANDS,
                                              count=500, epochs=15)
+
+
+# bands_model loaded once in this process (each load of the SavedModel is seconds) and served once
+# by the dev server (a process that imports TensorFlow and loads it: ~10 s per start), for the map,
+# product and training-check tests that map with it in process or through an endpoint.
+@pytest.fixture(scope="session")
+def bands_predictor(bands_model):
+    from pipeline.mapping import predictors
+
+    return predictors.SavedModelPredictor(bands_model)
+
+
+@pytest.fixture(scope="session")
+def bands_server(bands_model):
+    """'localhost:PORT' of `python -m serving.server` serving bands_model."""
+    from tests import mapping_fixtures
+
+    process, address = mapping_fixtures.start_dev_server(bands_model)
+    yield address
+    process.terminate()
+    process.wait(timeout=30)
 
 
 # The end-to-end runs of the DAG (tests/test_e2e.py): one per kind per session, each read by

@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -28,8 +30,14 @@ AFTER_TENSORFLOW = ("pipeline_runner.py", "--data", "synthetic/all:20", "--backb
                     "--output-dir", "/tmp/eurosat-cli-test")
 
 
-def test_an_error_after_tensorflow_is_imported_is_the_only_line():
-    done = _run(*AFTER_TENSORFLOW)
+@pytest.fixture(scope="module")
+def after_tensorflow():
+    """AFTER_TENSORFLOW run once, quiet (a process importing TensorFlow: ~20 s), for both tests below."""
+    return _run(*AFTER_TENSORFLOW)
+
+
+def test_an_error_after_tensorflow_is_imported_is_the_only_line(after_tensorflow):
+    done = after_tensorflow
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         f"error: --backbone {HUB!r} is a TF Hub image model, which takes RGB only; this data has 13 bands. "
@@ -44,8 +52,8 @@ def test_a_too_small_synthetic_set_is_refused_before_anything_runs():
         "error: synthetic:5 is too small: ask for at least 10 examples (one per class), e.g. synthetic:500."]
 
 
-def test_verbose_shows_what_is_hidden():
-    quiet = _run(*AFTER_TENSORFLOW)
+def test_verbose_shows_what_is_hidden(after_tensorflow):
+    quiet = after_tensorflow
     loud = _run(*AFTER_TENSORFLOW, env={"EUROSAT_VERBOSE": "1"})
     assert loud.returncode == quiet.returncode == 2
     assert len(loud.stderr.splitlines()) > len(quiet.stderr.splitlines())

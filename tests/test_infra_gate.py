@@ -20,17 +20,16 @@ from tfx.types import artifact_utils, standard_artifacts
 from components import infra_gate
 from schema.example_data import synthetic
 from serving import contract
-from tests.serving_fixtures import export_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEV_SERVER = f"{sys.executable} -m serving.server"
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A Model artifact laid out as the Trainer writes it (<uri>/Format-Serving) and test examples."""
+def trained(tmp_path_factory, exported):
+    """A Model artifact laid out as the Trainer writes it (<uri>/Format-Serving): a copy of the
+    session's exported model (tests/conftest.py), and test examples."""
     base = tmp_path_factory.mktemp("gate")
-    exported = export_model(str(base / "export"))
     model = standard_artifacts.Model()
     model.uri = str(base / "model")
     shutil.copytree(exported.export_dir, os.path.join(model.uri, "Format-Serving"))

@@ -180,8 +180,8 @@ def test_rgb_digital_numbers_map_like_the_8_bit_scene(scenes_dir, rgb_map, rgb_p
     assert (eight_bit == from_dn).mean() >= 0.95  # pixels of 0 become 1: nothing else changes
 
 
-def test_13_band_map_matches_the_layout(scenes_dir, bands_model, tmp_path):
-    predictor = predictors.SavedModelPredictor(bands_model)
+def test_13_band_map_matches_the_layout(scenes_dir, bands_predictor, tmp_path):
+    predictor = bands_predictor
     assert predictor.modality == features.ALL_BANDS
     summary = landuse.map_scene(str(scenes_dir / "bands.tif"), predictor, str(tmp_path))
     classes, _ = read_tif(tmp_path / "landuse.tif")
@@ -270,18 +270,14 @@ def test_endpoint_gives_the_same_map_as_in_process(scenes_dir, rgb_map, server, 
                                atol=1e-5)
 
 
-def test_13_band_endpoint_gives_the_same_map_as_in_process(scenes_dir, bands_model, tmp_path):
-    landuse.map_scene(str(scenes_dir / "bands.tif"), predictors.SavedModelPredictor(bands_model),
-                      str(tmp_path / "local"))
-    process, address = mapping_fixtures.start_dev_server(bands_model)
+def test_13_band_endpoint_gives_the_same_map_as_in_process(scenes_dir, bands_predictor, bands_server, tmp_path):
+    landuse.map_scene(str(scenes_dir / "bands.tif"), bands_predictor, str(tmp_path / "local"))
+    predictor = predictors.EndpointPredictor(bands_server, mapping_fixtures.MODEL_NAME)
     try:
-        predictor = predictors.EndpointPredictor(address, mapping_fixtures.MODEL_NAME)
         assert predictor.modality == features.ALL_BANDS
         landuse.map_scene(str(scenes_dir / "bands.tif"), predictor, str(tmp_path / "endpoint"))
-        predictor.close()
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        predictor.close()
     np.testing.assert_array_equal(read_tif(tmp_path / "endpoint" / "landuse.tif")[0],
                                   read_tif(tmp_path / "local" / "landuse.tif")[0])
 

@@ -119,8 +119,8 @@ def test_the_offset_is_removed_exactly(products):
     np.testing.assert_array_equal(read_all(folder, dn_offset=-1000), reference)
 
 
-def test_products_map_identically_class_for_class(products, bands_model, tmp_path):
-    predictor = predictors.SavedModelPredictor(bands_model)
+def test_products_map_identically_class_for_class(products, bands_predictor, tmp_path):
+    predictor = bands_predictor
     maps = {}
     for name in ("bucket", "l1c_05", "l1c_05_zip"):
         summary = landuse.map_scene(products[name], predictor, str(tmp_path / name), MapOptions(cloud_mask=False))
@@ -187,21 +187,18 @@ def test_a_folder_that_is_neither_a_product_nor_patches_is_refused_before_writin
 
 
 # --- the endpoint and Beam maps read products the same way ---------------------------------------------
-def test_endpoint_and_beam_map_a_product_as_in_process(products, bands_model, tmp_path):
+def test_endpoint_and_beam_map_a_product_as_in_process(products, bands_model, bands_predictor, bands_server, tmp_path):
     from pipeline.mapping.beam import run_beam_maps
 
     zipped = products["l1c_05_zip"]
-    local = landuse.map_scene(zipped, predictors.SavedModelPredictor(bands_model), str(tmp_path / "local"))
+    local = landuse.map_scene(zipped, bands_predictor, str(tmp_path / "local"))
     expected = read_tif(tmp_path / "local" / "landuse.tif")[0]
     assert expected[CLOUDY] == cells.NODATA_CLASS
-    process, address = mapping_fixtures.start_dev_server(bands_model)
+    predictor = predictors.EndpointPredictor(bands_server, mapping_fixtures.MODEL_NAME)
     try:
-        predictor = predictors.EndpointPredictor(address, mapping_fixtures.MODEL_NAME)
         landuse.map_scene(zipped, predictor, str(tmp_path / "endpoint"))
-        predictor.close()
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        predictor.close()
     np.testing.assert_array_equal(read_tif(tmp_path / "endpoint" / "landuse.tif")[0], expected)
     run_beam_maps([zipped], bands_model, str(tmp_path / "beam"), ["--direct_running_mode=in_memory"],
                   MapOptions(batch_size=32))

@@ -149,11 +149,6 @@ def test_reflectance_is_refused_naming_the_fix():
 
 # --- maps ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def bands_predictor(bands_model):
-    return predictors.SavedModelPredictor(bands_model)
-
-
-@pytest.fixture(scope="module")
 def test_split():
     """Patches of the fixture model's distribution it never saw (its 'test split'), 6 rows of 10."""
     return paint(features.ALL_BANDS, 60, seed=99)
@@ -202,18 +197,14 @@ def test_a_model_without_statistics_says_once_it_cannot_check(tmp_path, caplog):
     assert "not done" in line.getMessage() and "--training-statistics" in line.getMessage()
 
 
-def test_endpoint_map_checks_with_the_statistics_from_model_or_file(bands_model, test_split, tmp_path, capsys):
+def test_endpoint_map_checks_with_the_statistics_from_model_or_file(bands_model, bands_server, test_split, tmp_path,
+                                                                     capsys):
     scene = write_scene(tmp_path / "offset.tif", test_split + np.uint16(1000))
-    process, address = mapping_fixtures.start_dev_server(bands_model)
     stats_file = training_statistics.path_in(predictors.resolve_model(bands_model)[0])
-    try:
-        runs = {"none": [], "model": ["--model", bands_model], "file": ["--training-statistics", stats_file]}
-        for name, extra in runs.items():
-            argv = ["map", "--server", address, "--input", scene, "--output", str(tmp_path / name), *extra]
-            assert pipeline_runner.main(argv) == 0
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    runs = {"none": [], "model": ["--model", bands_model], "file": ["--training-statistics", stats_file]}
+    for name, extra in runs.items():
+        argv = ["map", "--server", bands_server, "--input", scene, "--output", str(tmp_path / name), *extra]
+        assert pipeline_runner.main(argv) == 0
     blocks = {}
     for name in runs:
         with open(tmp_path / name / "summary.json") as f:
@@ -223,7 +214,7 @@ def test_endpoint_map_checks_with_the_statistics_from_model_or_file(bands_model,
     assert blocks["model"] == blocks["file"]
 
 
-def test_beam_map_warns_too(bands_model, test_split, tmp_path):
+def test_beam_map_warns_too(bands_model, bands_predictor, test_split, tmp_path):
     from pipeline.mapping.beam import run_beam_maps
 
     inputs = [write_scene(tmp_path / "test.tif", test_split),
@@ -235,7 +226,7 @@ def test_beam_map_warns_too(bands_model, test_split, tmp_path):
             checks[os.path.basename(scene)] = json.load(f)["training_data_check"]
     assert checks["test.tif"]["status"] == "ok"
     assert checks["offset.tif"]["status"] == "warning" and "radiometric offset" in checks["offset.tif"]["likely_cause"]
-    local = landuse.map_scene(inputs[1], predictors.SavedModelPredictor(bands_model), str(tmp_path / "local"))
+    local = landuse.map_scene(inputs[1], bands_predictor, str(tmp_path / "local"))
     assert checks["offset.tif"] == local["training_data_check"]
 
 
