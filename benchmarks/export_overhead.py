@@ -69,7 +69,7 @@ def measure_one(variant: str, modality: str, work_dir: str) -> dict:
     export = export_before if variant == "before" else lambda: export_serving_model(model, tft_output, export_dir)
     _, export_seconds = _timed(export)
     _, load_seconds = _timed(lambda: tf.saved_model.load(export_dir))
-    config = make_eval_config(0.0, 0.0, None)
+    config = make_eval_config(None, min_accuracy=0.0, min_macro_f1=0.0)
     if variant == "before":
         config.model_specs[0].ClearField("model_type")  # TFMA guesses it (a Keras load) as before
 

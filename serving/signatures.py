@@ -194,9 +194,15 @@ def make_serving_signatures(
         key = record.feature_key
         return {**raw_features, key: checked_images(raw_features[key], max_image_pixels, record.signature_input)}
 
+    # One traced function for the model itself, called by every signature: the SavedModel holds one graph of
+    # the network instead of one per signature, and the export traces it once.
+    @tf.function
+    def classify_images(images: tf.Tensor) -> tf.Tensor:
+        return model(images, training=False)
+
     def predict(raw_features: Dict[str, tf.Tensor]) -> tf.Tensor:
         transformed = model.tft_layer(guarded(raw_features))
-        return model(transformed[features.TRANSFORMED_IMAGE_KEY], training=False)
+        return classify_images(transformed[features.TRANSFORMED_IMAGE_KEY])
 
     def with_classes(probabilities: tf.Tensor) -> Dict[str, tf.Tensor]:
         class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
