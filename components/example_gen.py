@@ -180,8 +180,9 @@ def _image_examples(pipeline, source: str, props: Dict[str, Any], report_dir: st
 @beam.ptransform_fn
 @beam.typehints.with_input_types(beam.Pipeline)
 def SourceToExamples(pipeline, exec_properties: Dict[str, Any], split_pattern: str):
-    """The source named by `split_pattern` (components.data_sources) -> contract tf.Examples; what
-    the report needs is left in exec_properties['_listing'] for the executor."""
+    """The source named by `split_pattern` (components.data_sources) -> contract tf.Examples, each
+    with its ``patch_mean`` (schema.features.with_patch_mean); what the report needs is left in
+    exec_properties['_listing'] for the executor."""
     report_dir = exec_properties["_report_dir"]
     input_base = exec_properties.get(standard_component_specs.INPUT_BASE_KEY)
     if input_base:  # a span root: the driver resolved {SPAN} in the pattern, relative to the root
@@ -201,6 +202,9 @@ def SourceToExamples(pipeline, exec_properties: Dict[str, Any], split_pattern: s
             examples, listing = _image_examples(pipeline, split_pattern, exec_properties, report_dir)
         else:
             raise DataNotFound(data_sources.not_a_source(split_pattern))
+    # Every kind of source gets the per-band patch mean here, once (the drift and skew gates' pixel statistics).
+    modality = listing["modality"]
+    examples = examples | "PatchMean" >> beam.Map(features.with_patch_mean, modality)
     if listing["kind"] != "images":  # the converted count comes from ConvertImages' report
         _ = (examples | "Count" >> beam.combiners.Count.Globally() | "CountJson" >> beam.Map(json.dumps)
              | "WriteCount" >> beam.io.WriteToText(posixpath.join(report_dir, COUNT_PART), shard_name_template=""))

@@ -231,6 +231,9 @@ def run_fn(fn_args) -> None:
     statistics = None
     if moments is not None:  # what the map compares a scene with (pipeline/mapping/training_check.py)
         statistics = training_statistics.of_modality(*moments, signatures.modality_of(tft_output))
+    # TFDV's statistics of the raw train split (components/trainer_executor.py), the next span's skew reference
+    statistics_path = getattr(fn_args, "statistics_path", None)
+    feature_statistics = training_statistics.load_feature_statistics(statistics_path) if statistics_path else None
     log.info("counted the training examples and their statistics in %.2f s", time.monotonic() - started)
     timing.add("counting examples + statistics", time.monotonic() - started)
     steps_per_epoch = math.ceil(n_train / hp.batch_size)
@@ -252,6 +255,7 @@ def run_fn(fn_args) -> None:
     if spans_run:
         warm_start.save(model, hp, channels, fn_args.serving_model_dir, warm.line)
     with trainer_timing.phase("export + warm-up requests"):
-        export_serving_model(model, tft_output, fn_args.serving_model_dir, training_statistics=statistics)
+        export_serving_model(model, tft_output, fn_args.serving_model_dir, training_statistics=statistics,
+                             feature_statistics=feature_statistics)
     log.info("saved the serving model to %s", fn_args.serving_model_dir)
     timing.finish(fn_args.model_run_dir)

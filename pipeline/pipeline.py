@@ -6,7 +6,7 @@ from typing import Any, Dict
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
-from components import gated_metrics, push, spans, warm_start
+from components import gated_metrics, push, spans, trainer_executor, warm_start
 from components.anomaly_check import AnomalyCheck
 from components.evaluation import make_eval_config
 from components.example_gen import EuroSATExampleGen, EuroSATSpanExampleGen
@@ -165,8 +165,9 @@ def create_pipeline(
     metadata_connection_config=None,
 ) -> tfx.dsl.Pipeline:
     """The DAG: ExampleGen (the source of config.data, read and converted here) -> statistics/schema/
-    validation (anomalies stop the run) -> Transform -> Trainer -> Evaluator (vs. latest blessed model)
-    -> [InfraGate: the official TF Serving loads and answers] -> Pusher."""
+    validation (anomalies stop the run; on a root of spans drift and skew too) -> Transform -> Trainer
+    (its export carries the statistics) -> Evaluator (vs. latest blessed model) -> [InfraGate: the
+    official TF Serving loads and answers] -> Pusher."""
     example_gen = make_example_gen(config)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_file())
     # With the schema, statistics follow the contract (the label is categorical: counted per class).
@@ -181,12 +182,21 @@ def create_pipeline(
     span_root = is_span_root(config)
     resolvers = span_resolvers(config, example_gen, statistics_gen, local) if span_root else {}
     previous = resolvers.get("previous")
+    # The served model: the Trainer's warm start (base_model), the Evaluator's baseline and, on a root
+    # of spans, the skew gate's reference (the training statistics it carries).
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
     # ExampleValidator records anomalies; AnomalyCheck fails the run on them, and on a new span's
-    # drift from the previous span (unless --allow-drift), before Transform.
+    # drift from the previous span or skew from the served model's training data (unless
+    # --allow-drift), before Transform. One folder keeps no served-model input (its re-run stays cached).
     anomaly_check = AnomalyCheck(
         anomalies=example_validator.outputs["anomalies"], schema_file=config.schema_file(),
-        statistics=statistics_gen.outputs["statistics"] if previous else None,
+        statistics=statistics_gen.outputs["statistics"] if span_root else None,
         previous_statistics=previous.outputs["statistics"] if previous else None,
+        served_model=model_resolver.outputs["model"] if span_root else None,
         allow_drift=int(config.allow_drift))
     window = resolvers.get("window")
     transform = tfx.components.Transform(
@@ -209,18 +219,15 @@ def create_pipeline(
             custom_config={"hparams": config.hparams.to_dict(), "tuner_trials": config.tuner_trials,
                            "tuner_epochs": config.tuner_epochs},
         )
-    # The served model: the Trainer's warm start (base_model) and the Evaluator's baseline.
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
     custom_config = trainer_custom_config(config, span_root)
     # In process (any runner), or as a Vertex AI Training job on GPUs: same inputs, same run_fn.
-    trainer_class = (
-        tfx.extensions.google_cloud_ai_platform.Trainer if config.vertex_training else tfx.components.Trainer
-    )
-    trainer = trainer_class(
+    # The Trainer's executor (components/trainer_executor.py) hands run_fn the statistics, which the
+    # export carries (training_feature_statistics.pb: the next span's skew reference); on Vertex AI
+    # Training, TFX's Vertex executor runs it in the training job (tfx's own Vertex Trainer takes no statistics).
+    trainer_executor_class = trainer_executor.VertexExecutor if config.vertex_training else trainer_executor.Executor
+    trainer = tfx.components.Trainer(
+        statistics=statistics_gen.outputs["statistics"],
+        custom_executor_spec=executor_spec.ExecutorClassSpec(trainer_executor_class),
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
@@ -263,10 +270,10 @@ def create_pipeline(
             schema_gen,
             example_validator,
             *resolvers.values(),
+            model_resolver,
             anomaly_check,
             transform,
             *([tuner] if tuner else []),
-            model_resolver,
             trainer,
             evaluator,
             *([infra_gate] if infra_gate else []),

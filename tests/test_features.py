@@ -52,7 +52,7 @@ def test_schema_files_agree_with_the_contract(modality):
     from pipeline.config import PipelineConfig
 
     schema = io_utils.parse_pbtxt_file(PipelineConfig(modality=modality).schema_file(), schema_pb2.Schema())
-    assert schema_utils.schema_as_feature_spec(schema).feature_spec == features.raw_feature_spec(modality)
+    assert schema_utils.schema_as_feature_spec(schema).feature_spec == features.raw_feature_spec(modality, True)
     domain = {d.name: list(d.value) for d in schema.string_domain}["class_name"]
     assert tuple(domain) == features.CLASS_NAMES
     label = next(f for f in schema.feature if f.name == "label")
