@@ -196,6 +196,13 @@ def test_two_spans_gate_the_shifted_one_and_warm_start_with_allow_drift(two_span
     root = os.path.join(out, "pipelines", "e2e")
     drift = [json.load(open(p)) for p in glob.glob(os.path.join(root, "AnomalyCheck", "drift", "*", "drift.json"))]
     assert any(d["drifted"] and d["allowed"] and d["span"] == 2 and d["previous_span"] == 1 for d in drift)
+    # the skew gate: span-1's Trainer exported its training statistics, and span-2's gate compared with them
+    from serving import training_statistics
+
+    assert glob.glob(os.path.join(root, "Trainer", "model", "*", "Format-Serving", "assets.extra",
+                                  training_statistics.FEATURE_STATISTICS_FILE))
+    skewed = [d["skew"] for d in drift if d.get("span") == 2 and d.get("skew")]
+    assert skewed and all([m["feature"] for m in s["measurements"]] == ["patch_mean"] for s in skewed), drift
     # both Trainers left the weights a later run warm-starts from, and said how they trained:
     # span-1's anew, span-2's (--allow-drift) from span-1's blessed model
     assert len(glob.glob(os.path.join(root, "Trainer", "model", "*", "warm_start", "model.weights.h5"))) == 2
