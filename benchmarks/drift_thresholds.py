@@ -4,7 +4,9 @@ schemas (schema/schema.pbtxt, schema_all.pbtxt: drift_comparator) are chosen fro
 A reference span (seed 1, balanced) is compared with spans that should pass (other seeds, the same
 distribution) and spans that should not (components of schema.example_data.synthetic.DEMO_SHIFT:
 the class mix alone, brighter vegetation alone, both), by TFDV's own comparators (L-infinity on the
-label, Jensen-Shannon divergence on the 13 bands). Prints one line per span and feature.
+label, Jensen-Shannon divergence on the 13 bands and on the per-band patch means, `patch_mean`, which
+the ExampleGen adds to every example: on RGB the only pixel feature TFDV can read). Prints one line
+per span and feature.
 
     PYTHONPATH=$PWD python benchmarks/drift_thresholds.py [--examples 400] [--modalities rgb all]
 """
@@ -50,14 +52,15 @@ def main() -> None:
         for modality in args.modalities:
             schema = tfdv.load_schema_text(os.path.join(root, modalities.get(modality).schema_file))
             ref_dir = os.path.join(tmp, modality, "span-1")
-            write_synthetic_span(ref_dir, args.examples, seed=1, modality=modality)
+            write_synthetic_span(ref_dir, args.examples, seed=1, modality=modality, with_patch_mean=True)
             reference = statistics_of(ref_dir, schema)
             for case, (seed, shift) in CASES.items():
                 folder = os.path.join(tmp, modality, f"span-{seed}")
-                write_synthetic_span(folder, args.examples, seed=seed, shift=shift, modality=modality)
+                write_synthetic_span(folder, args.examples, seed=seed, shift=shift, modality=modality,
+                                     with_patch_mean=True)
                 measured = compare_statistics(statistics_of(folder, schema), reference, schema)
                 for m in measured:
-                    print(f"{modality:3s} {args.examples} examples | {case:28s} | {m['feature']:6s} {m['type']:26s} "
+                    print(f"{modality:3s} {args.examples} examples | {case:28s} | {m['feature']:10s} {m['type']:26s} "
                           f"{m['value']:.4f} (threshold {m['threshold']})", flush=True)
 
 

@@ -11,6 +11,12 @@ train-split statistics with the previous span's by the drift comparators of the 
 the thresholds were chosen). A distance above its threshold stops the run with one line naming the
 features and distances, unless `allow_drift` (--allow-drift) lets the deliberate change through;
 every distance, above or below, is written to the gate's artifact (``drift.json``) for the report.
+
+It is also the skew gate: given the served model (the latest blessed one), it compares the new
+span's train statistics with the training statistics that model carries
+(``assets.extra/training_feature_statistics.pb``, written by the Trainer) by the schema's
+``skew_comparator``s (Jensen-Shannon divergence on the per-band ``patch_mean``). Skew beyond a
+threshold stops the run like drift, and `allow_drift` lets it through alike.
 """
 
 import json
@@ -46,20 +52,50 @@ def load_split_statistics(uri: str, split: str = DRIFT_SPLIT):
     return tfdv.load_stats_binary(os.path.join(uri, f"Split-{split}", STATS_FILE))
 
 
-def compare_statistics(statistics, previous, schema) -> List[Dict[str, Any]]:
-    """TFDV's drift comparison of `statistics` with `previous` under `schema`'s drift comparators:
-    one {feature, type, value, threshold, drifted} per comparison, above its threshold or not."""
-    import tensorflow_data_validation as tfdv
-
-    anomalies = tfdv.validate_statistics(statistics=statistics, schema=schema, previous_statistics=previous)
+def _measurements(anomalies: anomalies_pb2.Anomalies, field: str) -> List[Dict[str, Any]]:
+    """One {feature, type, value, threshold, drifted} per measurement in the anomalies' drift_skew_info
+    (`field`: drift_measurements or skew_measurements), sorted by feature and type.
+    """
     out = []
     for info in anomalies.drift_skew_info:
         feature = ".".join(info.path.step)
-        for m in info.drift_measurements:
+        for m in getattr(info, field):
             kind = anomalies_pb2.DriftSkewInfo.Measurement.Type.Name(m.type)
             out.append({"feature": feature, "type": kind, "value": round(float(m.value), 4),
                         "threshold": round(float(m.threshold), 4), "drifted": bool(m.value > m.threshold)})
     return sorted(out, key=lambda m: (m["feature"], m["type"]))
+
+
+def compare_statistics(statistics, previous, schema) -> List[Dict[str, Any]]:
+    """TFDV's drift comparison of `statistics` with `previous` under `schema`'s drift comparators:
+    one {feature, type, value, threshold, drifted} per comparison, above its threshold or not.
+    """
+    import tensorflow_data_validation as tfdv
+
+    anomalies = tfdv.validate_statistics(statistics=statistics, schema=schema, previous_statistics=previous)
+    return _measurements(anomalies, "drift_measurements")
+
+
+def compare_with_training(statistics, training, schema) -> List[Dict[str, Any]]:
+    """TFDV's skew comparison of the new span's `statistics` with a model's `training` statistics
+    under `schema`'s skew comparators (the training data as TFDV's `statistics`, the new span as its
+    `serving_statistics`): one {feature, type, value, threshold, drifted} per comparison.
+    """
+    import tensorflow_data_validation as tfdv
+
+    anomalies = tfdv.validate_statistics(statistics=training, schema=schema, serving_statistics=statistics)
+    return _measurements(anomalies, "skew_measurements")
+
+
+def model_statistics(model_uri: str):
+    """The training statistics (a DatasetFeatureStatisticsList) a Model artifact's serving export
+    carries; None when it carries none (exported before the Trainer wrote them).
+    """
+    from tfx.utils import path_utils
+
+    from serving import training_statistics
+
+    return training_statistics.read_feature_statistics(path_utils.serving_model_path(model_uri))
 
 
 def drift_line(measured: List[Dict[str, Any]], against: str) -> Optional[str]:
@@ -71,9 +107,16 @@ def drift_line(measured: List[Dict[str, Any]], against: str) -> Optional[str]:
     return f"the new span drifted from {against}: {parts}"
 
 
-def check_drift(measured: List[Dict[str, Any]], against: str, allow_drift: bool) -> Optional[str]:
-    """Raise DataDriftError (one line, with the fix) on drift unless `allow_drift`; returns the line."""
-    line = drift_line(measured, against)
+SKEW_AGAINST = "the served model's training data (skew)"  # what the skew line says the span drifted from
+
+
+def check_drift(measured: List[Dict[str, Any]], against: str, allow_drift: bool,
+                skew: Optional[List[Dict[str, Any]]] = None) -> Optional[str]:
+    """Raise DataDriftError (one line, with the fix) on drift from `against` or, given `skew`, on skew
+    from the served model's training data, unless `allow_drift`; returns the line (None: neither).
+    """
+    parts = [line for line in (drift_line(measured, against), drift_line(skew or [], SKEW_AGAINST)) if line]
+    line = "; ".join(parts) or None
     if line and not allow_drift:
         raise DataDriftError(f"{line}; stopping before Transform. If the change is deliberate, run again with "
                              "--allow-drift (or fix the data)")
@@ -119,18 +162,28 @@ def read_anomalies(uri: str, splits: List[str]) -> Dict[str, anomalies_pb2.Anoma
     return out
 
 
-def drift_report(statistics_uri: str, previous_uri: str, previous_span: int, span: int,
-                 schema_file: str, allow_drift: bool) -> Dict[str, Any]:
-    """The comparison of the new span's statistics with the previous span's, checked: DataDriftError
-    on drift beyond a threshold unless `allow_drift`; the dict the gate writes to drift.json."""
+def drift_report(statistics_uri: str, previous_uri: Optional[str], previous_span: Optional[int], span: int,
+                 schema_file: str, allow_drift: bool, model_uri: Optional[str] = None) -> Dict[str, Any]:
+    """The comparison of the new span's statistics with the previous span's (`previous_uri`, None on a
+    first span or a compiled pipeline) and with the training statistics of the served model
+    (`model_uri`: a Model artifact; None, or a model carrying none, compares nothing), checked:
+    DataDriftError on drift or skew beyond a threshold unless `allow_drift`; the dict the gate
+    writes to drift.json (``skew``: None when nothing was compared with a model).
+    """
     import tensorflow_data_validation as tfdv
 
-    measured = compare_statistics(load_split_statistics(statistics_uri), load_split_statistics(previous_uri),
-                                  tfdv.load_schema_text(schema_file))
-    line = check_drift(measured, f"span {previous_span}", allow_drift)
+    schema = tfdv.load_schema_text(schema_file)
+    statistics = load_split_statistics(statistics_uri)
+    measured = [] if previous_uri is None else compare_statistics(statistics, load_split_statistics(previous_uri),
+                                                                  schema)
+    training = model_statistics(model_uri) if model_uri else None
+    skew = None if training is None else compare_with_training(statistics, training, schema)
+    line = check_drift(measured, f"span {previous_span}", allow_drift, skew)
     return {"span": span, "previous_span": previous_span, "split": DRIFT_SPLIT, "schema": schema_file,
-            "measurements": measured, "drifted": line is not None, "allowed": bool(line and allow_drift),
-            "line": line}
+            "measurements": measured, "drifted": any(m["drifted"] for m in measured),
+            "skew": None if skew is None else {"model": model_uri, "measurements": skew,
+                                               "skewed": any(m["drifted"] for m in skew)},
+            "allowed": bool(line and allow_drift), "line": line}
 
 
 @tfx.dsl.components.component
@@ -140,29 +193,36 @@ def AnomalyCheck(
     drift: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
     statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics] = None,
     previous_statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics] = None,
+    served_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,
     allow_drift: tfx.dsl.components.Parameter[int] = 0,
 ) -> None:
     """Fails (and so stops every downstream component) when the anomalies artifact is not empty
     (the message names `schema_file`, the curated schema the run validated against), or when the
     new span's `statistics` drifted from the `previous_statistics` (the previous span's; absent on
-    a first span or a single source) beyond the schema's thresholds and not `allow_drift`."""
+    a first span or a single source), or from the training statistics of the `served_model` (the
+    latest blessed model; absent before one, or carrying none), beyond the schema's thresholds and
+    not `allow_drift`.
+    """
     import logging
 
     import tensorflow as tf
 
     splits = json.loads(anomalies.split_names)
     check_anomalies(read_anomalies(anomalies.uri, splits), schema_hint=schema_file)
-    report: Dict[str, Any] = {"measurements": [], "drifted": False, "line": None}
-    if statistics is not None and previous_statistics is not None:
+    report: Dict[str, Any] = {"measurements": [], "drifted": False, "skew": None, "line": None}
+    if statistics is not None and (previous_statistics is not None or served_model is not None):
         from components.spans import span_of
 
-        report = drift_report(statistics.uri, previous_statistics.uri, span_of(previous_statistics),
-                              span_of(statistics), schema_file, bool(allow_drift))
-        distances = ", ".join(f"{m['feature']} {m['type'].lower()} {m['value']:.4f}" for m in report["measurements"])
+        report = drift_report(statistics.uri, previous_statistics.uri if previous_statistics else None,
+                              span_of(previous_statistics) if previous_statistics else None, span_of(statistics),
+                              schema_file, bool(allow_drift), served_model.uri if served_model else None)
+        measured = report["measurements"] + (report["skew"]["measurements"] if report["skew"] else [])
+        distances = ", ".join(f"{m['feature']} {m['type'].lower()} {m['value']:.4f}" for m in measured)
         decision = (report["line"] + " (let through: --allow-drift)" if report["line"]
-                    else f"no drift beyond the thresholds ({distances})")
-        logging.getLogger(__name__).warning("drift gate: span %s vs span %s: %s", report["span"],
-                                            report["previous_span"], decision)
+                    else f"no drift or skew beyond the thresholds ({distances or 'nothing compared'})")
+        logging.getLogger(__name__).warning("drift gate: span %s vs span %s and the served model %s: %s",
+                                            report["span"], report["previous_span"],
+                                            served_model.uri if served_model else None, decision)
     drift.split_names = json.dumps([DRIFT_SPLIT])
     with tf.io.gfile.GFile(os.path.join(drift.uri, DRIFT_FILE), "w") as f:
         json.dump(report, f, indent=1)

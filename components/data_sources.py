@@ -31,8 +31,8 @@ TFDS_PREFIX = "tfds:"
 # The kinds of source, by how --data names them ("path": read to tell records from images).
 SYNTHETIC_KIND, TFDS_KIND, PATH_KIND = "synthetic", "tfds", "path"
 # Part of every identity: a changed conversion (components.convert, components.example_gen)
-# does not reuse examples made by an older one.
-INGEST_VERSION = "1"
+# does not reuse examples made by an older one. 2: every example carries patch_mean.
+INGEST_VERSION = "2"
 
 
 # What one synthetic example weighs as a stored tf.Example (measured: 200 of each, TFRecord

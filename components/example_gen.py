@@ -77,7 +77,8 @@ class EuroSATExampleGenSpec(ComponentSpec):
 
 class EuroSATSpanExampleGenSpec(EuroSATExampleGenSpec):
     """The same, for a root of spans: TFX's FileBasedExampleGen driver reads `input_base` and the
-    split pattern's {SPAN} (and an optional RangeConfig), and picks the span to ingest."""
+    split pattern's {SPAN} (and an optional RangeConfig), and picks the span to ingest.
+    """
 
     PARAMETERS = {
         **EuroSATExampleGenSpec.PARAMETERS,
@@ -180,8 +181,10 @@ def _image_examples(pipeline, source: str, props: Dict[str, Any], report_dir: st
 @beam.ptransform_fn
 @beam.typehints.with_input_types(beam.Pipeline)
 def SourceToExamples(pipeline, exec_properties: Dict[str, Any], split_pattern: str):
-    """The source named by `split_pattern` (components.data_sources) -> contract tf.Examples; what
-    the report needs is left in exec_properties['_listing'] for the executor."""
+    """The source named by `split_pattern` (components.data_sources) -> contract tf.Examples, each
+    with its ``patch_mean`` (schema.features.with_patch_mean); what the report needs is left in
+    exec_properties['_listing'] for the executor.
+    """
     report_dir = exec_properties["_report_dir"]
     input_base = exec_properties.get(standard_component_specs.INPUT_BASE_KEY)
     if input_base:  # a span root: the driver resolved {SPAN} in the pattern, relative to the root
@@ -201,6 +204,9 @@ def SourceToExamples(pipeline, exec_properties: Dict[str, Any], split_pattern: s
             examples, listing = _image_examples(pipeline, split_pattern, exec_properties, report_dir)
         else:
             raise DataNotFound(data_sources.not_a_source(split_pattern))
+    # Every kind of source gets the per-band patch mean here, once (the drift and skew gates' pixel statistics).
+    modality = listing["modality"]
+    examples = examples | "PatchMean" >> beam.Map(features.with_patch_mean, modality)
     if listing["kind"] != "images":  # the converted count comes from ConvertImages' report
         _ = (examples | "Count" >> beam.combiners.Count.Globally() | "CountJson" >> beam.Map(json.dumps)
              | "WriteCount" >> beam.io.WriteToText(posixpath.join(report_dir, COUNT_PART), shard_name_template=""))
@@ -210,7 +216,8 @@ def SourceToExamples(pipeline, exec_properties: Dict[str, Any], split_pattern: s
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     """Reads any EuroSAT source (SourceToExamples), splits it (hash buckets, or the published split
-    lists), and writes the conversion report into the Examples artifact."""
+    lists), and writes the conversion report into the Examples artifact.
+    """
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return SourceToExamples
@@ -246,7 +253,8 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
 
     def _report(self, exec_properties: Dict[str, Any]) -> dict:
         """The conversion report, written into the artifact; ConversionError (the run stops) when
-        more than --max-bad-fraction of the files were refused, as the conversion always did."""
+        more than --max-bad-fraction of the files were refused, as the conversion always did.
+        """
         import tensorflow as tf
 
         from components import convert, splits
@@ -284,7 +292,8 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
 
 class EuroSATExampleGen(base_beam_component.BaseBeamComponent):
     """ExampleGen for every EuroSAT source (components.data_sources): the archive, a folder of
-    TFRecords, TFDS or synthetic data, converted in the DAG (DirectRunner or Dataflow)."""
+    TFRecords, TFDS or synthetic data, converted in the DAG (DirectRunner or Dataflow).
+    """
 
     SPEC_CLASS = EuroSATExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
@@ -324,7 +333,8 @@ class EuroSATExampleGen(base_beam_component.BaseBeamComponent):
 def record_span(examples, span: Optional[int] = None) -> None:
     """The span TFX's driver picked (its custom property, or `span` from the exec properties) also
     as the Examples' `span` property: StatisticsGen copies that property, not the custom one, to its
-    statistics, and the drift gate finds the previous span's statistics by it (components/spans.py)."""
+    statistics, and the drift gate finds the previous span's statistics by it (components/spans.py).
+    """
     if examples.has_custom_property("span"):
         span = examples.get_int_custom_property("span")
     elif span is not None:
@@ -337,7 +347,8 @@ class EuroSATSpanExampleGen(FileBasedExampleGen):
     """EuroSAT's ExampleGen over a root of spans (components.spans): a FileBasedExampleGen, so TFX's
     driver (locally FileBasedDriver, on Kubeflow/Vertex the file-based ExampleGen driver step) picks
     the newest span of the pattern (or the one a RangeConfig names), records it as the Examples'
-    `span`, and the executor reads that span as EuroSATExampleGen reads a single source."""
+    `span`, and the executor reads that span as EuroSATExampleGen reads a single source.
+    """
 
     SPEC_CLASS = EuroSATSpanExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)

@@ -58,7 +58,8 @@ def resume_dir(model_run_dir: str, hp: HParams, inputs: List[str]) -> str:
 
     Locally the directory is locked (flock on `<key>.lock`, released when the process ends, also
     by a crash or Ctrl-C): a second run with the same inputs at the same time gets a directory of
-    its own execution instead, so neither resumes from, nor deletes, the other's checkpoints."""
+    its own execution instead, so neither resumes from, nor deletes, the other's checkpoints.
+    """
     import fcntl
 
     key = hashlib.sha256(json.dumps([hp.to_dict(), sorted(inputs)]).encode()).hexdigest()[:16]
@@ -108,7 +109,8 @@ def _merge(histories: List[tf.keras.callbacks.History]) -> Dict[str, List[float]
 
 def early_stopping_start_epoch(hp: HParams, epochs: int) -> int:
     """The first epoch (0-based) early stopping looks at: never inside the warm-up, and not
-    before `early_stopping_start` of the phase's `epochs` have run."""
+    before `early_stopping_start` of the phase's `epochs` have run.
+    """
     return min(epochs - 1, max(math.ceil(hp.warmup_epochs), math.ceil(hp.early_stopping_start * epochs)))
 
 
@@ -116,7 +118,8 @@ def early_stopping(hp: HParams, epochs: int) -> tf.keras.callbacks.EarlyStopping
     """Stop when validation accuracy has not improved for `patience` epochs, and end with the
     best weights among the epochs that count (Keras restores them at the end of training, early
     stop or not). Accuracy, not loss: the loss of a label-smoothed model can rise while its
-    predictions get better, and accuracy is what the blessing gates on."""
+    predictions get better, and accuracy is what the blessing gates on.
+    """
     return tf.keras.callbacks.EarlyStopping(
         monitor="val_accuracy", mode="max", patience=hp.early_stopping_patience,
         restore_best_weights=True, start_from_epoch=early_stopping_start_epoch(hp, epochs))
@@ -126,7 +129,8 @@ def build_model_with_precision(
     hp: HParams, channels: int, precision: str, strategy: Optional[tf.distribute.Strategy] = None
 ) -> tf.keras.Model:
     """build_model under `precision` (layers take the policy when built) and `strategy`,
-    leaving the global Keras policy as it was."""
+    leaving the global Keras policy as it was.
+    """
     previous = tf.keras.mixed_precision.global_policy()
     tf.keras.mixed_precision.set_global_policy(precision)
     try:
@@ -147,7 +151,8 @@ def train(
     initial_weights: Optional[str] = None,
 ) -> Tuple[tf.keras.Model, Dict[str, List[float]]]:
     """Build and fit the model with the configured recipe; returns it and the merged history.
-    The budget rule (HParams.for_budget) is applied here, on the run's own steps per epoch."""
+    The budget rule (HParams.for_budget) is applied here, on the run's own steps per epoch.
+    """
     if hp.budget_scaling:
         scale = hp.budget_scale(steps_per_epoch)
         hp = hp.for_budget(steps_per_epoch)
@@ -232,6 +237,9 @@ def run_fn(fn_args) -> None:
     statistics = None
     if train_input.moments is not None:  # what the map compares a scene with (pipeline/mapping/training_check.py)
         statistics = training_statistics.of_modality(*train_input.moments, signatures.modality_of(tft_output))
+    # TFDV's statistics of the raw train split (components/trainer_executor.py), the next span's skew reference
+    statistics_path = getattr(fn_args, "statistics_path", None)
+    feature_statistics = training_statistics.load_feature_statistics(statistics_path) if statistics_path else None
     log.info("read the train and eval splits into memory (counted, statistics) in %.2f s", time.monotonic() - started)
     timing.add("reading the splits (count + statistics)", time.monotonic() - started)
     steps_per_epoch = math.ceil(train_input.examples / hp.batch_size)
@@ -251,6 +259,7 @@ def run_fn(fn_args) -> None:
     if spans_run:
         warm_start.save(model, hp, channels, fn_args.serving_model_dir, warm.line)
     with trainer_timing.phase("export + warm-up requests"):
-        export_serving_model(model, tft_output, fn_args.serving_model_dir, training_statistics=statistics)
+        export_serving_model(model, tft_output, fn_args.serving_model_dir, training_statistics=statistics,
+                             feature_statistics=feature_statistics)
     log.info("saved the serving model to %s", fn_args.serving_model_dir)
     timing.finish(fn_args.model_run_dir)

@@ -154,8 +154,9 @@ class PipelineConfig:
         "Trainer train on the latest N spans; the ExampleGen ingests the newest one (local runner; 1 on "
         "Kubeflow/Vertex, whose resolvers are the latest artifact or blessed model only)", group=DATA)
     allow_drift: bool = setting(
-        False, "let a new span through whose statistics drifted from the previous span's beyond the schema's "
-        "thresholds (a deliberate change); the drift is still logged and reported", group=DATA)
+        False, "let a new span through whose statistics drifted from the previous span's, or from the served "
+        "model's training statistics (skew), beyond the schema's thresholds (a deliberate change); the drift is "
+        "still logged and reported", group=DATA)
     from_scratch: bool = setting(
         False, "train anew instead of warm-starting from the latest blessed model (components/warm_start.py)",
         group=TRAINING)

@@ -20,7 +20,7 @@ import glob
 import json
 import logging
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from pipeline.config import DEMO_HPARAMS, DEMO_OVERRIDES, PipelineConfig
 from schema.errors import DataError
@@ -80,9 +80,15 @@ def summary_line(step: str, config: PipelineConfig, stopped: Optional[str] = Non
     if stopped:
         return f"demo: {step}: stopped by the drift gate: {stopped}"
     drift = _newest_json(config, "AnomalyCheck", "drift", "drift.json") or {}
-    distances = ", ".join(f"{m['feature']} {m['type'].lower()} {m['value']:.4f} (threshold {m['threshold']:g})"
-                          for m in drift.get("measurements", [])) or "none (first span)"
-    gate = "passed" if not drift.get("drifted") else "drift let through (--allow-drift)"
+    def listed(measurements: List[Dict[str, Any]], none: str) -> str:
+        return ", ".join(f"{m['feature']} {m['type'].lower()} {m['value']:.4f} (threshold {m['threshold']:g})"
+                         for m in measurements) or none
+
+    distances = listed(drift.get("measurements", []), "none (first span)")
+    skew = drift.get("skew") or {}
+    distances += "; skew vs the served model's training data: " + listed(skew.get("measurements", []),
+                                                                         "none (no served model with statistics)")
+    gate = "drift let through (--allow-drift)" if drift.get("allowed") else "passed"
     results = latest_results(config.metadata_path, config.pipeline_name)
     history: Dict[str, Any] = {}
     if results.model_run_uri:

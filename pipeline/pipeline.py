@@ -6,7 +6,7 @@ from typing import Any, Dict
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
-from components import gated_metrics, push, spans, warm_start
+from components import gated_metrics, push, spans, trainer_executor, warm_start
 from components.anomaly_check import AnomalyCheck
 from components.evaluation import make_eval_config
 from components.example_gen import EuroSATExampleGen, EuroSATSpanExampleGen
@@ -28,7 +28,8 @@ SPLITS = tuple(zip(SPLIT_NAMES, (6, 2, 2)))
 
 def vertex_training_job(config: PipelineConfig) -> Dict[str, Any]:
     """The Vertex AI CustomJob the cloud Trainer launches: one worker on the chosen machine/GPUs,
-    running the component image (the project is installed there, so run_fn imports)."""
+    running the component image (the project is installed there, so run_fn imports).
+    """
     machine_spec: Dict[str, Any] = {"machine_type": config.training_machine_type}
     if config.training_accelerator_count:
         machine_spec["accelerator_type"] = config.training_accelerator_type
@@ -49,7 +50,8 @@ def trainer_custom_config(config: PipelineConfig, span_root: bool) -> Dict[str, 
     """The hyperparameters (recorded in metadata, read by run_fn), plus the Vertex AI Training
     job when the Trainer runs there (TFX's Google Cloud extension reads those keys). A root of
     spans adds the warm-start switch (components/warm_start.py: its Trainers keep the weights a
-    later span starts from; False = --from-scratch); one folder trains as it always did."""
+    later span starts from; False = --from-scratch); one folder trains as it always did.
+    """
     custom_config: Dict[str, Any] = {"hparams": config.hparams.to_dict()}
     if span_root:
         custom_config[warm_start.WARM_START_KEY] = not config.from_scratch
@@ -68,7 +70,8 @@ EXAMPLE_GEN_ID = "ExampleGen"
 
 def hash_split_config() -> Any:
     """ExampleGen's output split: hash buckets on the source file name (stable across runs and
-    sources: the archive, TFDS and synthetic data name their files alike)."""
+    sources: the archive, TFDS and synthetic data name their files alike).
+    """
     return tfx.proto.Output(
         split_config=tfx.proto.SplitConfig(
             splits=[tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets) for name, buckets in SPLITS],
@@ -80,7 +83,8 @@ def hash_split_config() -> Any:
 def make_example_gen(config: PipelineConfig):
     """The ExampleGen of `config.data`, whatever the source (components.example_gen): hash split,
     or the published split lists; the source's identity in its execution properties (TFX's cache).
-    A root of spans (components.spans) gets the span ExampleGen: the newest span, hash split."""
+    A root of spans (components.spans) gets the span ExampleGen: the newest span, hash split.
+    """
     if is_span_root(config):
         return EuroSATSpanExampleGen(
             source=config.data,
@@ -119,7 +123,8 @@ PREVIOUS_SPAN_ID = "previous_span_statistics_resolver"
 def _history(artifact_type, producer, output_key: str):
     """Every artifact `producer` ever wrote to `output_key` in this pipeline (TFX's penguin example's
     Channel by producer id): resolving the producer's output channel itself gave only the current
-    run's artifact (measured: the demo's span-2 gate resolved no previous span that way)."""
+    run's artifact (measured: the demo's span-2 gate resolved no previous span that way).
+    """
     return tfx.dsl.Channel(type=artifact_type, producer_component_id=producer.id, output_key=output_key)
 
 
@@ -128,7 +133,8 @@ def span_resolvers(config: PipelineConfig, example_gen, statistics_gen, local: b
     `config.spans` spans' examples (what Transform and the Trainer see), and the previous span's
     statistics (the drift gate's reference; none on the first span). Kubeflow/Vertex compile only
     latest-artifact and latest-blessed-model resolvers (--spans > 1 is refused there), so compiled
-    pipelines train on the newest span and have no previous-span gate."""
+    pipelines train on the newest span and have no previous-span gate.
+    """
     from components.span_resolver import LatestSpansStrategy
 
     if not local and config.spans > 1:
@@ -165,8 +171,10 @@ def create_pipeline(
     metadata_connection_config=None,
 ) -> tfx.dsl.Pipeline:
     """The DAG: ExampleGen (the source of config.data, read and converted here) -> statistics/schema/
-    validation (anomalies stop the run) -> Transform -> Trainer -> Evaluator (vs. latest blessed model)
-    -> [InfraGate: the official TF Serving loads and answers] -> Pusher."""
+    validation (anomalies stop the run; on a root of spans drift and skew too) -> Transform -> Trainer
+    (its export carries the statistics) -> Evaluator (vs. latest blessed model) -> [InfraGate: the
+    official TF Serving loads and answers] -> Pusher.
+    """
     example_gen = make_example_gen(config)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_file())
     # With the schema, statistics follow the contract (the label is categorical: counted per class).
@@ -181,12 +189,21 @@ def create_pipeline(
     span_root = is_span_root(config)
     resolvers = span_resolvers(config, example_gen, statistics_gen, local) if span_root else {}
     previous = resolvers.get("previous")
+    # The served model: the Trainer's warm start (base_model), the Evaluator's baseline and, on a root
+    # of spans, the skew gate's reference (the training statistics it carries).
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
     # ExampleValidator records anomalies; AnomalyCheck fails the run on them, and on a new span's
-    # drift from the previous span (unless --allow-drift), before Transform.
+    # drift from the previous span or skew from the served model's training data (unless
+    # --allow-drift), before Transform. One folder keeps no served-model input (its re-run stays cached).
     anomaly_check = AnomalyCheck(
         anomalies=example_validator.outputs["anomalies"], schema_file=config.schema_file(),
-        statistics=statistics_gen.outputs["statistics"] if previous else None,
+        statistics=statistics_gen.outputs["statistics"] if span_root else None,
         previous_statistics=previous.outputs["statistics"] if previous else None,
+        served_model=model_resolver.outputs["model"] if span_root else None,
         allow_drift=int(config.allow_drift))
     window = resolvers.get("window")
     transform = tfx.components.Transform(
@@ -209,18 +226,15 @@ def create_pipeline(
             custom_config={"hparams": config.hparams.to_dict(), "tuner_trials": config.tuner_trials,
                            "tuner_epochs": config.tuner_epochs},
         )
-    # The served model: the Trainer's warm start (base_model) and the Evaluator's baseline.
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
     custom_config = trainer_custom_config(config, span_root)
     # In process (any runner), or as a Vertex AI Training job on GPUs: same inputs, same run_fn.
-    trainer_class = (
-        tfx.extensions.google_cloud_ai_platform.Trainer if config.vertex_training else tfx.components.Trainer
-    )
-    trainer = trainer_class(
+    # The Trainer's executor (components/trainer_executor.py) hands run_fn the statistics, which the
+    # export carries (training_feature_statistics.pb: the next span's skew reference); on Vertex AI
+    # Training, TFX's Vertex executor runs it in the training job (tfx's own Vertex Trainer takes no statistics).
+    trainer_executor_class = trainer_executor.VertexExecutor if config.vertex_training else trainer_executor.Executor
+    trainer = tfx.components.Trainer(
+        statistics=statistics_gen.outputs["statistics"],
+        custom_executor_spec=executor_spec.ExecutorClassSpec(trainer_executor_class),
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
@@ -263,10 +277,10 @@ def create_pipeline(
             schema_gen,
             example_validator,
             *resolvers.values(),
+            model_resolver,
             anomaly_check,
             transform,
             *([tuner] if tuner else []),
-            model_resolver,
             trainer,
             evaluator,
             *([infra_gate] if infra_gate else []),

@@ -13,7 +13,11 @@ Two modalities, named like TFDS's EuroSAT configs:
   all-bands GeoTIFFs (modalities.BAND_NAMES: B01 ... B12, then B8A 13th). Numeric, so statistics and the schema can
   check the values, and Transform standardises each band with its own mean and deviation.
 
-Both carry ``label``, ``class_name`` and ``source``; a dataset holds one modality.
+Both carry ``label``, ``class_name`` and ``source``; a dataset holds one modality. The ExampleGen adds
+``patch_mean`` to every example it writes (``with_patch_mean``): the per-band mean of the patch, a
+numeric feature TFDV can compare between spans and with a model's training data (on RGB the pixels
+are inside JPEG bytes, which TFDV cannot read). Only statistics use it: the model never takes it as an
+input and requests never carry it (``not_in_environment: "SERVING"`` in the curated schemas).
 """
 from __future__ import annotations
 
@@ -62,8 +66,15 @@ TRANSFORMED_LABEL_KEY = "label_xf"  # int64 class id
 TRANSFORMED_ONEHOT_KEY = "label_onehot"  # float32 [NUM_CLASSES]
 # float32 [C]: each patch's per-band mean and mean of squares, in the units a scene delivers (RGB: the
 # uint8 values; 13 bands: the digital numbers); the Trainer sums them into the model's training statistics.
+# `patch_mean` is also a raw feature, the same values: the ExampleGen adds it (with_patch_mean) for the
+# drift and skew gates' statistics; Transform recomputes its own from the pixels (serving sends none).
 PATCH_MEAN_KEY = "patch_mean"
 PATCH_MEAN_SQ_KEY = "patch_mean_sq"
+# The raw features only the ingestion writes, for statistics: not a model input, not in a request.
+INGESTION_ONLY_KEYS = (PATCH_MEAN_KEY,)
+# The schema environments (TFDV): training data carries every feature, a request not the INGESTION_ONLY_KEYS.
+TRAINING_ENVIRONMENT = "TRAINING"
+SERVING_ENVIRONMENT = "SERVING"
 
 
 def class_name(label: int) -> str:
@@ -96,17 +107,22 @@ def channels(modality: str = RGB) -> int:
     return modalities.get(modality).channels
 
 
-def raw_feature_spec(modality: str = RGB) -> Dict[str, tf.io.FixedLenFeature]:
-    """The tf.Example parsing spec of the raw examples (schema/*.pbtxt say the same)."""
+def raw_feature_spec(modality: str = RGB, with_patch_mean: bool = False) -> Dict[str, tf.io.FixedLenFeature]:
+    """The tf.Example parsing spec of the raw examples; `with_patch_mean`: as the ExampleGen writes
+    them, with the per-band ``patch_mean`` (schema/*.pbtxt say the same).
+    """
     import tensorflow as tf
 
     record = modalities.get(modality)
-    return {
+    spec = {
         record.feature_key: tf.io.FixedLenFeature(list(record.feature_shape), tf.dtypes.as_dtype(record.feature_dtype)),
         LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
         CLASS_NAME_KEY: tf.io.FixedLenFeature([], tf.string),
         SOURCE_KEY: tf.io.FixedLenFeature([], tf.string),
     }
+    if with_patch_mean:
+        spec[PATCH_MEAN_KEY] = tf.io.FixedLenFeature([record.channels], tf.float32)
+    return spec
 
 
 def serving_feature_spec(modality: str = RGB) -> Dict[str, tf.io.FixedLenFeature]:
@@ -138,7 +154,8 @@ def make_bands_example(bands: np.ndarray, label: int, source: str) -> tf.train.E
 
 def example_of(modality: str, pixels: bytes | np.ndarray, label: int, source: str) -> tf.train.Example:
     """One raw tf.Example of `modality`: `pixels` are encoded image bytes (an encoded modality) or the
-    band array (the others: checked with check_bands, a 13-band patch cut to the modality's bands)."""
+    band array (the others: checked with check_bands, a 13-band patch cut to the modality's bands).
+    """
     import tensorflow as tf
 
     record = modalities.get(modality)
@@ -150,6 +167,39 @@ def example_of(modality: str, pixels: bytes | np.ndarray, label: int, source: st
         pixel_feature = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
     feature = {record.feature_key: pixel_feature, **_metadata(label, source)}
     return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def patch_mean(modality: str, pixels: bytes | np.ndarray) -> np.ndarray:
+    """The per-band mean of one patch, float32 [C], in the units a scene delivers (the patch_mean
+    Transform computes): encoded images decoded once as Transform decodes them (uint8 values), band
+    arrays (the modality's bands, checked with check_bands) as digital numbers.
+    """
+    record = modalities.get(modality)
+    if record.encoded:
+        assert isinstance(pixels, bytes), f"{record.name}: pixels are encoded image bytes"
+        values = decode_image(pixels).numpy().astype(np.float64) * 255.0
+    else:
+        values = check_bands(np.asarray(pixels), modality).astype(np.float64)
+    means: np.ndarray = values.reshape(-1, record.channels).mean(axis=0).astype(np.float32)
+    return means
+
+
+def with_patch_mean(example: tf.train.Example, modality: str | None = None) -> tf.train.Example:
+    """`example` with its ``patch_mean`` feature (patch_mean of its pixels), replaced if it had one:
+    what the ExampleGen writes. `modality`: the example's (modality_of it when not given).
+    """
+    import tensorflow as tf
+
+    record = modalities.get(modality or modality_of(example))
+    pixel = example.features.feature[record.feature_key]
+    if record.encoded:
+        pixels: bytes | np.ndarray = pixel.bytes_list.value[0]
+    else:
+        pixels = np.asarray(pixel.int64_list.value, np.int64).reshape(record.feature_shape)
+    out = tf.train.Example()
+    out.CopyFrom(example)
+    out.features.feature[PATCH_MEAN_KEY].float_list.value[:] = patch_mean(record.name, pixels).tolist()
+    return out
 
 
 def check_bands(bands: np.ndarray, modality: str = ALL_BANDS) -> np.ndarray:
@@ -199,7 +249,8 @@ def check_bands(bands: np.ndarray, modality: str = ALL_BANDS) -> np.ndarray:
 
 def read_bands(data: bytes, modality: str = ALL_BANDS) -> np.ndarray:
     """Read a GeoTIFF's bytes into uint16 [64, 64, C], the bands of `modality` (check_bands: a
-    13-band GeoTIFF serves every band-subset modality); ValueError says why not."""
+    13-band GeoTIFF serves every band-subset modality); ValueError says why not.
+    """
     import tifffile
 
     try:
@@ -211,11 +262,14 @@ def read_bands(data: bytes, modality: str = ALL_BANDS) -> np.ndarray:
     return check_bands(bands, modality)
 
 
-def raw_schema(modality: str = RGB) -> schema_pb2.Schema:
+def raw_schema(modality: str = RGB, with_patch_mean: bool = False) -> schema_pb2.Schema:
     """The raw examples' schema (TFDV/ImportSchemaGen's proto) of `modality`, from its record alone:
     the pixel feature (an image domain for encoded images; the shape and the 16-bit range of band
-    values otherwise), then the label, class name and source every modality shares. The curated
-    schema/*.pbtxt files are exactly this for rgb and all (tests/test_features.py)."""
+    values otherwise), then the label, class name and source every modality shares; `with_patch_mean`
+    adds the ExampleGen's ``patch_mean`` (one float per band, in the pixels' range, not in the SERVING
+    environment). The curated schema/*.pbtxt files are exactly this with patch_mean for rgb and all,
+    less their drift and skew comparators (tests/test_modality_registry.py).
+    """
     from tensorflow_metadata.proto.v0 import schema_pb2
 
     record = modalities.get(modality)
@@ -238,13 +292,21 @@ def raw_schema(modality: str = RGB) -> schema_pb2.Schema:
     for feature in schema.feature[1:]:
         feature.presence.min_fraction, feature.presence.min_count = 1.0, 1
         feature.shape.SetInParent()
+    if with_patch_mean:
+        mean = schema.feature.add(name=PATCH_MEAN_KEY, type=schema_pb2.FLOAT)
+        mean.presence.min_fraction, mean.presence.min_count = 1.0, 1
+        mean.shape.dim.add(size=record.channels)
+        mean.float_domain.min, mean.float_domain.max = 0.0, float(255 if record.encoded else BANDS_MAX)
+        mean.not_in_environment.append(SERVING_ENVIRONMENT)
+        schema.default_environment.extend([TRAINING_ENVIRONMENT, SERVING_ENVIRONMENT])
     schema.string_domain.add(name=CLASS_NAME_KEY, value=CLASS_NAMES)
     return schema
 
 
 def encode_bands_tiff(bands: np.ndarray) -> bytes:
     """A TIFF of `bands` [H, W, C] as given (pixel-interleaved, like EuroSAT's all-bands
-    GeoTIFFs, without the geo tags): synthetic sets and tests, including wrong ones."""
+    GeoTIFFs, without the geo tags): synthetic sets and tests, including wrong ones.
+    """
     import tifffile
 
     buf = io.BytesIO()

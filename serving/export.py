@@ -13,11 +13,13 @@ from serving import training_statistics as statistics_module
 def export_serving_model(
     model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir: str,
     max_image_pixels: int = signatures.DEFAULT_MAX_IMAGE_PIXELS, training_statistics: Optional[Dict[str, Any]] = None,
+    feature_statistics: Any = None,
 ) -> str:
     """Save `model` with the serving signatures, the warm-up requests and the training statistics.
 
-    Save `model` with the serving signatures, TF Serving's warm-up requests and, when given, the train split's
-    statistics (serving/training_statistics.py) in assets.extra.
+    The training statistics, when given, go to assets.extra: the train split's per-band json
+    (serving/training_statistics.py), and `feature_statistics`, TFDV's DatasetFeatureStatisticsList of
+    the raw train split (the skew gate's).
 
     The one export the Trainer (and the tests) use, so what is tested is what is pushed.
     `max_image_pixels` bounds the images the signatures decode (width x height).
@@ -31,4 +33,6 @@ def export_serving_model(
     warmup.write_warmup_requests(export_dir, signatures.modality_of(tft_output))
     if training_statistics is not None:
         statistics_module.write(export_dir, training_statistics)
+    if feature_statistics is not None:
+        statistics_module.write_feature_statistics(export_dir, feature_statistics)
     return export_dir

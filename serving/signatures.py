@@ -233,9 +233,12 @@ def make_serving_signatures(
         classes = tf.tile(class_names[tf.newaxis, :], [tf.shape(scores)[0], 1])
         return {CLASSIFY_CLASSES: classes, CLASSIFY_SCORES: scores}
 
+    # The raw spec less what only the ingestion writes (patch_mean, for statistics): a request need not carry it.
+    raw_spec = {k: v for k, v in tft_output.raw_feature_spec().items() if k not in features.INGESTION_ONLY_KEYS}
+
     @_traced(tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT))
     def transform_features(examples: tf.Tensor) -> Dict[str, tf.Tensor]:
-        raw = tf.io.parse_example(examples, tft_output.raw_feature_spec())
+        raw = tf.io.parse_example(examples, raw_spec)
         transformed: Dict[str, tf.Tensor] = model.tft_layer(guarded(raw))
         return transformed
 

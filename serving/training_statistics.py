@@ -12,6 +12,10 @@ pass over the train split it makes anyway (counting the examples) and ``summaris
 The export writes them to ``assets.extra/training_statistics.json`` (TF Serving ignores the folder's
 other files), so a model found in a push directory is enough for the map's training-data check
 (pipeline/mapping/training_check.py). Pure numpy and json: no TensorFlow.
+
+Beside it, ``assets.extra/training_feature_statistics.pb``: TFDV's statistics of the raw train split
+(a DatasetFeatureStatisticsList, StatisticsGen's), which the skew gate compares a new span with
+(components/anomaly_check.py). Read and written as the proto's bytes, without TFDV.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from schema.locations import is_local
 
 ASSETS_EXTRA = "assets.extra"  # the SavedModel's folder for files TF Serving does not load
 FILE = "training_statistics.json"
+FEATURE_STATISTICS_FILE = "training_feature_statistics.pb"  # TFDV's DatasetFeatureStatisticsList, binary
 FORMAT = 1
 PATCH_MEAN_QUANTILES = (1, 5, 50, 95, 99)  # percentiles of the per-patch means
 PATCH_STD_QUANTILES = (5, 50, 95)
@@ -111,3 +116,53 @@ def read_from_model(export_dir: str) -> Optional[Dict[str, Any]]:
     elif not os.path.isfile(path):
         return None
     return read(path)
+
+
+def feature_statistics_path_in(export_dir: str) -> str:
+    """Where an exported model keeps the TFDV statistics of its raw train split."""
+    return os.path.join(export_dir, ASSETS_EXTRA, FEATURE_STATISTICS_FILE)
+
+
+def write_feature_statistics(export_dir: str, statistics: Any) -> str:
+    """Write `statistics` (a DatasetFeatureStatisticsList) into the exported model's assets.extra;
+    the file's path.
+    """
+    import tensorflow as tf  # gfile: the export folder may be gs://
+
+    path = feature_statistics_path_in(export_dir)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(statistics.SerializeToString())
+    return path
+
+
+def read_feature_statistics(export_dir: str) -> Optional[Any]:
+    """The DatasetFeatureStatisticsList an exported model carries; None when it has none (exported
+    before the file existed, or by a Trainer given no statistics); ValueError when it is not one.
+    """
+    import tensorflow as tf
+
+    path = feature_statistics_path_in(export_dir)
+    if not tf.io.gfile.exists(path):
+        return None
+    return load_feature_statistics(path)
+
+
+def load_feature_statistics(path: str) -> Any:
+    """The DatasetFeatureStatisticsList in `path` (a binary proto: StatisticsGen's FeatureStats.pb, or
+    an export's copy); ValueError naming the file when it is not one.
+    """
+    import tensorflow as tf
+    from google.protobuf.message import DecodeError
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    with tf.io.gfile.GFile(path, "rb") as f:
+        data = f.read()
+    statistics = statistics_pb2.DatasetFeatureStatisticsList()
+    try:
+        statistics.ParseFromString(data)
+    except DecodeError:
+        raise ValueError(f"{path!r} is not a DatasetFeatureStatisticsList; re-export the model") from None
+    if not statistics.datasets:
+        raise ValueError(f"{path!r} holds no dataset statistics; re-export the model")
+    return statistics

@@ -31,6 +31,7 @@ def raw_rows(count: int, seed: int = 11, modality: str = features.RGB) -> list[d
             features.LABEL_KEY: label,
             features.CLASS_NAME_KEY: features.class_name(label),
             features.SOURCE_KEY: source,
+            features.PATCH_MEAN_KEY: features.patch_mean(modality, pixels),  # as the ExampleGen adds it
         }
         for pixels, label, source in rows
     ]
@@ -63,8 +64,10 @@ def _analyse(output_dir: str, modality: str) -> None:
 
     from components.transform import preprocessing_fn
 
+    # the raw examples as the pipeline's Transform sees them: with the ExampleGen's patch_mean, which
+    # no signature may then require (requests do not carry it)
     metadata = dataset_metadata.DatasetMetadata(
-        schema_utils.schema_from_feature_spec(features.raw_feature_spec(modality))
+        schema_utils.schema_from_feature_spec(features.raw_feature_spec(modality, with_patch_mean=True))
     )
     with tempfile.TemporaryDirectory() as temp_dir, tft_beam.Context(temp_dir=temp_dir):
         transform_fn = (raw_rows(4, modality=modality), metadata) | tft_beam.AnalyzeDataset(preprocessing_fn)
@@ -104,6 +107,16 @@ class ExportedModel:
         return os.path.dirname(self.export_dir)
 
 
+def feature_statistics(modality: str = features.RGB):
+    """A small DatasetFeatureStatisticsList, as StatisticsGen gives the Trainer (the export copies it)."""
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    statistics = statistics_pb2.DatasetFeatureStatisticsList()
+    dataset = statistics.datasets.add(name="train", num_examples=4)
+    dataset.features.add(name=features.PATCH_MEAN_KEY).num_stats.mean = 100.0
+    return statistics
+
+
 def export_model(base_dir: str, version: int = FIRST_VERSION, modality: str = features.RGB) -> ExportedModel:
     """Export a model version under <base_dir>/serving/eurosat/<version>/ as the Trainer does."""
     from serving.export import export_serving_model
@@ -111,7 +124,7 @@ def export_model(base_dir: str, version: int = FIRST_VERSION, modality: str = fe
     tft_output = write_transform_output(os.path.join(base_dir, "transform_output"), modality)
     export_dir = os.path.join(base_dir, "serving", MODEL_NAME, str(version))
     model = tiny_model(features.channels(modality))
-    export_serving_model(model, tft_output, export_dir)
+    export_serving_model(model, tft_output, export_dir, feature_statistics=feature_statistics(modality))
     return ExportedModel(model, tft_output, export_dir)
 
 

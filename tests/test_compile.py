@@ -23,8 +23,9 @@ EXPECTED_DAG = {
     "ExampleValidator": {"StatisticsGen", "ImportSchemaGen"},
     "AnomalyCheck": {"ExampleValidator"},  # anomalies stop the run before Transform
     "Transform": {"ExampleGen", "ImportSchemaGen", "AnomalyCheck"},
-    # one folder: no warm start (a root of spans adds base_model: test_a_span_root_compiles_...)
-    "Trainer": {"Transform", "ImportSchemaGen"},
+    # one folder: no warm start (a root of spans adds base_model: test_a_span_root_compiles_...);
+    # the statistics go into the export (components/trainer_executor.py)
+    "Trainer": {"Transform", "ImportSchemaGen", "StatisticsGen"},
     "latest_blessed_model_resolver-model-blessing-resolver": set(),
     "latest_blessed_model_resolver-model-resolver": set(),
     "Evaluator": {"ExampleGen", "Trainer", "latest_blessed_model_resolver-model-resolver"},
@@ -119,7 +120,7 @@ def test_the_example_gen_reads_the_raw_archive_in_the_cloud(which, request):
     params = _tasks(spec)["ExampleGen"]["inputs"]["parameters"]
     value = {k: v["runtimeValue"]["constantValue"] for k, v in params.items()}
     assert json.loads(value["source_identity"]["stringValue"]) == {
-        "kind": "path", "source": DATA, "path": DATA, "converter_version": "4", "ingest_version": "1"}
+        "kind": "path", "source": DATA, "path": DATA, "converter_version": "4", "ingest_version": "2"}
     assert value["modality"] == {"stringValue": "rgb"} and value["max_bad_fraction"] == {"doubleValue": 0.01}
     output = json.loads(value["output_config"]["stringValue"])["split_config"]
     assert output["partition_feature_name"] == "source"
@@ -145,7 +146,7 @@ def test_kubeflow_spec_carries_the_hyperparameters_and_local_beam(kubeflow_spec)
     custom = json.loads(_param(spec, "Trainer", "custom_config"))
     assert custom == {"hparams": config.hparams.to_dict()}
     assert (custom["hparams"]["epochs"], custom["hparams"]["batch_size"]) == (7, 16)
-    assert _container(spec, "Trainer")["args"][1] == "tfx.components.trainer.executor.GenericExecutor"
+    assert _container(spec, "Trainer")["args"][1] == "components.trainer_executor.Executor"  # TFX's, + statistics
     # DirectRunner on every core of the component's pod.
     for task in BEAM_COMPONENTS:
         args = _container(spec, task)["args"]
@@ -164,8 +165,14 @@ def test_dataflow_arguments_reach_every_beam_component(vertex_spec):
 
 def test_vertex_training_job_runs_the_image_on_the_chosen_gpus(vertex_spec):
     spec, config = vertex_spec
-    assert _container(spec, "Trainer")["args"][1] == (
-        "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor")
+    # TFX's Vertex AI Training executor, running components.trainer_executor.Executor in the job
+    assert _container(spec, "Trainer")["args"][1] == "components.trainer_executor.VertexExecutor"
+    from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_executor
+
+    from components import trainer_executor
+
+    assert issubclass(trainer_executor.VertexExecutor, vertex_executor.GenericExecutor)
+    assert trainer_executor.VertexExecutor()._GetExecutorClass() is trainer_executor.Executor
     custom = json.loads(_param(spec, "Trainer", "custom_config"))
     assert custom["hparams"] == config.hparams.to_dict()  # run_fn still reads them there
     assert custom["ai_platform_enable_vertex"] is True
@@ -373,5 +380,10 @@ def test_a_span_root_compiles_with_tfx_span_driver_and_the_warm_start_resolver(t
     assert json.loads(_param(spec, "ExampleGen", "input_config"))["splits"][0]["pattern"] == "span-{SPAN}"
     base_model = _tasks(spec)["Trainer"]["inputs"]["artifacts"]["base_model"]["taskOutputArtifact"]
     assert base_model == {"producerTask": "latest_blessed_model_resolver-model-resolver", "outputArtifactKey": "model"}
+    # the skew gate compiles too: the new span's statistics against the latest blessed model's
+    gate = _tasks(spec)["AnomalyCheck"]["inputs"]["artifacts"]
+    assert gate["served_model"]["taskOutputArtifact"] == base_model
+    assert gate["statistics"]["taskOutputArtifact"] == {"producerTask": "StatisticsGen", "outputArtifactKey": "statistics"}
+    assert "previous_statistics" not in gate
     with pytest.raises(Exception, match="--spans 2: Kubeflow/Vertex"):
         runners.compile_pipeline(config.replace(spans=2), str(tmp_path / "window.json"), runners.VERTEX)

@@ -95,6 +95,9 @@ def test_example_gen_converts_a_folder_and_its_identity_follows_the_files(tmp_pa
         name = f["class_name"].bytes_list.value[0].decode()
         assert features.class_id(name) == f["label"].int64_list.value[0]
         assert f["source"].bytes_list.value[0].decode().startswith(name + "/")
+        # the ExampleGen adds each converted JPEG's per-band mean (the gates' pixel statistics)
+        np.testing.assert_allclose(f[features.PATCH_MEAN_KEY].float_list.value,
+                                   features.patch_mean(features.RGB, f["image"].bytes_list.value[0]), rtol=1e-6)
     # The identity TFX's cache keys the ExampleGen on: the same while nothing changed, another one
     # when a file is added or touched (no folder of converted data is kept beside TFX's cache).
     identity = source_identity(src)

@@ -23,6 +23,30 @@ def test_export_holds_no_per_layer_call_traces(exported):
     assert {"serving_default", "predict_images", "classify", "transform_features"} <= children  # the signatures stay
 
 
+def test_export_carries_the_training_feature_statistics_it_was_given(exported):
+    """assets.extra/training_feature_statistics.pb: what the skew gate reads from the served model."""
+    from serving import training_statistics
+    from tests.serving_fixtures import feature_statistics
+
+    path = os.path.join(exported.export_dir, "assets.extra", "training_feature_statistics.pb")
+    assert training_statistics.feature_statistics_path_in(exported.export_dir) == path and os.path.isfile(path)
+    assert training_statistics.read_feature_statistics(exported.export_dir) == feature_statistics()
+    assert training_statistics.read_feature_statistics(os.path.dirname(exported.export_dir)) is None  # no export there
+
+
+def test_the_trainer_executor_hands_run_fn_the_train_split_statistics(tmp_path):
+    """components/trainer_executor.py: fn_args.statistics_path is the train split's FeatureStats.pb."""
+    from tfx.types import standard_artifacts
+
+    from components.trainer_executor import statistics_path
+
+    statistics = standard_artifacts.ExampleStatistics()
+    statistics.uri, statistics.split_names = str(tmp_path), '["train", "eval"]'
+    props = {"train_args": '{"splits": ["train"]}'}
+    assert statistics_path({"statistics": [statistics]}, props) == str(tmp_path / "Split-train" / "FeatureStats.pb")
+    assert statistics_path({}, props) is None
+
+
 def test_evaluator_loads_the_model_once_and_never_with_keras(exported, monkeypatch):
     """TFMA guesses an unset model type with tf.keras.models.load_model and then loads a Keras
     model a second time; the eval config says 'tf_generic', so the signature is loaded once."""

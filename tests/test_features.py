@@ -52,7 +52,7 @@ def test_schema_files_agree_with_the_contract(modality):
     from pipeline.config import PipelineConfig
 
     schema = io_utils.parse_pbtxt_file(PipelineConfig(modality=modality).schema_file(), schema_pb2.Schema())
-    assert schema_utils.schema_as_feature_spec(schema).feature_spec == features.raw_feature_spec(modality)
+    assert schema_utils.schema_as_feature_spec(schema).feature_spec == features.raw_feature_spec(modality, True)
     domain = {d.name: list(d.value) for d in schema.string_domain}["class_name"]
     assert tuple(domain) == features.CLASS_NAMES
     label = next(f for f in schema.feature if f.name == "label")
@@ -141,3 +141,38 @@ def test_batch_decode_accepts_rank_one_and_two():
     jpeg = _encode(np.zeros((64, 64, 3), np.uint8))
     assert features.decode_images(tf.constant([jpeg, jpeg])).shape == (2, 64, 64, 3)
     assert features.decode_images(tf.constant([[jpeg], [jpeg], [jpeg]])).shape == (3, 64, 64, 3)
+
+
+def test_patch_mean_is_the_per_band_mean_in_the_units_transform_uses():
+    """RGB: the decoded uint8 values' mean per channel (a PNG: lossless, so exact); bands: the digital numbers'."""
+    from components.transform import patch_moments
+
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    rgb[..., 0], rgb[:32, :, 1], rgb[..., 2] = 200, 100, 7
+    np.testing.assert_allclose(features.patch_mean(features.RGB, _encode(rgb, "PNG")), [200.0, 50.0, 7.0], atol=1e-4)
+    bands = _bands(4)
+    means = features.patch_mean(features.ALL_BANDS, bands)
+    assert means.shape == (features.NUM_BANDS,) and means.dtype == np.float32
+    np.testing.assert_allclose(means, bands.reshape(-1, features.NUM_BANDS).mean(0), rtol=1e-6)
+    # the same values Transform's patch_moments gives the Trainer's training statistics
+    transformed = patch_moments(tf.constant(bands[np.newaxis], tf.float32))[features.PATCH_MEAN_KEY].numpy()[0]
+    np.testing.assert_allclose(means, transformed, rtol=1e-5)
+
+
+@pytest.mark.parametrize("modality", features.MODALITIES)
+def test_with_patch_mean_adds_the_feature_the_curated_schemas_declare(modality):
+    pixels = _encode(np.full((64, 64, 3), 90, np.uint8), "PNG") if modality == features.RGB else _bands(5)
+    example = features.example_of(modality, pixels, 2, "HerbaceousVegetation/x")
+    spec = features.raw_feature_spec(modality, with_patch_mean=True)
+    with pytest.raises(tf.errors.InvalidArgumentError):  # what the ExampleGen writes carries it; a bare example not
+        tf.io.parse_single_example(example.SerializeToString(), spec)
+    added = features.with_patch_mean(example)
+    assert features.PATCH_MEAN_KEY not in example.features.feature  # a copy: the input is left as it was
+    parsed = tf.io.parse_single_example(added.SerializeToString(), spec)
+    np.testing.assert_allclose(parsed[features.PATCH_MEAN_KEY].numpy(), features.patch_mean(modality, pixels))
+    assert features.with_patch_mean(added, modality) == added  # replaced, not appended: idempotent
+    # the model's request never carries it: only a raw feature of the training environment
+    schema = features.raw_schema(modality, with_patch_mean=True)
+    (declared,) = [f for f in schema.feature if f.name == features.PATCH_MEAN_KEY]
+    assert list(declared.not_in_environment) == [features.SERVING_ENVIRONMENT]
+    assert features.PATCH_MEAN_KEY not in features.serving_feature_spec(modality)

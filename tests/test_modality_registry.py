@@ -57,9 +57,12 @@ def test_the_derived_schema_is_the_curated_one_for_the_built_in_modalities():
             curated = text_format.Parse(f.read(), schema_pb2.Schema())
         drift = {f.name: f.drift_comparator for f in curated.feature if f.HasField("drift_comparator")}
         assert "label" in drift, record.name  # every curated schema gates the class mix between spans
+        skew = {f.name: f.skew_comparator for f in curated.feature if f.HasField("skew_comparator")}
+        assert {"label", features.PATCH_MEAN_KEY} <= set(drift) and set(skew) == {features.PATCH_MEAN_KEY}, record.name
         for feature in curated.feature:
             feature.ClearField("drift_comparator")
-        assert features.raw_schema(record.name) == curated, record.name
+            feature.ClearField("skew_comparator")
+        assert features.raw_schema(record.name, with_patch_mean=True) == curated, record.name
 
 
 def test_register_refuses_a_clash_or_an_unknown_band(rgbn):

@@ -13,7 +13,7 @@ def test_dag_has_every_stage_wired(tmp_path):
     upstream = {i: {u.id for u in c.upstream_nodes} for i, c in by_id.items()}
     assert upstream["Transform"] == {"ExampleGen", "ImportSchemaGen", "AnomalyCheck"}
     assert upstream["AnomalyCheck"] == {"ExampleValidator"}  # anomalies stop the run before Transform
-    assert upstream["Trainer"] == {"Transform", "ImportSchemaGen"}
+    assert upstream["Trainer"] == {"Transform", "ImportSchemaGen", "StatisticsGen"}  # its statistics go into the export
     assert upstream["Evaluator"] == {"ExampleGen", "Trainer", "latest_blessed_model_resolver"}
     assert upstream["Pusher"] == {"Trainer", "Evaluator"}
     trainer = by_id["Trainer"].exec_properties

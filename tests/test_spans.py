@@ -137,6 +137,9 @@ def test_a_span_root_builds_the_span_example_gen_window_and_gate(tmp_path):
     gate = nodes["AnomalyCheck"]
     assert gate.inputs["previous_statistics"] is nodes[PREVIOUS_SPAN_ID].outputs["statistics"]
     assert gate.exec_properties["allow_drift"] == 1
+    # the skew gate: the new span's statistics against the served model's training statistics
+    assert gate.inputs["served_model"] is nodes["latest_blessed_model_resolver"].outputs["model"]
+    assert gate.inputs["statistics"] is nodes["StatisticsGen"].outputs["statistics"]
     # warm start: the Trainer's base_model is the latest blessed model
     assert nodes["Trainer"].inputs["base_model"] is nodes["latest_blessed_model_resolver"].outputs["model"]
 
@@ -166,6 +169,7 @@ def test_one_folder_trains_as_before_no_warm_start_no_kept_weights(tmp_path):
     conn = metadata.sqlite_metadata_connection_config(str(tmp_path / "m.sqlite"))
     nodes = {c.id: c for c in create_pipeline(config, conn).components}
     assert "base_model" not in nodes["Trainer"].inputs
+    assert "served_model" not in nodes["AnomalyCheck"].inputs  # nor a skew gate against the served model
     assert "warm_start" not in json.loads(nodes["Trainer"].exec_properties["custom_config"])
 
 
@@ -192,6 +196,13 @@ def test_two_spans_gate_the_shifted_one_and_warm_start_with_allow_drift(two_span
     root = os.path.join(out, "pipelines", "e2e")
     drift = [json.load(open(p)) for p in glob.glob(os.path.join(root, "AnomalyCheck", "drift", "*", "drift.json"))]
     assert any(d["drifted"] and d["allowed"] and d["span"] == 2 and d["previous_span"] == 1 for d in drift)
+    # the skew gate: span-1's Trainer exported its training statistics, and span-2's gate compared with them
+    from serving import training_statistics
+
+    assert glob.glob(os.path.join(root, "Trainer", "model", "*", "Format-Serving", "assets.extra",
+                                  training_statistics.FEATURE_STATISTICS_FILE))
+    skewed = [d["skew"] for d in drift if d.get("span") == 2 and d.get("skew")]
+    assert skewed and all([m["feature"] for m in s["measurements"]] == ["patch_mean"] for s in skewed), drift
     # both Trainers left the weights a later run warm-starts from, and said how they trained:
     # span-1's anew, span-2's (--allow-drift) from span-1's blessed model
     assert len(glob.glob(os.path.join(root, "Trainer", "model", "*", "warm_start", "model.weights.h5"))) == 2

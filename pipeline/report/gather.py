@@ -117,8 +117,8 @@ def _read_history(model_run_uri: Optional[str]) -> Optional[Dict[str, List[float
 def drift_of_run(metadata_path: str, pipeline_name: str, run_id: Optional[str]) -> Optional[Dict[str, Any]]:
     """The drift gate's comparison of a run; None for a run without one (a single source).
 
-    The drift gate's comparison of a run (AnomalyCheck's drift.json: the new span's distances to the previous
-    span's, each with its threshold); None for a run without one (a single source).
+    It is AnomalyCheck's drift.json: the new span's distances to the previous span's and, as `skew`, to the
+    served model's training data, each with its threshold.
     """
     from components.anomaly_check import DRIFT_FILE
     from pipeline.results import _runs, _store, _type_id
@@ -133,7 +133,7 @@ def drift_of_run(metadata_path: str, pipeline_name: str, run_id: Optional[str]) 
         if artifact.type_id == type_id and os.path.exists(path):
             with open(path) as f:
                 drift = json.load(f)
-            return drift if drift.get("measurements") else None
+            return drift if drift.get("measurements") or (drift.get("skew") or {}).get("measurements") else None
     return None
 
 

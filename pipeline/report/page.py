@@ -101,20 +101,38 @@ def _baseline_section(metrics: Dict[str, Any]) -> str:
             f"{rows}</table>")
 
 
-def _drift_section(drift: Optional[Dict[str, Any]]) -> str:
-    """The drift gate's comparison of the new span with the previous one (components/anomaly_check.py)."""
-    if not drift:
-        return ""
+def _distance_table(measurements: Sequence[Dict[str, Any]], beyond: str) -> str:
+    """One row per TFDV measurement: feature, distance, value, threshold, and `beyond` or ok."""
     rows = "".join(
         f"<tr><td>{html.escape(m['feature'])}</td><td>{html.escape(m['type'])}</td><td>{m['value']:.4f}</td>"
-        f"<td>{m['threshold']:g}</td><td>{'DRIFTED' if m['drifted'] else 'ok'}</td></tr>"
-        for m in drift["measurements"])
-    decision = ("drift beyond a threshold, let through by --allow-drift" if drift.get("allowed")
-                else "no drift beyond the thresholds")
-    return (f"<h2>Drift against the previous span</h2><p>Span {drift.get('span')} vs span "
-            f"{drift.get('previous_span')} ({html.escape(str(drift.get('split')))} split statistics, TFDV's "
-            f"comparators from the schema): {decision}.</p><table><tr><th>feature</th><th>distance</th>"
-            f"<th>value</th><th>threshold</th><th>gate</th></tr>{rows}</table>")
+        f"<td>{m['threshold']:g}</td><td>{beyond if m['drifted'] else 'ok'}</td></tr>"
+        for m in measurements)
+    return (f"<table><tr><th>feature</th><th>distance</th><th>value</th><th>threshold</th><th>gate</th></tr>"
+            f"{rows}</table>")
+
+
+def _drift_section(drift: Optional[Dict[str, Any]]) -> str:
+    """The gate's comparisons of the new span (components/anomaly_check.py): with the previous span
+    (drift) and with the training statistics of the served model (skew), from its drift.json.
+    """
+    if not drift:
+        return ""
+    let_through = " (the run was let through by --allow-drift)" if drift.get("allowed") else ""
+    out = ""
+    if drift.get("measurements"):
+        decision = "drift beyond a threshold" if drift.get("drifted") else "no drift beyond the thresholds"
+        out += (f"<h2>Drift against the previous span</h2><p>Span {drift.get('span')} vs span "
+                f"{drift.get('previous_span')} ({html.escape(str(drift.get('split')))} split statistics, TFDV's "
+                f"drift comparators from the schema): {decision}{let_through}.</p>"
+                + _distance_table(drift["measurements"], "DRIFTED"))
+    skew = drift.get("skew") or {}
+    if skew.get("measurements"):
+        decision = "skew beyond a threshold" if skew.get("skewed") else "no skew beyond the thresholds"
+        out += (f"<h2>Skew against the served model's training data</h2><p>Span {drift.get('span')} "
+                f"({html.escape(str(drift.get('split')))} split statistics) vs the training statistics the "
+                f"served model {html.escape(str(skew.get('model')))} carries (TFDV's skew comparators from the "
+                f"schema): {decision}{let_through}.</p>" + _distance_table(skew["measurements"], "SKEWED"))
+    return out
 
 
 def render_html(metrics: Dict[str, Any], images: Sequence[str], settings: Optional[Dict[str, Any]] = None,

@@ -208,10 +208,12 @@ def shifted_samples(modality: str, num_examples: int, seed: int = 0, shift: Shif
 
 
 def write_synthetic_span(folder: str, num_examples: int, seed: int = 0, shift: Shift = Shift(),
-                         modality: str = features.RGB) -> str:
+                         modality: str = features.RGB, with_patch_mean: bool = False) -> str:
     """One span of synthetic data as a folder of TFRecords of contract examples; returns the file written.
 
     It is what `--data` reads as a source; a span root holds span-1/, span-2/, ...
+    `with_patch_mean`: the examples as the ExampleGen writes them (features.with_patch_mean), for
+    statistics computed without the pipeline (benchmarks/drift_thresholds.py, tests).
     """
     import tensorflow as tf
 
@@ -221,13 +223,17 @@ def write_synthetic_span(folder: str, num_examples: int, seed: int = 0, shift: S
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "synthetic-00000-of-00001.tfrecord")
     marker = os.path.join(folder, records.COMPLETE_MARKER)
-    stamp = f"num_examples={num_examples} seed={seed} shift={shift} modality={modality}\n"
+    stamp = f"num_examples={num_examples} seed={seed} shift={shift} modality={modality}"
+    stamp += " with_patch_mean\n" if with_patch_mean else "\n"
     if os.path.exists(marker) and open(marker).read() == stamp and os.path.exists(path):
         return path  # idempotent: the same span again is not rewritten (its identity, TFX's cache, hold)
     tag = os.path.basename(os.path.normpath(folder))
     with tf.io.TFRecordWriter(path) as writer:
         for pixels, label, source in shifted_samples(modality, num_examples, seed, shift, tag):
-            writer.write(features.example_of(modality, pixels, label, f"synthetic/{source}").SerializeToString())
+            example = features.example_of(modality, pixels, label, f"synthetic/{source}")
+            if with_patch_mean:
+                example = features.with_patch_mean(example, modality)
+            writer.write(example.SerializeToString())
     with open(marker, "w") as f:
         f.write(stamp)
     return path
