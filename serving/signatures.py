@@ -166,6 +166,12 @@ def checked_images(images: tf.Tensor, max_pixels: int, input_name: str = IMAGES_
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _graph(fn: F) -> F:
+    """tf.function traced once per input shape (no fixed signature), typed for mypy."""
+    decorator: Callable[[F], F] = tf.function
+    return decorator(fn)
+
+
 def _traced(*specs: tf.TensorSpec) -> Callable[[F], F]:
     """tf.function over one fixed input signature, typed for mypy (TensorFlow ships no stubs)."""
     decorator: Callable[[F], F] = tf.function(input_signature=list(specs))
@@ -196,7 +202,7 @@ def make_serving_signatures(
 
     # One traced function for the model itself, called by every signature: the SavedModel holds one graph of
     # the network instead of one per signature, and the export traces it once.
-    @tf.function
+    @_graph
     def classify_images(images: tf.Tensor) -> tf.Tensor:
         return model(images, training=False)
 
