@@ -117,7 +117,10 @@ def _check_modality(source: str, found: str, wanted: str) -> None:
 def _synthetic_examples(pipeline, source: str, props: Dict[str, Any]):
     from schema.samples import samples_of
 
-    n, modality = data_sources.parse_synthetic(source)
+    parsed = data_sources.parse_synthetic(source)
+    if parsed is None:  # the dispatch reads a source by its data_sources.source_kind: not reached
+        raise DataError(f"--data {source!r} is not a synthetic source (synthetic[/rgb|/all][:N])")
+    n, modality = parsed
     _check_modality(source, modality, props[MODALITY_KEY])
     seed = int(props[SEED_KEY])
 
@@ -137,6 +140,8 @@ def _tfds_examples(pipeline, source: str, props: Dict[str, Any]):
 
     name = tfds_source.parse_tfds(source)
     modality = data_sources.spec_modality(source)
+    if name is None or modality is None:  # the dispatch reads a source by its source_kind: not reached
+        raise DataError(f"--data {source!r} is not a TFDS source (tfds:eurosat/rgb or tfds:eurosat/all)")
     _check_modality(source, modality, props[MODALITY_KEY])
     data_dir = props.get(TFDS_DATA_DIR_KEY) or None
     tfds_source.prepare_builder(name, data_dir)  # here, before Beam: offline it says so at once
