@@ -53,8 +53,9 @@ def load_split_statistics(uri: str, split: str = DRIFT_SPLIT):
 
 
 def _measurements(anomalies: anomalies_pb2.Anomalies, field: str) -> List[Dict[str, Any]]:
-    """One {feature, type, value, threshold, drifted} per measurement in the anomalies' drift_skew_info
-    (`field`: drift_measurements or skew_measurements), sorted by feature and type.
+    """One {feature, type, value, threshold, drifted} per measurement in the anomalies' drift_skew_info.
+
+    `field` names the measurements read: drift_measurements or skew_measurements. Sorted by feature and type.
     """
     out = []
     for info in anomalies.drift_skew_info:
@@ -67,8 +68,9 @@ def _measurements(anomalies: anomalies_pb2.Anomalies, field: str) -> List[Dict[s
 
 
 def compare_statistics(statistics, previous, schema) -> List[Dict[str, Any]]:
-    """TFDV's drift comparison of `statistics` with `previous` under `schema`'s drift comparators:
-    one {feature, type, value, threshold, drifted} per comparison, above its threshold or not.
+    """TFDV's drift comparison of `statistics` with `previous`: one {feature, type, value, threshold, drifted} each.
+
+    The comparisons are `schema`'s drift comparators; each is listed, above its threshold or not.
     """
     import tensorflow_data_validation as tfdv
 
@@ -77,9 +79,10 @@ def compare_statistics(statistics, previous, schema) -> List[Dict[str, Any]]:
 
 
 def compare_with_training(statistics, training, schema) -> List[Dict[str, Any]]:
-    """TFDV's skew comparison of the new span's `statistics` with a model's `training` statistics
-    under `schema`'s skew comparators (the training data as TFDV's `statistics`, the new span as its
-    `serving_statistics`): one {feature, type, value, threshold, drifted} per comparison.
+    """TFDV's skew comparison of the new span's `statistics` with a model's `training` statistics, per comparison.
+
+    The comparisons are `schema`'s skew comparators, with the training data as TFDV's `statistics` and the new span
+    as its `serving_statistics`: one {feature, type, value, threshold, drifted} per comparison.
     """
     import tensorflow_data_validation as tfdv
 
@@ -88,8 +91,9 @@ def compare_with_training(statistics, training, schema) -> List[Dict[str, Any]]:
 
 
 def model_statistics(model_uri: str):
-    """The training statistics (a DatasetFeatureStatisticsList) a Model artifact's serving export
-    carries; None when it carries none (exported before the Trainer wrote them).
+    """The training statistics a Model artifact's serving export carries; None when it carries none.
+
+    The statistics are a DatasetFeatureStatisticsList; a model exported before the Trainer wrote them has none.
     """
     from tfx.utils import path_utils
 
@@ -112,8 +116,10 @@ SKEW_AGAINST = "the served model's training data (skew)"  # what the skew line s
 
 def check_drift(measured: List[Dict[str, Any]], against: str, allow_drift: bool,
                 skew: Optional[List[Dict[str, Any]]] = None) -> Optional[str]:
-    """Raise DataDriftError (one line, with the fix) on drift from `against` or, given `skew`, on skew
-    from the served model's training data, unless `allow_drift`; returns the line (None: neither).
+    """Raise DataDriftError on drift or skew unless `allow_drift`; returns the line (None: neither).
+
+    Drift is from `against`; skew, checked when `skew` is given, from the served model's training data. The error
+    is that one line, with the fix.
     """
     parts = [line for line in (drift_line(measured, against), drift_line(skew or [], SKEW_AGAINST)) if line]
     line = "; ".join(parts) or None
@@ -164,11 +170,11 @@ def read_anomalies(uri: str, splits: List[str]) -> Dict[str, anomalies_pb2.Anoma
 
 def drift_report(statistics_uri: str, previous_uri: Optional[str], previous_span: Optional[int], span: int,
                  schema_file: str, allow_drift: bool, model_uri: Optional[str] = None) -> Dict[str, Any]:
-    """The comparison of the new span's statistics with the previous span's (`previous_uri`, None on a
-    first span or a compiled pipeline) and with the training statistics of the served model
-    (`model_uri`: a Model artifact; None, or a model carrying none, compares nothing), checked:
-    DataDriftError on drift or skew beyond a threshold unless `allow_drift`; the dict the gate
-    writes to drift.json (``skew``: None when nothing was compared with a model).
+    """Compare the new span's statistics with the previous span's and the served model's; the dict for drift.json.
+
+    `previous_uri` is None on a first span or a compiled pipeline. `model_uri` is a Model artifact whose training
+    statistics the span is compared with; None, or a model carrying none, compares nothing (``skew`` is then None).
+    The comparisons are checked: DataDriftError on drift or skew beyond a threshold unless `allow_drift`.
     """
     import tensorflow_data_validation as tfdv
 
@@ -196,12 +202,13 @@ def AnomalyCheck(
     served_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,
     allow_drift: tfx.dsl.components.Parameter[int] = 0,
 ) -> None:
-    """Fails (and so stops every downstream component) when the anomalies artifact is not empty
-    (the message names `schema_file`, the curated schema the run validated against), or when the
-    new span's `statistics` drifted from the `previous_statistics` (the previous span's; absent on
-    a first span or a single source), or from the training statistics of the `served_model` (the
-    latest blessed model; absent before one, or carrying none), beyond the schema's thresholds and
-    not `allow_drift`.
+    """Fail, and so stop every downstream component, on anomalies, or on drift or skew the run does not allow.
+
+    Anomalies: the anomalies artifact is not empty (the message names `schema_file`, the curated schema the run
+    validated against). Drift: the new span's `statistics` moved from the `previous_statistics` (the previous span's;
+    absent on a first span or a single source) beyond the schema's thresholds. Skew: they moved from the training
+    statistics of the `served_model` (the latest blessed model; absent before one, or carrying none) beyond them.
+    `allow_drift` lets drift and skew through.
     """
     import logging
 

@@ -76,8 +76,10 @@ class EuroSATExampleGenSpec(ComponentSpec):
 
 
 class EuroSATSpanExampleGenSpec(EuroSATExampleGenSpec):
-    """The same, for a root of spans: TFX's FileBasedExampleGen driver reads `input_base` and the
-    split pattern's {SPAN} (and an optional RangeConfig), and picks the span to ingest.
+    """EuroSATExampleGenSpec for a root of spans: with `input_base` and an optional RangeConfig.
+
+    TFX's FileBasedExampleGen driver reads `input_base` and the split pattern's {SPAN} (and the RangeConfig), and
+    picks the span to ingest.
     """
 
     PARAMETERS = {
@@ -186,8 +188,9 @@ def _image_examples(pipeline, source: str, props: Dict[str, Any], report_dir: st
 @beam.ptransform_fn
 @beam.typehints.with_input_types(beam.Pipeline)
 def SourceToExamples(pipeline, exec_properties: Dict[str, Any], split_pattern: str):
-    """The source named by `split_pattern` (components.data_sources) -> contract tf.Examples, each
-    with its ``patch_mean`` (schema.features.with_patch_mean); what the report needs is left in
+    """The source named by `split_pattern` (components.data_sources) -> contract tf.Examples with ``patch_mean``.
+
+    Each example gets its ``patch_mean`` from schema.features.with_patch_mean. What the report needs is left in
     exec_properties['_listing'] for the executor.
     """
     report_dir = exec_properties["_report_dir"]
@@ -220,14 +223,21 @@ def SourceToExamples(pipeline, exec_properties: Dict[str, Any], split_pattern: s
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
-    """Reads any EuroSAT source (SourceToExamples), splits it (hash buckets, or the published split
-    lists), and writes the conversion report into the Examples artifact.
+    """Reads any EuroSAT source (SourceToExamples), splits it, and writes the conversion report into the artifact.
+
+    The splits are hash buckets, or the published split lists (--split-files).
     """
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+        """SourceToExamples: TFX applies it to each input split's pattern, the source itself."""
         return SourceToExamples
 
     def GenerateExamplesByBeam(self, pipeline, exec_properties: Dict[str, Any]):
+        """{split name: tf.Examples}: TFX's hash split, or, given split files, one read routed by the lists.
+
+        With --split-files the source is read once and each example goes to the split whose file lists its source
+        (components.splits.route_by_lists, which writes the counts per split into the report folder).
+        """
         if not exec_properties.get(SPLIT_FILES_KEY):
             return super().GenerateExamplesByBeam(pipeline, exec_properties)
         from components import splits
@@ -239,6 +249,12 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]) -> None:
+        """Write the examples (TFX's BaseExampleGenExecutor), then the conversion report into the Examples artifact.
+
+        The report's summary (SUMMARY_PROPERTIES), the source identity, the span and the report's path become the
+        artifact's custom properties, so ML Metadata says which source made it. The report's errors stop the run:
+        too many refused files, or, with split files, a split that got no example.
+        """
         import tensorflow as tf
 
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
@@ -257,8 +273,9 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         examples.set_string_custom_property("conversion_report", posixpath.join(examples.uri, REPORT_NAME))
 
     def _report(self, exec_properties: Dict[str, Any]) -> dict:
-        """The conversion report, written into the artifact; ConversionError (the run stops) when
-        more than --max-bad-fraction of the files were refused, as the conversion always did.
+        """The conversion report, written into the artifact; ConversionError (the run stops) on too many refused files.
+
+        Too many is more than --max-bad-fraction of the files, as the conversion always did.
         """
         import tensorflow as tf
 
@@ -296,8 +313,10 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
 
 
 class EuroSATExampleGen(base_beam_component.BaseBeamComponent):
-    """ExampleGen for every EuroSAT source (components.data_sources): the archive, a folder of
-    TFRecords, TFDS or synthetic data, converted in the DAG (DirectRunner or Dataflow).
+    """ExampleGen for every EuroSAT source (components.data_sources), converted in the DAG.
+
+    The sources are the archive, a folder of TFRecords, TFDS or synthetic data; the DAG's Beam runner (DirectRunner
+    or Dataflow) converts them.
     """
 
     SPEC_CLASS = EuroSATExampleGenSpec
@@ -336,9 +355,11 @@ class EuroSATExampleGen(base_beam_component.BaseBeamComponent):
 
 
 def record_span(examples, span: Optional[int] = None) -> None:
-    """The span TFX's driver picked (its custom property, or `span` from the exec properties) also
-    as the Examples' `span` property: StatisticsGen copies that property, not the custom one, to its
-    statistics, and the drift gate finds the previous span's statistics by it (components/spans.py).
+    """Record the span TFX's driver picked also as the Examples' `span` property.
+
+    The span is the driver's custom property, or else `span` from the exec properties (then set as the custom
+    property too). StatisticsGen copies the `span` property, not the custom one, to its statistics, and the drift
+    gate finds the previous span's statistics by it (components/spans.py).
     """
     if examples.has_custom_property("span"):
         span = examples.get_int_custom_property("span")
@@ -349,10 +370,11 @@ def record_span(examples, span: Optional[int] = None) -> None:
 
 
 class EuroSATSpanExampleGen(FileBasedExampleGen):
-    """EuroSAT's ExampleGen over a root of spans (components.spans): a FileBasedExampleGen, so TFX's
-    driver (locally FileBasedDriver, on Kubeflow/Vertex the file-based ExampleGen driver step) picks
-    the newest span of the pattern (or the one a RangeConfig names), records it as the Examples'
-    `span`, and the executor reads that span as EuroSATExampleGen reads a single source.
+    """EuroSAT's ExampleGen over a root of spans (components.spans): it ingests the span TFX's driver picks.
+
+    A FileBasedExampleGen, so TFX's driver (locally FileBasedDriver, on Kubeflow/Vertex the file-based ExampleGen
+    driver step) picks the newest span of the pattern (or the one a RangeConfig names) and records it as the
+    Examples' `span`; the executor reads that span as EuroSATExampleGen reads a single source.
     """
 
     SPEC_CLASS = EuroSATSpanExampleGenSpec

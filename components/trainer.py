@@ -53,8 +53,9 @@ _RESUME_LOCKS: Dict[str, int] = {}  # lock file -> open descriptor, held while t
 
 
 def resume_dir(model_run_dir: str, hp: HParams, inputs: List[str]) -> str:
-    """A directory stable across retries of the same Trainer inputs (TFX gives each execution a
-    new model_run_dir, so a retried Trainer could never find its own checkpoints there).
+    """A checkpoint directory stable across retries of the same Trainer inputs, so a retry resumes.
+
+    TFX gives each execution a new model_run_dir, so a retried Trainer could never find its own checkpoints there.
 
     Locally the directory is locked (flock on `<key>.lock`, released when the process ends, also
     by a crash or Ctrl-C): a second run with the same inputs at the same time gets a directory of
@@ -92,6 +93,11 @@ class ProgressLog(tf.keras.callbacks.Callback):
         self.epochs, self.phase, self.start = epochs, phase, time.time()
 
     def on_epoch_end(self, epoch, logs=None):
+        """Log the phase's epoch, its metrics (all but lr) and the seconds elapsed and left.
+
+        The seconds left assume every remaining epoch runs as long as the mean so far: at most, as early stopping
+        may end the phase sooner.
+        """
         elapsed = time.time() - self.start
         left = elapsed / (epoch + 1) * (self.epochs - epoch - 1)
         metrics = " ".join(f"{k}={v:.4f}" for k, v in sorted((logs or {}).items()) if k != "lr")
@@ -108,17 +114,20 @@ def _merge(histories: List[tf.keras.callbacks.History]) -> Dict[str, List[float]
 
 
 def early_stopping_start_epoch(hp: HParams, epochs: int) -> int:
-    """The first epoch (0-based) early stopping looks at: never inside the warm-up, and not
-    before `early_stopping_start` of the phase's `epochs` have run.
+    """The first epoch (0-based) early stopping looks at.
+
+    Never inside the warm-up, and not before `early_stopping_start` of the phase's `epochs` have run; at the latest
+    the phase's last epoch.
     """
     return min(epochs - 1, max(math.ceil(hp.warmup_epochs), math.ceil(hp.early_stopping_start * epochs)))
 
 
 def early_stopping(hp: HParams, epochs: int) -> tf.keras.callbacks.EarlyStopping:
-    """Stop when validation accuracy has not improved for `patience` epochs, and end with the
-    best weights among the epochs that count (Keras restores them at the end of training, early
-    stop or not). Accuracy, not loss: the loss of a label-smoothed model can rise while its
-    predictions get better, and accuracy is what the blessing gates on.
+    """Stop when validation accuracy has not improved for `patience` epochs; end with the best weights.
+
+    The best weights are the best among the epochs that count (from early_stopping_start_epoch); Keras restores them
+    at the end of training, early stop or not. Accuracy, not loss: the loss of a label-smoothed model can rise while
+    its predictions get better, and accuracy is what the blessing gates on.
     """
     return tf.keras.callbacks.EarlyStopping(
         monitor="val_accuracy", mode="max", patience=hp.early_stopping_patience,
@@ -128,8 +137,9 @@ def early_stopping(hp: HParams, epochs: int) -> tf.keras.callbacks.EarlyStopping
 def build_model_with_precision(
     hp: HParams, channels: int, precision: str, strategy: Optional[tf.distribute.Strategy] = None
 ) -> tf.keras.Model:
-    """build_model under `precision` (layers take the policy when built) and `strategy`,
-    leaving the global Keras policy as it was.
+    """build_model under `precision` and `strategy`, leaving the global Keras policy as it was.
+
+    Layers take the precision policy when they are built, so the global policy is `precision` only while they are.
     """
     previous = tf.keras.mixed_precision.global_policy()
     tf.keras.mixed_precision.set_global_policy(precision)
@@ -151,6 +161,7 @@ def train(
     initial_weights: Optional[str] = None,
 ) -> Tuple[tf.keras.Model, Dict[str, List[float]]]:
     """Build and fit the model with the configured recipe; returns it and the merged history.
+
     The budget rule (HParams.for_budget) is applied here, on the run's own steps per epoch.
     """
     if hp.budget_scaling:

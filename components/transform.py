@@ -48,9 +48,8 @@ def standardise_bands(bands: tf.Tensor, modality: str = features.ALL_BANDS) -> t
 def patch_moments(pixels: tf.Tensor) -> Dict[str, tf.Tensor]:
     """float32 [N, 64, 64, C] pixels -> each patch's per-band mean and mean of squares ([N, C] each).
 
-    float32 [N, 64, 64, C] pixels as a scene delivers them -> each patch's per-band mean and mean of squares ([N, C]
-    each): the Trainer sums them into the statistics the model carries (serving/training_statistics.py), for the
-    map's check that a scene is like the training data.
+    The pixels are in the units a scene delivers them. The Trainer sums the moments into the statistics the model
+    carries (serving/training_statistics.py), for the map's check that a scene is like the training data.
     """
     return {features.PATCH_MEAN_KEY: tf.reduce_mean(pixels, axis=[1, 2]),
             features.PATCH_MEAN_SQ_KEY: tf.reduce_mean(tf.square(pixels), axis=[1, 2])}

@@ -27,8 +27,9 @@ SPLITS = tuple(zip(SPLIT_NAMES, (6, 2, 2)))
 
 
 def vertex_training_job(config: PipelineConfig) -> Dict[str, Any]:
-    """The Vertex AI CustomJob the cloud Trainer launches: one worker on the chosen machine/GPUs,
-    running the component image (the project is installed there, so run_fn imports).
+    """The Vertex AI CustomJob the cloud Trainer launches: one worker on the chosen machine/GPUs.
+
+    The worker runs the component image; the project is installed there, so run_fn imports.
     """
     machine_spec: Dict[str, Any] = {"machine_type": config.training_machine_type}
     if config.training_accelerator_count:
@@ -47,10 +48,12 @@ def vertex_training_job(config: PipelineConfig) -> Dict[str, Any]:
 
 
 def trainer_custom_config(config: PipelineConfig, span_root: bool) -> Dict[str, Any]:
-    """The hyperparameters (recorded in metadata, read by run_fn), plus the Vertex AI Training
-    job when the Trainer runs there (TFX's Google Cloud extension reads those keys). A root of
-    spans adds the warm-start switch (components/warm_start.py: its Trainers keep the weights a
-    later span starts from; False = --from-scratch); one folder trains as it always did.
+    """The Trainer's custom_config: the hyperparameters, the Vertex AI Training job, a span root's warm start.
+
+    The hyperparameters are recorded in metadata and read by run_fn. The Vertex AI Training job is added when the
+    Trainer runs on Vertex AI (TFX's Google Cloud extension reads those keys). A root of spans adds the warm-start
+    switch (components/warm_start.py: its Trainers keep the weights a later span starts from; False =
+    --from-scratch); one folder trains as it always did.
     """
     custom_config: Dict[str, Any] = {"hparams": config.hparams.to_dict()}
     if span_root:
@@ -69,8 +72,9 @@ EXAMPLE_GEN_ID = "ExampleGen"
 
 
 def hash_split_config() -> Any:
-    """ExampleGen's output split: hash buckets on the source file name (stable across runs and
-    sources: the archive, TFDS and synthetic data name their files alike).
+    """ExampleGen's output split: hash buckets on the source file name.
+
+    The buckets are stable across runs and sources: the archive, TFDS and synthetic data name their files alike.
     """
     return tfx.proto.Output(
         split_config=tfx.proto.SplitConfig(
@@ -81,9 +85,10 @@ def hash_split_config() -> Any:
 
 
 def make_example_gen(config: PipelineConfig):
-    """The ExampleGen of `config.data`, whatever the source (components.example_gen): hash split,
-    or the published split lists; the source's identity in its execution properties (TFX's cache).
-    A root of spans (components.spans) gets the span ExampleGen: the newest span, hash split.
+    """The ExampleGen of `config.data`, whatever the source (components.example_gen).
+
+    One source is split by hash or by the published split lists, with the source's identity in its execution
+    properties (TFX's cache). A root of spans (components.spans) gets the span ExampleGen: the newest span, hash split.
     """
     if is_span_root(config):
         return EuroSATSpanExampleGen(
@@ -121,19 +126,21 @@ PREVIOUS_SPAN_ID = "previous_span_statistics_resolver"
 
 
 def _history(artifact_type, producer, output_key: str):
-    """Every artifact `producer` ever wrote to `output_key` in this pipeline (TFX's penguin example's
-    Channel by producer id): resolving the producer's output channel itself gave only the current
-    run's artifact (measured: the demo's span-2 gate resolved no previous span that way).
+    """A channel of every artifact `producer` ever wrote to `output_key` in this pipeline.
+
+    It is TFX's penguin example's Channel by producer id: resolving the producer's output channel itself gave only
+    the current run's artifact (measured: the demo's span-2 gate resolved no previous span that way).
     """
     return tfx.dsl.Channel(type=artifact_type, producer_component_id=producer.id, output_key=output_key)
 
 
 def span_resolvers(config: PipelineConfig, example_gen, statistics_gen, local: bool) -> Dict[str, Any]:
-    """The resolvers of a span root (components.span_resolver.LatestSpansStrategy): the latest
-    `config.spans` spans' examples (what Transform and the Trainer see), and the previous span's
-    statistics (the drift gate's reference; none on the first span). Kubeflow/Vertex compile only
-    latest-artifact and latest-blessed-model resolvers (--spans > 1 is refused there), so compiled
-    pipelines train on the newest span and have no previous-span gate.
+    """The resolvers of a span root (components.span_resolver.LatestSpansStrategy), by role.
+
+    ``window``: the latest `config.spans` spans' examples (what Transform and the Trainer see), when --spans > 1.
+    ``previous``, on a local run: the previous span's statistics (the drift gate's reference; none on the first
+    span). Kubeflow/Vertex compile only latest-artifact and latest-blessed-model resolvers (--spans > 1 is refused
+    there), so compiled pipelines train on the newest span and have no previous-span gate.
     """
     from components.span_resolver import LatestSpansStrategy
 
@@ -170,10 +177,11 @@ def create_pipeline(
     config: PipelineConfig,
     metadata_connection_config=None,
 ) -> tfx.dsl.Pipeline:
-    """The DAG: ExampleGen (the source of config.data, read and converted here) -> statistics/schema/
-    validation (anomalies stop the run; on a root of spans drift and skew too) -> Transform -> Trainer
-    (its export carries the statistics) -> Evaluator (vs. latest blessed model) -> [InfraGate: the
-    official TF Serving loads and answers] -> Pusher.
+    """The pipeline's DAG for `config`, ExampleGen to Pusher; a metadata connection makes it a local run.
+
+    ExampleGen (the source of config.data, read and converted here) -> statistics/schema/validation (anomalies stop
+    the run; on a root of spans drift and skew too) -> Transform -> Trainer (its export carries the statistics) ->
+    Evaluator (vs. latest blessed model) -> [InfraGate: the official TF Serving loads and answers] -> Pusher.
     """
     example_gen = make_example_gen(config)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_file())

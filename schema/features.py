@@ -95,6 +95,7 @@ def class_id(name: str) -> int:
 
 
 def check_modality(modality: str) -> str:
+    """`modality` when it is a registered modality; ValueError naming the registered ones otherwise."""
     return modalities.get(modality).name
 
 
@@ -104,12 +105,15 @@ def input_key(modality: str = RGB) -> str:
 
 
 def channels(modality: str = RGB) -> int:
+    """How many channels the model sees for `modality`: the decoded image's (rgb) or one per band."""
     return modalities.get(modality).channels
 
 
 def raw_feature_spec(modality: str = RGB, with_patch_mean: bool = False) -> Dict[str, tf.io.FixedLenFeature]:
-    """The tf.Example parsing spec of the raw examples; `with_patch_mean`: as the ExampleGen writes
-    them, with the per-band ``patch_mean`` (schema/*.pbtxt say the same).
+    """The tf.Example parsing spec of the raw examples of `modality`.
+
+    `with_patch_mean` parses them as the ExampleGen writes them, with the per-band ``patch_mean`` (schema/*.pbtxt
+    say the same).
     """
     import tensorflow as tf
 
@@ -153,8 +157,10 @@ def make_bands_example(bands: np.ndarray, label: int, source: str) -> tf.train.E
 
 
 def example_of(modality: str, pixels: bytes | np.ndarray, label: int, source: str) -> tf.train.Example:
-    """One raw tf.Example of `modality`: `pixels` are encoded image bytes (an encoded modality) or the
-    band array (the others: checked with check_bands, a 13-band patch cut to the modality's bands).
+    """One raw tf.Example of `modality`, from its `pixels`, `label` and `source`.
+
+    `pixels` are encoded image bytes for an encoded modality, the band array for the others (checked with
+    check_bands: a 13-band patch is cut to the modality's bands).
     """
     import tensorflow as tf
 
@@ -170,9 +176,10 @@ def example_of(modality: str, pixels: bytes | np.ndarray, label: int, source: st
 
 
 def patch_mean(modality: str, pixels: bytes | np.ndarray) -> np.ndarray:
-    """The per-band mean of one patch, float32 [C], in the units a scene delivers (the patch_mean
-    Transform computes): encoded images decoded once as Transform decodes them (uint8 values), band
-    arrays (the modality's bands, checked with check_bands) as digital numbers.
+    """The per-band mean of one patch, float32 [C], in the units a scene delivers (the patch_mean Transform computes).
+
+    Encoded images are decoded once as Transform decodes them (uint8 values); band arrays (the modality's bands,
+    checked with check_bands) are averaged as digital numbers.
     """
     record = modalities.get(modality)
     if record.encoded:
@@ -185,8 +192,9 @@ def patch_mean(modality: str, pixels: bytes | np.ndarray) -> np.ndarray:
 
 
 def with_patch_mean(example: tf.train.Example, modality: str | None = None) -> tf.train.Example:
-    """`example` with its ``patch_mean`` feature (patch_mean of its pixels), replaced if it had one:
-    what the ExampleGen writes. `modality`: the example's (modality_of it when not given).
+    """`example` with its ``patch_mean`` feature (patch_mean of its pixels), replaced if it had one.
+
+    This is what the ExampleGen writes. `modality` is the example's; modality_of finds it when not given.
     """
     import tensorflow as tf
 
@@ -248,8 +256,9 @@ def check_bands(bands: np.ndarray, modality: str = ALL_BANDS) -> np.ndarray:
 
 
 def read_bands(data: bytes, modality: str = ALL_BANDS) -> np.ndarray:
-    """Read a GeoTIFF's bytes into uint16 [64, 64, C], the bands of `modality` (check_bands: a
-    13-band GeoTIFF serves every band-subset modality); ValueError says why not.
+    """Read a GeoTIFF's bytes into uint16 [64, 64, C], the bands of `modality`; ValueError says why not.
+
+    check_bands checks them, so a 13-band GeoTIFF serves every band-subset modality.
     """
     import tifffile
 
@@ -263,12 +272,13 @@ def read_bands(data: bytes, modality: str = ALL_BANDS) -> np.ndarray:
 
 
 def raw_schema(modality: str = RGB, with_patch_mean: bool = False) -> schema_pb2.Schema:
-    """The raw examples' schema (TFDV/ImportSchemaGen's proto) of `modality`, from its record alone:
-    the pixel feature (an image domain for encoded images; the shape and the 16-bit range of band
-    values otherwise), then the label, class name and source every modality shares; `with_patch_mean`
-    adds the ExampleGen's ``patch_mean`` (one float per band, in the pixels' range, not in the SERVING
-    environment). The curated schema/*.pbtxt files are exactly this with patch_mean for rgb and all,
-    less their drift and skew comparators (tests/test_modality_registry.py).
+    """The raw examples' schema (TFDV/ImportSchemaGen's proto) of `modality`, from its record alone.
+
+    It holds the pixel feature (an image domain for encoded images; the shape and the 16-bit range of band values
+    otherwise), then the label, class name and source every modality shares; `with_patch_mean` adds the
+    ExampleGen's ``patch_mean`` (one float per band, in the pixels' range, not in the SERVING environment). The
+    curated schema/*.pbtxt files are exactly this with patch_mean for rgb and all, less their drift and skew
+    comparators (tests/test_modality_registry.py).
     """
     from tensorflow_metadata.proto.v0 import schema_pb2
 
@@ -304,8 +314,9 @@ def raw_schema(modality: str = RGB, with_patch_mean: bool = False) -> schema_pb2
 
 
 def encode_bands_tiff(bands: np.ndarray) -> bytes:
-    """A TIFF of `bands` [H, W, C] as given (pixel-interleaved, like EuroSAT's all-bands
-    GeoTIFFs, without the geo tags): synthetic sets and tests, including wrong ones.
+    """A TIFF of `bands` [H, W, C] as given, for synthetic sets and tests, including wrong ones.
+
+    The bands are pixel-interleaved, like EuroSAT's all-bands GeoTIFFs, without the geo tags.
     """
     import tifffile
 

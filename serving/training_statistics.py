@@ -124,8 +124,9 @@ def feature_statistics_path_in(export_dir: str) -> str:
 
 
 def write_feature_statistics(export_dir: str, statistics: Any) -> str:
-    """Write `statistics` (a DatasetFeatureStatisticsList) into the exported model's assets.extra;
-    the file's path.
+    """Write `statistics` into the exported model's assets.extra; returns the file's path.
+
+    `statistics` is a DatasetFeatureStatisticsList; `export_dir` may be on gs://.
     """
     import tensorflow as tf  # gfile: the export folder may be gs://
 
@@ -137,8 +138,10 @@ def write_feature_statistics(export_dir: str, statistics: Any) -> str:
 
 
 def read_feature_statistics(export_dir: str) -> Optional[Any]:
-    """The DatasetFeatureStatisticsList an exported model carries; None when it has none (exported
-    before the file existed, or by a Trainer given no statistics); ValueError when it is not one.
+    """The DatasetFeatureStatisticsList an exported model carries; None when it has none.
+
+    A model has none when it was exported before the file existed, or by a Trainer given no statistics. ValueError
+    when the file is not a DatasetFeatureStatisticsList.
     """
     import tensorflow as tf
 
@@ -149,8 +152,9 @@ def read_feature_statistics(export_dir: str) -> Optional[Any]:
 
 
 def load_feature_statistics(path: str) -> Any:
-    """The DatasetFeatureStatisticsList in `path` (a binary proto: StatisticsGen's FeatureStats.pb, or
-    an export's copy); ValueError naming the file when it is not one.
+    """The DatasetFeatureStatisticsList in `path`; ValueError naming the file when it is not one.
+
+    `path` is a binary proto: StatisticsGen's FeatureStats.pb, or an export's copy.
     """
     import tensorflow as tf
     from google.protobuf.message import DecodeError

@@ -119,8 +119,8 @@ def report_for_run(output_dir: str, pipeline_name: str, report_dir: Optional[str
                    run_id: Optional[str] = None) -> Dict[str, str]:
     """Write the report of `pipeline_name`'s latest run (or run `run_id`) to `report_dir`.
 
-    Write the report of `pipeline_name`'s latest run (or run `run_id`) under `output_dir` (the pipeline's output
-    folder) to `report_dir` (default run_report_dir()).
+    The run is read from the ML Metadata under `output_dir`, the pipeline's output folder; `report_dir` defaults to
+    run_report_dir(). Returns write_report's {name: path} of what was written.
     """
     from pipeline.config import PipelineConfig
 

@@ -17,8 +17,7 @@ _LABEL, _PREDICTION = "right", "confidence"
 def calibration_buckets(samples: Sequence[Sample], num_buckets: int = CALIBRATION_BUCKETS) -> List[CalibrationBucket]:
     """TFMA's CalibrationPlot buckets of the samples' top-1 confidence.
 
-    TFMA's CalibrationPlot buckets of the samples' top-1 confidence (empty buckets and TFMA's open-ended outer
-    buckets are left out).
+    Empty buckets and TFMA's open-ended outer buckets are left out.
     """
     import pandas as pd
     import tensorflow_model_analysis as tfma

@@ -49,8 +49,8 @@ def count_classes(statistics_uri: str) -> Dict[str, Dict[str, int]]:
 def predict_samples(model_uri: str, examples_uri: str, num: int = MAX_PREDICTED, batch_size: int = 50) -> List[Sample]:
     """Run the exported model's pixel signature on the first `num` test examples.
 
-    Run the exported model's pixel signature (predict_images, or predict_bands for 13-band models) on the first
-    `num` test examples, `batch_size` at a time (bounded memory).
+    The signature is predict_images, or predict_bands for 13-band models. The examples go `batch_size` at a time
+    (bounded memory); each becomes a Sample. DataNotFound when `examples_uri` has no test split.
     """
     import tensorflow as tf
 
@@ -84,9 +84,9 @@ def predict_samples(model_uri: str, examples_uri: str, num: int = MAX_PREDICTED,
 def predict_split(saved_model_dir: str, examples_uri: str, split: str = "test", batch_size: int = 256):
     """(true label ids, probabilities) of a SavedModel's serving_default signature over one split.
 
-    (true label ids, probabilities) of a SavedModel's serving_default signature (serialized tf.Examples in, the
-    Transform graph and the model inside) over one split of ExampleGen's output: the model's own predictions, to
-    check the Evaluator's numbers against.
+    The signature takes serialized tf.Examples, with the Transform graph and the model inside; the split is one of
+    ExampleGen's output (DataNotFound when it is missing). These are the model's own predictions, to check the
+    Evaluator's numbers against.
     """
     import tensorflow as tf
 

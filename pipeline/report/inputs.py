@@ -30,8 +30,7 @@ CALIBRATION_PNG = "calibration.png"
 class Sample:
     """One test prediction: a displayable picture, the true/predicted class and the top-1 probability.
 
-    One test prediction: a displayable picture (float RGB [H, W, 3] in [0, 1]; true colour for 13-band data), the
-    true/predicted class and the top-1 probability.
+    The picture is float RGB [H, W, 3] in [0, 1], in true colour for 13-band data.
     """
     picture: np.ndarray
     true_class: str

@@ -112,8 +112,10 @@ def _distance_table(measurements: Sequence[Dict[str, Any]], beyond: str) -> str:
 
 
 def _drift_section(drift: Optional[Dict[str, Any]]) -> str:
-    """The gate's comparisons of the new span (components/anomaly_check.py): with the previous span
-    (drift) and with the training statistics of the served model (skew), from its drift.json.
+    """The HTML of the gate's comparisons of the new span (components/anomaly_check.py); empty without any.
+
+    The comparisons, from the gate's drift.json, are with the previous span (drift) and with the training statistics
+    of the served model (skew).
     """
     if not drift:
         return ""
