@@ -289,8 +289,9 @@ def test_run_fn_trains_on_fn_args_data_accessor(tmp_path, monkeypatch):
         steps.append(steps_per_epoch)
         return real_train(hp, train_ds, eval_ds, steps_per_epoch, *args, **kwargs)
 
-    def spy_export(model, tft_output, export_dir, training_statistics=None):  # the export has its own tests
-        exported["statistics"] = training_statistics
+    def spy_export(model, tft_output, export_dir, training_statistics=None, feature_statistics=None):
+        exported["statistics"] = training_statistics  # the export has its own tests
+        exported["feature_statistics"] = feature_statistics
 
     monkeypatch.setattr(trainer, "train", spy_train)
     monkeypatch.setattr(trainer, "export_serving_model", spy_export)
@@ -304,6 +305,7 @@ def test_run_fn_trains_on_fn_args_data_accessor(tmp_path, monkeypatch):
     trainer.run_fn(fn_args)
     assert steps == [2]  # ceil(30 / 16)
     assert exported["statistics"]["patches"] == 30 and exported["statistics"]["modality"] == "rgb"
+    assert exported["feature_statistics"] is None  # no StatisticsGen input (fn_args.statistics_path) here
     with open(run_dir / trainer.HISTORY_FILE) as f:
         assert len(json.load(f)["loss"]) == 1
     with open(run_dir / trainer_timing.OVERHEAD_FILE) as f:
