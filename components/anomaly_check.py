@@ -102,12 +102,17 @@ def model_statistics(model_uri: str):
     return training_statistics.read_feature_statistics(path_utils.serving_model_path(model_uri))
 
 
+def distance_text(measurement: Dict[str, Any]) -> str:
+    """How the gate's lines name one measurement: ``patch_mean jensen_shannon_divergence 0.1325``."""
+    return f"{measurement['feature']} {measurement['type'].lower()} {measurement['value']:.4f}"
+
+
 def drift_line(measured: List[Dict[str, Any]], against: str) -> Optional[str]:
     """One line naming each drifted feature with its distance and threshold; None when none drifted."""
     drifted = [m for m in measured if m["drifted"]]
     if not drifted:
         return None
-    parts = ", ".join(f"{m['feature']} {m['type'].lower()} {m['value']:.4f} > {m['threshold']:g}" for m in drifted)
+    parts = ", ".join(f"{distance_text(m)} > {m['threshold']:g}" for m in drifted)
     return f"the new span drifted from {against}: {parts}"
 
 
@@ -224,7 +229,7 @@ def AnomalyCheck(
                               span_of(previous_statistics) if previous_statistics else None, span_of(statistics),
                               schema_file, bool(allow_drift), served_model.uri if served_model else None)
         measured = report["measurements"] + (report["skew"]["measurements"] if report["skew"] else [])
-        distances = ", ".join(f"{m['feature']} {m['type'].lower()} {m['value']:.4f}" for m in measured)
+        distances = ", ".join(distance_text(m) for m in measured)
         decision = (report["line"] + " (let through: --allow-drift)" if report["line"]
                     else f"no drift or skew beyond the thresholds ({distances or 'nothing compared'})")
         logging.getLogger(__name__).warning("drift gate: span %s vs span %s and the served model %s: %s",

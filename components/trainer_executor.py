@@ -19,7 +19,7 @@ from tfx.proto import trainer_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-STATISTICS_FILE = "FeatureStats.pb"  # what StatisticsGen writes under Split-<name>/
+from components.anomaly_check import STATS_FILE  # what StatisticsGen writes under Split-<name>/
 
 
 def statistics_path(input_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> Optional[str]:
@@ -30,7 +30,7 @@ def statistics_path(input_dict: Dict[str, List[types.Artifact]], exec_properties
     train_args = proto_utils.json_to_proto(exec_properties[standard_component_specs.TRAIN_ARGS_KEY],
                                            trainer_pb2.TrainArgs())
     split = train_args.splits[0] if train_args.splits else "train"
-    return os.path.join(artifact_utils.get_split_uri(artifacts, split), STATISTICS_FILE)
+    return os.path.join(artifact_utils.get_split_uri(artifacts, split), STATS_FILE)
 
 
 class Executor(trainer_executor.GenericExecutor):

@@ -74,15 +74,16 @@ def summary_line(step: str, config: PipelineConfig, stopped: Optional[str] = Non
     pushed.
     """
     from components import warm_start
+    from components.anomaly_check import distance_text
     from components.evaluation import summarize, validation_summary
     from pipeline.results import latest_results, push_line
 
     if stopped:
         return f"demo: {step}: stopped by the drift gate: {stopped}"
     drift = _newest_json(config, "AnomalyCheck", "drift", "drift.json") or {}
+
     def listed(measurements: List[Dict[str, Any]], none: str) -> str:
-        return ", ".join(f"{m['feature']} {m['type'].lower()} {m['value']:.4f} (threshold {m['threshold']:g})"
-                         for m in measurements) or none
+        return ", ".join(f"{distance_text(m)} (threshold {m['threshold']:g})" for m in measurements) or none
 
     distances = listed(drift.get("measurements", []), "none (first span)")
     skew = drift.get("skew") or {}

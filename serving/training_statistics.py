@@ -75,15 +75,19 @@ def path_in(export_dir: str) -> str:
     return os.path.join(export_dir, ASSETS_EXTRA, FILE)
 
 
-def write(export_dir: str, statistics: Dict[str, Any]) -> str:
-    """Write `statistics` into the exported model's assets.extra; the file's path."""
+def _write_asset(path: str, data: bytes) -> str:
+    """Write `data` to `path` in an export's assets.extra, making the folder; returns `path`."""
     import tensorflow as tf  # gfile: the export folder may be gs://
 
-    path = path_in(export_dir)
     tf.io.gfile.makedirs(os.path.dirname(path))
-    with tf.io.gfile.GFile(path, "w") as f:
-        json.dump(statistics, f, indent=2)
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(data)
     return path
+
+
+def write(export_dir: str, statistics: Dict[str, Any]) -> str:
+    """Write `statistics` into the exported model's assets.extra; the file's path."""
+    return _write_asset(path_in(export_dir), json.dumps(statistics, indent=2).encode())
 
 
 def read(path: str) -> Dict[str, Any]:
@@ -128,13 +132,7 @@ def write_feature_statistics(export_dir: str, statistics: Any) -> str:
 
     `statistics` is a DatasetFeatureStatisticsList; `export_dir` may be on gs://.
     """
-    import tensorflow as tf  # gfile: the export folder may be gs://
-
-    path = feature_statistics_path_in(export_dir)
-    tf.io.gfile.makedirs(os.path.dirname(path))
-    with tf.io.gfile.GFile(path, "wb") as f:
-        f.write(statistics.SerializeToString())
-    return path
+    return _write_asset(feature_statistics_path_in(export_dir), statistics.SerializeToString())
 
 
 def read_feature_statistics(export_dir: str) -> Optional[Any]:

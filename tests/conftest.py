@@ -86,10 +86,8 @@ def bands_server(bands_model):
     """'localhost:PORT' of `python -m serving.server` serving bands_model."""
     from tests import mapping_fixtures
 
-    process, address = mapping_fixtures.start_dev_server(bands_model)
-    yield address
-    process.terminate()
-    process.wait(timeout=30)
+    with mapping_fixtures.dev_server(bands_model) as address:
+        yield address
 
 
 # The end-to-end runs of the DAG (tests/test_e2e.py): one per kind per session, each read by

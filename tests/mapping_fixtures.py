@@ -8,11 +8,13 @@ SavedModel's signatures, which are the project's whatever network sits behind th
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import sys
 import threading
+from typing import Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -90,3 +92,14 @@ def start_dev_server(model_base_path: str) -> tuple[subprocess.Popen, str]:
             return process, f"localhost:{match.group(2)}"
     process.kill()
     raise RuntimeError("serving.server did not start:\n" + "".join(output[-20:]))
+
+
+@contextlib.contextmanager
+def dev_server(model_base_path: str) -> Iterator[str]:
+    """start_dev_server for a `with` block or a fixture: "localhost:PORT", the server stopped after."""
+    process, address = start_dev_server(model_base_path)
+    try:
+        yield address
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -251,10 +251,8 @@ def test_folder_and_zip_of_georeferenced_patches_are_mosaicked_and_mapped(scenes
 
 @pytest.fixture(scope="module")
 def server(rgb_model):
-    process, address = mapping_fixtures.start_dev_server(rgb_model)
-    yield address
-    process.terminate()
-    process.wait(timeout=30)
+    with mapping_fixtures.dev_server(rgb_model) as address:
+        yield address
 
 
 def test_endpoint_gives_the_same_map_as_in_process(scenes_dir, rgb_map, server, tmp_path):

@@ -139,11 +139,10 @@ def _drift_section(drift: Optional[Dict[str, Any]]) -> str:
 
 def render_html(metrics: Dict[str, Any], images: Sequence[str], settings: Optional[Dict[str, Any]] = None,
                 predicted: Optional[int] = None) -> str:
-    """The report page, self-contained.
+    """The report page: headline numbers, blessing and why, settings, baseline, per-class table, plots.
 
-    A self-contained page: headline numbers, blessing and why, the run's settings, the comparison with the baseline,
-    per-class table, plots (relative paths, so the report folder can be copied and opened offline). `predicted`: how
-    many test examples the report itself ran the model on (for the gallery, per-class samples and calibration).
+    Self-contained: the plots are relative paths, so the report folder can be copied and opened offline. `predicted`:
+    how many test examples the report itself ran the model on (for the gallery, per-class samples and calibration).
     """
     blessed = metrics.get("blessed")
     verdict = "BLESSED" if blessed else "NOT BLESSED"
