@@ -152,6 +152,9 @@ def test_model_statistics_reads_what_the_export_carries_and_none_without(tmp_pat
     (bad / "training_feature_statistics.pb").write_bytes(b"\xff not a proto")
     with pytest.raises(ValueError, match="not a DatasetFeatureStatisticsList; re-export the model"):
         anomaly_check.model_statistics(str(tmp_path / "bad"))
+    (bad / "training_feature_statistics.pb").write_bytes(b"")  # parses, as an empty list
+    with pytest.raises(ValueError, match="holds no dataset statistics; re-export the model"):
+        anomaly_check.model_statistics(str(tmp_path / "bad"))
 
 
 def test_the_gate_compares_with_the_served_model_and_writes_it_for_the_report(tmp_path, rgb_spans):
