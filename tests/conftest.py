@@ -4,6 +4,20 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+
+def _threads_per_worker() -> int:
+    """The cores each pytest-xdist worker may use: all of them in one process, else an equal share."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+# Under xdist each worker's TensorFlow (and the BLAS/OpenMP pools under numpy and scikit-learn) gets
+# its share of the cores, set before anything imports them: with every worker sizing its pools to
+# all cores, two workers on 2 cores spent 3x the CPU seconds of one process contending for them.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    for _name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_name, str(_threads_per_worker()))
+
 import pytest
 
 # pytest-xdist (`-n 2 --dist loadgroup`, pyproject.toml): the session fixtures that cost a model's
