@@ -37,14 +37,34 @@ HEAVY_FIXTURE_GROUPS = {
 }
 
 
+def _group_suffix_for_xdist(item, group: str) -> None:
+    """Put `@group` on the test's id, as pytest-xdist's loadgroup scheduler reads it.
+
+    xdist (3.8) writes the suffix into `item._nodeid`, which pytest 9.2 no longer reads (node ids are
+    structured, `item._id`): the groups were silently ignored and every session fixture was built on
+    each worker (pytest-dev/pytest-xdist#1386). Where the structured id exists, write it there;
+    tests/test_conftest.py runs two workers and checks that a group's fixture is built once.
+    """
+    if hasattr(item, "_nodeid") or not hasattr(item, "_id") or item.nodeid.endswith(f"@{group}"):
+        return  # older pytest: xdist's own suffix works
+    from _pytest.nodeid import NodeId
+
+    item._id = NodeId.parse(f"{item.nodeid}@{group}")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the marks
 def pytest_collection_modifyitems(config, items):
     """Each test's xdist_group: that of the heavy session fixtures it reads, else its module's."""
+    loadgroup = bool(config.getvalue("loadgroup")) if "PYTEST_XDIST_WORKER" in os.environ else False
     for item in items:
         groups = {HEAVY_FIXTURE_GROUPS[f] for f in getattr(item, "fixturenames", ()) if f in HEAVY_FIXTURE_GROUPS}
         if len(groups) > 1:
             raise pytest.UsageError(f"{item.nodeid} reads the heavy fixtures of groups {sorted(groups)}: "
                                     "give them one group in HEAVY_FIXTURE_GROUPS (tests/conftest.py)")
-        item.add_marker(pytest.mark.xdist_group(groups.pop() if groups else item.nodeid.split("::")[0]))
+        group = groups.pop() if groups else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+        if loadgroup:
+            _group_suffix_for_xdist(item, group)
 
 
 @pytest.fixture(scope="session")
