@@ -54,6 +54,7 @@ VARIANTS = {
     "scratch_lr_factor=1": {"scratch_lr_factor": 1.0},
     "budget_scaling=false": {"budget_scaling": False},
     "dropout=0": {"dropout": 0.0},
+    "stochastic_depth=0": {"stochastic_depth": 0.0},
     "early_stopping_start=1": {"early_stopping_start": 1.0},
 }
 

@@ -128,6 +128,10 @@ class HParams:
     weight_decay: NonNegativeFloat = setting(1e-4, "AdamW's decoupled weight decay")
     label_smoothing: OpenFraction = setting(0.1, "label smoothing of the cross-entropy")
     dropout: OpenFraction = setting(0.2, "dropout before the classification head")
+    stochastic_depth: OpenFraction = setting(
+        0.2, "Keras EfficientNetV2 backbones: the stochastic-depth rate of the last block (a block's residual "
+        "branch is dropped in a training step with a chance rising linearly from 0 at the first block to this); "
+        "Keras applications' drop_connect_rate, 0.2. TF Hub backbones keep their own")
     augment: Augmentation = setting(  # True/False are read as "full"/"none"
         "full", "training augmentation: 'full' flips, 90-degree rotations and colour jitter (overhead imagery "
         "has no 'up'); 'flips' left-right mirroring only, for data with an 'up'; 'none'",
@@ -243,7 +247,7 @@ class HParams:
 
 # What the budget rule scales: regularisers, which pay off over many steps and only slow a short
 # run down (measured: benchmarks/recipe_ablation.py, README "Why the recipe lost").
-BUDGET_SCALED = ("augment_share", "label_smoothing", "weight_decay", "dropout", "colour_jitter")
+BUDGET_SCALED = ("augment_share", "label_smoothing", "weight_decay", "dropout", "stochastic_depth", "colour_jitter")
 
 
 # The tutorial's recipe, kept for comparison (benchmarks/train_throughput.py): Adam at a

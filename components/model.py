@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 # Keras EfficientNetV2 (include_preprocessing=True) rescales [0, 255] itself.
 KERAS_PIXEL_SCALE = 255.0
 BACKBONE_LAYER = "backbone"
+# Keras applications' EfficientNetV2 drop_connect_rate: the stochastic depth its blocks are built with.
+KERAS_STOCHASTIC_DEPTH = 0.2
 
 
 @tf.keras.utils.register_keras_serializable(package="eurosat")
@@ -125,12 +127,26 @@ def _check_weights_file(hp: HParams) -> None:
         )
 
 
+def set_stochastic_depth(backbone: tf.keras.Model, rate: float) -> None:
+    """Scale a Keras EfficientNetV2's stochastic depth so that its last block drops at `rate`.
+
+    Keras applications build each block's residual dropout (`Dropout` with one draw per image, `noise_shape`
+    (batch, 1, 1, 1)) at KERAS_STOCHASTIC_DEPTH x block index / blocks; the layers read their rate when the
+    training step is traced, so setting it after construction is what the model trains with.
+    """
+    for layer in backbone.layers:
+        if isinstance(layer, tf.keras.layers.Dropout) and tuple(layer.noise_shape or ()) == (None, 1, 1, 1):
+            if not hasattr(layer, "keras_rate"):
+                layer.keras_rate = layer.rate
+            layer.rate = layer.keras_rate * rate / KERAS_STOCHASTIC_DEPTH
+
+
 def _keras_backbone(hp: HParams, channels: int, weights: Optional[str]) -> tf.keras.Model:
     constructor = getattr(tf.keras.applications, hp.backbone)
     with warnings.catch_warnings():
         # Keras warns that it "usually expects 1 or 3 input channels": 13 bands are intended.
         warnings.filterwarnings("ignore", message="This model usually expects")
-        return constructor(
+        backbone = constructor(
             include_top=False,
             weights=weights,
             input_shape=(hp.input_size, hp.input_size, channels),
@@ -139,6 +155,8 @@ def _keras_backbone(hp: HParams, channels: int, weights: Optional[str]) -> tf.ke
             # standardised per band by Transform, so none.
             include_preprocessing=is_colour(channels),
         )
+    set_stochastic_depth(backbone, hp.stochastic_depth)
+    return backbone
 
 
 def _adapt_to_channels(rgb: tf.keras.Model, target: tf.keras.Model) -> None:

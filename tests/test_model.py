@@ -130,6 +130,24 @@ def test_augmentation_modes_for_data_with_and_without_an_up():
     assert "augmentation" not in [layer.name for layer in none.layers]
 
 
+def test_stochastic_depth_sets_the_rate_of_every_block_drop():
+    def block_drops(model):
+        backbone = model.get_layer(model_lib.BACKBONE_LAYER)
+        return {layer.name: layer.rate for layer in backbone.layers
+                if isinstance(layer, tf.keras.layers.Dropout) and layer.name.endswith("drop")}
+
+    keras = block_drops(model_lib.build_model(HParams(weights="none", augment="none")))
+    assert keras and max(keras.values()) < model_lib.KERAS_STOCHASTIC_DEPTH  # Keras' own rates, rising
+    half = block_drops(model_lib.build_model(HParams(weights="none", augment="none", stochastic_depth=0.1)))
+    assert half.keys() == keras.keys()
+    assert all(half[name] == pytest.approx(keras[name] / 2) for name in keras)
+    # Off: the backbone in training mode is deterministic (BatchNorm aside, which uses the batch either way).
+    off = model_lib.build_model(HParams(weights="none", augment="none", stochastic_depth=0.0, dropout=0.0))
+    assert set(block_drops(off).values()) == {0.0}
+    x = tf.random.stateless_uniform((4, 64, 64, 3), seed=(1, 2), maxval=255.0)
+    np.testing.assert_allclose(off(x, training=True).numpy(), off(x, training=True).numpy(), rtol=1e-5)
+
+
 def test_budget_rule_scales_regularisers_with_the_number_of_steps():
     from components.hparams import BUDGET_SCALED
 
