@@ -19,12 +19,12 @@ lint:             ## ruff (style, imports, likely bugs) + import-linter (layers 
 	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m mypy
 demo:             ## the whole pipeline on a small synthetic set (a few minutes on 2 cores)
 	$(PY) pipeline_runner.py --demo
-# pytest-xdist: one worker per core; loadgroup keeps the tests reading one heavy session fixture
-# (a DAG run, a trained model: tests/conftest.py) on one worker, so each fixture is built once.
-# One process by default: under xdist (-n auto, 2 cores) the merged suite took 35 min 54 s and 3,603 user CPU s
-# against 22 min and 1,240 s in one process (TensorFlow in two workers fights over 2 cores); TEST_WORKERS=auto opts in.
-TEST_WORKERS ?= 0
-test:             ## the test suite CI runs (in one process; TEST_WORKERS=auto: one xdist worker per core)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+# pytest-xdist: one worker per core, each with its share of the cores' threads; loadgroup keeps the tests
+# reading one heavy session fixture (a DAG run, a trained model: tests/conftest.py) on one worker, so each
+# fixture is built once, and the heaviest groups are handed out first (hence --no-loadscope-reorder).
+# TEST_WORKERS=0: one process.
+TEST_WORKERS ?= auto
+test:             ## the test suite CI runs (one xdist worker per core; TEST_WORKERS=0: one process)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 test-fast:        ## unit tests only (no end-to-end pipeline runs)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not e2e"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder -m "not e2e"

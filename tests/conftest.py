@@ -20,21 +20,32 @@ if "PYTEST_XDIST_WORKER" in os.environ:
 
 import pytest
 
-# pytest-xdist (`-n 2 --dist loadgroup`, pyproject.toml): the session fixtures that cost a model's
-# training or a run of the DAG, each named with the worker group of the tests that read it, so each
-# is built once, on one worker. A test reading none of them is grouped with its module (so each
-# module-scoped fixture is built once too).
+# pytest-xdist (`make test`: `-n auto --dist loadgroup --no-loadscope-reorder`): the session fixtures
+# that cost a model's training or a run of the DAG, each named with the worker group of the tests that
+# read it, so each is built once, on one worker. In the order the groups are handed out: the longest
+# first (their set-up seconds in a two-worker run: digits 149, spans 130, RGB with its re-runs 111,
+# 13-band 76, the mapping CNNs ~45, the exported model ~40), so that no worker starts one near the end
+# while the other sits idle. A test reading none of them is grouped with its module when it reads a
+# module- or class-scoped fixture (built once), else it is a unit of its own that either worker takes.
 HEAVY_FIXTURE_GROUPS = {
-    "tiny_rgb_run": "e2e-rgb",  # blocked_rgb_run and tiny_rgb_rerun build on it
-    "bands_run": "e2e-bands",
     "digits_run": "e2e-digits",
     "two_span_run": "e2e-spans",
-    "exported": "exported-model",
+    "tiny_rgb_run": "e2e-rgb",  # blocked_rgb_run and tiny_rgb_rerun build on it
+    "bands_run": "e2e-bands",
     "rgb_model": "map-models",  # tests/test_mapping.py and test_product.py read both CNNs
     "bands_model": "map-models",
     "bands_predictor": "map-models",  # built on bands_model
     "bands_server": "map-models",
+    "exported": "exported-model",
 }
+GROUP_ORDER = list(dict.fromkeys(HEAVY_FIXTURE_GROUPS.values()))
+
+
+def _shared_scope(item) -> bool:
+    """Whether the test reads a fixture that outlives it within its module (module, class, package)."""
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.values() if info else ()
+    return any(d[-1].scope in ("module", "class", "package") for d in defs if d)
 
 
 def _group_suffix_for_xdist(item, group: str) -> None:
@@ -54,17 +65,23 @@ def _group_suffix_for_xdist(item, group: str) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the marks
 def pytest_collection_modifyitems(config, items):
-    """Each test's xdist_group: that of the heavy session fixtures it reads, else its module's."""
+    """Each test's xdist_group (see HEAVY_FIXTURE_GROUPS); under xdist, the heavy groups first."""
     loadgroup = bool(config.getvalue("loadgroup")) if "PYTEST_XDIST_WORKER" in os.environ else False
+    rank = {}
     for item in items:
         groups = {HEAVY_FIXTURE_GROUPS[f] for f in getattr(item, "fixturenames", ()) if f in HEAVY_FIXTURE_GROUPS}
         if len(groups) > 1:
             raise pytest.UsageError(f"{item.nodeid} reads the heavy fixtures of groups {sorted(groups)}: "
                                     "give them one group in HEAVY_FIXTURE_GROUPS (tests/conftest.py)")
-        group = groups.pop() if groups else item.nodeid.split("::")[0]
+        group = groups.pop() if groups else item.nodeid.split("::")[0] if _shared_scope(item) else None
+        rank[id(item)] = GROUP_ORDER.index(group) if group in GROUP_ORDER else len(GROUP_ORDER)
+        if group is None:
+            continue
         item.add_marker(pytest.mark.xdist_group(group))
         if loadgroup:
             _group_suffix_for_xdist(item, group)
+    if loadgroup:  # one process keeps the files' order (module fixtures are torn down between files)
+        items.sort(key=lambda item: rank[id(item)])
 
 
 @pytest.fixture(scope="session")
