@@ -128,7 +128,7 @@ def _check_weights_file(hp: HParams) -> None:
 
 
 def set_stochastic_depth(backbone: tf.keras.Model, rate: float) -> None:
-    """Scale a Keras EfficientNetV2's stochastic depth so that its last block drops at `rate`.
+    """Scale a Keras EfficientNetV2, as Keras built it, so that its last block's stochastic depth is `rate`.
 
     Keras applications build each block's residual dropout (`Dropout` with one draw per image, `noise_shape`
     (batch, 1, 1, 1)) at KERAS_STOCHASTIC_DEPTH x block index / blocks; the layers read their rate when the
@@ -136,9 +136,7 @@ def set_stochastic_depth(backbone: tf.keras.Model, rate: float) -> None:
     """
     for layer in backbone.layers:
         if isinstance(layer, tf.keras.layers.Dropout) and tuple(layer.noise_shape or ()) == (None, 1, 1, 1):
-            if not hasattr(layer, "keras_rate"):
-                layer.keras_rate = layer.rate
-            layer.rate = layer.keras_rate * rate / KERAS_STOCHASTIC_DEPTH
+            layer.rate = layer.rate * rate / KERAS_STOCHASTIC_DEPTH
 
 
 def _keras_backbone(hp: HParams, channels: int, weights: Optional[str]) -> tf.keras.Model:
