@@ -45,6 +45,7 @@ from schema import features
 VARIANTS = {
     "default": {},
     "augment=none": {"augment": "none"},
+    "augment=flips": {"augment": "flips"},
     "colour_jitter=0": {"colour_jitter": 0.0},
     "label_smoothing=0": {"label_smoothing": 0.0},
     "weight_decay=0": {"weight_decay": 0.0},
@@ -55,6 +56,8 @@ VARIANTS = {
     "budget_scaling=false": {"budget_scaling": False},
     "dropout=0": {"dropout": 0.0},
     "stochastic_depth=0": {"stochastic_depth": 0.0},
+    # Keras applications build EfficientNetV2's BatchNorms at 0.9; 0.99 is Keras' layer default.
+    "batch_norm_momentum=0.99": {"batch_norm_momentum": 0.99},
     "early_stopping_start=1": {"early_stopping_start": 1.0},
 }
 

@@ -139,6 +139,17 @@ def set_stochastic_depth(backbone: tf.keras.Model, rate: float) -> None:
             layer.rate = layer.rate * rate / KERAS_STOCHASTIC_DEPTH
 
 
+def set_batch_norm_momentum(backbone: tf.keras.Model, momentum: float) -> None:
+    """Give every BatchNormalization of `backbone` this moving-statistics momentum.
+
+    Like the block drops' rates, a layer reads its momentum when the training step is traced, so setting it after
+    construction is what the model trains (and keeps its inference statistics) with.
+    """
+    for layer in backbone.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            layer.momentum = momentum
+
+
 def _keras_backbone(hp: HParams, channels: int, weights: Optional[str]) -> tf.keras.Model:
     constructor = getattr(tf.keras.applications, hp.backbone)
     with warnings.catch_warnings():
@@ -154,6 +165,7 @@ def _keras_backbone(hp: HParams, channels: int, weights: Optional[str]) -> tf.ke
             include_preprocessing=is_colour(channels),
         )
     set_stochastic_depth(backbone, hp.stochastic_depth)
+    set_batch_norm_momentum(backbone, hp.batch_norm_momentum)
     return backbone
 
 

@@ -148,6 +148,23 @@ def test_stochastic_depth_sets_the_rate_of_every_block_drop():
     np.testing.assert_allclose(off(x, training=True).numpy(), off(x, training=True).numpy(), rtol=1e-5)
 
 
+def test_batch_norm_momentum_is_what_every_backbone_batch_norm_trains_with():
+    def momenta(model):
+        return {layer.momentum for layer in model.get_layer(model_lib.BACKBONE_LAYER).layers
+                if isinstance(layer, tf.keras.layers.BatchNormalization)}
+
+    assert momenta(model_lib.build_model(HParams(weights="none", augment="none"))) == {0.9}  # Keras applications'
+    assert momenta(model_lib.build_model(HParams(weights="none", augment="none", batch_norm_momentum=0.99))) == {0.99}
+    # Set after construction, it is the momentum the moving statistics are updated with.
+    layer = tf.keras.layers.BatchNormalization()
+    layer.build((None, 2))
+    model_lib.set_batch_norm_momentum(tf.keras.Sequential([tf.keras.Input((2,)), layer]), 0.25)
+    layer(tf.ones((8, 2)), training=True)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), [0.75, 0.75], rtol=1e-6)
+    with pytest.raises(Exception, match="batch_norm_momentum"):
+        HParams.from_dict({"batch_norm_momentum": 1.0})
+
+
 def test_budget_rule_scales_regularisers_with_the_number_of_steps():
     from components.hparams import BUDGET_SCALED
 
