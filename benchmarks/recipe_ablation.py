@@ -15,7 +15,7 @@ validation curves and the test accuracy / macro F1 (mean and min-max over the se
     python benchmarks/recipe_ablation.py --run DIR --variants default augment=none --augment full
 
 Variants are `name` (a VARIANTS key) or `field=value` (any HParams field, as the config takes it).
-The tables this printed are in the README ("Why the recipe lost, and what changed").
+The tables this printed are in the README ("Why the recipe lost on the texture set", "One change at a time").
 """
 from __future__ import annotations
 
