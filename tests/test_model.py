@@ -161,7 +161,9 @@ def test_batch_norm_momentum_is_what_every_backbone_batch_norm_trains_with():
     model_lib.set_batch_norm_momentum(tf.keras.Sequential([tf.keras.Input((2,)), layer]), 0.25)
     layer(tf.ones((8, 2)), training=True)
     np.testing.assert_allclose(layer.moving_mean.numpy(), [0.75, 0.75], rtol=1e-6)
-    with pytest.raises(Exception, match="batch_norm_momentum"):
+    from schema.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="batch_norm_momentum"):
         HParams.from_dict({"batch_norm_momentum": 1.0})
 
 
