@@ -59,6 +59,7 @@ VARIANTS = {
     # Keras applications build EfficientNetV2's BatchNorms at 0.9; 0.99 is Keras' layer default.
     "batch_norm_momentum=0.99": {"batch_norm_momentum": 0.99},
     "early_stopping_start=1": {"early_stopping_start": 1.0},
+    "early_stopping_ties=earlier": {"early_stopping_ties": "earlier"},
 }
 
 

@@ -149,6 +149,10 @@ class HParams:
         0.5, "early stopping counts only from this fraction of the (fine-tuning) epoch budget on: the first "
         "epochs, warm-up included, always run, and their weights (BatchNorm statistics still settling) are "
         "never 'the best'")
+    early_stopping_ties: Literal["lower_loss", "earlier"] = setting(
+        "lower_loss", "two epochs with the same validation accuracy (a few-hundred-image eval split moves it in steps "
+        "of 1/n, so late epochs often tie): 'lower_loss' counts the later one as better when its validation loss is "
+        "lower; 'earlier' keeps the first (Keras' EarlyStopping)")
     budget_scaling: bool = setting(
         True, "the budget rule (budget_scale): the regularisers in BUDGET_SCALED are the strengths for a long "
         "run; a run of fewer than full_strength_steps optimiser steps (epochs x steps per epoch) gets them "

@@ -8,6 +8,7 @@ import tensorflow as tf
 from components import model as model_lib
 from components import trainer
 from components.hparams import TUTORIAL_RECIPE, HParams
+from schema.errors import ConfigError
 
 
 def _tiny_data(n=40, channels=3):
@@ -199,6 +200,37 @@ def test_early_stopping_stops_late_plateaus_with_the_best_counted_weights():
     assert epoch == 8  # 6 counted first (12 * 0.5), was the best; 7 and 8 did not improve
     callback.on_train_end()
     assert model.layers[0].get_weights()[0][0, 0] == 6.0
+
+
+def _restored_epoch(hp, curve):
+    """The epoch whose weights early stopping leaves in the model, for (val_accuracy, val_loss) per epoch."""
+    callback = trainer.early_stopping(hp, hp.epochs)
+    model = tf.keras.Sequential([tf.keras.Input((1,)), tf.keras.layers.Dense(1)])
+    callback.set_model(model)
+    callback.on_train_begin()
+    for epoch, (accuracy, loss) in enumerate(curve):
+        model.layers[0].set_weights([np.full((1, 1), float(epoch)), np.zeros(1)])
+        callback.on_epoch_end(epoch, {"val_accuracy": accuracy, "val_loss": loss})
+        if model.stop_training:
+            break
+    callback.on_train_end()
+    return epoch, int(model.layers[0].get_weights()[0][0, 0])
+
+
+def test_early_stopping_ties_go_to_the_lower_validation_loss():
+    """The digits seed that Keras' rule cost 1.6 points: epochs 6 and 9 (1-based) at the same 0.9712, epoch 9 with
+    the lower loss. Keras stopped after epoch 9 and restored epoch 6; the tie rule keeps epoch 9 and runs epoch 10."""
+    curve = [(0.60, 3.3), (0.15, 182.0), (0.63, 8.0), (0.86, 0.98), (0.945, 0.27),
+             (0.9712, 0.1999), (0.9539, 0.2239), (0.9654, 0.1899), (0.9712, 0.1810), (0.9683, 0.1800)]
+    hp = HParams(weights="none", epochs=10, early_stopping_patience=3)
+    assert _restored_epoch(hp, curve) == (9, 8)  # all 10 epochs ran; epoch index 8 (the 9th) restored
+    assert _restored_epoch(HParams(weights="none", epochs=10, early_stopping_patience=3,
+                                   early_stopping_ties="earlier"), curve) == (8, 5)
+    # A tie with a higher loss is no improvement: the earlier epoch stays the best.
+    worse = curve[:8] + [(0.9712, 0.25), (0.9600, 0.30)]
+    assert _restored_epoch(hp, worse) == (8, 5)
+    with pytest.raises(ConfigError, match="early_stopping_ties"):
+        HParams.from_dict({"early_stopping_ties": "later"})
 
 
 def test_concurrent_runs_do_not_share_resume_checkpoints(tmp_path):
