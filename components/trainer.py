@@ -136,10 +136,12 @@ class EarlyStoppingWithTies(tf.keras.callbacks.EarlyStopping):
         self._best_tie: Optional[float] = None
 
     def on_train_begin(self, logs=None) -> None:
+        """Keras' reset, and no best tie value yet."""
         super().on_train_begin(logs)
         self._best_tie = None
 
     def on_epoch_end(self, epoch, logs=None) -> None:
+        """Keras' rule, with this epoch's tie value at hand; the best epoch's kept."""
         self._tie = (logs or {}).get(self.tie_monitor)
         super().on_epoch_end(epoch, logs)
         if self.best_epoch == epoch:
