@@ -165,56 +165,51 @@ def test_early_stopping_waits_for_the_warm_up_and_half_the_budget():
         HParams(early_stopping_start=1.5)
 
 
+def _run_early_stopping(hp, epoch_logs):
+    """Drive the Trainer's early stopping through Keras' hooks, one logs dict per epoch, each epoch's weights set
+    to its index; returns the last epoch run, the epoch whose weights end the run, and the callback."""
+    callback = trainer.early_stopping(hp, hp.epochs)
+    model = tf.keras.Sequential([tf.keras.Input((1,)), tf.keras.layers.Dense(1)])
+    callback.set_model(model)
+    callback.on_train_begin()
+    for epoch, logs in enumerate(epoch_logs):
+        model.layers[0].set_weights([np.full((1, 1), float(epoch)), np.zeros(1)])
+        callback.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callback.on_train_end()
+    return epoch, float(model.layers[0].get_weights()[0][0, 0]), callback
+
+
+def _accuracies(curve):
+    return [{"val_accuracy": accuracy} for accuracy in curve]
+
+
 def test_early_stopping_neither_stops_nor_keeps_weights_from_the_first_half():
     """The collapse seen on real images: the best validation score came in epoch 1, while the
     BatchNorm statistics were still settling, and early stopping after epoch 4 restored it."""
     hp = HParams(weights="none", epochs=10, early_stopping_patience=3)
-    callback = trainer.early_stopping(hp, hp.epochs)
-    model = tf.keras.Sequential([tf.keras.Input((1,)), tf.keras.layers.Dense(1)])
-    callback.set_model(model)
-    callback.on_train_begin()
     # Best validation accuracy in epoch 0, then worse: with patience 3 from the start this would
     # stop after epoch 3 and restore epoch 0.
     curve = [0.9, 0.1, 0.1, 0.1, 0.1, 0.5, 0.6, 0.55, 0.5, 0.5]
-    for epoch, accuracy in enumerate(curve):
-        model.layers[0].set_weights([np.full((1, 1), float(epoch)), np.zeros(1)])
-        callback.on_epoch_end(epoch, {"val_accuracy": accuracy})
-        if model.stop_training:
-            break
+    epoch, restored, callback = _run_early_stopping(hp, _accuracies(curve))
     assert epoch == 9  # the whole budget ran: nothing counted before epoch 5
-    callback.on_train_end()
-    assert callback.best_epoch == 6 and model.layers[0].get_weights()[0][0, 0] == 6.0
+    assert callback.best_epoch == 6 and restored == 6.0
 
 
 def test_early_stopping_stops_late_plateaus_with_the_best_counted_weights():
     hp = HParams(weights="none", epochs=12, early_stopping_patience=2)
-    callback = trainer.early_stopping(hp, hp.epochs)
-    model = tf.keras.Sequential([tf.keras.Input((1,)), tf.keras.layers.Dense(1)])
-    callback.set_model(model)
-    callback.on_train_begin()
-    for epoch, accuracy in enumerate([0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.7, 0.7, 0.7, 0.9, 0.9]):
-        model.layers[0].set_weights([np.full((1, 1), float(epoch)), np.zeros(1)])
-        callback.on_epoch_end(epoch, {"val_accuracy": accuracy})
-        if model.stop_training:
-            break
+    curve = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.7, 0.7, 0.7, 0.9, 0.9]
+    epoch, restored, _ = _run_early_stopping(hp, _accuracies(curve))
     assert epoch == 8  # 6 counted first (12 * 0.5), was the best; 7 and 8 did not improve
-    callback.on_train_end()
-    assert model.layers[0].get_weights()[0][0, 0] == 6.0
+    assert restored == 6.0
 
 
 def _restored_epoch(hp, curve):
-    """The epoch whose weights early stopping leaves in the model, for (val_accuracy, val_loss) per epoch."""
-    callback = trainer.early_stopping(hp, hp.epochs)
-    model = tf.keras.Sequential([tf.keras.Input((1,)), tf.keras.layers.Dense(1)])
-    callback.set_model(model)
-    callback.on_train_begin()
-    for epoch, (accuracy, loss) in enumerate(curve):
-        model.layers[0].set_weights([np.full((1, 1), float(epoch)), np.zeros(1)])
-        callback.on_epoch_end(epoch, {"val_accuracy": accuracy, "val_loss": loss})
-        if model.stop_training:
-            break
-    callback.on_train_end()
-    return epoch, int(model.layers[0].get_weights()[0][0, 0])
+    """(last epoch run, epoch restored) for (val_accuracy, val_loss) per epoch."""
+    epoch, restored, _ = _run_early_stopping(
+        hp, [{"val_accuracy": accuracy, "val_loss": loss} for accuracy, loss in curve])
+    return epoch, restored
 
 
 def test_early_stopping_ties_go_to_the_lower_validation_loss():
