@@ -309,10 +309,11 @@ def compile_model(
     schedule = learning_rate_schedule(
         hp, peak, max(1, epochs * steps_per_epoch), int(hp.warmup_epochs * steps_per_epoch)
     )
+    clipping = {"global_clipnorm": hp.gradient_clip_norm} if hp.gradient_clip_norm else {}
     if hp.optimizer == "adamw":
-        optimizer = tf.keras.optimizers.AdamW(learning_rate=schedule, weight_decay=hp.weight_decay)
+        optimizer = tf.keras.optimizers.AdamW(learning_rate=schedule, weight_decay=hp.weight_decay, **clipping)
     else:
-        optimizer = tf.keras.optimizers.Adam(learning_rate=schedule)
+        optimizer = tf.keras.optimizers.Adam(learning_rate=schedule, **clipping)
     model.compile(
         optimizer=optimizer,
         loss=tf.keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
