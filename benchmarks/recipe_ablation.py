@@ -60,6 +60,7 @@ VARIANTS = {
     "batch_norm_momentum=0.99": {"batch_norm_momentum": 0.99},
     "early_stopping_start=1": {"early_stopping_start": 1.0},
     "early_stopping_ties=earlier": {"early_stopping_ties": "earlier"},
+    "gradient_clip_norm=null": {"gradient_clip_norm": None},
 }
 
 

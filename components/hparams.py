@@ -264,8 +264,8 @@ BUDGET_SCALED = ("augment_share", "label_smoothing", "weight_decay", "dropout", 
 
 # The tutorial's recipe, kept for comparison (benchmarks/train_throughput.py): Adam at a
 # constant rate (learning_rate as given, from scratch too), no augmentation, no label smoothing,
-# one phase.
+# no gradient clipping, one phase.
 TUTORIAL_RECIPE = dict(
     optimizer="adam", lr_schedule="constant", augment="none", label_smoothing=0.0, head_epochs=0,
-    weight_decay=0.0, warmup_epochs=0.0, scratch_lr_factor=1.0,
+    weight_decay=0.0, warmup_epochs=0.0, scratch_lr_factor=1.0, gradient_clip_norm=None,
 )

@@ -86,6 +86,18 @@ def test_compile_uses_adamw_and_label_smoothing(small_model):
     assert m.loss.get_config()["label_smoothing"] == 0.2
 
 
+@pytest.mark.parametrize("optimizer", ["adamw", "adam"])
+def test_compile_clips_the_global_gradient_norm_unless_switched_off(small_model, optimizer):
+    clipped = model_lib.compile_model(small_model, HParams(weights="none", optimizer=optimizer), steps_per_epoch=10)
+    assert clipped.optimizer.global_clipnorm == HParams().gradient_clip_norm == 1.0
+    spike = [tf.constant([300.0, 400.0])]  # norm 500
+    assert float(tf.norm(clipped.optimizer._clip_gradients(spike)[0])) == pytest.approx(1.0)
+    unclipped = model_lib.compile_model(small_model, HParams(weights="none", optimizer=optimizer,
+                                                             gradient_clip_norm=None), steps_per_epoch=10)
+    assert unclipped.optimizer.global_clipnorm is None
+    assert float(tf.norm(unclipped.optimizer._clip_gradients(spike)[0])) == pytest.approx(500.0)
+
+
 def test_thirteen_band_model_reuses_rgb_weights(tmp_path):
     rgb = model_lib.build_backbone(HParams(weights="none"))
     path = str(tmp_path / "rgb.h5")

@@ -104,6 +104,7 @@ def test_tutorial_recipe_is_plain_adam():
     hp = HParams(weights="none", **TUTORIAL_RECIPE)
     model = model_lib.compile_model(model_lib.build_model(hp), hp, steps_per_epoch=5)
     assert type(model.optimizer).__name__ == "Adam" and hp.augment == "none"
+    assert model.optimizer.global_clipnorm is None
     assert float(tf.keras.backend.get_value(model.optimizer.learning_rate)) == pytest.approx(hp.learning_rate)
 
 
