@@ -15,6 +15,8 @@ validation curves and the test accuracy / macro F1 (mean and min-max over the se
     python benchmarks/recipe_ablation.py --run DIR --variants default augment=none --augment full
 
 Variants are `name` (a VARIANTS key) or `field=value` (any HParams field, as the config takes it).
+`--gradient-norms` also prints, per run, the global norm of each step's gradients before clipping
+(per-epoch medians, the share above 1, the largest): what `gradient_clip_norm` clips.
 The tables this printed are in the README ("Why the recipe lost on the texture set", "One change at a time").
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -87,7 +90,34 @@ def splits_of(examples_uri: str) -> dict:
     return out
 
 
-def project_side(splits, tmp: str, overrides: dict, base: dict, seed: int) -> dict:
+@contextlib.contextmanager
+def recorded_gradient_norms(path: str):
+    """While open, every optimiser step writes its gradients' global norm (before clipping) to `path`, one a line.
+
+    A hook on tf_keras' optimiser clipping step (a private method: this is a diagnostic, not the Trainer's path).
+    """
+    import tensorflow as tf
+    from tf_keras.src.optimizers import optimizer as keras_optimizer
+
+    original = keras_optimizer._BaseOptimizer._clip_gradients
+
+    def recording(self, grads):
+        tf.print(tf.linalg.global_norm([g for g in grads if g is not None]), output_stream=f"file://{path}")
+        return original(self, grads)
+
+    keras_optimizer._BaseOptimizer._clip_gradients = recording
+    try:
+        yield
+    finally:
+        keras_optimizer._BaseOptimizer._clip_gradients = original
+
+
+def norm_summary(norms: np.ndarray, epochs: int) -> dict:
+    return {"per_epoch_median": [round(float(np.median(e)), 2) for e in np.array_split(norms, epochs)],
+            "share_above_1": round(float(np.mean(norms > 1.0)), 3), "largest": round(float(norms.max()), 1)}
+
+
+def project_side(splits, tmp: str, overrides: dict, base: dict, seed: int, gradient_norms: bool = False) -> dict:
     import tensorflow as tf
 
     from components.dataset import input_fn, local_data_accessor, write_transformed
@@ -100,12 +130,17 @@ def project_side(splits, tmp: str, overrides: dict, base: dict, seed: int) -> di
     tf.keras.utils.set_random_seed(hp.seed)
     start = time.perf_counter()
     train_input = input_fn(files, local_data_accessor(), tft_output, hp.batch_size, training=True, seed=hp.seed)
-    model, history = train(hp, train_input.batches, eval_ds, math.ceil(train_input.examples / hp.batch_size))
+    norms_path = os.path.join(tmp, f"gradient-norms-{seed}-{time.monotonic_ns()}.txt")
+    with recorded_gradient_norms(norms_path) if gradient_norms else contextlib.nullcontext():
+        model, history = train(hp, train_input.batches, eval_ds, math.ceil(train_input.examples / hp.batch_size))
     seconds = time.perf_counter() - start
     predicted = model.predict(splits["test"][0], batch_size=256, verbose=0).argmax(1)
-    return {**real_data.sklearn_scores(splits["test"][2], predicted), "seconds": round(seconds, 1),
-            "val_accuracy": [round(v, 3) for v in history.get("val_accuracy", [])],
-            "epochs_run": len(history.get("val_accuracy", []))}
+    epochs_run = len(history.get("val_accuracy", []))
+    result = {**real_data.sklearn_scores(splits["test"][2], predicted), "seconds": round(seconds, 1),
+              "val_accuracy": [round(v, 3) for v in history.get("val_accuracy", [])], "epochs_run": epochs_run}
+    if gradient_norms:
+        result["gradient_norms"] = norm_summary(np.loadtxt(norms_path, ndmin=1), max(1, epochs_run))
+    return result
 
 
 def summary(runs: list) -> str:
@@ -128,6 +163,8 @@ def main(argv=None) -> int:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS))
     p.add_argument("--no-plain", action="store_true", help="skip the plain Keras loop")
     p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--gradient-norms", action="store_true",
+                   help="also record each step's global gradient norm before clipping (per-epoch medians)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -151,10 +188,13 @@ def main(argv=None) -> int:
                 print(f"{'':<28}val {r['val_accuracy']}", flush=True)
         for name in args.variants:
             overrides = parse_variant(name)
-            report[name] = [project_side(splits, tmp, overrides, base, seed) for seed in args.seeds]
+            report[name] = [project_side(splits, tmp, overrides, base, seed, args.gradient_norms)
+                            for seed in args.seeds]
             print(f"{name:<28}{summary(report[name])}", flush=True)
             for r in report[name]:
                 print(f"{'':<28}val {r['val_accuracy']} ({r['seconds']} s)", flush=True)
+                if "gradient_norms" in r:
+                    print(f"{'':<28}gradient norms {r['gradient_norms']}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
