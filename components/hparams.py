@@ -128,7 +128,7 @@ class HParams:
     weight_decay: NonNegativeFloat = setting(1e-4, "AdamW's decoupled weight decay")
     gradient_clip_norm: Optional[PositiveFloat] = setting(
         1.0, "clip each step's gradients to this global norm (Keras optimizers' global_clipnorm): from scratch the "
-        "first epochs' gradients reach norms of 20-40 against 0.1-1 later, and Adam's second-moment average "
+        "first epoch's gradients have norms of 20-40 against 0.05-0.6 in the last, and Adam's second-moment average "
         "(beta_2 0.999, a memory of ~1,000 steps) carries them through a short run; measured: README 'One change "
         "at a time'; null: no clipping")
     label_smoothing: OpenFraction = setting(0.1, "label smoothing of the cross-entropy")
