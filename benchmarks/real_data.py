@@ -146,6 +146,18 @@ def mean_spread(values) -> str:
     return f"{np.mean(values):.4f} ± {(max(values) - min(values)) / 2:.4f}"
 
 
+def margin_and_spread(project, plain) -> tuple[float, float, float]:
+    """(project mean - plain mean, the spread, the larger half-range) of one metric over the seeds.
+
+    The spread is the largest of both sides' sample standard deviations (ddof 1) and half-ranges
+    (half of max - min): the project wins a metric when the margin is above it.
+    """
+    margin = float(np.mean(project) - np.mean(plain))
+    half_range = max(max(project) - min(project), max(plain) - min(plain)) / 2
+    spread = max([half_range, *(float(np.std(side, ddof=1)) for side in (project, plain) if len(side) > 1)])
+    return margin, float(spread), float(half_range)
+
+
 def compare(name: str, runs: dict, args) -> bool:
     """Print one set's table; whether the project's mean beats the plain loop's by more than the
     spread (the largest of both sides' sample stds and half-ranges) on accuracy and on macro F1.
@@ -160,10 +172,7 @@ def compare(name: str, runs: dict, args) -> bool:
         acc, f1 = [r["accuracy"] for r in side], [r["macro_f1"] for r in side]
         print(f"{label:<44}{mean_spread(acc):>26}{mean_spread(f1):>26}  {[round(a, 4) for a in acc]}")
     for metric in ("accuracy", "macro_f1"):
-        a, b = [r[metric] for r in project], [r[metric] for r in plain]
-        margin = np.mean(a) - np.mean(b)
-        half_range = max(max(a) - min(a), max(b) - min(b)) / 2
-        spread = max([half_range, *(np.std(side, ddof=1) for side in (a, b) if len(side) > 1)])
+        margin, spread, half_range = margin_and_spread([r[metric] for r in project], [r[metric] for r in plain])
         wins &= margin > spread
         print(f"project - plain, {metric}: {margin:+.4f} (spread {spread:.4f}: the larger of the sides' sample "
               f"stds and half-ranges; the larger half-range alone {half_range:.4f}): "

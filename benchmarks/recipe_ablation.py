@@ -43,6 +43,7 @@ import real_data
 
 from components.hparams import HParams
 from schema import features
+from schema.errors import ConfigError, user_errors_to_exit
 
 # One change at a time from the default recipe (the budget rule's "auto" values are the default).
 VARIANTS = {
@@ -67,18 +68,27 @@ VARIANTS = {
 }
 
 
-def parse_variant(text: str) -> dict:
+def parse_variant(text: str, base: dict | None = None) -> dict:
+    """A variant's HParams overrides: a VARIANTS name, or FIELD=VALUE[,FIELD=VALUE...] (values as JSON or text).
+
+    With `base`, the overrides are also checked against HParams (an unknown field or a bad value is a one-line
+    ConfigError), so a typo stops the benchmark before anything trains.
+    """
     if text in VARIANTS:
-        return VARIANTS[text]
-    if "=" not in text:
-        raise SystemExit(f"variant {text!r}: expected one of {', '.join(VARIANTS)} or FIELD=VALUE")
-    overrides = {}
-    for part in text.split(","):
-        key, value = part.split("=", 1)
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
+        overrides = VARIANTS[text]
+    else:
+        overrides = {}
+        for part in text.split(","):
+            key, sep, value = part.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"variant {text!r}: expected one of {', '.join(VARIANTS)} "
+                                  "or FIELD=VALUE[,FIELD=VALUE]")
+            try:
+                overrides[key] = json.loads(value)
+            except json.JSONDecodeError:
+                overrides[key] = value
+    if base is not None:
+        HParams.from_dict({**base, **overrides})
     return overrides
 
 
@@ -167,6 +177,8 @@ def main(argv=None) -> int:
                    help="also record each step's global gradient norm before clipping (per-epoch medians)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    base = {"weights": "none", "epochs": args.epochs, "batch_size": args.batch_size, "augment": args.augment}
+    variants = {name: parse_variant(name, base) for name in args.variants}
 
     examples_uri = args.examples
     if args.run:
@@ -175,7 +187,6 @@ def main(argv=None) -> int:
         examples_uri = latest_results(os.path.join(args.run, "metadata", f"{args.pipeline_name}.sqlite"),
                                       args.pipeline_name).examples_uri
     splits = splits_of(examples_uri)
-    base = {"weights": "none", "epochs": args.epochs, "batch_size": args.batch_size, "augment": args.augment}
     print(f"split {len(splits['train'][0])} train / {len(splits['eval'][0])} eval / {len(splits['test'][0])} test; "
           f"{args.epochs} epochs, batch {args.batch_size}, seeds {args.seeds}", flush=True)
     report = {}
@@ -186,8 +197,7 @@ def main(argv=None) -> int:
             print(f"{'plain Keras loop':<28}{summary(report['plain'])}", flush=True)
             for r in report["plain"]:
                 print(f"{'':<28}val {r['val_accuracy']}", flush=True)
-        for name in args.variants:
-            overrides = parse_variant(name)
+        for name, overrides in variants.items():
             report[name] = [project_side(splits, tmp, overrides, base, seed, args.gradient_norms)
                             for seed in args.seeds]
             print(f"{name:<28}{summary(report[name])}", flush=True)
@@ -202,4 +212,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(user_errors_to_exit(main))
