@@ -1,19 +1,15 @@
 """benchmarks/eurosat_full.py: its arguments and its one-line refusals offline (it is not run here:
 it needs the real EuroSAT, ImageNet weights and, to finish in reasonable time, a GPU)."""
-import importlib.util
 import os
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.benchmark_modules import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("eurosat_full", os.path.join(ROOT, "benchmarks", "eurosat_full.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("eurosat_full")
 
 
 def test_defaults_are_the_documented_run(bench):

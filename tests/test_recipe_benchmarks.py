@@ -3,37 +3,21 @@
 real_data.py's verdict (the project's mean above the plain loop's by more than the spread) is what the
 recipe issue is judged on; recipe_ablation.py must refuse a mistyped variant before it trains for minutes.
 """
-import importlib.util
-import os
-import sys
-
 import numpy as np
 import pytest
 
 from schema.errors import ConfigError
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _load(name):
-    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))  # recipe_ablation imports real_data as a sibling
-    try:
-        spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "benchmarks", f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(os.path.join(ROOT, "benchmarks"))
-    return module
+from tests.benchmark_modules import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def real_data():
-    return _load("real_data")
+    return load_benchmark("real_data")
 
 
 @pytest.fixture(scope="module")
 def ablation():
-    return _load("recipe_ablation")
+    return load_benchmark("recipe_ablation")
 
 
 def test_the_texture_run_in_the_readme_wins_by_more_than_the_spread(real_data):
